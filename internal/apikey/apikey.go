@@ -1,0 +1,68 @@
+// Package apikey is the domain of apikeyd: API keys, the principals that
+// present credentials, and the Service that owns every rule about them.
+// The HTTP edges (GraphQL and REST) call only the Service; the Service calls
+// only its Store.
+package apikey
+
+import (
+	"context"
+	"time"
+)
+
+// APIKey is a key as its owner may see it. The secret is never part of it.
+type APIKey struct {
+	ID         string
+	UserID     string
+	KeyPrefix  string // the key prefix and the first four secret characters
+	Name       *string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+}
+
+// NewKey is a key to insert: its row plus the hash of the secret.
+type NewKey struct {
+	APIKey
+	Hash string
+}
+
+// Created is the result of Service.Create: the key and, once only, its secret.
+type Created struct {
+	APIKey
+	Secret string
+}
+
+// Revoked is the result of Service.Revoke.
+type Revoked struct {
+	ID        string
+	RevokedAt time.Time
+}
+
+// CreateInput is what a caller may choose about a new key.
+type CreateInput struct {
+	Name      *string
+	ExpiresAt *time.Time
+}
+
+// Store persists keys. Implementations translate their own failures:
+// an unreachable database is apperr.ServerBusy; anything else is returned as is
+// and shown to clients as an internal error.
+type Store interface {
+	// CreateKey inserts k unless the user already has max unrevoked keys,
+	// atomically with respect to other CreateKey calls for the same user.
+	// Returns apperr.KeyLimitReached when the limit is reached.
+	CreateKey(ctx context.Context, k NewKey, max int) error
+	// ListKeys returns the user's unrevoked keys, newest first.
+	ListKeys(ctx context.Context, userID string) ([]APIKey, error)
+	// RevokeKey sets revoked_at on the user's unrevoked key id in one
+	// conditional update. Returns apperr.NotFound when no row changed.
+	RevokeKey(ctx context.Context, userID, id string, at time.Time) error
+	// FindKeyByHash returns the unrevoked key whose hash is hash.
+	// Returns apperr.NotFound when there is none.
+	FindKeyByHash(ctx context.Context, hash string) (APIKey, error)
+	// TouchKeys sets last_used_at = at on the given keys where it is older.
+	TouchKeys(ctx context.Context, ids []string, at time.Time) error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,124 @@
+package apikey
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/crc32"
+	"strings"
+)
+
+// The key format: <prefix><secret: 32 base62 chars><checksum: 6 base62 chars>.
+const (
+	base62Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	secretLen      = 32
+	checksumLen    = 6
+	// DisplayLen is how many secret characters key_prefix shows after the prefix.
+	DisplayLen = 4
+	// DefaultPrefix is the key prefix when none is configured.
+	DefaultPrefix = "atiru_"
+	// maxPrefixLen bounds the configurable prefix.
+	maxPrefixLen = 32
+)
+
+// ValidPrefix reports whether p is a usable key prefix: lower-case letters and
+// digits ending in '_', at most 32 bytes, at least one character before '_'.
+func ValidPrefix(p string) bool {
+	if len(p) < 2 || len(p) > maxPrefixLen || p[len(p)-1] != '_' {
+		return false
+	}
+	for i := 0; i < len(p)-1; i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Format generates, checks and hashes keys with one prefix.
+type Format struct {
+	prefix string
+}
+
+// NewFormat returns the key format for prefix, which must satisfy ValidPrefix.
+func NewFormat(prefix string) Format { return Format{prefix: prefix} }
+
+// Prefix returns the key prefix, e.g. "atiru_".
+func (f Format) Prefix() string { return f.prefix }
+
+// KeyLen is the length in bytes of every key of this format.
+func (f Format) KeyLen() int { return len(f.prefix) + secretLen + checksumLen }
+
+// Generate returns a new random key: 32 base62 characters from crypto/rand
+// (about 190 bits) after the prefix, then the checksum.
+func (f Format) Generate() string {
+	b := make([]byte, len(f.prefix), f.KeyLen())
+	copy(b, f.prefix)
+	// Rejection sampling keeps every character uniform: 248 = 4*62.
+	var buf [64]byte
+	for n := 0; n < secretLen; {
+		if _, err := rand.Read(buf[:]); err != nil {
+			panic("apikey: crypto/rand failed: " + err.Error()) // rand.Read never fails on supported platforms.
+		}
+		for _, c := range buf {
+			if c < 248 && n < secretLen {
+				b = append(b, base62Alphabet[c%62])
+				n++
+			}
+		}
+	}
+	return string(appendChecksum(b, b))
+}
+
+// appendChecksum appends the 6-character base62 CRC-32 (IEEE) of body to dst.
+func appendChecksum(dst, body []byte) []byte {
+	sum := crc32.ChecksumIEEE(body)
+	var out [checksumLen]byte
+	for i := checksumLen - 1; i >= 0; i-- {
+		out[i] = base62Alphabet[sum%62]
+		sum /= 62
+	}
+	return append(dst, out[:]...)
+}
+
+// LooksLikeKey reports whether s starts with this format's prefix: such a
+// bearer credential is an API key, anything else a JWT.
+func (f Format) LooksLikeKey(s string) bool { return strings.HasPrefix(s, f.prefix) }
+
+// WellFormed reports whether key has this format's prefix, length, alphabet
+// and a matching checksum. It touches no database and does not allocate, so
+// mistyped and forged keys are refused at almost no cost.
+func (f Format) WellFormed(key string) bool {
+	if len(key) != f.KeyLen() || !strings.HasPrefix(key, f.prefix) {
+		return false
+	}
+	for i := len(f.prefix); i < len(key); i++ {
+		if !isBase62(key[i]) {
+			return false
+		}
+	}
+	body := key[:len(key)-checksumLen]
+	sum := crc32.Update(0, crc32.IEEETable, []byte(body))
+	for i := len(key) - 1; i >= len(body); i-- {
+		if key[i] != base62Alphabet[sum%62] {
+			return false
+		}
+		sum /= 62
+	}
+	return sum == 0
+}
+
+// DisplayPrefix returns the part of key shown in listings: the prefix plus
+// the first four secret characters.
+func (f Format) DisplayPrefix(key string) string { return key[:len(f.prefix)+DisplayLen] }
+
+func isBase62(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+}
+
+// Hash returns the hex SHA-256 of key: the only form in which a key is stored.
+func Hash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}

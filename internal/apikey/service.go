@@ -1,0 +1,237 @@
+package apikey
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// MaxNameLen is the longest key name, in Unicode code points.
+const MaxNameLen = 100
+
+// Config holds the Service's settings.
+type Config struct {
+	Prefix           string        // key prefix; DefaultPrefix when empty
+	MaxKeysPerUser   int           // active keys per user; 100 when zero
+	LastUsedInterval time.Duration // minimum time between last_used_at writes of one key; 60s when zero
+	Now              func() time.Time
+}
+
+// Service owns every rule about API keys: who may manage them, what a valid
+// name or expiry is, how keys are generated, hashed, limited, revoked and
+// verified. Both HTTP edges call it and nothing else.
+type Service struct {
+	store  Store
+	format Format
+	max    int
+	now    func() time.Time
+	usage  *usage
+}
+
+// NewService returns a Service over store. Call Run to write last_used_at.
+func NewService(store Store, cfg Config) *Service {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.MaxKeysPerUser <= 0 {
+		cfg.MaxKeysPerUser = 100
+	}
+	if cfg.LastUsedInterval <= 0 {
+		cfg.LastUsedInterval = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{
+		store:  store,
+		format: NewFormat(cfg.Prefix),
+		max:    cfg.MaxKeysPerUser,
+		now:    cfg.Now,
+		usage:  newUsage(cfg.LastUsedInterval),
+	}
+}
+
+// Format returns the key format the service issues and accepts.
+func (s *Service) Format() Format { return s.format }
+
+// timestamp returns now in UTC at the millisecond precision the API shows.
+func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// Create issues a new key for the JWT principal of ctx and returns it with its
+// secret, the only time the secret is ever available.
+// Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN without a valid principal,
+// JWT_REQUIRED for an API-key principal, INVALID_REQUEST for a bad name or
+// expiry, KEY_LIMIT_REACHED when the user holds MaxKeysPerUser keys.
+func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
+	p, err := RequireJWT(ctx)
+	if err != nil {
+		return Created{}, err
+	}
+	now := s.timestamp()
+	name, err := normalizeName(in.Name)
+	if err != nil {
+		return Created{}, err
+	}
+	var expires *time.Time
+	if in.ExpiresAt != nil {
+		t := in.ExpiresAt.UTC().Truncate(time.Millisecond)
+		if !t.After(now) {
+			return Created{}, apperr.New(apperr.InvalidRequest, "expires_at must be in the future")
+		}
+		expires = &t
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Created{}, err
+	}
+	secret := s.format.Generate()
+	k := APIKey{
+		ID:        id.String(),
+		UserID:    p.UserID,
+		KeyPrefix: s.format.DisplayPrefix(secret),
+		Name:      name,
+		CreatedAt: now,
+		ExpiresAt: expires,
+	}
+	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret)}, s.max); err != nil {
+		return Created{}, err
+	}
+	return Created{APIKey: k, Secret: secret}, nil
+}
+
+// List returns the unrevoked keys of the JWT principal of ctx, newest first,
+// expired ones included.
+// Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN/JWT_REQUIRED as Create does.
+func (s *Service) List(ctx context.Context) ([]APIKey, error) {
+	p, err := RequireJWT(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListKeys(ctx, p.UserID)
+}
+
+// Revoke revokes the key id of the JWT principal of ctx. From the moment it
+// returns, Verify refuses the key.
+// Returns NOT_FOUND when id is malformed, unknown, another user's or already
+// revoked (never saying which), and the auth errors of Create.
+func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
+	p, err := RequireJWT(ctx)
+	if err != nil {
+		return Revoked{}, err
+	}
+	uid, ok := canonicalID(id)
+	if !ok {
+		return Revoked{}, errKeyNotFound
+	}
+	at := s.timestamp()
+	if err := s.store.RevokeKey(ctx, p.UserID, uid, at); err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return Revoked{}, errKeyNotFound
+		}
+		return Revoked{}, err
+	}
+	return Revoked{ID: uid, RevokedAt: at}, nil
+}
+
+// Verify authenticates an API key and records its use.
+// Returns INVALID_OR_EXPIRED_TOKEN for a malformed, unknown, revoked or
+// expired key, and SERVER_BUSY when the database cannot be reached.
+func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
+	if !s.format.WellFormed(key) {
+		return Principal{}, errInvalidKey
+	}
+	k, err := s.store.FindKeyByHash(ctx, Hash(key))
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return Principal{}, errInvalidKey
+		}
+		return Principal{}, err
+	}
+	now := s.now()
+	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
+		return Principal{}, errInvalidKey
+	}
+	s.usage.touch(k.ID, now)
+	return Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID}, nil
+}
+
+// Key returns the principal's own API key when it authenticated with one.
+// It is what GraphQL's viewer shows.
+func (s *Service) Key(ctx context.Context, p Principal) (*APIKey, error) {
+	if p.Method != MethodAPIKey {
+		return nil, nil
+	}
+	keys, err := s.store.ListKeys(ctx, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range keys {
+		if keys[i].ID == p.KeyID {
+			return &keys[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// Ready reports whether the database answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+var (
+	errKeyNotFound = apperr.New(apperr.NotFound, "API key not found")
+	errInvalidKey  = apperr.New(apperr.InvalidToken, "invalid or expired token")
+)
+
+// canonicalID returns id as a lower-case hyphenated UUID, or false.
+func canonicalID(id string) (string, bool) {
+	if len(id) != 36 {
+		return "", false
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// normalizeName trims name and checks it; an empty name is no name.
+func normalizeName(name *string) (*string, error) {
+	if name == nil {
+		return nil, nil
+	}
+	if !utf8.ValidString(*name) {
+		return nil, apperr.New(apperr.InvalidRequest, "name must be valid UTF-8")
+	}
+	n := strings.TrimSpace(*name)
+	if n == "" {
+		return nil, nil
+	}
+	if utf8.RuneCountInString(n) > MaxNameLen {
+		return nil, apperr.Errorf(apperr.InvalidRequest, "name must be at most %d characters", MaxNameLen)
+	}
+	for _, r := range n {
+		if unicode.IsControl(r) || isBidiControl(r) {
+			return nil, apperr.New(apperr.InvalidRequest, "name must not contain control or bidirectional formatting characters")
+		}
+	}
+	return &n, nil
+}
+
+// isBidiControl reports whether r reorders text: such characters let a name
+// display differently from what it is (Trojan Source).
+func isBidiControl(r rune) bool {
+	switch {
+	case r == '\u061c', r == '\u200e', r == '\u200f':
+		return true
+	case r >= '\u202a' && r <= '\u202e':
+		return true
+	case r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
+}

@@ -1,0 +1,100 @@
+package apikey
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// flushEvery is how often recorded key uses are written: the first use of a
+// key shows in last_used_at within about this long.
+const flushEvery = time.Second
+
+// usage coalesces last_used_at writes: each key is marked at most once per
+// interval, and marks are written in one statement per flush, off the
+// verification path.
+type usage struct {
+	interval time.Duration
+
+	mu      sync.Mutex
+	marked  map[string]time.Time // key id -> when its use was last marked
+	pending map[string]struct{}  // marked since the last flush
+}
+
+func newUsage(interval time.Duration) *usage {
+	return &usage{interval: interval, marked: map[string]time.Time{}, pending: map[string]struct{}{}}
+}
+
+// touch records a use of key id at now; it never blocks on the database.
+func (u *usage) touch(id string, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if last, ok := u.marked[id]; ok && now.Sub(last) < u.interval {
+		return
+	}
+	u.marked[id] = now
+	u.pending[id] = struct{}{}
+}
+
+// take returns the pending key ids and forgets marks older than the interval,
+// so the map holds only keys used recently.
+func (u *usage) take(now time.Time) []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ids := make([]string, 0, len(u.pending))
+	for id := range u.pending {
+		ids = append(ids, id)
+	}
+	clear(u.pending)
+	for id, t := range u.marked {
+		if now.Sub(t) >= u.interval {
+			delete(u.marked, id)
+		}
+	}
+	return ids
+}
+
+// putBack re-queues ids whose write failed.
+func (u *usage) putBack(ids []string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, id := range ids {
+		u.pending[id] = struct{}{}
+	}
+}
+
+// FlushUsage writes the recorded key uses now.
+func (s *Service) FlushUsage(ctx context.Context) error {
+	ids := s.usage.take(s.now())
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.store.TouchKeys(ctx, ids, s.timestamp()); err != nil {
+		s.usage.putBack(ids)
+		return err
+	}
+	return nil
+}
+
+// RunUsageFlusher writes recorded key uses every second until ctx is done,
+// then writes what remains, so no use is lost on a graceful shutdown.
+func (s *Service) RunUsageFlusher(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := s.FlushUsage(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("last_used_at flush failed", "err", err)
+			}
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := s.FlushUsage(final); err != nil {
+				log.Warn("final last_used_at flush failed", "err", err)
+			}
+			cancel()
+			return
+		}
+	}
+}
