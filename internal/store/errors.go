@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/uptrace/bun/driver/pgdriver"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// translate maps a database failure to apperr: an unreachable or overloaded
+// database is SERVER_BUSY; anything else stays as it is (an internal error).
+func translate(err error) error {
+	if err == nil || errors.As(err, new(*apperr.Error)) {
+		return err
+	}
+	if unavailable(err) {
+		return apperr.Wrap(apperr.ServerBusy, "the database is unavailable; try again later", err)
+	}
+	return err
+}
+
+// unavailable reports whether err means the database cannot be reached now.
+func unavailable(err error) bool {
+	var netErr net.Error
+	var pgErr pgdriver.Error
+	switch {
+	case errors.As(err, &netErr),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &pgErr):
+		state := pgErr.Field('C')
+		// 08: connection exception; 53: insufficient resources;
+		// 57P0x: the server is shutting down or starting.
+		return strings.HasPrefix(state, "08") || strings.HasPrefix(state, "53") || strings.HasPrefix(state, "57P0")
+	}
+	// SQLite: the file cannot be opened, or the lock wait timed out.
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_CANTOPEN") || strings.Contains(msg, "unable to open database") ||
+		strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}

@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// keyRow is a row of api_keys.
+type keyRow struct {
+	bun.BaseModel `bun:"table:api_keys"`
+
+	ID         string     `bun:"id,pk"`
+	UserID     string     `bun:"user_id,notnull"`
+	KeyHash    string     `bun:"key_hash,notnull"`
+	KeyPrefix  string     `bun:"key_prefix,notnull"`
+	Name       *string    `bun:"name"`
+	CreatedAt  time.Time  `bun:"created_at,notnull"`
+	LastUsedAt *time.Time `bun:"last_used_at"`
+	ExpiresAt  *time.Time `bun:"expires_at"`
+	RevokedAt  *time.Time `bun:"revoked_at"`
+}
+
+func (r *keyRow) domain() apikey.APIKey {
+	return apikey.APIKey{
+		ID:         r.ID,
+		UserID:     r.UserID,
+		KeyPrefix:  r.KeyPrefix,
+		Name:       r.Name,
+		CreatedAt:  r.CreatedAt.UTC(),
+		LastUsedAt: utc(r.LastUsedAt),
+		ExpiresAt:  utc(r.ExpiresAt),
+		RevokedAt:  utc(r.RevokedAt),
+	}
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// Store is the bun implementation of apikey.Store.
+type Store struct {
+	db *bun.DB
+}
+
+var _ apikey.Store = (*Store)(nil)
+
+// New returns a Store over db, whose schema must be migrated.
+func New(db *bun.DB) *Store { return &Store{db: db} }
+
+// CreateKey implements apikey.Store. The count and the insert run in one
+// transaction that holds a per-user lock (PostgreSQL: an advisory lock;
+// SQLite: the database write lock, taken at BEGIN IMMEDIATE), so concurrent
+// creates cannot together exceed max.
+func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
+	row := &keyRow{
+		ID:        k.ID,
+		UserID:    k.UserID,
+		KeyHash:   k.Hash,
+		KeyPrefix: k.KeyPrefix,
+		Name:      k.Name,
+		CreatedAt: k.CreatedAt,
+		ExpiresAt: k.ExpiresAt,
+	}
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if tx.Dialect().Name() == dialect.PG {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", k.UserID); err != nil {
+				return err
+			}
+		}
+		n, err := activeKeys(tx, k.UserID).Count(ctx)
+		if err != nil {
+			return err
+		}
+		if n >= int64(max) {
+			return apperr.Errorf(apperr.KeyLimitReached, "you already have %d active API keys; revoke one first", max)
+		}
+		_, err = tx.NewInsert().Model(row).Exec(ctx)
+		return err
+	})
+	return translate(err)
+}
+
+// activeKeys selects a user's unrevoked keys.
+func activeKeys(db bun.IDB, userID string) *bun.SelectQuery {
+	return db.NewSelect().Model((*keyRow)(nil)).
+		Where("user_id = ?", userID).
+		Where("revoked_at IS NULL")
+}
+
+// ListKeys implements apikey.Store.
+func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, error) {
+	var rows []keyRow
+	err := activeKeys(s.db, userID).
+		Column("id", "user_id", "key_prefix", "name", "created_at", "last_used_at", "expires_at").
+		Order("created_at DESC", "id DESC").
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, translate(err)
+	}
+	keys := make([]apikey.APIKey, len(rows))
+	for i := range rows {
+		keys[i] = rows[i].domain()
+	}
+	return keys, nil
+}
+
+// RevokeKey implements apikey.Store with one conditional UPDATE, so of many
+// concurrent revokes of one key exactly one changes a row.
+func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) error {
+	res, err := s.db.NewUpdate().Model((*keyRow)(nil)).
+		Set("revoked_at = ?", at).
+		Where("id = ?", id).
+		Where("user_id = ?", userID).
+		Where("revoked_at IS NULL").
+		Exec(ctx)
+	if err != nil {
+		return translate(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return translate(err)
+	}
+	if n == 0 {
+		return apperr.New(apperr.NotFound, "API key not found")
+	}
+	return nil
+}
+
+// FindKeyByHash implements apikey.Store through the unique index on key_hash.
+func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, error) {
+	var row keyRow
+	err := s.db.NewSelect().Model(&row).
+		Column("id", "user_id", "key_prefix", "created_at", "expires_at").
+		Where("key_hash = ?", hash).
+		Where("revoked_at IS NULL").
+		Limit(1).
+		Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apikey.APIKey{}, apperr.New(apperr.NotFound, "API key not found")
+	}
+	if err != nil {
+		return apikey.APIKey{}, translate(err)
+	}
+	return row.domain(), nil
+}
+
+// TouchKeys implements apikey.Store in one statement.
+func (s *Store) TouchKeys(ctx context.Context, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.db.NewUpdate().Model((*keyRow)(nil)).
+		Set("last_used_at = ?", at).
+		Where("id IN (?)", bun.In(ids)).
+		Where("revoked_at IS NULL").
+		Where("(last_used_at IS NULL OR last_used_at < ?)", at).
+		Exec(ctx)
+	return translate(err)
+}
+
+// Ping implements apikey.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	return translate(s.db.PingContext(ctx))
+}
