@@ -1,0 +1,73 @@
+// Package rest is apikeyd's REST adapter: it decodes requests, calls
+// apikey.Service and encodes the answers and errors of the documented routes.
+package rest
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// statusOf maps each error code to its HTTP status.
+var statusOf = map[apperr.Code]int{
+	apperr.MissingAuth:          http.StatusUnauthorized,
+	apperr.InvalidToken:         http.StatusUnauthorized,
+	apperr.JWTRequired:          http.StatusForbidden,
+	apperr.NotFound:             http.StatusNotFound,
+	apperr.MethodNotAllowed:     http.StatusMethodNotAllowed,
+	apperr.InvalidRequest:       http.StatusBadRequest,
+	apperr.PayloadTooLarge:      http.StatusRequestEntityTooLarge,
+	apperr.UnsupportedMediaType: http.StatusUnsupportedMediaType,
+	apperr.KeyLimitReached:      http.StatusForbidden,
+	apperr.RateLimited:          http.StatusTooManyRequests,
+	apperr.ServerBusy:           http.StatusServiceUnavailable,
+	apperr.Internal:             http.StatusInternalServerError,
+}
+
+// Status returns the HTTP status of an error code.
+func Status(code apperr.Code) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the error shape of every route.
+type errorBody struct {
+	Error      string      `json:"error"`
+	StatusCode int         `json:"statusCode"`
+	Code       apperr.Code `json:"code"`
+}
+
+// WriteError answers with err in the error shape. Errors that are not coded
+// (and SERVER_BUSY, whose cause an operator needs) are logged; the client
+// sees only the coded message, or "internal error".
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := apperr.CodeOf(err)
+	status := Status(code)
+	if code == apperr.Internal || code == apperr.ServerBusy {
+		log.LogAttrs(r.Context(), slog.LevelError, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("code", string(code)), slog.String("err", err.Error()))
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="apikeyd"`)
+	}
+	writeJSON(w, status, errorBody{Error: apperr.MessageOf(err), StatusCode: status, Code: code})
+}
+
+// writeJSON answers with status and v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal error","statusCode":500,"code":"INTERNAL"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
