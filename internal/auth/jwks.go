@@ -1,0 +1,345 @@
+package auth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The algorithms a JWK set may provide, and the key type each is bound to.
+const (
+	jwksAlgRS256 = "RS256"
+	jwksAlgES256 = "ES256"
+	jwksAlgEdDSA = "EdDSA"
+)
+
+// jwksAlgorithms returns the algorithms accepted in JWKS mode. Each key is
+// further restricted to its own algorithm.
+func jwksAlgorithms() []string { return []string{jwksAlgRS256, jwksAlgES256, jwksAlgEdDSA} }
+
+// RSA moduli outside this range are ignored: too small is weak, too large
+// makes every verification needlessly expensive.
+const (
+	jwksMinRSABits = 2048
+	jwksMaxRSABits = 8192
+)
+
+// jwksTuning holds the timing and size limits of the key-set cache. Only
+// tests change them.
+type jwksTuning struct {
+	fetchTimeout time.Duration // whole HTTP exchange, including the body
+	maxBody      int64         // bytes of response body accepted
+	minRefetch   time.Duration // at most one fetch attempt per this interval
+	maxAge       time.Duration // a key set older than this is refreshed on use
+}
+
+func jwksDefaultTuning() jwksTuning {
+	return jwksTuning{
+		fetchTimeout: 5 * time.Second,
+		maxBody:      1 << 20,
+		minRefetch:   time.Minute,
+		maxAge:       time.Hour,
+	}
+}
+
+// jwksKey is one usable verification key and the one algorithm it may be
+// used with.
+type jwksKey struct {
+	alg string
+	key any // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+}
+
+// jwksCache holds the keys of a JWK set by kid.
+//
+// The set is fetched on first use, then again when a token names a kid that
+// is not in it, or when it is older than maxAge. Fetch attempts, successful
+// or not, are at most one per minRefetch: a flood of tokens with made-up kids
+// costs the identity provider one request a minute. Concurrent callers share
+// the one in-flight fetch. A failed fetch keeps the previous keys.
+type jwksCache struct {
+	url    string
+	client *http.Client
+	now    func() time.Time
+	logger *slog.Logger
+	tuning jwksTuning
+
+	mu          sync.Mutex
+	keys        map[string][]jwksKey // by kid; replaced whole, never mutated
+	fetchedAt   time.Time            // last successful fetch; zero if none
+	attemptedAt time.Time            // start of last fetch attempt; zero if none
+	inflight    chan struct{}        // closed when the running fetch ends; nil if none
+}
+
+func newJWKSCache(url string, client *http.Client, now func() time.Time, logger *slog.Logger, tuning jwksTuning) *jwksCache {
+	return &jwksCache{url: url, client: client, now: now, logger: logger, tuning: tuning}
+}
+
+// lookup returns the key with id kid usable with alg. The kid is only a map
+// key: nothing in the token decides where keys are fetched from.
+func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (any, error) {
+	c.mu.Lock()
+	set, known := c.keys[kid]
+	fresh := !c.fetchedAt.IsZero() && c.now().Sub(c.fetchedAt) < c.tuning.maxAge
+	var done <-chan struct{}
+	if !known || !fresh {
+		done = c.refreshLocked(ctx)
+	}
+	loaded := c.keys != nil
+	c.mu.Unlock()
+
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, errJWKSUnavailable
+		}
+		c.mu.Lock()
+		set, known = c.keys[kid]
+		loaded = c.keys != nil
+		c.mu.Unlock()
+	}
+	switch {
+	case !loaded:
+		return nil, errJWKSUnavailable
+	case !known:
+		return nil, errJWKSUnknownKey
+	}
+	for _, k := range set {
+		if k.alg == alg {
+			return k.key, nil
+		}
+	}
+	return nil, errJWTAlgNotAllowed
+}
+
+// refreshLocked starts a fetch unless one is running or the rate limit
+// forbids it. It returns a channel closed when the running fetch ends, or nil
+// if there is nothing to wait for. c.mu must be held.
+func (c *jwksCache) refreshLocked(ctx context.Context) <-chan struct{} {
+	if c.inflight != nil {
+		return c.inflight
+	}
+	now := c.now()
+	if !c.attemptedAt.IsZero() && now.Sub(c.attemptedAt) < c.tuning.minRefetch {
+		return nil
+	}
+	c.attemptedAt = now
+	done := make(chan struct{})
+	c.inflight = done
+	// The fetch runs on its own, bounded by fetchTimeout, so that a caller
+	// that gives up does not cancel it for the others waiting on it.
+	go c.fetchAndStore(context.WithoutCancel(ctx), done)
+	return done
+}
+
+func (c *jwksCache) fetchAndStore(ctx context.Context, done chan struct{}) {
+	var (
+		keys map[string][]jwksKey
+		err  error
+	)
+	defer func() {
+		if r := recover(); r != nil {
+			keys, err = nil, fmt.Errorf("jwks: panic while loading key set: %v", r)
+		}
+		c.mu.Lock()
+		if err == nil {
+			c.keys = keys
+			c.fetchedAt = c.now()
+		}
+		c.inflight = nil
+		close(done)
+		c.mu.Unlock()
+		if err != nil {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "JWKS fetch failed; keeping previous keys",
+				slog.String("error", err.Error()))
+		}
+	}()
+	keys, err = c.fetch(ctx)
+}
+
+// fetch downloads and parses the key set.
+func (c *jwksCache) fetch(ctx context.Context) (map[string][]jwksKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.tuning.fetchTimeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("jwks: unexpected HTTP status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.tuning.maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("jwks: read body: %w", err)
+	}
+	if int64(len(body)) > c.tuning.maxBody {
+		return nil, fmt.Errorf("jwks: response body larger than %d bytes", c.tuning.maxBody)
+	}
+	return jwksParse(ctx, body, c.logger)
+}
+
+// jwksJSON is one JWK as published. Only public members are read.
+type jwksJSON struct {
+	Kty    string   `json:"kty"`
+	Kid    string   `json:"kid"`
+	Alg    string   `json:"alg"`
+	Use    string   `json:"use"`
+	KeyOps []string `json:"key_ops"`
+	Crv    string   `json:"crv"`
+	N      string   `json:"n"`
+	E      string   `json:"e"`
+	X      string   `json:"x"`
+	Y      string   `json:"y"`
+}
+
+// jwksParse parses a JWK set. Keys that are unusable (other use, unsupported
+// type or algorithm, alg inconsistent with the key type, bad material) are
+// skipped; a set with no usable key is an error.
+func jwksParse(ctx context.Context, body []byte, logger *slog.Logger) (map[string][]jwksKey, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, errors.New("jwks: response is not a JSON JWK set")
+	}
+	keys := make(map[string][]jwksKey)
+	n := 0
+	for i, raw := range doc.Keys {
+		var j jwksJSON
+		k, err := func() (jwksKey, error) {
+			if err := json.Unmarshal(raw, &j); err != nil {
+				return jwksKey{}, errors.New("not a JWK object")
+			}
+			return jwksParseKey(j)
+		}()
+		if err != nil {
+			logger.LogAttrs(ctx, slog.LevelDebug, "JWKS key skipped",
+				slog.Int("index", i), slog.String("kid", j.Kid), slog.String("reason", err.Error()))
+			continue
+		}
+		keys[j.Kid] = append(keys[j.Kid], k)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("jwks: key set has no usable key")
+	}
+	return keys, nil
+}
+
+// jwksParseKey turns one JWK into a verification key bound to one algorithm:
+// the JWK's alg if present (which must match its key type), else the one
+// implied by kty/crv.
+func jwksParseKey(j jwksJSON) (jwksKey, error) {
+	if j.Use != "" && j.Use != "sig" {
+		return jwksKey{}, fmt.Errorf("use %q is not sig", j.Use)
+	}
+	if j.KeyOps != nil && !slices.Contains(j.KeyOps, "verify") {
+		return jwksKey{}, errors.New("key_ops lacks verify")
+	}
+
+	var implied string
+	switch {
+	case j.Kty == "RSA":
+		implied = jwksAlgRS256
+	case j.Kty == "EC" && j.Crv == "P-256":
+		implied = jwksAlgES256
+	case j.Kty == "OKP" && j.Crv == "Ed25519":
+		implied = jwksAlgEdDSA
+	default:
+		return jwksKey{}, fmt.Errorf("unsupported key type %q/%q", j.Kty, j.Crv)
+	}
+	if j.Alg != "" && j.Alg != implied {
+		return jwksKey{}, fmt.Errorf("alg %q not supported for key type %q/%q", j.Alg, j.Kty, j.Crv)
+	}
+
+	var (
+		key any
+		err error
+	)
+	switch implied {
+	case jwksAlgRS256:
+		key, err = jwksRSAKey(j.N, j.E)
+	case jwksAlgES256:
+		key, err = jwksP256Key(j.X, j.Y)
+	case jwksAlgEdDSA:
+		key, err = jwksEd25519Key(j.X)
+	}
+	if err != nil {
+		return jwksKey{}, err
+	}
+	return jwksKey{alg: implied, key: key}, nil
+}
+
+func jwksRSAKey(nb64, eb64 string) (*rsa.PublicKey, error) {
+	nb, err := jwksDecode(nb64)
+	if err != nil {
+		return nil, errors.New("bad RSA modulus encoding")
+	}
+	eb, err := jwksDecode(eb64)
+	if err != nil || len(eb) == 0 || len(eb) > 4 {
+		return nil, errors.New("bad RSA exponent")
+	}
+	n := new(big.Int).SetBytes(nb)
+	if bits := n.BitLen(); bits < jwksMinRSABits || bits > jwksMaxRSABits {
+		return nil, fmt.Errorf("RSA modulus of %d bits not accepted", bits)
+	}
+	var e int64
+	for _, b := range eb {
+		e = e<<8 | int64(b)
+	}
+	if e < 3 || e%2 == 0 || e > 1<<31-1 {
+		return nil, errors.New("bad RSA exponent")
+	}
+	return &rsa.PublicKey{N: n, E: int(e)}, nil
+}
+
+func jwksP256Key(xb64, yb64 string) (*ecdsa.PublicKey, error) {
+	x, errX := jwksDecode(xb64)
+	y, errY := jwksDecode(yb64)
+	if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+		return nil, errors.New("bad P-256 coordinates")
+	}
+	point := make([]byte, 0, 65)
+	point = append(point, 4) // uncompressed
+	point = append(point, x...)
+	point = append(point, y...)
+	key, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
+	if err != nil {
+		return nil, errors.New("P-256 point invalid")
+	}
+	return key, nil
+}
+
+func jwksEd25519Key(xb64 string) (ed25519.PublicKey, error) {
+	x, err := jwksDecode(xb64)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return nil, errors.New("bad Ed25519 key")
+	}
+	return ed25519.PublicKey(x), nil
+}
+
+// jwksDecode decodes base64url, tolerating the padding some providers add.
+func jwksDecode(s string) ([]byte, error) {
+	return base64.RawURLEncoding.Strict().DecodeString(strings.TrimRight(s, "="))
+}

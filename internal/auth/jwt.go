@@ -1,0 +1,259 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// Limits and policy of login-token verification.
+const (
+	// jwtMaxTokenBytes is the largest token Verify will look at.
+	jwtMaxTokenBytes = 8 << 10
+	// jwtMaxSubjectBytes is the longest accepted `sub` (user id).
+	jwtMaxSubjectBytes = 255
+	// jwtMinSecretBytes is the shortest accepted HS256 secret.
+	jwtMinSecretBytes = 32
+	// jwtLeeway is the clock skew tolerated on exp, nbf and iat.
+	jwtLeeway = 30 * time.Second
+	// jwtInvalidMessage is the one message of every verification failure, so
+	// that the cause does not leak to the client.
+	jwtInvalidMessage = "invalid or expired token"
+)
+
+// Causes of a rejected token. They are sentinel values so that the failure
+// category can be logged; they never reach the caller of Verify.
+var (
+	errJWTMalformed        = errors.New("jwt: malformed token")
+	errJWTAlgNotAllowed    = errors.New("jwt: algorithm not allowed for key")
+	errJWTCritHeader       = errors.New("jwt: crit header not supported")
+	errJWTBadSubject       = errors.New("jwt: invalid subject")
+	errJWKSUnknownKey      = errors.New("jwks: unknown key id")
+	errJWKSUnavailable     = errors.New("jwks: key set unavailable")
+	errJWTConfigExactlyOne = errors.New("auth: JWT config needs exactly one of Secret or JWKSURL")
+)
+
+// JWTConfig configures login-token verification. Exactly one of Secret or JWKSURL is set.
+type JWTConfig struct {
+	Secret     []byte           // HS256, at least 32 bytes
+	JWKSURL    string           // RS256, ES256 and EdDSA keys from this JWK set
+	Issuer     string           // optional; when set, `iss` must equal it
+	Audience   string           // optional; when set, `aud` must contain it
+	HTTPClient *http.Client     // optional; used for JWKS fetches
+	Logger     *slog.Logger     // optional; failure categories are logged at Debug
+	Now        func() time.Time // optional, for tests
+}
+
+// JWTVerifier verifies login tokens. It is safe for concurrent use.
+type JWTVerifier struct {
+	parser *jwt.Parser
+	secret []byte     // HS256 mode
+	jwks   *jwksCache // JWKS mode
+	logger *slog.Logger
+}
+
+// NewJWTVerifier returns a verifier for cfg. It returns an error for a bad
+// config: a secret shorter than 32 bytes, both or neither of Secret and
+// JWKSURL set, or a JWKS URL that is not an absolute http(s) URL. In JWKS
+// mode no request is made here: the key set is fetched on first use, so an
+// identity provider that is down does not prevent construction.
+func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
+	return newJWTVerifier(cfg, jwksDefaultTuning())
+}
+
+func newJWTVerifier(cfg JWTConfig, tuning jwksTuning) (*JWTVerifier, error) {
+	hasSecret, hasURL := len(cfg.Secret) > 0, cfg.JWKSURL != ""
+	if hasSecret == hasURL {
+		return nil, errJWTConfigExactlyOne
+	}
+
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	v := &JWTVerifier{logger: logger}
+	var methods []string
+	if hasSecret {
+		if len(cfg.Secret) < jwtMinSecretBytes {
+			return nil, errors.New("auth: JWT secret must be at least 32 bytes")
+		}
+		v.secret = append([]byte(nil), cfg.Secret...)
+		methods = []string{jwt.SigningMethodHS256.Alg()}
+	} else {
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			// The URL is not echoed: it may carry credentials.
+			return nil, errors.New("auth: JWKS URL must be an absolute http or https URL")
+		}
+		client := cfg.HTTPClient
+		if client == nil {
+			client = &http.Client{}
+		}
+		v.jwks = newJWKSCache(cfg.JWKSURL, client, now, logger, tuning)
+		methods = jwksAlgorithms()
+	}
+
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(methods),
+		jwt.WithLeeway(jwtLeeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(now),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// Verify returns the token's subject (user id) or an *apperr.Error with code INVALID_OR_EXPIRED_TOKEN.
+func (v *JWTVerifier) Verify(ctx context.Context, token string) (string, error) {
+	// Cheap structural checks first, so that hostile input never reaches
+	// the decoder: at most 8 KiB and exactly three segments.
+	if token == "" || len(token) > jwtMaxTokenBytes || strings.Count(token, ".") != 2 {
+		return "", v.reject(ctx, errJWTMalformed)
+	}
+
+	// MapClaims rather than a struct: encoding/json matches struct fields
+	// case-insensitively, so {"sub":…,"SUB":…} could pick the wrong claim.
+	claims := jwt.MapClaims{}
+	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		return v.keyFor(ctx, t)
+	})
+	if err != nil {
+		return "", v.reject(ctx, err)
+	}
+
+	sub, err := claims.GetSubject()
+	if err != nil || !jwtValidSubject(sub) {
+		return "", v.reject(ctx, errJWTBadSubject)
+	}
+	return sub, nil
+}
+
+// keyFor is the jwt.Keyfunc. The parser has already checked that the alg
+// header is one of the configured algorithms; keyFor additionally binds the
+// algorithm to the key. Headers such as jku, x5u and jwk are never read.
+func (v *JWTVerifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 §4.1.11: extensions we do not understand must be refused.
+		return nil, errJWTCritHeader
+	}
+	alg := t.Method.Alg()
+	if v.jwks == nil {
+		if alg != jwt.SigningMethodHS256.Alg() {
+			return nil, errJWTAlgNotAllowed
+		}
+		return v.secret, nil
+	}
+
+	kid := ""
+	if raw, ok := t.Header["kid"]; ok {
+		s, ok := raw.(string)
+		if !ok {
+			return nil, errJWTMalformed
+		}
+		kid = s
+	}
+	return v.jwks.lookup(ctx, kid, alg)
+}
+
+// reject logs the category of cause at Debug (never the token) and returns
+// the one client-facing error.
+func (v *JWTVerifier) reject(ctx context.Context, cause error) error {
+	v.logger.LogAttrs(ctx, slog.LevelDebug, "login token rejected",
+		slog.String("reason", jwtFailureReason(cause)))
+	return apperr.New(apperr.InvalidToken, jwtInvalidMessage)
+}
+
+// jwtFailureReason maps an error to a short, token-free category.
+func jwtFailureReason(err error) string {
+	switch {
+	case errors.Is(err, errJWTMalformed), errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed"
+	case errors.Is(err, errJWTCritHeader):
+		return "crit_header"
+	case errors.Is(err, errJWTAlgNotAllowed):
+		return "algorithm_not_allowed"
+	case errors.Is(err, errJWKSUnknownKey):
+		return "unknown_key"
+	case errors.Is(err, errJWKSUnavailable):
+		return "key_set_unavailable"
+	case errors.Is(err, errJWTBadSubject):
+		return "bad_subject"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// Also covers an alg outside WithValidMethods (e.g. none, HS256 in JWKS mode).
+		return "bad_signature_or_algorithm"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "not_yet_valid"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "issued_in_future"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "issuer"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return "audience"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "missing_claim"
+	case errors.Is(err, jwt.ErrInvalidType):
+		return "bad_claim_type"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "unverifiable"
+	default:
+		return "other"
+	}
+}
+
+// jwtValidSubject reports whether sub is usable as a user id: non-empty, at
+// most 255 bytes, and free of control characters (which no real user id
+// contains and which some stores, e.g. a NUL in PostgreSQL text, reject).
+func jwtValidSubject(sub string) bool {
+	if sub == "" || len(sub) > jwtMaxSubjectBytes {
+		return false
+	}
+	return !strings.ContainsFunc(sub, unicode.IsControl)
+}
+
+// MintToken signs an HS256 token for sub with the given ttl, iat=now, exp=now+ttl, and iss/aud when non-empty. Used by the `apikeyd token` command and by tests.
+func MintToken(secret []byte, sub string, ttl time.Duration, issuer, audience string) (string, error) {
+	if len(secret) < jwtMinSecretBytes {
+		return "", errors.New("auth: JWT secret must be at least 32 bytes")
+	}
+	if !jwtValidSubject(sub) {
+		return "", errors.New("auth: subject must be 1 to 255 bytes without control characters")
+	}
+	if ttl <= 0 {
+		return "", errors.New("auth: token ttl must be positive")
+	}
+	now := time.Now()
+	claims := jwt.RegisteredClaims{
+		Subject:   sub,
+		Issuer:    issuer,
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}
+	if audience != "" {
+		claims.Audience = jwt.ClaimStrings{audience}
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
