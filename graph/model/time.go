@@ -1,0 +1,31 @@
+// Package model holds the GraphQL types that are not domain types, and the
+// Time scalar.
+package model
+
+import (
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// MarshalTime writes a Time as REST does: UTC RFC 3339 with milliseconds.
+func MarshalTime(t time.Time) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		_, _ = io.WriteString(w, strconv.Quote(apikey.FormatTime(t)))
+	})
+}
+
+// UnmarshalTime reads an RFC 3339 timestamp.
+// Returns INVALID_REQUEST for anything else.
+func UnmarshalTime(v any) (time.Time, error) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, apperr.New(apperr.InvalidRequest, "Time must be an RFC 3339 string such as 2027-01-01T00:00:00.000Z")
+	}
+	return apikey.ParseTime("Time", s)
+}

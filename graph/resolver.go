@@ -1,0 +1,10 @@
+// Package graph is apikeyd's GraphQL API: the executor gqlgen generates from
+// schema.graphqls and resolvers that are one-line calls into apikey.Service.
+package graph
+
+import "github.com/apikeyd/apikeyd/internal/apikey"
+
+// Resolver holds the resolvers' dependencies, nothing else.
+type Resolver struct {
+	Keys *apikey.Service
+}

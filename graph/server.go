@@ -1,0 +1,181 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// Limits bound what one GraphQL request may ask for.
+type Limits struct {
+	Depth        int   // deepest selection; default 15
+	Complexity   int   // fields selected, aliases included; default 1000
+	ParserTokens int   // tokens in the query text; default 10,000
+	BodyBytes    int64 // request body; default 64 KiB
+}
+
+func (l *Limits) defaults() {
+	if l.Depth <= 0 {
+		l.Depth = 15
+	}
+	if l.Complexity <= 0 {
+		l.Complexity = 1000
+	}
+	if l.ParserTokens <= 0 {
+		l.ParserTokens = 10_000
+	}
+	if l.BodyBytes <= 0 {
+		l.BodyBytes = 64 << 10
+	}
+}
+
+// Options configures the GraphQL endpoint.
+type Options struct {
+	Keys          *apikey.Service
+	Logger        *slog.Logger
+	Introspection bool // introspection queries and field suggestions
+	Limits        Limits
+}
+
+// NewHandler returns the GraphQL endpoint: POST with a JSON body, and GET for
+// queries only (no websocket, no multipart, no batching), so no simple
+// cross-site request can run an operation.
+func NewHandler(o Options) http.Handler {
+	o.Limits.defaults()
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys}}))
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetParserTokenLimit(o.Limits.ParserTokens)
+	srv.Use(extension.FixedComplexityLimit(o.Limits.Complexity))
+	srv.Use(depthLimit(o.Limits.Depth))
+	if o.Introspection {
+		srv.Use(extension.Introspection{})
+	} else {
+		srv.SetDisableSuggestion(true)
+	}
+	srv.SetErrorPresenter(errorPresenter(o.Logger))
+	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
+		o.Logger.ErrorContext(ctx, "panic in GraphQL resolver", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		return apperr.New(apperr.Internal, "internal error")
+	})
+	return capBody(o.Limits.BodyBytes, srv)
+}
+
+// errorPresenter gives every error a stable extensions.code: a domain error
+// its own code and message; a malformed query gqlgen's own message; anything
+// else "internal error", logged but never shown.
+func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gerr := graphql.DefaultErrorPresenter(ctx, err)
+		var ae *apperr.Error
+		if errors.As(err, &ae) {
+			if ae.Code == apperr.Internal || ae.Code == apperr.ServerBusy {
+				log.ErrorContext(ctx, "GraphQL request failed", "code", string(ae.Code), "err", err.Error())
+			}
+			gerr.Message = ae.Message
+			gerr.Extensions = map[string]any{"code": string(ae.Code)}
+			return gerr
+		}
+		var ge *gqlerror.Error
+		if errors.As(err, &ge) && ge.Err == nil {
+			return gerr // a parse or validation error: about the request itself
+		}
+		log.ErrorContext(ctx, "GraphQL request failed", "code", string(apperr.Internal), "err", err.Error())
+		gerr.Message = "internal error"
+		gerr.Extensions = map[string]any{"code": string(apperr.Internal)}
+		return gerr
+	}
+}
+
+// capBody refuses request bodies over max with 413 before gqlgen reads them.
+func capBody(max int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+			if err != nil {
+				status, code, msg := http.StatusBadRequest, apperr.InvalidRequest, "could not read the request body"
+				if errors.As(err, new(*http.MaxBytesError)) {
+					status, code, msg = http.StatusRequestEntityTooLarge, apperr.PayloadTooLarge, fmt.Sprintf("request body is larger than %d bytes", max)
+				}
+				writeErrors(w, status, code, msg)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeErrors answers a request that never reached the executor.
+func writeErrors(w http.ResponseWriter, status int, code apperr.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": string(code)}}},
+	})
+}
+
+// depthLimit refuses operations nested deeper than max.
+type depthLimit int
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = depthLimit(0)
+
+func (depthLimit) ExtensionName() string                   { return "DepthLimit" }
+func (depthLimit) Validate(graphql.ExecutableSchema) error { return nil }
+func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	if depth := selectionDepth(oc.Operation.SelectionSet, map[string]bool{}); depth > int(d) {
+		err := gqlerror.Errorf("operation is nested %d levels deep, more than the limit of %d", depth, int(d))
+		err.Extensions = map[string]any{"code": "DEPTH_LIMIT_EXCEEDED"}
+		return err
+	}
+	return nil
+}
+
+// selectionDepth returns how deep set nests fields, following fragments.
+// visiting guards against fragment cycles (validation refuses them anyway).
+func selectionDepth(set ast.SelectionSet, visiting map[string]bool) int {
+	max := 0
+	for _, sel := range set {
+		d := 0
+		switch s := sel.(type) {
+		case *ast.Field:
+			d = 1 + selectionDepth(s.SelectionSet, visiting)
+		case *ast.InlineFragment:
+			d = selectionDepth(s.SelectionSet, visiting)
+		case *ast.FragmentSpread:
+			if s.Definition != nil && !visiting[s.Name] {
+				visiting[s.Name] = true
+				d = selectionDepth(s.Definition.SelectionSet, visiting)
+				delete(visiting, s.Name)
+			}
+		}
+		if d > max {
+			max = d
+		}
+	}
+	return max
+}
