@@ -1,0 +1,423 @@
+// Command apikeyd is an API key service: signed-in users create, list and
+// revoke API keys over GraphQL and REST, and any service asks apikeyd whether
+// a key is good.
+//
+// Usage:
+//
+//	apikeyd serve                  run the server (migrates first)
+//	apikeyd migrate up|down|status manage the database schema
+//	apikeyd token --sub USER       mint a login token (JWT) with the configured secret
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/apikeyd/apikeyd/graph"
+	"github.com/apikeyd/apikeyd/internal/accesslog"
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/rest"
+	"github.com/apikeyd/apikeyd/internal/store"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(context.Background(), os.Args[1:], os.Stdout, log); err != nil {
+		fmt.Fprintln(os.Stderr, "apikeyd:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  apikeyd serve [flags]                   run the server (see apikeyd serve -h)
+  apikeyd migrate up|down|status [flags]  manage the database schema
+  apikeyd token --sub USER [--ttl 1h]     print a login token signed with the configured secret`
+
+// run executes one command.
+func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "serve":
+		cfg, _, err := parseConfig("serve", args[1:], nil)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return serve(ctx, cfg, log, nil)
+	case "migrate":
+		return migrateCommand(ctx, args[1:], stdout)
+	case "token":
+		return tokenCommand(args[1:], stdout)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+// Config is apikeyd's configuration, read once from the environment and the
+// command line (flags win).
+type Config struct {
+	Addr             string
+	DatabaseURL      string
+	JWTSecret        string
+	JWKSURL          string
+	JWTIssuer        string
+	JWTAudience      string
+	KeyPrefix        string
+	MaxKeysPerUser   int
+	LastUsedInterval time.Duration
+	Introspection    bool
+	TrustedProxies   string
+	CORSOrigins      string
+	Migrate          bool
+	AuthFailBurst    int
+}
+
+// parseConfig reads the configuration for command name from the environment
+// and args. extra may add command-specific flags to the set.
+func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config, *flag.FlagSet, error) {
+	env := func(k, def string) string {
+		if v, ok := os.LookupEnv(k); ok {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var c Config
+	var maxKeys, burst, interval, introspection, migrate string
+	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "file:apikeyd.db"), "postgres://… or file:PATH for SQLite (DATABASE_URL)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", env("JWT_SECRET", ""), "HS256 secret, at least 32 bytes; prefer the JWT_SECRET variable")
+	fs.StringVar(&c.JWKSURL, "jwt-jwks-url", env("JWT_JWKS_URL", ""), "JWKS URL of an identity provider (JWT_JWKS_URL)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("JWT_ISSUER", ""), "required iss claim (JWT_ISSUER)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", env("JWT_AUDIENCE", ""), "required aud claim (JWT_AUDIENCE)")
+	fs.StringVar(&c.KeyPrefix, "api-key-prefix", env("API_KEY_PREFIX", apikey.DefaultPrefix), "key prefix: lower-case letters and digits ending in _ (API_KEY_PREFIX)")
+	fs.StringVar(&maxKeys, "max-keys-per-user", env("MAX_KEYS_PER_USER", "100"), "active keys a user may hold (MAX_KEYS_PER_USER)")
+	fs.StringVar(&interval, "last-used-interval", env("LAST_USED_INTERVAL", "60s"), "how often one key's last_used_at may be written (LAST_USED_INTERVAL)")
+	fs.StringVar(&introspection, "graphql-introspection", env("GRAPHQL_INTROSPECTION", "true"), "GraphQL introspection and the playground (GRAPHQL_INTROSPECTION)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs whose X-Forwarded-For is believed (TRUSTED_PROXIES)")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", env("CORS_ORIGINS", ""), "comma-separated origins allowed to call from a browser (CORS_ORIGINS)")
+	fs.StringVar(&burst, "auth-fail-burst", env("AUTH_FAIL_BURST", "30"), "failed authentications allowed per address in a burst, refilling at one a second; 0 disables (AUTH_FAIL_BURST)")
+	fs.StringVar(&migrate, "migrate", env("AUTO_MIGRATE", "true"), "apply pending migrations on start (AUTO_MIGRATE)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, fs, err
+	}
+	var err error
+	if c.MaxKeysPerUser, err = strconv.Atoi(maxKeys); err != nil || c.MaxKeysPerUser < 1 {
+		return c, fs, fmt.Errorf("MAX_KEYS_PER_USER must be a positive integer, not %q", maxKeys)
+	}
+	if c.AuthFailBurst, err = strconv.Atoi(burst); err != nil || c.AuthFailBurst < 0 {
+		return c, fs, fmt.Errorf("AUTH_FAIL_BURST must be a non-negative integer, not %q", burst)
+	}
+	if c.LastUsedInterval, err = time.ParseDuration(interval); err != nil || c.LastUsedInterval <= 0 {
+		return c, fs, fmt.Errorf("LAST_USED_INTERVAL must be a positive duration such as 60s, not %q", interval)
+	}
+	if c.Introspection, err = strconv.ParseBool(introspection); err != nil {
+		return c, fs, fmt.Errorf("GRAPHQL_INTROSPECTION must be true or false, not %q", introspection)
+	}
+	if c.Migrate, err = strconv.ParseBool(migrate); err != nil {
+		return c, fs, fmt.Errorf("AUTO_MIGRATE must be true or false, not %q", migrate)
+	}
+	if !apikey.ValidPrefix(c.KeyPrefix) {
+		return c, fs, fmt.Errorf("API_KEY_PREFIX %q must be lower-case letters and digits ending in _ (at most 32 bytes)", c.KeyPrefix)
+	}
+	if _, err := auth.ParsePrefixes(c.TrustedProxies); err != nil {
+		return c, fs, fmt.Errorf("TRUSTED_PROXIES: %v", err)
+	}
+	if fs.NArg() > 0 && extra == nil {
+		return c, fs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return c, fs, nil
+}
+
+// jwtSecret returns the HS256 secret: the configured one, or, for SQLite
+// without a JWKS, one generated once and kept beside the database file.
+// PostgreSQL needs an explicit JWT_SECRET or JWT_JWKS_URL: replicas must
+// share the secret, and a generated one would differ per machine.
+func (c Config) jwtSecret() ([]byte, error) {
+	if c.JWTSecret != "" {
+		if c.JWKSURL != "" {
+			return nil, errors.New("set JWT_SECRET or JWT_JWKS_URL, not both")
+		}
+		if len(c.JWTSecret) < 32 {
+			return nil, errors.New("JWT_SECRET must be at least 32 bytes")
+		}
+		return []byte(c.JWTSecret), nil
+	}
+	if c.JWKSURL != "" {
+		return nil, nil
+	}
+	if store.IsPostgres(c.DatabaseURL) {
+		return nil, errors.New("with PostgreSQL, set JWT_SECRET (at least 32 bytes) or JWT_JWKS_URL")
+	}
+	return loadOrCreateSecret(secretPath(c.DatabaseURL))
+}
+
+// secretPath names the generated secret's file beside the SQLite database.
+func secretPath(dsn string) string {
+	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	return strings.TrimSuffix(path, filepath.Ext(path)) + ".jwt-secret"
+}
+
+// loadOrCreateSecret reads the secret file, creating it (mode 0600, 48
+// random bytes) when it does not exist.
+func loadOrCreateSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < 32 {
+			return nil, fmt.Errorf("the JWT secret in %s is shorter than 32 bytes", path)
+		}
+		return []byte(s), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read JWT secret: %w", err)
+	}
+	raw := make([]byte, 48)
+	_, _ = rand.Read(raw)
+	s := base64.RawURLEncoding.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return loadOrCreateSecret(path) // another process created it first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create JWT secret: %w", err)
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write JWT secret: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("write JWT secret: %w", err)
+	}
+	return []byte(s), nil
+}
+
+// App is a configured apikeyd: its database, service and HTTP handler.
+type App struct {
+	DB      *bun.DB
+	Keys    *apikey.Service
+	Handler http.Handler
+}
+
+// newApp opens the database, migrates it when configured, and wires the
+// service and the HTTP handler.
+func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	secret, err := cfg.jwtSecret()
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := auth.NewJWTVerifier(auth.JWTConfig{
+		Secret: secret, JWKSURL: cfg.JWKSURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Migrate {
+		g, err := store.MigrateUp(ctx, db)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		if !g.IsZero() {
+			log.Info("migrated", "group", g.ID, "migrations", g.Migrations.String())
+		}
+	}
+	keys := apikey.NewService(store.New(db), apikey.Config{
+		Prefix:           cfg.KeyPrefix,
+		MaxKeysPerUser:   cfg.MaxKeysPerUser,
+		LastUsedInterval: cfg.LastUsedInterval,
+	})
+	trusted, _ := auth.ParsePrefixes(cfg.TrustedProxies) // checked by parseConfig
+	authn := auth.NewAuthenticator(verifier, keys, auth.NewFailureLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(trusted))
+	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) { rest.WriteError(w, r, log, err) }
+
+	mux := http.NewServeMux()
+	rest.New(keys, log).Register(mux)
+	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
+	mux.Handle("GET /graphql", rest.Route("/graphql", gql))
+	mux.Handle("POST /graphql", rest.Route("/graphql", gql))
+	mux.Handle("/graphql", rest.Route("/graphql", rest.MethodNotAllowed(log, "GET, HEAD, POST")))
+	if cfg.Introspection {
+		mux.Handle("GET /playground", rest.Route("/playground", graph.Playground("/graphql")))
+	}
+	mux.Handle("/", rest.NotFound(log))
+
+	var h http.Handler = authn.Middleware(mux)
+	h = rest.CORS(strings.Split(cfg.CORSOrigins, ","), h)
+	h = rest.NoStore(h)
+	h = rest.Recover(log, h)
+	h = accesslog.Middleware(log, h)
+	return &App{DB: db, Keys: keys, Handler: h}, nil
+}
+
+// serve runs the server until ctx is done, then shuts down gracefully:
+// in-flight requests finish and recorded key uses are written.
+// ready, when not nil, receives the listening address.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string) error {
+	app, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.DB.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           app.Handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { app.Keys.RunUsageFlusher(flushCtx, log) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("apikeyd listening", "addr", ln.Addr().String(), "database", store.Describe(cfg.DatabaseURL))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = srv.Shutdown(shutCtx)
+		cancel()
+	}
+	stopFlusher()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// migrateCommand runs `apikeyd migrate up|down|status`.
+func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: apikeyd migrate up|down|status [--database-url URL]")
+	}
+	action := args[0]
+	cfg, _, err := parseConfig("migrate "+action, args[1:], nil)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch action {
+	case "up":
+		g, err := store.MigrateUp(ctx, db)
+		if err != nil {
+			return err
+		}
+		if g.IsZero() {
+			fmt.Fprintln(stdout, "nothing to migrate: the schema is up to date")
+			return nil
+		}
+		fmt.Fprintf(stdout, "migrated to group %d: %s\n", g.ID, g.Migrations)
+	case "down":
+		g, err := store.MigrateDown(ctx, db)
+		if err != nil {
+			return err
+		}
+		if g.IsZero() {
+			fmt.Fprintln(stdout, "nothing to roll back")
+			return nil
+		}
+		fmt.Fprintf(stdout, "rolled back group %d: %s\n", g.ID, g.Migrations)
+	case "status":
+		m, err := store.Migrator(ctx, db)
+		if err != nil {
+			return err
+		}
+		ms, err := m.MigrationsWithStatus(ctx)
+		if err != nil {
+			return err
+		}
+		for _, mg := range ms {
+			state := "pending"
+			if mg.IsApplied() {
+				state = "applied " + mg.MigratedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(stdout, "%s_%s\t%s\n", mg.Name, mg.Comment, state)
+		}
+	default:
+		return fmt.Errorf("unknown migrate action %q: use up, down or status", action)
+	}
+	return nil
+}
+
+// tokenCommand runs `apikeyd token --sub USER [--ttl 1h]`.
+func tokenCommand(args []string, stdout io.Writer) error {
+	var sub string
+	var ttl time.Duration
+	cfg, _, err := parseConfig("token", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&sub, "sub", "", "user id to put in the token (required)")
+		fs.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
+	})
+	if err != nil {
+		return err
+	}
+	if sub == "" {
+		return errors.New("usage: apikeyd token --sub USER [--ttl 1h]")
+	}
+	if cfg.JWKSURL != "" {
+		return errors.New("JWT_JWKS_URL is set: tokens come from the identity provider, not apikeyd")
+	}
+	secret, err := cfg.jwtSecret()
+	if err != nil {
+		return err
+	}
+	tok, err := auth.MintToken(secret, sub, ttl, cfg.JWTIssuer, cfg.JWTAudience)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
