@@ -90,4 +90,3 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 }
 
 var errRateLimited = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
-
