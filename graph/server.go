@@ -12,12 +12,15 @@ import (
 	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -69,6 +72,8 @@ func NewHandler(o Options) http.Handler {
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
+		srv.Use(noIntrospection{})
+		srv.SetValidationRulesFn(rulesWithoutSuggestions)
 		srv.SetDisableSuggestion(true)
 	}
 	srv.SetErrorPresenter(errorPresenter(o.Logger))
@@ -131,6 +136,70 @@ func writeErrors(w http.ResponseWriter, status int, code apperr.Code, msg string
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": string(code)}}},
 	})
+}
+
+// noIntrospection refuses operations that select __schema or __type, before
+// they run: without it gqlgen fails those fields at execution with an
+// uncoded error, which would reach the client as an internal error.
+type noIntrospection struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = noIntrospection{}
+
+func (noIntrospection) ExtensionName() string                   { return "NoIntrospection" }
+func (noIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
+func (noIntrospection) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation != nil && selectsIntrospection(oc.Operation.SelectionSet, map[string]bool{}) {
+		err := gqlerror.Errorf("introspection is disabled")
+		errcode.Set(err, errcode.ValidationFailed)
+		return err
+	}
+	return nil
+}
+
+// selectsIntrospection reports whether a root selection set selects
+// __schema or __type, directly or through fragments.
+func selectsIntrospection(set ast.SelectionSet, seen map[string]bool) bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == "__schema" || s.Name == "__type" {
+				return true
+			}
+		case *ast.InlineFragment:
+			if selectsIntrospection(s.SelectionSet, seen) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if s.Definition != nil && !seen[s.Name] {
+				seen[s.Name] = true
+				if selectsIntrospection(s.Definition.SelectionSet, seen) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// rulesWithoutSuggestions is gqlparser's default validation with every rule
+// that suggests names ("Did you mean …?") replaced by its silent variant:
+// suggestions would reveal the schema that disabled introspection hides.
+// SetDisableSuggestion swaps the field and leaf-selection rules; these are
+// the argument, type-name and input-value ones.
+func rulesWithoutSuggestions() *rules.Rules {
+	r := rules.NewDefaultRules()
+	for _, swap := range [][2]core.Rule{
+		{rules.KnownArgumentNamesRule, rules.KnownArgumentNamesRuleWithoutSuggestions},
+		{rules.KnownTypeNamesRule, rules.KnownTypeNamesRuleWithoutSuggestions},
+		{rules.ValuesOfCorrectTypeRule, rules.ValuesOfCorrectTypeRuleWithoutSuggestions},
+	} {
+		r.RemoveRule(swap[0].Name)
+		r.AddRule(swap[1].Name, swap[1].RuleFunc)
+	}
+	return r
 }
 
 // depthLimit refuses operations nested deeper than max.
