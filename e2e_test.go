@@ -157,13 +157,23 @@ func bearer(tok string) http.Header { return hdr("Authorization", "Bearer "+tok)
 // unless h sets a Content-Type.
 func (e *testEnv) do(method, path string, h http.Header, body *string) response {
 	e.t.Helper()
+	res, err := e.send(method, path, h, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
+}
+
+// send is do returning transport errors instead of failing the test, so
+// that any goroutine may call it.
+func (e *testEnv) send(method, path string, h http.Header, body *string) (response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = strings.NewReader(*body)
 	}
 	req, err := http.NewRequest(method, e.URL+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		return response{}, err
 	}
 	for k, v := range h {
 		req.Header[k] = v
@@ -171,16 +181,21 @@ func (e *testEnv) do(method, path string, h http.Header, body *string) response 
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return roundTrip(req)
+}
+
+// roundTrip sends req exactly as built and reads the whole answer.
+func roundTrip(req *http.Request) (response, error) {
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		return response{}, err
 	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
 }
 
 func str(s string) *string { return &s }
@@ -272,6 +287,13 @@ func (g gqlResponse) codes() []string {
 func eachDB(t *testing.T, fn func(t *testing.T, e *testEnv)) {
 	for _, db := range dbtest.Names {
 		t.Run(db, func(t *testing.T) { fn(t, newEnv(t, db)) })
+	}
+}
+
+// eachDBWith is eachDB with configure applied to each server's configuration.
+func eachDBWith(t *testing.T, configure func(*Config), fn func(t *testing.T, e *testEnv)) {
+	for _, db := range dbtest.Names {
+		t.Run(db, func(t *testing.T) { fn(t, newEnv(t, db, configure)) })
 	}
 }
 
