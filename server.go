@@ -298,15 +298,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- strin
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           app.Handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(app.Handler, log)
 
 	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -333,6 +325,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- strin
 		err = nil
 	}
 	return err
+}
+
+// newHTTPServer returns an http.Server for h with apikeyd's limits.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return defaultHTTPLimits.server(h, log)
 }
 
 // migrateCommand runs `apikeyd migrate up|down|status`.
