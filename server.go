@@ -150,6 +150,9 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	if _, err := auth.ParsePrefixes(c.TrustedProxies); err != nil {
 		return c, fs, fmt.Errorf("TRUSTED_PROXIES: %v", err)
 	}
+	if _, err := rest.ParseOrigins(c.CORSOrigins); err != nil {
+		return c, fs, fmt.Errorf("CORS_ORIGINS: %v", err)
+	}
 	if fs.NArg() > 0 && extra == nil {
 		return c, fs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
@@ -279,6 +282,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	var h http.Handler = authn.Middleware(mux)
 	h = rest.CORS(strings.Split(cfg.CORSOrigins, ","), h)
 	h = rest.NoStore(h)
+	h = rest.SecurityHeaders(h)
 	h = rest.Recover(log, h)
 	h = accesslog.Middleware(log, h)
 	return &App{DB: db, Keys: keys, Handler: h}, nil
