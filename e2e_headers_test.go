@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Response headers as a browser or a reverse proxy reads them (SECURITY.md,
@@ -239,4 +242,43 @@ func TestHostHeaderIgnored(t *testing.T) {
 			t.Errorf("%s %s: the body names the Host: %s", c.method, c.path, res.Body)
 		}
 	}
+}
+
+// TestSubjectInHeaders: the user id travels in X-Auth-User-Id to reverse
+// proxies, so a subject that would split, break or disguise that header is
+// refused, and any other arrives byte for byte.
+func TestSubjectInHeaders(t *testing.T) {
+	t.Parallel()
+	eachDBWith(t, noFailLimit, func(t *testing.T, e *testEnv) {
+		now := time.Now()
+		tokenFor := func(sub string) string {
+			return e.signJWT(jwt.SigningMethodHS256, e.Secret, jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		}
+		for _, sub := range []string{
+			"alice\r\nX-Injected: 1", "alice\nX-Injected: 1", "alice\r", "alice\x00", "alice\x7f", "alice\u0085",
+			" alice", "alice ", "\talice", "alice\u00a0", "\u2003alice",
+		} {
+			res := e.do("GET", "/auth/verify", bearer(tokenFor(sub)), nil)
+			wantError(t, res, http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+			if res.Header.Get("X-Injected") != "" || res.Header.Get("X-Auth-User-Id") != "" {
+				t.Errorf("sub %q: headers %v", sub, res.Header)
+			}
+		}
+		for _, sub := range []string{"ünïcödé", "用户", "a b", "idp|alice", `"quoted"`, "a,b;c=d", "alice\u2028bob"} {
+			tok := tokenFor(sub)
+			res := e.do("GET", "/auth/verify", bearer(tok), nil)
+			if res.Status != http.StatusOK || res.JSON(t)["user_id"] != sub {
+				t.Fatalf("sub %q: %d %s", sub, res.Status, res.Body)
+			}
+			if got := res.Header.Values("X-Auth-User-Id"); !slices.Equal(got, []string{sub}) {
+				t.Errorf("sub %q: X-Auth-User-Id %q", sub, got)
+			}
+			// The same through one of the user's keys.
+			k := e.create(tok, nil)
+			res = e.do("GET", "/auth/verify", hdr("X-Api-Key", k.Key), nil)
+			if got := res.Header.Values("X-Auth-User-Id"); res.Status != http.StatusOK || !slices.Equal(got, []string{sub}) {
+				t.Errorf("sub %q through a key: %d X-Auth-User-Id %q", sub, res.Status, got)
+			}
+		}
+	})
 }
