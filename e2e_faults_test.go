@@ -2,18 +2,25 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/uptrace/bun"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
@@ -305,4 +312,67 @@ func TestHandlerPanic(t *testing.T) {
 			t.Fatal("the key no longer verifies")
 		}
 	})
+}
+
+// TestIdentityProviderDown: an identity provider that fails or is gone
+// costs apikeyd its login tokens (401, quickly) and nothing else: it starts,
+// is ready, verifies API keys, and asks the provider at most once a minute
+// however many tokens with unknown kids arrive.
+func TestIdentityProviderDown(t *testing.T) {
+	t.Parallel()
+	var fetches atomic.Int32
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		http.Error(w, "identity provider exploded", http.StatusInternalServerError)
+	}))
+	t.Cleanup(failing.Close)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, idp := range []struct{ name, url string }{{"Failing", failing.URL}, {"Gone", gone.URL}} {
+		t.Run(idp.name, func(t *testing.T) {
+			fetches.Store(0)
+			e := newEnv(t, "sqlite", func(c *Config) {
+				c.JWTSecret, c.JWKSURL, c.AuthFailBurst = "", idp.url, 0
+			})
+			for _, path := range []string{"/healthz", "/readyz"} {
+				if res := e.do("GET", path, nil, nil); res.Status != http.StatusOK {
+					t.Fatalf("%s: %d %s", path, res.Status, res.Body)
+				}
+			}
+			// A key made before the outage (straight through the service).
+			ctx := apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT})
+			k, err := e.App.Keys.Create(ctx, apikey.CreateInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.remember(k.Secret)
+
+			start := time.Now()
+			for i := range 20 {
+				now := time.Now()
+				tok := signWith(e, jwt.SigningMethodES256, "kid-"+string(rune('a'+i)), key, jwt.MapClaims{"sub": "mallory", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+				wantError(t, e.do("GET", "/auth/verify", bearer(tok), nil), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+				status, out := e.gql(bearer(tok), gqlViewerQuery, nil)
+				wantGQLError(t, status, out, "INVALID_OR_EXPIRED_TOKEN")
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("40 refused login tokens took %v", d)
+			}
+			if n := fetches.Load(); n > 1 {
+				t.Errorf("the identity provider was asked %d times, want at most once", n)
+			}
+			res := e.do("GET", "/auth/verify", hdr("X-Api-Key", k.Secret), nil)
+			if res.Status != http.StatusOK || res.JSON(t)["user_id"] != "alice" {
+				t.Fatalf("API key during the outage: %d %s", res.Status, res.Body)
+			}
+			if !strings.Contains(e.Logs.String(), "JWKS fetch failed") {
+				t.Error("the provider's failure is not logged for operators")
+			}
+		})
+	}
 }
