@@ -85,6 +85,29 @@ func TestGraphQLStrictStrings(t *testing.T) {
 	})
 }
 
+// TestGraphQLNoStore: GraphQL answers carry keys and depend on who asks:
+// no cache may keep them, whatever the method or outcome.
+func TestGraphQLNoStore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sqlite")
+	tok := e.token("cache")
+	for _, c := range []struct {
+		name, method, path string
+		body               *string
+	}{
+		{"Create", "POST", "/graphql", str(gqlBody(`mutation { createApiKey { key } }`))},
+		{"GETQuery", "GET", "/graphql?query=" + url.QueryEscape(`{ apiKeys { id } }`), nil},
+		{"GETMutation", "GET", "/graphql?query=" + url.QueryEscape(`mutation { createApiKey { key } }`), nil},
+		{"Refused", "POST", "/graphql", str(`[]`)},
+		{"MethodNotAllowed", "PUT", "/graphql", nil},
+	} {
+		res := e.do(c.method, c.path, bearer(tok), c.body)
+		if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: %d, Cache-Control %q, want no-store", c.name, res.Status, cc)
+		}
+	}
+}
+
 // TestGraphQLFrontDoor: what is not a GraphQL-over-HTTP request is refused
 // before gqlgen parses it, with a coded error and no echo.
 func TestGraphQLFrontDoor(t *testing.T) {
