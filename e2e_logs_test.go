@@ -23,6 +23,8 @@ var credentialShapes = map[string]*regexp.Regexp{
 	"a SHA-256 or a secret":  regexp.MustCompile(`\b[0-9a-fA-F]{64}\b`),
 	"a password in a DSN":    regexp.MustCompile(`postgres(ql)?://[^/\s:@"]+:[^@\s"]+@`),
 	"an Authorization value": regexp.MustCompile(`(?i)"authorization"\s*:`),
+	"an argon2 hash":         regexp.MustCompile(`\$argon2(id|i|d)\$`),
+	"a password field":       regexp.MustCompile(`(?i)"password"\s*:\s*"`),
 }
 
 // accessLogFields are the only fields of an access log line; the first seven
@@ -109,8 +111,9 @@ func TestAccessLog(t *testing.T) {
 	ft := &fakeTB{}
 	assertLogsClean(ft, `{"time":"t","level":"INFO","msg":"request","method":"GET","route":"/","status":200,"latency_ms":1,"user_agent":"x"}`+"\n")
 	assertLogsClean(ft, `{"time":"t","level":"INFO","msg":"x","err":"Bearer abcdefghijklmnop"}`+"\n")
-	if len(ft.errors) != 2 {
-		t.Errorf("assertLogsClean reported %q, want two errors", ft.errors)
+	assertLogsClean(ft, `{"time":"t","level":"INFO","msg":"x","hash":"$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"}`+"\n")
+	if len(ft.errors) != 3 {
+		t.Errorf("assertLogsClean reported %q, want three errors", ft.errors)
 	}
 }
 
