@@ -201,6 +201,11 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	p, err := apikey.RequirePrincipal(r.Context())
 	if err != nil {
+		// Anonymous requests elsewhere are not verifications, but one that
+		// asks whether it may pass and brings nothing is: count it here.
+		if q, authErr := apikey.OptionalPrincipal(r.Context()); q == nil && authErr == nil {
+			a.svc.ObserveVerification(apikey.MethodNone, apikey.OutcomeMissing)
+		}
 		WriteError(w, r, a.log, err)
 		return
 	}
