@@ -30,6 +30,9 @@ type testEnv struct {
 	App    *App
 	Secret []byte
 	Logs   *syncBuffer
+	// client sends the harness's requests; its transport checks each
+	// exchange against the OpenAPI document (see openapi_test.go).
+	client *http.Client
 
 	mu      sync.Mutex
 	secrets []string
@@ -74,6 +77,7 @@ func newEnvDSN(t testing.TB, dsn string, configure ...func(*Config)) *testEnv {
 		f(&cfg)
 	}
 	e := &testEnv{t: t, DSN: dsn, Secret: []byte(cfg.JWTSecret), Logs: &syncBuffer{}}
+	e.client = &http.Client{Transport: &contractTransport{t: t, base: http.DefaultTransport, c: mustContract(t)}}
 	e.remember(cfg.JWTSecret)
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app, err := newApp(context.Background(), cfg, log)
@@ -154,7 +158,8 @@ func hdr(kv ...string) http.Header {
 func bearer(tok string) http.Header { return hdr("Authorization", "Bearer "+tok) }
 
 // do sends a request; a non-nil body string is sent as application/json
-// unless h sets a Content-Type.
+// unless h sets a Content-Type. The exchange is checked against the OpenAPI
+// document.
 func (e *testEnv) do(method, path string, h http.Header, body *string) response {
 	e.t.Helper()
 	var rd io.Reader
@@ -171,7 +176,7 @@ func (e *testEnv) do(method, path string, h http.Header, body *string) response 
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

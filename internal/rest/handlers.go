@@ -30,11 +30,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.route(mux, "GET /auth/verify", a.verify)
 	a.route(mux, "GET /healthz", a.healthz)
 	a.route(mux, "GET /readyz", a.readyz)
+	a.route(mux, "GET /openapi.json", a.openapi)
 	a.methodNotAllowed(mux, "/auth/api-keys", "GET, HEAD, POST")
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}", "DELETE")
 	a.methodNotAllowed(mux, "/auth/verify", "GET, HEAD")
 	a.methodNotAllowed(mux, "/healthz", "GET, HEAD")
 	a.methodNotAllowed(mux, "/readyz", "GET, HEAD")
+	a.methodNotAllowed(mux, "/openapi.json", "GET, HEAD")
 }
 
 // route mounts h at pattern, naming the route in the access log.
