@@ -296,8 +296,14 @@ func wantError(t testing.TB, res response, status int, code string) {
 	if len(m) != 3 {
 		t.Fatalf("body %s has fields beyond error, statusCode, code", res.Body)
 	}
-	if status == http.StatusUnauthorized && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
-		t.Errorf("401 without WWW-Authenticate: Bearer")
+	if status == http.StatusUnauthorized {
+		want := `Bearer realm="apikeyd"`
+		if code == "INVALID_OR_EXPIRED_TOKEN" {
+			want += `, error="invalid_token"` // RFC 6750: a credential was presented and refused
+		}
+		if got := res.Header.Get("WWW-Authenticate"); got != want {
+			t.Errorf("WWW-Authenticate: %q, want %q", got, want)
+		}
 	}
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("Content-Type %q", ct)
