@@ -129,8 +129,8 @@ func (c *contract) check(req *http.Request, reqBody []byte, res *http.Response, 
 	if req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != "" {
 		return nil // a CORS preflight, answered before routing
 	}
-	if path.Clean(p) != p && (res.StatusCode == http.StatusMovedPermanently || res.StatusCode == http.StatusPermanentRedirect) {
-		return nil // the mux redirects to the clean path, which is then checked
+	if path.Clean(p) != p && res.StatusCode >= 300 && res.StatusCode < 400 && res.Header.Get("Location") != "" {
+		return nil // net/http's mux redirects to the clean path, which is then checked
 	}
 	if res.StatusCode == http.StatusTooManyRequests {
 		// A rate-limited address is refused before routing, on any path.
