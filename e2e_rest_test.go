@@ -129,7 +129,7 @@ func (e *testEnv) postKey(tok, contentType, body string, chunked bool) response 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	res, err := roundTrip(req)
+	res, err := e.roundTrip(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
@@ -81,6 +82,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 // command line (flags win).
 type Config struct {
 	Addr             string
+	MetricsAddr      string
 	DatabaseURL      string
 	JWTSecret        string
 	JWKSURL          string
@@ -109,6 +111,7 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	var c Config
 	var maxKeys, burst, interval, introspection, migrate string
 	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve /metrics only on this address, e.g. 127.0.0.1:9090; empty: on the main listener (METRICS_ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "file:apikeyd.db"), "postgres://… or file:PATH for SQLite (DATABASE_URL)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", env("JWT_SECRET", ""), "HS256 secret, at least 32 bytes; prefer the JWT_SECRET variable")
 	fs.StringVar(&c.JWKSURL, "jwt-jwks-url", env("JWT_JWKS_URL", ""), "JWKS URL of an identity provider (JWT_JWKS_URL)")
@@ -143,6 +146,11 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	if c.Migrate, err = strconv.ParseBool(migrate); err != nil {
 		return c, fs, fmt.Errorf("AUTO_MIGRATE must be true or false, not %q", migrate)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return c, fs, fmt.Errorf("METRICS_ADDR must be host:port such as 127.0.0.1:9090, not %q", c.MetricsAddr)
+		}
 	}
 	if !apikey.ValidPrefix(c.KeyPrefix) {
 		return c, fs, fmt.Errorf("API_KEY_PREFIX %q must be lower-case letters and digits ending in _ (at most 32 bytes)", c.KeyPrefix)
@@ -222,10 +230,13 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// App is a configured apikeyd: its database, service and HTTP handler.
+// App is a configured apikeyd: its database, service, metrics and HTTP
+// handler. The handler serves /metrics unless Config.MetricsAddr is set, in
+// which case serve exposes Metrics.Handler there instead.
 type App struct {
 	DB      *bun.DB
 	Keys    *apikey.Service
+	Metrics *metrics.Metrics
 	Handler http.Handler
 }
 
@@ -256,16 +267,25 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			log.Info("migrated", "group", g.ID, "migrations", g.Migrations.String())
 		}
 	}
+	m := metrics.New()
+	m.WatchDB(db.DB)
 	keys := apikey.NewService(store.New(db), apikey.Config{
 		Prefix:           cfg.KeyPrefix,
 		MaxKeysPerUser:   cfg.MaxKeysPerUser,
 		LastUsedInterval: cfg.LastUsedInterval,
+		Observer:         m,
 	})
 	trusted, _ := auth.ParsePrefixes(cfg.TrustedProxies) // checked by parseConfig
 	authn := auth.NewAuthenticator(verifier, keys, auth.NewFailureLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(trusted))
-	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) { rest.WriteError(w, r, log, err) }
-
 	mux := http.NewServeMux()
+	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
+		// Refused before routing: name the route it was for, so the access
+		// log and metrics show where the refusals land.
+		if _, pattern := mux.Handler(r); pattern != notFoundPattern {
+			accesslog.SetRoute(r.Context(), pattern)
+		}
+		rest.WriteError(w, r, log, err)
+	}
 	rest.New(keys, log).Register(mux)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle("GET /graphql", rest.Route("/graphql", gql))
@@ -274,20 +294,44 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if cfg.Introspection {
 		mux.Handle("GET /playground", rest.Route("/playground", graph.Playground("/graphql")))
 	}
-	mux.Handle("/", rest.NotFound(log))
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", rest.Route("/metrics", m.Handler()))
+		mux.Handle("/metrics", rest.Route("/metrics", rest.MethodNotAllowed(log, "GET, HEAD")))
+	}
+	mux.Handle(notFoundPattern, rest.NotFound(log))
 
 	var h http.Handler = authn.Middleware(mux)
 	h = rest.CORS(strings.Split(cfg.CORSOrigins, ","), h)
 	h = rest.NoStore(h)
 	h = rest.Recover(log, h)
+	h = m.Middleware(h) // inside the access log, whose context carries the route
 	h = accesslog.Middleware(log, h)
-	return &App{DB: db, Keys: keys, Handler: h}, nil
+	return &App{DB: db, Keys: keys, Metrics: m, Handler: h}, nil
+}
+
+// notFoundPattern is the catch-all route that answers 404.
+const notFoundPattern = "/"
+
+// metricsHandler serves GET /metrics and nothing else, for the separate
+// metrics listener.
+func metricsHandler(m *metrics.Metrics, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("/metrics", rest.MethodNotAllowed(log, "GET, HEAD"))
+	mux.Handle("/", rest.NotFound(log))
+	return mux
+}
+
+// listening tells where serve listens.
+type listening struct {
+	Addr        string // the API
+	MetricsAddr string // /metrics alone, when Config.MetricsAddr is set
 }
 
 // serve runs the server until ctx is done, then shuts down gracefully:
 // in-flight requests finish and recorded key uses are written.
-// ready, when not nil, receives the listening address.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string) error {
+// ready, when not nil, receives the listening addresses.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- listening) error {
 	app, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -298,8 +342,59 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- strin
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           app.Handler,
+	at := listening{Addr: ln.Addr().String()}
+	servers := map[*http.Server]net.Listener{newHTTPServer(app.Handler, log): ln}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		at.MetricsAddr = mln.Addr().String()
+		servers[newHTTPServer(metricsHandler(app.Metrics, log), log)] = mln
+	}
+
+	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { app.Keys.RunUsageFlusher(flushCtx, log) })
+
+	errc := make(chan error, len(servers))
+	for srv, l := range servers {
+		go func() { errc <- srv.Serve(l) }()
+	}
+	attrs := []any{"addr", at.Addr, "database", store.Describe(cfg.DatabaseURL)}
+	if at.MetricsAddr != "" {
+		attrs = append(attrs, "metrics_addr", at.MetricsAddr)
+	}
+	log.Info("apikeyd listening", attrs...)
+	if ready != nil {
+		ready <- at
+	}
+
+	select {
+	case err = <-errc: // a listener failed: stop the other too
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	for srv := range servers {
+		if e := srv.Shutdown(shutCtx); err == nil {
+			err = e
+		}
+	}
+	cancel()
+	stopFlusher()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// newHTTPServer returns an http.Server for h with apikeyd's limits.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -307,32 +402,6 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- strin
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-
-	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Go(func() { app.Keys.RunUsageFlusher(flushCtx, log) })
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("apikeyd listening", "addr", ln.Addr().String(), "database", store.Describe(cfg.DatabaseURL))
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-		log.Info("shutting down")
-		shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = srv.Shutdown(shutCtx)
-		cancel()
-	}
-	stopFlusher()
-	wg.Wait()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
 }
 
 // migrateCommand runs `apikeyd migrate up|down|status`.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
@@ -178,11 +179,27 @@ func (v *JWTVerifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 }
 
 // reject logs the category of cause at Debug (never the token) and returns
-// the one client-facing error.
+// the one client-facing error, with cause attached for tokenOutcome.
 func (v *JWTVerifier) reject(ctx context.Context, cause error) error {
 	v.logger.LogAttrs(ctx, slog.LevelDebug, "login token rejected",
 		slog.String("reason", jwtFailureReason(cause)))
-	return apperr.New(apperr.InvalidToken, jwtInvalidMessage)
+	return apperr.Wrap(apperr.InvalidToken, jwtInvalidMessage, cause)
+}
+
+// tokenOutcome tells why a login token was refused, for metrics.
+func tokenOutcome(err error) apikey.Outcome {
+	switch {
+	case errors.Is(err, errJWTMalformed), errors.Is(err, jwt.ErrTokenMalformed):
+		return apikey.OutcomeMalformed
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return apikey.OutcomeExpired
+	case errors.Is(err, errJWKSUnavailable):
+		return apikey.OutcomeError
+	case apperr.CodeOf(err) == apperr.InvalidToken:
+		return apikey.OutcomeInvalid
+	default:
+		return apikey.OutcomeError
+	}
 }
 
 // jwtFailureReason maps an error to a short, token-free category.
