@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -262,7 +263,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		LastUsedInterval: cfg.LastUsedInterval,
 	})
 	trusted, _ := auth.ParsePrefixes(cfg.TrustedProxies) // checked by parseConfig
-	authn := auth.NewAuthenticator(verifier, keys, auth.NewFailureLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(trusted))
+	authn := auth.NewAuthenticator(verifier, keys, auth.NewFailureLimiter[netip.Addr](cfg.AuthFailBurst, 1), auth.NewClientIP(trusted))
 	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) { rest.WriteError(w, r, log, err) }
 
 	mux := http.NewServeMux()
