@@ -39,6 +39,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/web"
 )
 
 func main() {
@@ -291,9 +292,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	mux.Handle("GET /graphql", rest.Route("/graphql", gql))
 	mux.Handle("POST /graphql", rest.Route("/graphql", gql))
 	mux.Handle("/graphql", rest.Route("/graphql", rest.MethodNotAllowed(log, "GET, HEAD, POST")))
-	if cfg.Introspection {
-		mux.Handle("GET /playground", rest.Route("/playground", graph.Playground("/graphql")))
-	}
+	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
 	mux.Handle("/", rest.NotFound(log))
 
 	var h http.Handler = authn.Middleware(mux)
