@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  assertNoCSPViolations, dashboardSession, DESKTOP, open, shoot, verifyKey, waitForText,
+  assertNoCSPViolations, baseURL, dashboardSession, DESKTOP, open, shoot, verifyKey, waitForText,
 } from './browser.mjs';
 
 const KEY_PATTERN = /^atiru_[0-9A-Za-z]{38}$/;
@@ -232,6 +232,27 @@ test('dashboard', async (t) => {
     await page.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
     await waitForText(page.locator('#page-error'), /no longer valid/);
     assert.equal(await dashboardSession(page), null);
+  });
+
+  await step('sign in with a pasted login token', async () => {
+    // As with an identity provider: a token obtained elsewhere.
+    const res = await fetch(new URL('/auth/login', baseURL), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email, password }),
+    });
+    assert.equal(res.status, 200);
+    const { session, user } = await res.json();
+    await page.getByText('Sign in with a login token').click();
+    const field = page.getByLabel('Login token (JWT)');
+    await field.fill('not-a-token');
+    await page.getByRole('button', { name: 'Use this token' }).click();
+    await waitForText(page.locator('#token-error'), /not accepted/);
+    await field.fill(session.access_token);
+    await page.getByRole('button', { name: 'Use this token' }).click();
+    await page.getByRole('heading', { name: 'API Keys', exact: true }).waitFor();
+    await waitForText(page.locator('#account-name'), new RegExp(user.id));
+    assert.equal((await dashboardSession(page)).token, session.access_token);
   });
 
   await step('no request left this machine, and the CSP held', async () => {

@@ -174,7 +174,7 @@ async function login(email, password) {
 function accountsError(err) {
   if (err.status === 404 || err.status === 405) {
     $('token-signin').open = true;
-    return 'This server does not keep accounts: sign-in is handled by your identity provider. ' +
+    return 'This server has no built-in accounts: sign-in is handled by an identity provider. ' +
       'Paste a login token from it below.';
   }
   return err.message;
@@ -357,7 +357,7 @@ $('token-form').addEventListener('submit', async (e) => {
     route({ focus: true });
     announce(`Signed in as ${session.name}.`);
   } catch (err) {
-    showFormError('token-error', err.message);
+    showFormError('token-error', SESSION_ENDED.has(err.code) ? `That login token was not accepted. ${err.message}` : err.message);
   }
 });
 
