@@ -892,7 +892,7 @@ func TestRESTRoutes(t *testing.T) {
 				name, method, path string
 				h                  http.Header
 			}{
-				{"Root", "GET", "/", nil},
+				{"RootSubpath", "GET", "/nope/", nil},
 				{"Nope", "GET", "/nope", nil},
 				{"AuthNope", "GET", "/auth/nope", nil},
 				{"AuthNopeWithJWT", "POST", "/auth/nope", bearer(alice)},

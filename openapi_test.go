@@ -35,8 +35,9 @@ import (
 // openapi3filter turns on by itself for a 3.1 document.
 
 // outsideContract lists the paths the document does not describe:
-// GraphQL has its own schema and /metrics the Prometheus formats.
-var outsideContract = []string{"/graphql", "/playground", "/metrics"}
+// GraphQL has its own schema, /metrics the Prometheus formats, and the
+// dashboard's pages and assets (/, /static/…) are HTML, CSS and JavaScript.
+var outsideContract = []string{"/graphql", "/playground", "/metrics", "/"}
 
 // contract is the loaded document and a router over it.
 type contract struct {
@@ -121,10 +122,8 @@ func (ct *contractTransport) RoundTrip(req *http.Request) (*http.Response, error
 // method the document does not have.
 func (c *contract) check(req *http.Request, reqBody []byte, res *http.Response, resBody []byte) error {
 	p := req.URL.Path
-	for _, o := range outsideContract {
-		if p == o {
-			return nil
-		}
+	if slices.Contains(outsideContract, p) || strings.HasPrefix(p, "/static/") {
+		return nil
 	}
 	if req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != "" {
 		return nil // a CORS preflight, answered before routing
@@ -143,6 +142,9 @@ func (c *contract) check(req *http.Request, reqBody []byte, res *http.Response, 
 	item := c.pathItem(p)
 	if item == nil {
 		return c.checkError(res, resBody, "NOT_FOUND")
+	}
+	if _, optional := item.Extensions["x-apikeyd-feature"]; optional && res.StatusCode == http.StatusNotFound {
+		return c.checkError(res, resBody, "NOT_FOUND") // the feature is off: the path is absent
 	}
 	method := req.Method
 	if method == http.MethodHead {

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,11 +34,13 @@ import (
 
 	"github.com/apikeyd/apikeyd/graph"
 	"github.com/apikeyd/apikeyd/internal/accesslog"
+	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/web"
 )
 
 func main() {
@@ -96,6 +99,9 @@ type Config struct {
 	CORSOrigins      string
 	Migrate          bool
 	AuthFailBurst    int
+	Accounts         bool
+	SessionTTL       time.Duration
+	LoginFailBurst   int
 }
 
 // parseConfig reads the configuration for command name from the environment
@@ -109,7 +115,7 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var c Config
-	var maxKeys, burst, interval, introspection, migrate string
+	var maxKeys, burst, interval, introspection, migrate, accounts, sessionTTL, loginBurst string
 	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve /metrics only on this address, e.g. 127.0.0.1:9090; empty: on the main listener (METRICS_ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "file:apikeyd.db"), "postgres://… or file:PATH for SQLite (DATABASE_URL)")
@@ -125,6 +131,9 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	fs.StringVar(&c.CORSOrigins, "cors-origins", env("CORS_ORIGINS", ""), "comma-separated origins allowed to call from a browser (CORS_ORIGINS)")
 	fs.StringVar(&burst, "auth-fail-burst", env("AUTH_FAIL_BURST", "30"), "failed authentications allowed per address in a burst, refilling at one a second; 0 disables (AUTH_FAIL_BURST)")
 	fs.StringVar(&migrate, "migrate", env("AUTO_MIGRATE", "true"), "apply pending migrations on start (AUTO_MIGRATE)")
+	fs.StringVar(&accounts, "accounts", env("ACCOUNTS", "true"), "built-in accounts (POST /auth/register, /auth/login) when no JWT_JWKS_URL is set (ACCOUNTS)")
+	fs.StringVar(&sessionTTL, "session-ttl", env("SESSION_TTL", "1h"), "lifetime of the login tokens /auth/login issues (SESSION_TTL)")
+	fs.StringVar(&loginBurst, "login-fail-burst", env("LOGIN_FAIL_BURST", "10"), "failed logins allowed per account in a burst, refilling at one a minute; 0 disables (LOGIN_FAIL_BURST)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -151,6 +160,15 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return c, fs, fmt.Errorf("METRICS_ADDR must be host:port such as 127.0.0.1:9090, not %q", c.MetricsAddr)
 		}
+	}
+	if c.Accounts, err = strconv.ParseBool(accounts); err != nil {
+		return c, fs, fmt.Errorf("ACCOUNTS must be true or false, not %q", accounts)
+	}
+	if c.SessionTTL, err = time.ParseDuration(sessionTTL); err != nil || c.SessionTTL < time.Second || c.SessionTTL%time.Second != 0 {
+		return c, fs, fmt.Errorf("SESSION_TTL must be a duration of whole seconds such as 1h, not %q", sessionTTL)
+	}
+	if c.LoginFailBurst, err = strconv.Atoi(loginBurst); err != nil || c.LoginFailBurst < 0 {
+		return c, fs, fmt.Errorf("LOGIN_FAIL_BURST must be a non-negative integer, not %q", loginBurst)
 	}
 	if !apikey.ValidPrefix(c.KeyPrefix) {
 		return c, fs, fmt.Errorf("API_KEY_PREFIX %q must be lower-case letters and digits ending in _ (at most 32 bytes)", c.KeyPrefix)
@@ -269,14 +287,16 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	m := metrics.New()
 	m.WatchDB(db.DB)
-	keys := apikey.NewService(store.New(db), apikey.Config{
+	st := store.New(db)
+	keys := apikey.NewService(st, apikey.Config{
 		Prefix:           cfg.KeyPrefix,
 		MaxKeysPerUser:   cfg.MaxKeysPerUser,
 		LastUsedInterval: cfg.LastUsedInterval,
 		Observer:         m,
 	})
 	trusted, _ := auth.ParsePrefixes(cfg.TrustedProxies) // checked by parseConfig
-	authn := auth.NewAuthenticator(verifier, keys, auth.NewFailureLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(trusted))
+	failures, client := auth.NewFailureLimiter[netip.Addr](cfg.AuthFailBurst, 1), auth.NewClientIP(trusted)
+	authn := auth.NewAuthenticator(verifier, keys, failures, client)
 	mux := http.NewServeMux()
 	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
 		// Refused before routing: name the route it was for, so the access
@@ -287,13 +307,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		rest.WriteError(w, r, log, err)
 	}
 	rest.New(keys, log).Register(mux)
+	mountAccounts(mux, cfg, secret, st, client, failures, log)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle("GET /graphql", rest.Route("/graphql", gql))
 	mux.Handle("POST /graphql", rest.Route("/graphql", gql))
 	mux.Handle("/graphql", rest.Route("/graphql", rest.MethodNotAllowed(log, "GET, HEAD, POST")))
-	if cfg.Introspection {
-		mux.Handle("GET /playground", rest.Route("/playground", graph.Playground("/graphql")))
-	}
+	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
 	if cfg.MetricsAddr == "" {
 		mux.Handle("GET /metrics", rest.Route("/metrics", m.Handler()))
 		mux.Handle("/metrics", rest.Route("/metrics", rest.MethodNotAllowed(log, "GET, HEAD")))
@@ -326,6 +345,29 @@ func metricsHandler(m *metrics.Metrics, log *slog.Logger) http.Handler {
 type listening struct {
 	Addr        string // the API
 	MetricsAddr string // /metrics alone, when Config.MetricsAddr is set
+}
+
+// mountAccounts mounts the built-in accounts when apikeyd is its own token
+// issuer: unless ACCOUNTS is false or an identity provider (JWT_JWKS_URL)
+// issues the tokens. Failed logins share the per-address budget of failed
+// authentications, and each account has its own.
+func mountAccounts(mux *http.ServeMux, cfg Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr], log *slog.Logger) {
+	switch {
+	case !cfg.Accounts:
+		log.Info("built-in accounts are off (ACCOUNTS=false)")
+		return
+	case cfg.JWKSURL != "":
+		log.Info("built-in accounts are off: login tokens come from the identity provider (JWT_JWKS_URL)")
+		return
+	}
+	svc := account.NewService(st, account.Config{
+		SessionTTL: cfg.SessionTTL,
+		Mint: func(sub string, iat time.Time, ttl time.Duration) (string, error) {
+			return auth.MintTokenAt(secret, sub, iat, ttl, cfg.JWTIssuer, cfg.JWTAudience)
+		},
+	})
+	byAccount := auth.NewFailureLimiter[string](cfg.LoginFailBurst, 1.0/60)
+	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux)
 }
 
 // serve runs the server until ctx is done, then shuts down gracefully:

@@ -253,6 +253,13 @@ func jwtValidSubject(sub string) bool {
 
 // MintToken signs an HS256 token for sub with the given ttl, iat=now, exp=now+ttl, and iss/aud when non-empty. Used by the `apikeyd token` command and by tests.
 func MintToken(secret []byte, sub string, ttl time.Duration, issuer, audience string) (string, error) {
+	return MintTokenAt(secret, sub, time.Now(), ttl, issuer, audience)
+}
+
+// MintTokenAt is MintToken issued at iat rather than now, so the caller
+// knows the token's exp: iat+ttl, truncated to the second like every
+// NumericDate. Used by the built-in accounts' login.
+func MintTokenAt(secret []byte, sub string, iat time.Time, ttl time.Duration, issuer, audience string) (string, error) {
 	if len(secret) < jwtMinSecretBytes {
 		return "", errors.New("auth: JWT secret must be at least 32 bytes")
 	}
@@ -262,12 +269,11 @@ func MintToken(secret []byte, sub string, ttl time.Duration, issuer, audience st
 	if ttl <= 0 {
 		return "", errors.New("auth: token ttl must be positive")
 	}
-	now := time.Now()
 	claims := jwt.RegisteredClaims{
 		Subject:   sub,
 		Issuer:    issuer,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		IssuedAt:  jwt.NewNumericDate(iat),
+		ExpiresAt: jwt.NewNumericDate(iat.Add(ttl)),
 	}
 	if audience != "" {
 		claims.Audience = jwt.ClaimStrings{audience}

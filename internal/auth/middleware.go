@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/apikeyd/apikeyd/internal/accesslog"
@@ -19,7 +20,7 @@ type TokenVerifier interface {
 type Authenticator struct {
 	tokens  TokenVerifier
 	keys    *apikey.Service
-	limiter *FailureLimiter
+	limiter *FailureLimiter[netip.Addr]
 	client  *ClientIP
 	// Refuse answers a request refused before authentication (rate limited).
 	Refuse func(w http.ResponseWriter, r *http.Request, err error)
@@ -27,7 +28,7 @@ type Authenticator struct {
 
 // NewAuthenticator returns an Authenticator that verifies JWTs with tokens and
 // API keys with keys, limiting failures per client address (nil: no limit).
-func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *FailureLimiter, client *ClientIP) *Authenticator {
+func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *FailureLimiter[netip.Addr], client *ClientIP) *Authenticator {
 	if client == nil {
 		client = NewClientIP(nil)
 	}

@@ -21,6 +21,8 @@ var statusOf = map[apperr.Code]int{
 	apperr.PayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	apperr.UnsupportedMediaType: http.StatusUnsupportedMediaType,
 	apperr.KeyLimitReached:      http.StatusForbidden,
+	apperr.EmailTaken:           http.StatusConflict,
+	apperr.InvalidCredentials:   http.StatusUnauthorized,
 	apperr.RateLimited:          http.StatusTooManyRequests,
 	apperr.ServerBusy:           http.StatusServiceUnavailable,
 	apperr.Internal:             http.StatusInternalServerError,

@@ -273,11 +273,17 @@ func TestMigrateDownAndUp(t *testing.T) {
 		if err == nil {
 			t.Fatal("api_keys still exists after down")
 		}
+		if _, err := store.New(db).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.Internal {
+			t.Fatalf("users after down: %v, want a missing table", err)
+		}
 		if _, err := store.MigrateUp(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := store.New(db).ListKeys(ctx, "alice"); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := store.New(db).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.NotFound {
+			t.Fatalf("users after up: %v, want NOT_FOUND", err)
 		}
 	})
 }
