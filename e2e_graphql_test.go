@@ -52,7 +52,7 @@ type gqlKey struct {
 // to t, and the secrets remembered through it are checked against e's log
 // when e's own test ends.
 func (e *testEnv) subEnv(t testing.TB) *testEnv {
-	c := &testEnv{t: t, URL: e.URL, DSN: e.DSN, App: e.App, Secret: e.Secret, Logs: e.Logs}
+	c := &testEnv{t: t, URL: e.URL, DSN: e.DSN, App: e.App, Secret: e.Secret, Logs: e.Logs, client: e.client}
 	t.Cleanup(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -1242,7 +1242,7 @@ func (panickingStore) ListKeys(context.Context, string) ([]apikey.APIKey, error)
 // wires it.
 func newPanickingEnv(t *testing.T) *testEnv {
 	secret := bytes.Repeat([]byte("s"), 32)
-	e := &testEnv{t: t, Secret: secret, Logs: &syncBuffer{}}
+	e := &testEnv{t: t, Secret: secret, Logs: &syncBuffer{}, client: http.DefaultClient}
 	log := slog.New(slog.NewJSONHandler(e.Logs, nil))
 	verifier, err := auth.NewJWTVerifier(auth.JWTConfig{Secret: secret})
 	if err != nil {

@@ -129,7 +129,7 @@ func (e *testEnv) postKey(tok, contentType, body string, chunked bool) response 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	res, err := roundTrip(req)
+	res, err := e.roundTrip(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -892,7 +892,7 @@ func TestRESTRoutes(t *testing.T) {
 				name, method, path string
 				h                  http.Header
 			}{
-				{"Root", "GET", "/", nil},
+				{"RootSubpath", "GET", "/nope/", nil},
 				{"Nope", "GET", "/nope", nil},
 				{"AuthNope", "GET", "/auth/nope", nil},
 				{"AuthNopeWithJWT", "POST", "/auth/nope", bearer(alice)},

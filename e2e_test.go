@@ -30,6 +30,9 @@ type testEnv struct {
 	App    *App
 	Secret []byte
 	Logs   *syncBuffer
+	// client sends the harness's requests; its transport checks each
+	// exchange against the OpenAPI document (see openapi_test.go).
+	client *http.Client
 
 	mu      sync.Mutex
 	secrets []string
@@ -74,6 +77,7 @@ func newEnvDSN(t testing.TB, dsn string, configure ...func(*Config)) *testEnv {
 		f(&cfg)
 	}
 	e := &testEnv{t: t, DSN: dsn, Secret: []byte(cfg.JWTSecret), Logs: &syncBuffer{}}
+	e.client = &http.Client{Transport: &contractTransport{t: t, base: http.DefaultTransport, c: mustContract(t)}}
 	e.remember(cfg.JWTSecret)
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app, err := newApp(context.Background(), cfg, log)
@@ -159,7 +163,8 @@ func hdr(kv ...string) http.Header {
 func bearer(tok string) http.Header { return hdr("Authorization", "Bearer "+tok) }
 
 // do sends a request; a non-nil body string is sent as application/json
-// unless h sets a Content-Type.
+// unless h sets a Content-Type. The exchange is checked against the OpenAPI
+// document.
 func (e *testEnv) do(method, path string, h http.Header, body *string) response {
 	e.t.Helper()
 	res, err := e.send(method, path, h, body)
@@ -186,12 +191,13 @@ func (e *testEnv) send(method, path string, h http.Header, body *string) (respon
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	return roundTrip(req)
+	return e.roundTrip(req)
 }
 
-// roundTrip sends req exactly as built and reads the whole answer.
-func roundTrip(req *http.Request) (response, error) {
-	res, err := http.DefaultClient.Do(req)
+// roundTrip sends req exactly as built, checked against the OpenAPI
+// document, and reads the whole answer.
+func (e *testEnv) roundTrip(req *http.Request) (response, error) {
+	res, err := e.client.Do(req)
 	if err != nil {
 		return response{}, err
 	}
@@ -318,8 +324,14 @@ func wantError(t testing.TB, res response, status int, code string) {
 	if len(m) != 3 {
 		t.Fatalf("body %s has fields beyond error, statusCode, code", res.Body)
 	}
-	if status == http.StatusUnauthorized && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
-		t.Errorf("401 without WWW-Authenticate: Bearer")
+	if status == http.StatusUnauthorized {
+		want := `Bearer realm="apikeyd"`
+		if code == "INVALID_OR_EXPIRED_TOKEN" {
+			want += `, error="invalid_token"` // RFC 6750: a credential was presented and refused
+		}
+		if got := res.Header.Get("WWW-Authenticate"); got != want {
+			t.Errorf("WWW-Authenticate: %q, want %q", got, want)
+		}
 	}
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("Content-Type %q", ct)

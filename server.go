@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,10 +34,13 @@ import (
 
 	"github.com/apikeyd/apikeyd/graph"
 	"github.com/apikeyd/apikeyd/internal/accesslog"
+	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/web"
 )
 
 func main() {
@@ -81,6 +85,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 // command line (flags win).
 type Config struct {
 	Addr             string
+	MetricsAddr      string
 	DatabaseURL      string
 	JWTSecret        string
 	JWKSURL          string
@@ -94,6 +99,9 @@ type Config struct {
 	CORSOrigins      string
 	Migrate          bool
 	AuthFailBurst    int
+	Accounts         bool
+	SessionTTL       time.Duration
+	LoginFailBurst   int
 }
 
 // parseConfig reads the configuration for command name from the environment
@@ -107,8 +115,9 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var c Config
-	var maxKeys, burst, interval, introspection, migrate string
+	var maxKeys, burst, interval, introspection, migrate, accounts, sessionTTL, loginBurst string
 	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve /metrics only on this address, e.g. 127.0.0.1:9090; empty: on the main listener (METRICS_ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "file:apikeyd.db"), "postgres://… or file:PATH for SQLite (DATABASE_URL)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", env("JWT_SECRET", ""), "HS256 secret, at least 32 bytes; prefer the JWT_SECRET variable")
 	fs.StringVar(&c.JWKSURL, "jwt-jwks-url", env("JWT_JWKS_URL", ""), "JWKS URL of an identity provider (JWT_JWKS_URL)")
@@ -122,6 +131,9 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	fs.StringVar(&c.CORSOrigins, "cors-origins", env("CORS_ORIGINS", ""), "comma-separated origins allowed to call from a browser (CORS_ORIGINS)")
 	fs.StringVar(&burst, "auth-fail-burst", env("AUTH_FAIL_BURST", "30"), "failed authentications allowed per address in a burst, refilling at one a second; 0 disables (AUTH_FAIL_BURST)")
 	fs.StringVar(&migrate, "migrate", env("AUTO_MIGRATE", "true"), "apply pending migrations on start (AUTO_MIGRATE)")
+	fs.StringVar(&accounts, "accounts", env("ACCOUNTS", "true"), "built-in accounts (POST /auth/register, /auth/login) when no JWT_JWKS_URL is set (ACCOUNTS)")
+	fs.StringVar(&sessionTTL, "session-ttl", env("SESSION_TTL", "1h"), "lifetime of the login tokens /auth/login issues (SESSION_TTL)")
+	fs.StringVar(&loginBurst, "login-fail-burst", env("LOGIN_FAIL_BURST", "10"), "failed logins allowed per account in a burst, refilling at one a minute; 0 disables (LOGIN_FAIL_BURST)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -143,6 +155,20 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	if c.Migrate, err = strconv.ParseBool(migrate); err != nil {
 		return c, fs, fmt.Errorf("AUTO_MIGRATE must be true or false, not %q", migrate)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return c, fs, fmt.Errorf("METRICS_ADDR must be host:port such as 127.0.0.1:9090, not %q", c.MetricsAddr)
+		}
+	}
+	if c.Accounts, err = strconv.ParseBool(accounts); err != nil {
+		return c, fs, fmt.Errorf("ACCOUNTS must be true or false, not %q", accounts)
+	}
+	if c.SessionTTL, err = time.ParseDuration(sessionTTL); err != nil || c.SessionTTL < time.Second || c.SessionTTL%time.Second != 0 {
+		return c, fs, fmt.Errorf("SESSION_TTL must be a duration of whole seconds such as 1h, not %q", sessionTTL)
+	}
+	if c.LoginFailBurst, err = strconv.Atoi(loginBurst); err != nil || c.LoginFailBurst < 0 {
+		return c, fs, fmt.Errorf("LOGIN_FAIL_BURST must be a non-negative integer, not %q", loginBurst)
 	}
 	if !apikey.ValidPrefix(c.KeyPrefix) {
 		return c, fs, fmt.Errorf("API_KEY_PREFIX %q must be lower-case letters and digits ending in _ (at most 32 bytes)", c.KeyPrefix)
@@ -225,10 +251,13 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// App is a configured apikeyd: its database, service and HTTP handler.
+// App is a configured apikeyd: its database, service, metrics and HTTP
+// handler. The handler serves /metrics unless Config.MetricsAddr is set, in
+// which case serve exposes Metrics.Handler there instead.
 type App struct {
 	DB      *bun.DB
 	Keys    *apikey.Service
+	Metrics *metrics.Metrics
 	Handler http.Handler
 }
 
@@ -259,39 +288,96 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			log.Info("migrated", "group", g.ID, "migrations", g.Migrations.String())
 		}
 	}
-	keys := apikey.NewService(store.New(db), apikey.Config{
+	m := metrics.New()
+	m.WatchDB(db.DB)
+	st := store.New(db)
+	keys := apikey.NewService(st, apikey.Config{
 		Prefix:           cfg.KeyPrefix,
 		MaxKeysPerUser:   cfg.MaxKeysPerUser,
 		LastUsedInterval: cfg.LastUsedInterval,
+		Observer:         m,
 	})
 	trusted, _ := auth.ParsePrefixes(cfg.TrustedProxies) // checked by parseConfig
-	authn := auth.NewAuthenticator(verifier, keys, auth.NewFailureLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(trusted))
-	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) { rest.WriteError(w, r, log, err) }
-
+	failures, client := auth.NewFailureLimiter[netip.Addr](cfg.AuthFailBurst, 1), auth.NewClientIP(trusted)
+	authn := auth.NewAuthenticator(verifier, keys, failures, client)
 	mux := http.NewServeMux()
+	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
+		// Refused before routing: name the route it was for, so the access
+		// log and metrics show where the refusals land.
+		if _, pattern := mux.Handler(r); pattern != notFoundPattern {
+			accesslog.SetRoute(r.Context(), pattern)
+		}
+		rest.WriteError(w, r, log, err)
+	}
 	rest.New(keys, log).Register(mux)
+	mountAccounts(mux, cfg, secret, st, client, failures, log)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle("GET /graphql", rest.Route("/graphql", gql))
 	mux.Handle("POST /graphql", rest.Route("/graphql", gql))
 	mux.Handle("/graphql", rest.Route("/graphql", rest.MethodNotAllowed(log, "GET, HEAD, POST")))
-	if cfg.Introspection {
-		mux.Handle("GET /playground", rest.Route("/playground", graph.Playground("/graphql")))
+	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", rest.Route("/metrics", m.Handler()))
+		mux.Handle("/metrics", rest.Route("/metrics", rest.MethodNotAllowed(log, "GET, HEAD")))
 	}
-	mux.Handle("/", rest.NotFound(log))
+	mux.Handle(notFoundPattern, rest.NotFound(log))
 
 	var h http.Handler = authn.Middleware(mux)
 	h = rest.CORS(strings.Split(cfg.CORSOrigins, ","), h)
 	h = rest.NoStore(h)
 	h = rest.SecurityHeaders(h)
 	h = rest.Recover(log, h)
+	h = m.Middleware(h) // inside the access log, whose context carries the route
 	h = accesslog.Middleware(log, h)
-	return &App{DB: db, Keys: keys, Handler: h}, nil
+	return &App{DB: db, Keys: keys, Metrics: m, Handler: h}, nil
+}
+
+// notFoundPattern is the catch-all route that answers 404.
+const notFoundPattern = "/"
+
+// metricsHandler serves GET /metrics and nothing else, for the separate
+// metrics listener.
+func metricsHandler(m *metrics.Metrics, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("/metrics", rest.MethodNotAllowed(log, "GET, HEAD"))
+	mux.Handle("/", rest.NotFound(log))
+	return mux
+}
+
+// listening tells where serve listens.
+type listening struct {
+	Addr        string // the API
+	MetricsAddr string // /metrics alone, when Config.MetricsAddr is set
+}
+
+// mountAccounts mounts the built-in accounts when apikeyd is its own token
+// issuer: unless ACCOUNTS is false or an identity provider (JWT_JWKS_URL)
+// issues the tokens. Failed logins share the per-address budget of failed
+// authentications, and each account has its own.
+func mountAccounts(mux *http.ServeMux, cfg Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr], log *slog.Logger) {
+	switch {
+	case !cfg.Accounts:
+		log.Info("built-in accounts are off (ACCOUNTS=false)")
+		return
+	case cfg.JWKSURL != "":
+		log.Info("built-in accounts are off: login tokens come from the identity provider (JWT_JWKS_URL)")
+		return
+	}
+	svc := account.NewService(st, account.Config{
+		SessionTTL: cfg.SessionTTL,
+		Mint: func(sub string, iat time.Time, ttl time.Duration) (string, error) {
+			return auth.MintTokenAt(secret, sub, iat, ttl, cfg.JWTIssuer, cfg.JWTAudience)
+		},
+	})
+	byAccount := auth.NewFailureLimiter[string](cfg.LoginFailBurst, 1.0/60)
+	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux)
 }
 
 // serve runs the server until ctx is done, then shuts down gracefully:
 // in-flight requests finish and recorded key uses are written.
-// ready, when not nil, receives the listening address.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- string) error {
+// ready, when not nil, receives the listening addresses.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- listening) error {
 	app, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -302,27 +388,47 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- strin
 	if err != nil {
 		return err
 	}
-	srv := newHTTPServer(app.Handler, log)
+	at := listening{Addr: ln.Addr().String()}
+	servers := map[*http.Server]net.Listener{newHTTPServer(app.Handler, log): ln}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		at.MetricsAddr = mln.Addr().String()
+		servers[newHTTPServer(metricsHandler(app.Metrics, log), log)] = mln
+	}
 
 	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { app.Keys.RunUsageFlusher(flushCtx, log) })
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("apikeyd listening", "addr", ln.Addr().String(), "database", store.Describe(cfg.DatabaseURL))
+	errc := make(chan error, len(servers))
+	for srv, l := range servers {
+		go func() { errc <- srv.Serve(l) }()
+	}
+	attrs := []any{"addr", at.Addr, "database", store.Describe(cfg.DatabaseURL)}
+	if at.MetricsAddr != "" {
+		attrs = append(attrs, "metrics_addr", at.MetricsAddr)
+	}
+	log.Info("apikeyd listening", attrs...)
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- at
 	}
 
 	select {
-	case err = <-errc:
+	case err = <-errc: // a listener failed: stop the other too
 	case <-ctx.Done():
 		log.Info("shutting down")
-		shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = srv.Shutdown(shutCtx)
-		cancel()
 	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	for srv := range servers {
+		if e := srv.Shutdown(shutCtx); err == nil {
+			err = e
+		}
+	}
+	cancel()
 	stopFlusher()
 	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {

@@ -12,6 +12,9 @@ import (
 
 type infoKey struct{}
 
+// Unmatched is the route of a request that no route pattern matched.
+const Unmatched = "unmatched"
+
 // info is filled in by inner handlers while the request runs.
 type info struct {
 	route  string
@@ -26,6 +29,16 @@ func SetRoute(ctx context.Context, route string) {
 	}
 }
 
+// Route returns the route pattern recorded so far for the request, "" when
+// ctx is not inside Middleware. Middleware inside this one (metrics) call it
+// after the request is answered, to reuse the route rather than recompute it.
+func Route(ctx context.Context) string {
+	if i, ok := ctx.Value(infoKey{}).(*info); ok {
+		return i.route
+	}
+	return ""
+}
+
 // SetPrincipal records who made the request.
 func SetPrincipal(ctx context.Context, userID, keyID string) {
 	if i, ok := ctx.Value(infoKey{}).(*info); ok {
@@ -37,7 +50,7 @@ func SetPrincipal(ctx context.Context, userID, keyID string) {
 func Middleware(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		i := &info{route: "unmatched"}
+		i := &info{route: Unmatched}
 		rec := &StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, i)))
 		attrs := []slog.Attr{

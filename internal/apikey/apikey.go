@@ -58,8 +58,9 @@ type Store interface {
 	// RevokeKey sets revoked_at on the user's unrevoked key id in one
 	// conditional update. Returns apperr.NotFound when no row changed.
 	RevokeKey(ctx context.Context, userID, id string, at time.Time) error
-	// FindKeyByHash returns the unrevoked key whose hash is hash.
-	// Returns apperr.NotFound when there is none.
+	// FindKeyByHash returns the key whose hash is hash, revoked or not (its
+	// RevokedAt tells), so that a revoked key can be told from an unknown one
+	// in one indexed lookup. Returns apperr.NotFound when there is none.
 	FindKeyByHash(ctx context.Context, hash string) (APIKey, error)
 	// TouchKeys sets last_used_at = at on the given keys where it is older.
 	TouchKeys(ctx context.Context, ids []string, at time.Time) error

@@ -89,24 +89,32 @@ func (f Format) LooksLikeKey(s string) bool { return strings.HasPrefix(s, f.pref
 // WellFormed reports whether key has this format's prefix, length, alphabet
 // and a matching checksum. It touches no database and does not allocate, so
 // mistyped and forged keys are refused at almost no cost.
-func (f Format) WellFormed(key string) bool {
+func (f Format) WellFormed(key string) bool { return f.Check(key) == OutcomeOK }
+
+// Check tells why key is not well formed: OutcomeMalformed for the wrong
+// prefix, length or alphabet, OutcomeBadChecksum for a checksum that does not
+// match, OutcomeOK otherwise.
+func (f Format) Check(key string) Outcome {
 	if len(key) != f.KeyLen() || !strings.HasPrefix(key, f.prefix) {
-		return false
+		return OutcomeMalformed
 	}
 	for i := len(f.prefix); i < len(key); i++ {
 		if !isBase62(key[i]) {
-			return false
+			return OutcomeMalformed
 		}
 	}
 	body := key[:len(key)-checksumLen]
 	sum := crc32.Update(0, crc32.IEEETable, []byte(body))
 	for i := len(key) - 1; i >= len(body); i-- {
 		if key[i] != base62Alphabet[sum%62] {
-			return false
+			return OutcomeBadChecksum
 		}
 		sum /= 62
 	}
-	return sum == 0
+	if sum != 0 {
+		return OutcomeBadChecksum
+	}
+	return OutcomeOK
 }
 
 // DisplayPrefix returns the part of key shown in listings: the prefix plus

@@ -81,24 +81,29 @@ func TestWellFormed(t *testing.T) {
 	cases := []struct {
 		name string
 		key  string
-		want bool
+		want Outcome
 	}{
-		{"Valid", k, true},
-		{"Empty", "", false},
-		{"PrefixOnly", "atiru_", false},
-		{"Truncated", k[:len(k)-1], false},
-		{"Extended", k + "0", false},
-		{"OtherPrefix", "other_" + k[6:], false},
-		{"SecretTypo", flip(k, 10), false},
-		{"ChecksumTypo", flip(k, len(k)-1), false},
-		{"NonBase62", k[:10] + "-" + k[11:], false},
-		{"NonASCII", k[:10] + "é" + k[12:], false},
-		{"KnownVector", "atiru_" + strings.Repeat("0", 32) + refChecksum("atiru_"+strings.Repeat("0", 32)), true},
+		{"Valid", k, OutcomeOK},
+		{"Empty", "", OutcomeMalformed},
+		{"PrefixOnly", "atiru_", OutcomeMalformed},
+		{"Truncated", k[:len(k)-1], OutcomeMalformed},
+		{"Extended", k + "0", OutcomeMalformed},
+		{"OtherPrefix", "other_" + k[6:], OutcomeMalformed},
+		{"SecretTypo", flip(k, 10), OutcomeBadChecksum},
+		{"ChecksumTypo", flip(k, len(k)-1), OutcomeBadChecksum},
+		{"NonBase62", k[:10] + "-" + k[11:], OutcomeMalformed},
+		{"NonASCII", k[:10] + "é" + k[12:], OutcomeMalformed},
+		{"KnownVector", "atiru_" + strings.Repeat("0", 32) + refChecksum("atiru_"+strings.Repeat("0", 32)), OutcomeOK},
+		// "zzzzzz" is 62^6-1, more than any CRC-32: it can match no checksum.
+		{"ChecksumOverflow", k[:len(k)-6] + "zzzzzz", OutcomeBadChecksum},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := f.WellFormed(c.key); got != c.want {
-				t.Errorf("WellFormed(%q) = %v, want %v", c.key, got, c.want)
+			if got := f.Check(c.key); got != c.want {
+				t.Errorf("Check(%q) = %v, want %v", c.key, got, c.want)
+			}
+			if got := f.WellFormed(c.key); got != (c.want == OutcomeOK) {
+				t.Errorf("WellFormed(%q) = %v", c.key, got)
 			}
 		})
 	}

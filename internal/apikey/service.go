@@ -21,17 +21,19 @@ type Config struct {
 	MaxKeysPerUser   int           // active keys per user; 100 when zero
 	LastUsedInterval time.Duration // minimum time between last_used_at writes of one key; 60s when zero
 	Now              func() time.Time
+	Observer         Observer // told of keys created and revoked, verifications and flushes; none when nil
 }
 
 // Service owns every rule about API keys: who may manage them, what a valid
 // name or expiry is, how keys are generated, hashed, limited, revoked and
 // verified. Both HTTP edges call it and nothing else.
 type Service struct {
-	store  Store
-	format Format
-	max    int
-	now    func() time.Time
-	usage  *usage
+	store    Store
+	format   Format
+	max      int
+	now      func() time.Time
+	usage    *usage
+	observer Observer
 }
 
 // NewService returns a Service over store. Call Run to write last_used_at.
@@ -48,12 +50,16 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = NopObserver{}
+	}
 	return &Service{
-		store:  store,
-		format: NewFormat(cfg.Prefix),
-		max:    cfg.MaxKeysPerUser,
-		now:    cfg.Now,
-		usage:  newUsage(cfg.LastUsedInterval),
+		store:    store,
+		format:   NewFormat(cfg.Prefix),
+		max:      cfg.MaxKeysPerUser,
+		now:      cfg.Now,
+		usage:    newUsage(cfg.LastUsedInterval),
+		observer: cfg.Observer,
 	}
 }
 
@@ -102,6 +108,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret)}, s.max); err != nil {
 		return Created{}, err
 	}
+	s.observer.KeyCreated()
 	return Created{APIKey: k, Secret: secret}, nil
 }
 
@@ -136,29 +143,41 @@ func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
 		}
 		return Revoked{}, err
 	}
+	s.observer.KeyRevoked()
 	return Revoked{ID: uid, RevokedAt: at}, nil
 }
 
-// Verify authenticates an API key and records its use.
+// Verify authenticates an API key and records its use. Its outcome goes to
+// the observer.
 // Returns INVALID_OR_EXPIRED_TOKEN for a malformed, unknown, revoked or
 // expired key, and SERVER_BUSY when the database cannot be reached.
 func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
-	if !s.format.WellFormed(key) {
-		return Principal{}, errInvalidKey
+	p, o, err := s.verify(ctx, key)
+	s.observer.Verified(MethodAPIKey, o)
+	return p, err
+}
+
+// verify is Verify, also telling why.
+func (s *Service) verify(ctx context.Context, key string) (Principal, Outcome, error) {
+	if o := s.format.Check(key); o != OutcomeOK {
+		return Principal{}, o, errInvalidKey
 	}
 	k, err := s.store.FindKeyByHash(ctx, Hash(key))
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
-			return Principal{}, errInvalidKey
+			return Principal{}, OutcomeUnknown, errInvalidKey
 		}
-		return Principal{}, err
+		return Principal{}, OutcomeError, err
+	}
+	if k.RevokedAt != nil {
+		return Principal{}, OutcomeRevoked, errInvalidKey
 	}
 	now := s.now()
 	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
-		return Principal{}, errInvalidKey
+		return Principal{}, OutcomeExpired, errInvalidKey
 	}
 	s.usage.touch(k.ID, now)
-	return Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID}, nil
+	return Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID}, OutcomeOK, nil
 }
 
 // Key returns the principal's own API key when it authenticated with one.

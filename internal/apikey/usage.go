@@ -70,7 +70,9 @@ func (s *Service) FlushUsage(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := s.store.TouchKeys(ctx, ids, s.timestamp()); err != nil {
+	err := s.store.TouchKeys(ctx, ids, s.timestamp())
+	s.observer.UsageFlushed(len(ids), err)
+	if err != nil {
 		s.usage.putBack(ids)
 		return err
 	}

@@ -21,6 +21,8 @@ const (
 	PayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
 	UnsupportedMediaType Code = "UNSUPPORTED_MEDIA_TYPE"
 	KeyLimitReached      Code = "KEY_LIMIT_REACHED"
+	EmailTaken           Code = "EMAIL_TAKEN"
+	InvalidCredentials   Code = "INVALID_CREDENTIALS"
 	RateLimited          Code = "RATE_LIMITED"
 	ServerBusy           Code = "SERVER_BUSY"
 	Internal             Code = "INTERNAL"

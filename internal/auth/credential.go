@@ -27,6 +27,18 @@ type Credential struct {
 	Value string
 }
 
+// method is the authentication method c would give, MethodNone when c is
+// no credential.
+func (c Credential) method() apikey.Method {
+	switch c.Kind {
+	case APIKey:
+		return apikey.MethodAPIKey
+	case JWT:
+		return apikey.MethodJWT
+	}
+	return apikey.MethodNone
+}
+
 var errMalformed = apperr.New(apperr.MissingAuth, "malformed credentials: send one of 'Authorization: Bearer <token>' or 'X-Api-Key: <key>'")
 
 // ParseCredential reads the credential of a request from its headers:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
@@ -178,11 +179,27 @@ func (v *JWTVerifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 }
 
 // reject logs the category of cause at Debug (never the token) and returns
-// the one client-facing error.
+// the one client-facing error, with cause attached for tokenOutcome.
 func (v *JWTVerifier) reject(ctx context.Context, cause error) error {
 	v.logger.LogAttrs(ctx, slog.LevelDebug, "login token rejected",
 		slog.String("reason", jwtFailureReason(cause)))
-	return apperr.New(apperr.InvalidToken, jwtInvalidMessage)
+	return apperr.Wrap(apperr.InvalidToken, jwtInvalidMessage, cause)
+}
+
+// tokenOutcome tells why a login token was refused, for metrics.
+func tokenOutcome(err error) apikey.Outcome {
+	switch {
+	case errors.Is(err, errJWTMalformed), errors.Is(err, jwt.ErrTokenMalformed):
+		return apikey.OutcomeMalformed
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return apikey.OutcomeExpired
+	case errors.Is(err, errJWKSUnavailable):
+		return apikey.OutcomeError
+	case apperr.CodeOf(err) == apperr.InvalidToken:
+		return apikey.OutcomeInvalid
+	default:
+		return apikey.OutcomeError
+	}
 }
 
 // jwtFailureReason maps an error to a short, token-free category.
@@ -239,6 +256,13 @@ func jwtValidSubject(sub string) bool {
 
 // MintToken signs an HS256 token for sub with the given ttl, iat=now, exp=now+ttl, and iss/aud when non-empty. Used by the `apikeyd token` command and by tests.
 func MintToken(secret []byte, sub string, ttl time.Duration, issuer, audience string) (string, error) {
+	return MintTokenAt(secret, sub, time.Now(), ttl, issuer, audience)
+}
+
+// MintTokenAt is MintToken issued at iat rather than now, so the caller
+// knows the token's exp: iat+ttl, truncated to the second like every
+// NumericDate. Used by the built-in accounts' login.
+func MintTokenAt(secret []byte, sub string, iat time.Time, ttl time.Duration, issuer, audience string) (string, error) {
 	if len(secret) < jwtMinSecretBytes {
 		return "", errors.New("auth: JWT secret must be at least 32 bytes")
 	}
@@ -248,12 +272,11 @@ func MintToken(secret []byte, sub string, ttl time.Duration, issuer, audience st
 	if ttl <= 0 {
 		return "", errors.New("auth: token ttl must be positive")
 	}
-	now := time.Now()
 	claims := jwt.RegisteredClaims{
 		Subject:   sub,
 		Issuer:    issuer,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		IssuedAt:  jwt.NewNumericDate(iat),
+		ExpiresAt: jwt.NewNumericDate(iat.Add(ttl)),
 	}
 	if audience != "" {
 		claims.Audience = jwt.ClaimStrings{audience}

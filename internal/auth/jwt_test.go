@@ -407,6 +407,22 @@ func TestMintToken(t *testing.T) {
 			t.Fatalf("iat %v is not now", iat)
 		}
 	})
+	t.Run("issued at a given time", func(t *testing.T) {
+		iat := time.Now().Add(-time.Minute).Truncate(time.Second)
+		token, err := MintTokenAt(jwtTestSecret, "user-7", iat, 90*time.Second, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := jwt.MapClaims{}
+		if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+			t.Fatal(err)
+		}
+		gotIat, _ := claims.GetIssuedAt()
+		exp, _ := claims.GetExpirationTime()
+		if gotIat == nil || exp == nil || !gotIat.Equal(iat) || !exp.Equal(iat.Add(90*time.Second)) {
+			t.Fatalf("iat %v, exp %v; want %v and 90 s later", gotIat, exp, iat)
+		}
+	})
 	t.Run("no issuer or audience claims when empty", func(t *testing.T) {
 		token, err := MintToken(jwtTestSecret, "user-1", time.Hour, "", "")
 		if err != nil {

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/apikeyd/apikeyd/internal/accesslog"
@@ -19,7 +20,7 @@ type TokenVerifier interface {
 type Authenticator struct {
 	tokens  TokenVerifier
 	keys    *apikey.Service
-	limiter *FailureLimiter
+	limiter *FailureLimiter[netip.Addr]
 	client  *ClientIP
 	// Refuse answers a request refused before authentication (rate limited).
 	Refuse func(w http.ResponseWriter, r *http.Request, err error)
@@ -27,7 +28,7 @@ type Authenticator struct {
 
 // NewAuthenticator returns an Authenticator that verifies JWTs with tokens and
 // API keys with keys, limiting failures per client address (nil: no limit).
-func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *FailureLimiter, client *ClientIP) *Authenticator {
+func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *FailureLimiter[netip.Addr], client *ClientIP) *Authenticator {
 	if client == nil {
 		client = NewClientIP(nil)
 	}
@@ -36,17 +37,23 @@ func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *Failu
 
 // Authenticate verifies c. It returns ok=false with a nil error when there is
 // no credential, and the coded error (MISSING_AUTH, INVALID_OR_EXPIRED_TOKEN,
-// SERVER_BUSY, …) when there is a bad one.
+// SERVER_BUSY, …) when there is a bad one. The outcome of a verification goes
+// to the service's observer.
 func (a *Authenticator) Authenticate(ctx context.Context, c Credential) (p apikey.Principal, ok bool, err error) {
 	switch c.Kind {
 	case None:
 		return apikey.Principal{}, false, nil
 	case APIKey:
-		p, err = a.keys.Verify(ctx, c.Value)
+		p, err = a.keys.Verify(ctx, c.Value) // reports its own outcome
 	default:
 		var sub string
 		sub, err = a.tokens.Verify(ctx, c.Value)
 		p = apikey.Principal{UserID: sub, Method: apikey.MethodJWT}
+		o := apikey.OutcomeOK
+		if err != nil {
+			o = tokenOutcome(err)
+		}
+		a.keys.ObserveVerification(apikey.MethodJWT, o)
 	}
 	if err != nil {
 		return apikey.Principal{}, false, err
@@ -68,6 +75,7 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		}
 		addr := a.client.Of(r)
 		if ok, wait := a.limiter.Allow(addr); !ok {
+			a.keys.ObserveVerification(c.method(), apikey.OutcomeRateLimited)
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			a.Refuse(w, r, errRateLimited)
 			return
@@ -75,6 +83,8 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		var p apikey.Principal
 		if err == nil {
 			p, _, err = a.Authenticate(r.Context(), c)
+		} else {
+			a.keys.ObserveVerification(apikey.MethodNone, apikey.OutcomeMalformed)
 		}
 		if err != nil {
 			if code := apperr.CodeOf(err); code == apperr.MissingAuth || code == apperr.InvalidToken {

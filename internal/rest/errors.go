@@ -21,6 +21,8 @@ var statusOf = map[apperr.Code]int{
 	apperr.PayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	apperr.UnsupportedMediaType: http.StatusUnsupportedMediaType,
 	apperr.KeyLimitReached:      http.StatusForbidden,
+	apperr.EmailTaken:           http.StatusConflict,
+	apperr.InvalidCredentials:   http.StatusUnauthorized,
 	apperr.RateLimited:          http.StatusTooManyRequests,
 	apperr.ServerBusy:           http.StatusServiceUnavailable,
 	apperr.Internal:             http.StatusInternalServerError,
@@ -53,7 +55,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			slog.String("code", string(code)), slog.String("err", err.Error()))
 	}
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="apikeyd"`)
+		w.Header().Set("WWW-Authenticate", challenge(code))
 	}
 	writeJSON(w, status, errorBody{Error: apperr.MessageOf(err), StatusCode: status, Code: code})
 }
@@ -70,4 +72,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// challenge is the WWW-Authenticate value of a 401 (RFC 6750, section 3): a
+// credential that was presented and refused is error="invalid_token"; a
+// missing or malformed one carries no error. Besides telling clients, it is
+// what lets a reverse proxy, which sees the headers of an auth_request answer
+// but not its body, rebuild the right error.
+func challenge(code apperr.Code) string {
+	if code == apperr.InvalidToken {
+		return `Bearer realm="apikeyd", error="invalid_token"`
+	}
+	return `Bearer realm="apikeyd"`
 }

@@ -30,11 +30,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.route(mux, "GET /auth/verify", a.verify)
 	a.route(mux, "GET /healthz", a.healthz)
 	a.route(mux, "GET /readyz", a.readyz)
+	a.route(mux, "GET /openapi.json", a.openapi)
 	a.methodNotAllowed(mux, "/auth/api-keys", "GET, HEAD, POST")
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}", "DELETE")
 	a.methodNotAllowed(mux, "/auth/verify", "GET, HEAD")
 	a.methodNotAllowed(mux, "/healthz", "GET, HEAD")
 	a.methodNotAllowed(mux, "/readyz", "GET, HEAD")
+	a.methodNotAllowed(mux, "/openapi.json", "GET, HEAD")
 }
 
 // route mounts h at pattern, naming the route in the access log.
@@ -202,6 +204,11 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	p, err := apikey.RequirePrincipal(r.Context())
 	if err != nil {
+		// Anonymous requests elsewhere are not verifications, but one that
+		// asks whether it may pass and brings nothing is: count it here.
+		if q, authErr := apikey.OptionalPrincipal(r.Context()); q == nil && authErr == nil {
+			a.svc.ObserveVerification(apikey.MethodNone, apikey.OutcomeMissing)
+		}
 		WriteError(w, r, a.log, err)
 		return
 	}

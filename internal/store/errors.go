@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/uptrace/bun/driver/pgdriver"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
 )
@@ -52,4 +54,14 @@ func unavailable(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "SQLITE_CANTOPEN") || strings.Contains(msg, "unable to open database") ||
 		strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+// uniqueViolation reports whether err is a unique-constraint violation.
+func uniqueViolation(err error) bool {
+	var pgErr pgdriver.Error
+	if errors.As(err, &pgErr) {
+		return pgErr.Field('C') == "23505" // unique_violation
+	}
+	var liteErr *sqlite.Error
+	return errors.As(err, &liteErr) && liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }

@@ -139,12 +139,12 @@ func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) 
 }
 
 // FindKeyByHash implements apikey.Store through the unique index on key_hash.
+// Revoked keys are returned too: the caller checks RevokedAt.
 func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, error) {
 	var row keyRow
 	err := s.db.NewSelect().Model(&row).
-		Column("id", "user_id", "key_prefix", "created_at", "expires_at").
+		Column("id", "user_id", "key_prefix", "created_at", "expires_at", "revoked_at").
 		Where("key_hash = ?", hash).
-		Where("revoked_at IS NULL").
 		Limit(1).
 		Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -99,7 +99,7 @@ func TestStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.ID != k.ID || got.UserID != "carol" {
+			if got.ID != k.ID || got.UserID != "carol" || got.RevokedAt != nil {
 				t.Errorf("found %+v", got)
 			}
 			_, err = s.FindKeyByHash(ctx, apikey.Hash(format.Generate()))
@@ -134,8 +134,8 @@ func TestStore(t *testing.T) {
 			if err := s.RevokeKey(ctx, "erin", k.ID, base); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("second revoke: %v, want NOT_FOUND", err)
 			}
-			if _, err := s.FindKeyByHash(ctx, apikey.Hash(secret)); apperr.CodeOf(err) != apperr.NotFound {
-				t.Errorf("revoked key found: %v", err)
+			if got, err := s.FindKeyByHash(ctx, apikey.Hash(secret)); err != nil || got.RevokedAt == nil || !got.RevokedAt.Equal(base) {
+				t.Errorf("revoked key: %+v %v, want it with revoked_at %v", got, err, base)
 			}
 			keys, err := s.ListKeys(ctx, "erin")
 			if err != nil || len(keys) != 0 {
@@ -273,11 +273,17 @@ func TestMigrateDownAndUp(t *testing.T) {
 		if err == nil {
 			t.Fatal("api_keys still exists after down")
 		}
+		if _, err := store.New(db).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.Internal {
+			t.Fatalf("users after down: %v, want a missing table", err)
+		}
 		if _, err := store.MigrateUp(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := store.New(db).ListKeys(ctx, "alice"); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := store.New(db).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.NotFound {
+			t.Fatalf("users after up: %v, want NOT_FOUND", err)
 		}
 	})
 }

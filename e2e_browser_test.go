@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"testing"
+	"time"
+)
+
+// TestBrowser runs the browser tests of web/e2e (node:test driving Debian's
+// chromium through playwright-core) against a real apikeyd on a loopback
+// port over a fresh SQLite database: register, sign in, create, copy, list
+// and revoke a key on the dashboard, and the playground offline. Screenshots
+// of each screen land in artifacts/screenshots/.
+//
+// It needs node, chromium (CHROMIUM_PATH, else chromium on PATH) and
+// web/e2e/node_modules (npm ci in web/e2e); ./scripts/test installs them.
+// Without them it skips, except under CI=true, where it fails.
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser tests are not short")
+	}
+	node, chromium := browserTools(t)
+
+	root, err := os.Getwd() // go test runs in the package directory: the repository root
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests, _ := filepath.Glob(filepath.Join(root, "web", "e2e", "*.test.mjs"))
+	if len(tests) == 0 {
+		t.Fatal("no browser tests in web/e2e")
+	}
+	sort.Strings(tests)
+	shots := filepath.Join(root, "artifacts", "screenshots")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	e := newEnv(t, "sqlite")
+	password := "pw-" + rand.Text() // the dashboard user's; must never be logged
+	e.remember(password)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	args := append([]string{"--test", "--test-reporter=spec", "--test-concurrency=1"}, tests...)
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = filepath.Join(root, "web", "e2e")
+	cmd.Env = append(os.Environ(),
+		"APIKEYD_URL="+e.URL,
+		"CHROMIUM_PATH="+chromium,
+		"SCREENSHOT_DIR="+shots,
+		"APIKEYD_E2E_PASSWORD="+password,
+		"NO_COLOR=1",
+	)
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	t.Logf("node --test web/e2e (screenshots in %s):\n%s", shots, out)
+	if ctx.Err() != nil {
+		t.Fatal("the browser tests did not finish within 4 minutes")
+	}
+	if err != nil {
+		t.Fatalf("the browser tests failed: %v (output above)", err)
+	}
+	// The keys and login tokens the browser saw are unknown here: look for
+	// anything shaped like them in the server log.
+	logs := e.Logs.String()
+	for what, re := range map[string]*regexp.Regexp{
+		"an API key":    regexp.MustCompile(`atiru_[0-9A-Za-z]{38}`),
+		"a login token": regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`),
+	} {
+		if m := re.FindString(logs); m != "" {
+			t.Errorf("%s (%.12s…) appears in the server log", what, m)
+		}
+	}
+}
+
+// browserTools finds node and chromium and checks that playwright-core is
+// installed, skipping the test (failing it under CI) when one is missing.
+func browserTools(t *testing.T) (node, chromium string) {
+	t.Helper()
+	missing := func(what, fix string) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s: under CI the browser tests must run; %s (./scripts/test does this)", what, fix)
+		}
+		t.Skipf("%s; %s, or run ./scripts/test, which does", what, fix)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("node not found", "install Node.js (apt-get install nodejs npm)")
+	}
+	chromium = os.Getenv("CHROMIUM_PATH")
+	if chromium == "" {
+		chromium = "chromium"
+	}
+	if chromium, err = exec.LookPath(chromium); err != nil {
+		missing("chromium not found (set CHROMIUM_PATH or put chromium on PATH)", "apt-get install chromium")
+	}
+	if _, err := os.Stat(filepath.Join("web", "e2e", "node_modules", "playwright-core", "package.json")); err != nil {
+		missing("playwright-core is not installed in web/e2e", "run npm ci in web/e2e")
+	}
+	return node, chromium
+}

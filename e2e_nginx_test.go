@@ -1,0 +1,413 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+)
+
+// nginxBinary is where Debian's nginx (package nginx-light, or nginx)
+// installs the server; scripts/test installs it when it is missing.
+const nginxBinary = "/usr/sbin/nginx"
+
+// nginxWrapper is the smallest main configuration around the example: every
+// path nginx writes to is inside the test's directory, and it runs in the
+// foreground as one process, so the test can stop it by its pid.
+const nginxWrapper = `daemon off;
+master_process off;
+worker_processes 1;
+pid {{DIR}}/nginx.pid;
+error_log {{DIR}}/error.log info;
+events { worker_connections 256; }
+http {
+    access_log {{DIR}}/access.log;
+    client_body_temp_path {{DIR}}/client_body;
+    proxy_temp_path {{DIR}}/proxy;
+    fastcgi_temp_path {{DIR}}/fastcgi;
+    uwsgi_temp_path {{DIR}}/uwsgi;
+    scgi_temp_path {{DIR}}/scgi;
+    include {{DIR}}/apikeyd.conf;
+}
+`
+
+// upstreamRecorder is the protected service: it answers 200 and records
+// what it receives.
+type upstreamRecorder struct {
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+// seenRequest is a request as the protected service received it.
+type seenRequest struct {
+	Method, Path string
+	Header       http.Header
+	Body         string
+}
+
+func (u *upstreamRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	u.mu.Lock()
+	u.seen = append(u.seen, seenRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: string(body)})
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintf(w, "upstream saw %s %s with %d body bytes\n", r.Method, r.URL.Path, len(body))
+}
+
+// count returns how many requests reached the service.
+func (u *upstreamRecorder) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// last returns the last request the service received.
+func (u *upstreamRecorder) last() seenRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.seen[len(u.seen)-1]
+}
+
+// startNginx renders examples/nginx/apikeyd.conf with the given ports (the
+// only templated part) into a temporary directory, starts nginx on a free
+// loopback port and returns that port. nginx is stopped when the test ends.
+func startNginx(t *testing.T, apikeydPort, upstreamPort int) int {
+	t.Helper()
+	if _, err := os.Stat(nginxBinary); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing; under CI the nginx test must run (scripts/test installs nginx-light)", nginxBinary)
+		}
+		t.Skipf("%s is missing: install Debian's nginx-light, or run ./scripts/test", nginxBinary)
+	}
+	example, err := os.ReadFile(filepath.Join("examples", "nginx", "apikeyd.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wrapper := strings.ReplaceAll(nginxWrapper, "{{DIR}}", dir)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(wrapper), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var lastErr error
+	for range 5 { // the free port may be taken before nginx binds it
+		port := freePort(t)
+		conf := strings.NewReplacer(
+			"{{LISTEN_PORT}}", strconv.Itoa(port),
+			"{{APIKEYD_PORT}}", strconv.Itoa(apikeydPort),
+			"{{UPSTREAM_PORT}}", strconv.Itoa(upstreamPort),
+		).Replace(string(example))
+		if strings.Contains(conf, "{{") {
+			t.Fatalf("the example has a placeholder besides the three ports: %s", conf[strings.Index(conf, "{{"):][:40])
+		}
+		if err := os.WriteFile(filepath.Join(dir, "apikeyd.conf"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if lastErr = runNginx(t, dir, port); lastErr == nil {
+			return port
+		}
+	}
+	t.Fatalf("nginx did not start: %v", lastErr)
+	return 0
+}
+
+// runNginx starts nginx with the configuration in dir and waits until it
+// accepts connections on port.
+func runNginx(t *testing.T, dir string, port int) error {
+	// -e: the error log from the start, before the configuration names one
+	// (the compiled-in /var/log/nginx may not be writable).
+	cmd := exec.Command(nginxBinary, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt) // SIGINT: fast shutdown
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			return fmt.Errorf("nginx exited (%v): %s%s", err, out.String(), log)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			t.Cleanup(func() {
+				stop()
+				if t.Failed() {
+					log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+					t.Logf("nginx error log:\n%s", log)
+				}
+			})
+			return nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return fmt.Errorf("nginx did not listen on %d within 10 s: %s", port, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// portOf returns the port of a URL such as http://127.0.0.1:1234.
+func portOf(t *testing.T, url string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// clientFrom returns an HTTP client whose connections come from the
+// loopback address ip: Linux routes all of 127.0.0.0/8 to the loopback
+// interface, so each address is a different client to nginx.
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{DialContext: d.DialContext},
+		Timeout:   10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// TestNginxForwardAuth runs examples/nginx/apikeyd.conf in a real nginx,
+// with apikeyd behind it and a recording service as the upstream, and shows
+// that only good credentials reach the service, that the service learns who
+// is calling and cannot be lied to, that refusals carry apikeyd's answer,
+// and that the failure rate limit counts each client, not nginx.
+func TestNginxForwardAuth(t *testing.T) {
+	const burst = 20 // AUTH_FAIL_BURST: failed authentications per client address
+	e := newEnv(t, "sqlite", func(c *Config) {
+		c.TrustedProxies = "127.0.0.1/32" // nginx
+		c.AuthFailBurst = burst
+	})
+	up := &upstreamRecorder{}
+	upstream := httptest.NewServer(up)
+	t.Cleanup(upstream.Close)
+	port := startNginx(t, portOf(t, e.URL), portOf(t, upstream.URL))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	tok := e.token("alice")
+	key := e.create(tok, str(`{"name":"behind nginx"}`))
+	revoked := e.create(tok, nil)
+	if res := e.do("DELETE", "/auth/api-keys/"+revoked.ID, bearer(tok), nil); res.Status != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", res.Status, res.Body)
+	}
+	expiry := time.Now().Add(time.Second)
+	expiring := e.create(tok, str(`{"expires_at":"`+apikey.FormatTime(expiry)+`"}`))
+
+	client := clientFrom("127.0.0.1")
+	send := func(t *testing.T, c *http.Client, method, path string, h http.Header, body string) response {
+		t.Helper()
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, err := http.NewRequest(method, base+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	}
+	// passes sends a request that must reach the service as user (and key
+	// id keyID, "" for none) and returns what the service received.
+	passes := func(t *testing.T, c *http.Client, method, path string, h http.Header, body, user, keyID string) seenRequest {
+		t.Helper()
+		before := up.count()
+		res := send(t, c, method, path, h, body)
+		if res.Status != http.StatusOK || !strings.HasPrefix(string(res.Body), "upstream saw "+method+" "+path) {
+			t.Fatalf("%s %s through nginx: %d %s", method, path, res.Status, res.Body)
+		}
+		if up.count() != before+1 {
+			t.Fatalf("the service got %d requests, want 1", up.count()-before)
+		}
+		got := up.last()
+		if v := got.Header.Values("X-Auth-User-Id"); len(v) != 1 || v[0] != user {
+			t.Errorf("the service saw X-Auth-User-Id %q, want [%q]", v, user)
+		}
+		wantKey := []string{keyID}
+		if keyID == "" {
+			wantKey = nil
+		}
+		if v := got.Header.Values("X-Auth-Key-Id"); strings.Join(v, ",") != strings.Join(wantKey, ",") {
+			t.Errorf("the service saw X-Auth-Key-Id %q, want %q", v, wantKey)
+		}
+		for name := range got.Header {
+			n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+			if n == "authorization" || n == "x-api-key" {
+				t.Errorf("the service saw the credential header %s", name)
+			}
+			if (n == "x-auth-user-id" || n == "x-auth-key-id") && name != http.CanonicalHeaderKey(n) {
+				t.Errorf("the service saw the client's header %s: %q", name, got.Header[name])
+			}
+		}
+		return got
+	}
+	// refused sends a request that nginx must answer with apikeyd's error,
+	// the service seeing nothing.
+	refused := func(t *testing.T, c *http.Client, h http.Header, status int, code string) response {
+		t.Helper()
+		before := up.count()
+		res := send(t, c, "GET", "/private/data", h, "")
+		if up.count() != before {
+			t.Errorf("a refused request reached the service")
+		}
+		if res.Status != status {
+			t.Fatalf("status %d, want %d; body %s", res.Status, status, res.Body)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(res.Body, &m); err != nil || m["code"] != code || m["statusCode"] != float64(status) {
+			t.Fatalf("body %q, want apikeyd's %s error", res.Body, code)
+		}
+		if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		if status == http.StatusUnauthorized {
+			want := `Bearer realm="apikeyd"`
+			if code == "INVALID_OR_EXPIRED_TOKEN" {
+				want += `, error="invalid_token"`
+			}
+			if got := res.Header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != want {
+				t.Errorf("WWW-Authenticate %q, want [%q]", got, want)
+			}
+		}
+		return res
+	}
+
+	t.Run("ValidKey", func(t *testing.T) {
+		passes(t, client, "GET", "/private/data", hdr("X-Api-Key", key.Key), "", "alice", key.ID)
+		passes(t, client, "GET", "/private/data", bearer(key.Key), "", "alice", key.ID)
+		// The body and method reach the service; apikeyd got a bodiless GET.
+		got := passes(t, client, "POST", "/private/upload", hdr("X-Api-Key", key.Key, "Content-Type", "text/plain"), "payload", "alice", key.ID)
+		if got.Body != "payload" {
+			t.Errorf("the service got body %q", got.Body)
+		}
+	})
+	t.Run("LoginToken", func(t *testing.T) {
+		passes(t, client, "GET", "/private/data", bearer(tok), "", "alice", "")
+	})
+	t.Run("ClientCannotClaimIdentity", func(t *testing.T) {
+		forged := hdr("X-Api-Key", key.Key,
+			"X-Auth-User-Id", "someone-else", "X-Auth-Key-Id", revoked.ID,
+			"x-auth-user-id", "someone-else-again", "X_Auth_User_Id", "someone-else")
+		passes(t, client, "GET", "/private/data", forged, "", "alice", key.ID)
+		forged = hdr("Authorization", "Bearer "+tok, "X-Auth-Key-Id", key.ID, "X_Auth_Key_Id", key.ID)
+		passes(t, client, "GET", "/private/data", forged, "", "alice", "")
+		// Without a credential the claim gets nowhere at all.
+		refused(t, client, hdr("X-Auth-User-Id", "someone-else"), http.StatusUnauthorized, "MISSING_AUTH")
+	})
+	t.Run("Refused", func(t *testing.T) {
+		unknown := apikey.NewFormat(apikey.DefaultPrefix).Generate()
+		last := byte('0')
+		if key.Key[len(key.Key)-1] == last {
+			last = 'a'
+		}
+		forgedKey := key.Key[:len(key.Key)-1] + string(last) // checksum no longer matches
+		refused(t, client, nil, http.StatusUnauthorized, "MISSING_AUTH")
+		refused(t, client, hdr("Authorization", "Basic YWxpY2U6cHc="), http.StatusUnauthorized, "MISSING_AUTH")
+		refused(t, client, hdr("X-Api-Key", forgedKey), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		refused(t, client, bearer(unknown), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		refused(t, client, hdr("X-Api-Key", revoked.Key), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		refused(t, client, bearer("not.a.token"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		time.Sleep(time.Until(expiry.Add(10 * time.Millisecond)))
+		refused(t, client, hdr("X-Api-Key", expiring.Key), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+	})
+	t.Run("RateLimitPerClient", func(t *testing.T) {
+		// 127.0.0.2 guesses keys until apikeyd refuses it. nginx connects
+		// to apikeyd from 127.0.0.1, a trusted proxy, and passes the
+		// client's address in X-Forwarded-For: the limit is 127.0.0.2's.
+		guesser, other := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
+		guess := hdr("X-Api-Key", apikey.NewFormat(apikey.DefaultPrefix).Generate())
+		limited := false
+		for i := 0; i < 3*burst && !limited; i++ {
+			before := up.count()
+			res := send(t, guesser, "GET", "/private/data", guess, "")
+			if up.count() != before {
+				t.Fatal("a guess reached the service")
+			}
+			switch res.Status {
+			case http.StatusUnauthorized:
+			case http.StatusTooManyRequests:
+				limited = true
+			default:
+				t.Fatalf("guess %d: %d %s", i, res.Status, res.Body)
+			}
+		}
+		if !limited {
+			t.Fatalf("no 429 after %d failed guesses", 3*burst)
+		}
+		res := refused(t, guesser, hdr("X-Api-Key", key.Key), http.StatusTooManyRequests, "RATE_LIMITED")
+		if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || n < 1 {
+			t.Errorf("Retry-After %q", res.Header.Get("Retry-After"))
+		}
+		// Claiming another address in X-Forwarded-For does not help: nginx
+		// appends the real one, and apikeyd believes only that.
+		refused(t, guesser, hdr("X-Api-Key", key.Key, "X-Forwarded-For", "127.0.0.9"), http.StatusTooManyRequests, "RATE_LIMITED")
+		// Other clients, and nginx's own address, are not limited.
+		passes(t, other, "GET", "/private/data", hdr("X-Api-Key", key.Key), "", "alice", key.ID)
+		passes(t, client, "GET", "/private/data", bearer(key.Key), "", "alice", key.ID)
+	})
+}
+
+// TestReadmeShowsNginxConfig keeps the README's copy of the nginx example
+// identical to the file the nginx test runs.
+func TestReadmeShowsNginxConfig(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile(filepath.Join("examples", "nginx", "apikeyd.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```nginx\n"+string(conf)+"```\n") {
+		t.Error("README.md does not show examples/nginx/apikeyd.conf as it is: copy the file into its nginx block")
+	}
+}

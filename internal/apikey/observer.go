@@ -1,0 +1,78 @@
+package apikey
+
+// Outcome is why a verification succeeded or failed, finer than the error a
+// client gets: every failed key or token is INVALID_OR_EXPIRED_TOKEN to the
+// caller, but an operator needs to tell a mistyped key from a revoked one.
+// The set is fixed, so it can label a metric.
+type Outcome string
+
+// Verification outcomes.
+const (
+	OutcomeOK          Outcome = "ok"
+	OutcomeMissing     Outcome = "missing"      // no credential where one was required
+	OutcomeMalformed   Outcome = "malformed"    // a header or value of the wrong shape
+	OutcomeBadChecksum Outcome = "bad_checksum" // an API key whose checksum does not match
+	OutcomeUnknown     Outcome = "unknown"      // a well-formed API key that was never issued
+	OutcomeRevoked     Outcome = "revoked"
+	OutcomeExpired     Outcome = "expired"
+	OutcomeInvalid     Outcome = "invalid"      // a login token that does not verify (signature, claims)
+	OutcomeRateLimited Outcome = "rate_limited" // refused before verification: too many failures
+	OutcomeError       Outcome = "error"        // could not be decided: database or key set unavailable
+)
+
+// Outcomes lists every Outcome.
+var Outcomes = []Outcome{
+	OutcomeOK, OutcomeMissing, OutcomeMalformed, OutcomeBadChecksum, OutcomeUnknown,
+	OutcomeRevoked, OutcomeExpired, OutcomeInvalid, OutcomeRateLimited, OutcomeError,
+}
+
+// MethodNone labels a verification without a usable credential: none at all,
+// or a malformed header whose kind cannot be told.
+const MethodNone Method = "none"
+
+// Observer is told what the service does, for metrics. Its methods are called
+// on the request path, so they must be fast and must not block; they never
+// receive user ids, key ids or secrets. Embed NopObserver to implement only
+// some of them.
+type Observer interface {
+	// KeyCreated is called once per key issued.
+	KeyCreated()
+	// KeyRevoked is called once per key revoked.
+	KeyRevoked()
+	// Verified is called once per verification: of an API key by the
+	// service, of a login token or a malformed credential by the HTTP edge
+	// (through Service.ObserveVerification).
+	Verified(m Method, o Outcome)
+	// UsageFlushed is called after each last_used_at write of a batch of
+	// keys, with the error of the write (nil when it succeeded).
+	UsageFlushed(keys int, err error)
+	// CacheLookup is called by a verification cache on each lookup.
+	CacheLookup(hit bool)
+}
+
+// NopObserver is an Observer that does nothing.
+type NopObserver struct{}
+
+// KeyCreated implements Observer.
+func (NopObserver) KeyCreated() {}
+
+// KeyRevoked implements Observer.
+func (NopObserver) KeyRevoked() {}
+
+// Verified implements Observer.
+func (NopObserver) Verified(Method, Outcome) {}
+
+// UsageFlushed implements Observer.
+func (NopObserver) UsageFlushed(int, error) {}
+
+// CacheLookup implements Observer.
+func (NopObserver) CacheLookup(bool) {}
+
+// ObserveVerification reports a verification decided outside the service
+// (a login token, a missing or malformed credential, a rate-limited address)
+// to the service's observer, so every verification is counted in one place.
+func (s *Service) ObserveVerification(m Method, o Outcome) { s.observer.Verified(m, o) }
+
+// Observer returns the service's observer, for components that report to the
+// same place (such as a verification cache).
+func (s *Service) Observer() Observer { return s.observer }

@@ -1,0 +1,190 @@
+// Package metrics exposes apikeyd's Prometheus metrics: HTTP requests by
+// route, method and status with their latency; verifications by method and
+// outcome; keys created and revoked; last_used_at flushes; verification-cache
+// lookups; the database connection pool; and the Go runtime and process.
+//
+// Metrics owns its registry rather than using the process-wide default, so
+// each App (and each test) counts on its own. No label ever carries a user
+// id, a key id or any other unbounded value.
+package metrics
+
+import (
+	"database/sql"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/apikeyd/apikeyd/internal/accesslog"
+	"github.com/apikeyd/apikeyd/internal/apikey"
+)
+
+// Metrics holds apikeyd's collectors. It implements apikey.Observer.
+type Metrics struct {
+	registry      *prometheus.Registry
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	verifications *prometheus.CounterVec
+	keysCreated   prometheus.Counter
+	keysRevoked   prometheus.Counter
+	flushes       *prometheus.CounterVec
+	flushKeys     prometheus.Histogram
+	cacheLookups  *prometheus.CounterVec
+}
+
+var _ apikey.Observer = (*Metrics)(nil)
+
+// verificationLabels lists the method and outcome pairs that can happen; they
+// are exported at zero from the start, so that rates and alerts need not
+// wait for a first occurrence.
+var verificationLabels = map[apikey.Method][]apikey.Outcome{
+	apikey.MethodAPIKey: {apikey.OutcomeOK, apikey.OutcomeMalformed, apikey.OutcomeBadChecksum, apikey.OutcomeUnknown,
+		apikey.OutcomeRevoked, apikey.OutcomeExpired, apikey.OutcomeRateLimited, apikey.OutcomeError},
+	apikey.MethodJWT: {apikey.OutcomeOK, apikey.OutcomeMalformed, apikey.OutcomeExpired, apikey.OutcomeInvalid,
+		apikey.OutcomeRateLimited, apikey.OutcomeError},
+	apikey.MethodNone: {apikey.OutcomeMissing, apikey.OutcomeMalformed, apikey.OutcomeRateLimited},
+}
+
+// New returns Metrics with every collector registered, the Go runtime and
+// process collectors included. Call WatchDB to add the database pool.
+func New() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apikeyd_http_requests_total",
+			Help: "HTTP requests answered, by route pattern, method and status code.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "apikeyd_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apikeyd_verifications_total",
+			Help: "Credential verifications, by method (api_key, jwt, none) and outcome.",
+		}, []string{"method", "outcome"}),
+		keysCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apikeyd_keys_created_total",
+			Help: "API keys created.",
+		}),
+		keysRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apikeyd_keys_revoked_total",
+			Help: "API keys revoked.",
+		}),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apikeyd_last_used_flushes_total",
+			Help: "Batched last_used_at writes, by result (ok, error).",
+		}, []string{"result"}),
+		flushKeys: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "apikeyd_last_used_flush_keys",
+			Help:    "Keys written per successful last_used_at batch.",
+			Buckets: []float64{1, 5, 10, 50, 100, 500, 1000, 5000},
+		}),
+		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "apikeyd_verify_cache_lookups_total",
+			Help: "Verification cache lookups, by result (hit, miss).",
+		}, []string{"result"}),
+	}
+	m.registry.MustRegister(
+		m.requests, m.duration, m.verifications, m.keysCreated, m.keysRevoked,
+		m.flushes, m.flushKeys, m.cacheLookups,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	for method, outcomes := range verificationLabels {
+		for _, o := range outcomes {
+			m.verifications.WithLabelValues(string(method), string(o))
+		}
+	}
+	m.flushes.WithLabelValues("ok")
+	m.flushes.WithLabelValues("error")
+	// Cache lookups are left out until a cache reports one: a zero for a
+	// cache that does not exist would mislead.
+	return m
+}
+
+// WatchDB exports db's connection pool statistics (go_sql_*, with
+// db_name="apikeyd"): connections in use and idle, waits and their duration.
+func (m *Metrics) WatchDB(db *sql.DB) {
+	m.registry.MustRegister(collectors.NewDBStatsCollector(db, "apikeyd"))
+}
+
+// Registry returns the registry holding every collector, for adding more.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+// Handler serves the metrics in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Middleware counts and times every request. It reads the route pattern that
+// the handler recorded for the access log, so it must be installed inside
+// accesslog.Middleware; a request that matched no route is labelled
+// "unmatched".
+func (m *Metrics) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &accesslog.StatusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		route, method := routeLabel(accesslog.Route(r.Context())), methodLabel(r.Method)
+		m.requests.WithLabelValues(route, method, strconv.Itoa(rec.Status())).Inc()
+		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+	})
+}
+
+// routeLabel turns a route pattern ("POST /auth/api-keys") into its path
+// ("/auth/api-keys"): the method has its own label.
+func routeLabel(pattern string) string {
+	if pattern == "" {
+		return accesslog.Unmatched
+	}
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		return pattern[i+1:]
+	}
+	return pattern
+}
+
+// methodLabel bounds the method label: a client may send any token as a
+// method, and each would otherwise make a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// KeyCreated implements apikey.Observer.
+func (m *Metrics) KeyCreated() { m.keysCreated.Inc() }
+
+// KeyRevoked implements apikey.Observer.
+func (m *Metrics) KeyRevoked() { m.keysRevoked.Inc() }
+
+// Verified implements apikey.Observer.
+func (m *Metrics) Verified(method apikey.Method, o apikey.Outcome) {
+	m.verifications.WithLabelValues(string(method), string(o)).Inc()
+}
+
+// UsageFlushed implements apikey.Observer.
+func (m *Metrics) UsageFlushed(keys int, err error) {
+	if err != nil {
+		m.flushes.WithLabelValues("error").Inc()
+		return
+	}
+	m.flushes.WithLabelValues("ok").Inc()
+	m.flushKeys.Observe(float64(keys))
+}
+
+// CacheLookup implements apikey.Observer.
+func (m *Metrics) CacheLookup(hit bool) {
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	m.cacheLookups.WithLabelValues(result).Inc()
+}

@@ -1,0 +1,89 @@
+package metrics
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/apikeyd/apikeyd/internal/accesslog"
+	"github.com/apikeyd/apikeyd/internal/apikey"
+)
+
+// TestObserverHooks checks the hooks that later components call (the
+// verification cache, the last_used_at flusher) land in their metrics.
+func TestObserverHooks(t *testing.T) {
+	m := New()
+	var o apikey.Observer = m
+	o.CacheLookup(true)
+	o.CacheLookup(true)
+	o.CacheLookup(false)
+	o.UsageFlushed(3, nil)
+	o.UsageFlushed(5, nil)
+	o.UsageFlushed(2, errors.New("database down"))
+	o.Verified(apikey.MethodAPIKey, apikey.OutcomeRevoked)
+	o.KeyCreated()
+	o.KeyRevoked()
+
+	for _, c := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"cache hits", testutil.ToFloat64(m.cacheLookups.WithLabelValues("hit")), 2},
+		{"cache misses", testutil.ToFloat64(m.cacheLookups.WithLabelValues("miss")), 1},
+		{"flushes ok", testutil.ToFloat64(m.flushes.WithLabelValues("ok")), 2},
+		{"flushes failed", testutil.ToFloat64(m.flushes.WithLabelValues("error")), 1},
+		{"revoked verifications", testutil.ToFloat64(m.verifications.WithLabelValues("api_key", "revoked")), 1},
+		{"keys created", testutil.ToFloat64(m.keysCreated), 1},
+		{"keys revoked", testutil.ToFloat64(m.keysRevoked), 1},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.flushKeys); n != 1 {
+		t.Errorf("flush batch histogram has %d series", n)
+	}
+}
+
+// TestMiddlewareLabels checks that routes come from the access log's
+// record and that neither label can grow without bound.
+func TestMiddlewareLabels(t *testing.T) {
+	m := New()
+	routed := accesslog.Middleware(discardLogger(), m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/known" {
+			accesslog.SetRoute(r.Context(), "GET /known/{id}")
+		}
+		w.WriteHeader(http.StatusTeapot)
+	})))
+	for _, req := range []*http.Request{
+		httptest.NewRequest("GET", "/known", nil),
+		httptest.NewRequest("GET", "/random/path/123", nil),
+		httptest.NewRequest("FROBNICATE", "/random/other", nil),
+	} {
+		routed.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	for _, c := range []struct{ route, method string }{
+		{"/known/{id}", "GET"},
+		{"unmatched", "GET"},
+		{"unmatched", "other"},
+	} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues(c.route, c.method, "418")); got != 1 {
+			t.Errorf("requests{route=%q,method=%q,status=418} = %v, want 1", c.route, c.method, got)
+		}
+	}
+	if n := testutil.CollectAndCount(m.requests); n != 3 {
+		t.Errorf("%d request series, want 3", n)
+	}
+	// Outside the access log there is no route to read: unmatched, not "".
+	m.Middleware(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("unmatched", "GET", "404")); got != 1 {
+		t.Errorf("request outside the access log: %v", got)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,181 @@
+package rest
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/apikeyd/apikeyd/internal/accesslog"
+	"github.com/apikeyd/apikeyd/internal/account"
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/auth"
+)
+
+// Accounts serves the built-in account routes, POST /auth/register and
+// POST /auth/login, over one account.Service.
+type Accounts struct {
+	svc    *account.Service
+	log    *slog.Logger
+	client *auth.ClientIP
+	// Failed logins are limited per client address (the same budget as every
+	// other failed authentication) and per account, so that neither one
+	// address nor many addresses can guess one account's password quickly.
+	byAddress *auth.FailureLimiter[netip.Addr]
+	byAccount *auth.FailureLimiter[string]
+}
+
+// NewAccounts returns the REST adapter of svc. byAddress and byAccount limit
+// failed logins (nil: no limit); client finds a request's address.
+func NewAccounts(svc *account.Service, log *slog.Logger, client *auth.ClientIP, byAddress *auth.FailureLimiter[netip.Addr], byAccount *auth.FailureLimiter[string]) *Accounts {
+	if client == nil {
+		client = auth.NewClientIP(nil)
+	}
+	return &Accounts{svc: svc, log: log, client: client, byAddress: byAddress, byAccount: byAccount}
+}
+
+// Register mounts the account routes on mux; other methods answer 405.
+func (a *Accounts) Register(mux *http.ServeMux) {
+	for path, h := range map[string]http.HandlerFunc{"/auth/register": a.register, "/auth/login": a.login} {
+		mux.Handle("POST "+path, Route("POST "+path, h))
+		mux.Handle(path, Route(path, MethodNotAllowed(a.log, "POST")))
+	}
+}
+
+var (
+	errNoCredentials = apperr.New(apperr.InvalidRequest, `request body must be a JSON object with "email" and "password"`)
+	errLoginsByAddr  = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
+	errLoginsByAcct  = apperr.New(apperr.RateLimited, "too many failed logins for this account; retry later")
+)
+
+func (a *Accounts) register(w http.ResponseWriter, r *http.Request) {
+	email, password, err := decodeCredentials(w, r)
+	if err != nil {
+		WriteError(w, r, a.log, err)
+		return
+	}
+	u, err := a.svc.Register(r.Context(), email, password)
+	if err != nil {
+		WriteError(w, r, a.log, err)
+		return
+	}
+	accesslog.SetPrincipal(r.Context(), u.ID, "")
+	type userJSON struct {
+		ID    string `json:"id"`
+		Email string `json:"email"`
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		Message string   `json:"message"`
+		User    userJSON `json:"user"`
+	}{"Account created. It is active now: log in with POST /auth/login.", userJSON{u.ID, u.Email}})
+}
+
+func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
+	addr := a.client.Of(r)
+	if ok, wait := a.byAddress.Allow(addr); !ok {
+		a.refuse(w, r, errLoginsByAddr, wait)
+		return
+	}
+	email, password, err := decodeCredentials(w, r)
+	if err != nil {
+		WriteError(w, r, a.log, err)
+		return
+	}
+	// The account's bucket is keyed by the normalized email whether or not
+	// an account has it, so a 429 does not tell that it exists. An email
+	// that is not an address names no account and has no bucket.
+	_, acct, emailErr := account.NormalizeEmail(email)
+	limitAccount := emailErr == nil
+	if limitAccount {
+		if ok, wait := a.byAccount.Allow(acct); !ok {
+			a.refuse(w, r, errLoginsByAcct, wait)
+			return
+		}
+	}
+	s, err := a.svc.Login(r.Context(), email, password)
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.InvalidCredentials {
+			a.byAddress.Fail(addr)
+			if limitAccount {
+				a.byAccount.Fail(acct)
+			}
+		}
+		WriteError(w, r, a.log, err)
+		return
+	}
+	accesslog.SetPrincipal(r.Context(), s.User.ID, "")
+	type userJSON struct {
+		ID        string `json:"id"`
+		Email     string `json:"email"`
+		CreatedAt string `json:"created_at"`
+	}
+	type sessionJSON struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int64  `json:"expires_in"`
+		ExpiresAt   string `json:"expires_at"`
+	}
+	writeJSON(w, http.StatusOK, struct {
+		User    userJSON    `json:"user"`
+		Session sessionJSON `json:"session"`
+	}{
+		userJSON{s.User.ID, s.User.Email, apikey.FormatTime(s.User.CreatedAt)},
+		sessionJSON{s.AccessToken, s.TokenType, int64(s.ExpiresIn / time.Second), apikey.FormatTime(s.ExpiresAt)},
+	})
+}
+
+// refuse answers 429 RATE_LIMITED with Retry-After in whole seconds.
+func (a *Accounts) refuse(w http.ResponseWriter, r *http.Request, err error, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+	WriteError(w, r, a.log, err)
+}
+
+// decodeCredentials reads {"email": "…", "password": "…"}: both required
+// strings; other fields are ignored.
+func decodeCredentials(w http.ResponseWriter, r *http.Request) (email, password string, err error) {
+	b, err := ReadBody(w, r)
+	if err != nil {
+		return "", "", err
+	}
+	if b == nil {
+		return "", "", errNoCredentials
+	}
+	var gotEmail, gotPassword bool
+	err = DecodeObject(b, func(name string, dec *json.Decoder) error {
+		var err error
+		switch name {
+		case "email":
+			email, err = decodeString(name, dec)
+			gotEmail = true
+		case "password":
+			password, err = decodeString(name, dec)
+			gotPassword = true
+		default:
+			err = skipValue(dec)
+		}
+		return err
+	})
+	if err != nil {
+		return "", "", err
+	}
+	if !gotEmail || !gotPassword {
+		return "", "", errNoCredentials
+	}
+	return email, password, nil
+}
+
+// decodeString decodes a JSON string; anything else, null included, is
+// INVALID_REQUEST.
+func decodeString(name string, dec *json.Decoder) (string, error) {
+	s, err := decodeNullableString(name, dec)
+	if err != nil {
+		return "", err
+	}
+	if s == nil {
+		return "", apperr.Errorf(apperr.InvalidRequest, "%s must be a string", name)
+	}
+	return *s, nil
+}

@@ -1,0 +1,575 @@
+// The apikeyd dashboard: sign in, then create, list and revoke API keys over
+// the GraphQL API. Plain JavaScript, run as written: no framework, no build.
+//
+// The login token lives in sessionStorage (this tab only, gone when it
+// closes), never in a URL or a cookie. The playground page reads it from
+// there to fill in its Authorization header.
+
+const SESSION_KEY = 'apikeyd.session';
+
+const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt expiresAt';
+const LIST_KEYS = `query ApiKeys { apiKeys { ${KEY_FIELDS} } }`;
+const CREATE_KEY = `mutation CreateApiKey($input: CreateApiKeyInput) {
+  createApiKey(input: $input) { key apiKey { ${KEY_FIELDS} } }
+}`;
+const REVOKE_KEY = `mutation RevokeApiKey($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }`;
+const VIEWER = `query Viewer { viewer { userId authMethod } }`;
+
+// Codes that mean the login token is no good any more.
+const SESSION_ENDED = new Set(['INVALID_OR_EXPIRED_TOKEN', 'MISSING_AUTH']);
+
+const $ = (id) => document.getElementById(id);
+
+/** An error to show the user: message is a sentence, code the API's code. */
+class ApiError extends Error {
+  constructor(message, code = '', status = 0) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Session
+
+let session = loadSession();
+let expiryTimer = 0;
+
+function loadSession() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+    if (s && typeof s.token === 'string' && s.token !== '' && !expired(s)) return s;
+  } catch {
+    // unreadable: start signed out
+  }
+  sessionStorage.removeItem(SESSION_KEY);
+  return null;
+}
+
+function expired(s) {
+  return Boolean(s.expiresAt) && Date.parse(s.expiresAt) <= Date.now();
+}
+
+function startSession(s) {
+  session = s;
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(s));
+  scheduleExpiry();
+}
+
+function scheduleExpiry() {
+  clearTimeout(expiryTimer);
+  if (!session || !session.expiresAt) return;
+  // setTimeout takes at most 2^31-1 ms; a later expiry is checked again then.
+  const ms = Math.min(Date.parse(session.expiresAt) - Date.now(), 2 ** 31 - 1);
+  expiryTimer = setTimeout(() => {
+    if (session && expired(session)) endSession('Your session has expired. Sign in again to continue.');
+    else scheduleExpiry();
+  }, Math.max(ms, 0));
+}
+
+/** Signs out: forgets the token (and the playground's tab state with it). */
+function endSession(message) {
+  clearTimeout(expiryTimer);
+  session = null;
+  keys = [];
+  sessionStorage.clear();
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
+  $('keys-body').replaceChildren();
+  route({ focus: true });
+  if (message) showPageError(message);
+}
+
+/** The expiry of a JWT, as an ISO string, or null. Only used to sign out in time. */
+function jwtExpiry(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(payload));
+    return typeof claims.exp === 'number' ? new Date(claims.exp * 1000).toISOString() : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Talking to apikeyd
+
+/** Turns an API message ("invalid email or password") into a sentence. */
+function sentence(msg) {
+  const s = String(msg || '').trim();
+  if (!s) return 'Something went wrong.';
+  const t = s[0].toUpperCase() + s.slice(1);
+  return /[.!?]$/.test(t) ? t : `${t}.`;
+}
+
+async function request(path, body, token) {
+  const headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(path, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch {
+    throw new ApiError('Could not reach apikeyd. Check your connection and try again.', 'NETWORK');
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    // not JSON: described below from the status
+  }
+  return { res, data };
+}
+
+/** The error of a non-2xx answer in the REST error shape. */
+function httpError(res, data) {
+  const code = data && typeof data.code === 'string' ? data.code : '';
+  let msg = data && typeof data.error === 'string' && data.error
+    ? sentence(data.error)
+    : `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}.`;
+  const retry = res.headers.get('Retry-After');
+  if (res.status === 429 && retry) msg += ` Try again in ${retry} second${retry === '1' ? '' : 's'}.`;
+  return new ApiError(msg, code, res.status);
+}
+
+const UNEXPECTED = 'The server sent an answer the dashboard does not understand.';
+
+/** Runs a GraphQL operation with the session's token (or token). */
+async function graphql(query, variables, token = session && session.token) {
+  const { res, data } = await request('/graphql', { query, variables }, token);
+  if (data && Array.isArray(data.errors) && data.errors.length > 0) {
+    const e = data.errors[0];
+    const code = (e.extensions && e.extensions.code) || '';
+    throw new ApiError(sentence(e.message), code, res.status);
+  }
+  if (!res.ok) throw httpError(res, data);
+  if (!data || !data.data) throw new ApiError(UNEXPECTED, 'BAD_RESPONSE', res.status);
+  return data.data;
+}
+
+/** POSTs to a REST route of the accounts API and returns the JSON answer. */
+async function rest(path, body) {
+  const { res, data } = await request(path, body);
+  if (!res.ok) throw httpError(res, data);
+  return data || {};
+}
+
+async function login(email, password) {
+  const data = await rest('/auth/login', { email, password });
+  const s = data.session;
+  if (!s || typeof s.access_token !== 'string') throw new ApiError(UNEXPECTED, 'BAD_RESPONSE');
+  let expiresAt = s.expires_at || null;
+  if (!expiresAt && typeof s.expires_in === 'number') {
+    expiresAt = new Date(Date.now() + s.expires_in * 1000).toISOString();
+  }
+  const user = data.user || {};
+  startSession({ token: s.access_token, expiresAt, name: user.email || email, userId: user.id || '' });
+}
+
+/** Says why a sign-in failed, with what to do when the server has no accounts. */
+function accountsError(err) {
+  if (err.status === 404 || err.status === 405) {
+    $('token-signin').open = true;
+    return 'This server has no built-in accounts: sign-in is handled by an identity provider. ' +
+      'Paste a login token from it below.';
+  }
+  return err.message;
+}
+
+// ---------------------------------------------------------------------------
+// Small DOM helpers
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  el.append(...children.filter((c) => c !== null && c !== undefined));
+  return el;
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+function timeEl(iso) {
+  return h('time', { datetime: iso, title: iso }, dateFormat.format(new Date(iso)));
+}
+
+function trashIcon() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('focusable', 'false');
+  svg.setAttribute('class', 'icon');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', 'M9 3h6l1 2h4v2H4V5h4l1-2zM6 9h12l-1 12H7L6 9zm4 2v8h1.5v-8H10zm3.5 0v8H15v-8h-1.5z');
+  svg.append(path);
+  return svg;
+}
+
+function showFormError(id, message) {
+  const el = $(id);
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+function showPageError(message) {
+  const el = $('page-error');
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+function announce(message) {
+  const el = $('page-status');
+  el.textContent = '';
+  // A fresh text node, a moment later, so screen readers announce repeats too.
+  setTimeout(() => { el.textContent = message; }, 50);
+}
+
+async function busy(button, fn) {
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    return await fn();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Views
+
+const VIEWS = ['loading', 'signin', 'register', 'keys'];
+
+function show(view, { focus = false } = {}) {
+  for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
+  const signedIn = view === 'keys';
+  $('nav').hidden = !signedIn;
+  $('account').hidden = !signedIn;
+  $('account-name').textContent = signedIn && session ? session.name : '';
+  document.title = {
+    signin: 'Sign in · apikeyd',
+    register: 'Create an account · apikeyd',
+    keys: 'API Keys · apikeyd',
+  }[view] || 'apikeyd';
+  if (focus) {
+    const heading = $(`view-${view}`).querySelector('h1');
+    if (heading) {
+      heading.tabIndex = -1;
+      heading.focus();
+    }
+  }
+}
+
+function route({ focus = false } = {}) {
+  if (session) {
+    show('keys', { focus });
+    loadKeys();
+  } else if (location.hash === '#register') {
+    show('register', { focus });
+  } else {
+    show('signin', { focus });
+  }
+}
+
+window.addEventListener('hashchange', () => {
+  showPageError('');
+  route({ focus: true });
+});
+
+$('sign-out').addEventListener('click', () => {
+  endSession('');
+  announce('You are signed out.');
+});
+
+/** Reports err: a dead session signs out, anything else is shown by show. */
+function handle(err, showError) {
+  if (session && SESSION_ENDED.has(err.code)) {
+    endSession(`Your session is no longer valid (${err.message.replace(/\.$/, '')}). Sign in again.`);
+    return;
+  }
+  showError(err.message);
+}
+
+// ---------------------------------------------------------------------------
+// Sign in and register
+
+$('signin-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const form = e.currentTarget;
+  showFormError('signin-error', '');
+  showPageError('');
+  const email = $('signin-email').value.trim();
+  try {
+    await busy(form.querySelector('[type=submit]'), () => login(email, $('signin-password').value));
+    form.reset();
+    route({ focus: true });
+    announce(`Signed in as ${session.name}.`);
+  } catch (err) {
+    showFormError('signin-error', accountsError(err));
+    $('signin-password').select();
+  }
+});
+
+$('register-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const form = e.currentTarget;
+  showFormError('register-error', '');
+  showPageError('');
+  const email = $('register-email').value.trim();
+  const password = $('register-password').value;
+  try {
+    await busy(form.querySelector('[type=submit]'), async () => {
+      await rest('/auth/register', { email, password });
+      await login(email, password);
+    });
+    form.reset();
+    history.replaceState(null, '', location.pathname);
+    route({ focus: true });
+    announce(`Account created: you are signed in as ${session.name}.`);
+  } catch (err) {
+    showFormError('register-error', accountsError(err));
+  }
+});
+
+$('token-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const form = e.currentTarget;
+  showFormError('token-error', '');
+  showPageError('');
+  const token = $('token-input').value.trim().replace(/^bearer\s+/i, '');
+  try {
+    const data = await busy(form.querySelector('[type=submit]'), () => graphql(VIEWER, {}, token));
+    if (!data.viewer) throw new ApiError('That token was not accepted.');
+    if (data.viewer.authMethod !== 'JWT') {
+      throw new ApiError('That is an API key. API keys cannot manage keys: paste a login token (JWT) instead.');
+    }
+    startSession({ token, expiresAt: jwtExpiry(token), name: data.viewer.userId, userId: data.viewer.userId });
+    form.reset();
+    route({ focus: true });
+    announce(`Signed in as ${session.name}.`);
+  } catch (err) {
+    showFormError('token-error', SESSION_ENDED.has(err.code) ? `That login token was not accepted. ${err.message}` : err.message);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// API keys
+
+let keys = [];
+let loadSeq = 0;
+
+async function loadKeys() {
+  const seq = ++loadSeq;
+  $('keys-loading').hidden = keys.length > 0;
+  try {
+    const data = await graphql(LIST_KEYS, {});
+    if (seq !== loadSeq || !session) return;
+    keys = data.apiKeys;
+    renderKeys();
+  } catch (err) {
+    if (seq !== loadSeq) return;
+    handle(err, (msg) => {
+      showPageError(`Could not load your API keys. ${msg}`);
+      const retry = h('button', { type: 'button', class: 'button', onclick: () => { showPageError(''); loadKeys(); } }, 'Try again');
+      $('page-error').append(' ', retry);
+    });
+  } finally {
+    if (seq === loadSeq) $('keys-loading').hidden = true;
+  }
+}
+
+function labelOf(k) {
+  return k.name || k.keyPrefix;
+}
+
+function renderKeys() {
+  $('keys-body').replaceChildren(...keys.map(keyRow));
+  $('keys-empty').hidden = keys.length > 0;
+  $('keys-list').hidden = keys.length === 0;
+}
+
+function keyRow(k) {
+  const never = () => h('span', { class: 'muted' }, 'never');
+  const isExpired = k.expiresAt && Date.parse(k.expiresAt) <= Date.now();
+  let expires = never();
+  if (k.expiresAt) {
+    expires = isExpired ? h('span', { class: 'badge badge-expired' }, 'Expired ', timeEl(k.expiresAt)) : timeEl(k.expiresAt);
+  }
+  const revoke = h('button', {
+    type: 'button',
+    class: 'button button-danger-quiet',
+    'aria-label': `Revoke ${labelOf(k)}`,
+    onclick: (e) => askRevoke(k, e.currentTarget),
+  }, trashIcon(), h('span', { class: 'button-text' }, 'Revoke'));
+  return h('tr', { 'data-key-id': k.id },
+    h('th', { scope: 'row', 'data-label': 'Name' }, k.name ? k.name : h('span', { class: 'muted' }, 'Unnamed key')),
+    h('td', { 'data-label': 'Key' }, h('code', { class: 'prefix' }, `${k.keyPrefix}…`)),
+    h('td', { 'data-label': 'Created' }, timeEl(k.createdAt)),
+    h('td', { 'data-label': 'Last used' }, k.lastUsedAt ? timeEl(k.lastUsedAt) : never()),
+    h('td', { 'data-label': 'Expires' }, expires),
+    h('td', { class: 'row-actions' }, revoke),
+  );
+}
+
+// Create
+
+const createDialog = $('create-dialog');
+const createForm = $('create-form');
+
+$('create-open').addEventListener('click', () => {
+  createForm.reset();
+  showFormError('create-error', '');
+  $('key-expiry-date-field').hidden = true;
+  $('key-expiry-date').required = false;
+  const tomorrow = new Date(Date.now() + 864e5);
+  $('key-expiry-date').min = localDate(tomorrow);
+  createDialog.showModal();
+  $('key-name').focus();
+});
+
+$('key-expiry').addEventListener('change', (e) => {
+  const onDate = e.currentTarget.value === 'date';
+  $('key-expiry-date-field').hidden = !onDate;
+  $('key-expiry-date').required = onDate;
+});
+
+function localDate(d) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** The chosen expiry as an ISO timestamp, null for never. */
+function chosenExpiry() {
+  const choice = $('key-expiry').value;
+  if (choice === '') return null;
+  if (choice === 'date') {
+    const day = $('key-expiry-date').value;
+    // The end of that day, in the user's time zone.
+    const at = new Date(`${day}T23:59:59`);
+    if (!day || Number.isNaN(at.getTime())) throw new ApiError('Pick the day the key should expire.');
+    if (at.getTime() <= Date.now()) throw new ApiError('Pick an expiry date in the future.');
+    return at.toISOString();
+  }
+  return new Date(Date.now() + Number(choice) * 864e5).toISOString();
+}
+
+createForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  showFormError('create-error', '');
+  const input = {};
+  const name = $('key-name').value.trim();
+  if (name) input.name = name;
+  try {
+    const expiresAt = chosenExpiry();
+    if (expiresAt) input.expiresAt = expiresAt;
+    const data = await busy(createForm.querySelector('[type=submit]'), () => graphql(CREATE_KEY, { input }));
+    const { key, apiKey } = data.createApiKey;
+    keys = [apiKey, ...keys.filter((k) => k.id !== apiKey.id)];
+    renderKeys();
+    createDialog.close();
+    showNewKey(key, apiKey);
+  } catch (err) {
+    handle(err, (msg) => showFormError('create-error', msg));
+  }
+});
+
+// The new key, shown once
+
+const keyDialog = $('key-dialog');
+let shownKey = null;
+
+function showNewKey(secret, apiKey) {
+  shownKey = apiKey;
+  $('key-value').textContent = secret;
+  $('key-name-shown').textContent = apiKey.name ? `Name: ${apiKey.name}` : '';
+  $('key-copy-status').textContent = '';
+  $('key-copy').textContent = 'Copy';
+  keyDialog.showModal();
+  $('key-copy').focus();
+}
+
+$('key-copy').addEventListener('click', async () => {
+  const secret = $('key-value').textContent;
+  try {
+    if (!navigator.clipboard) throw new Error('no clipboard API');
+    await navigator.clipboard.writeText(secret);
+    $('key-copy').textContent = 'Copied';
+    $('key-copy-status').textContent = 'The key is on your clipboard.';
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents($('key-value'));
+    const sel = getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    $('key-copy-status').textContent = 'Could not copy automatically. The key is selected: press Ctrl+C (⌘C on a Mac) to copy it.';
+  }
+});
+
+$('key-done').addEventListener('click', () => keyDialog.close());
+
+keyDialog.addEventListener('close', () => {
+  // The secret leaves the page for good.
+  $('key-value').textContent = '';
+  getSelection().removeAllRanges();
+  if (shownKey && session) {
+    announce(`Created ${labelOf(shownKey)}. From now on only its prefix, ${shownKey.keyPrefix}, is shown.`);
+    $('create-open').focus();
+  }
+  shownKey = null;
+});
+
+// Revoke
+
+const revokeDialog = $('revoke-dialog');
+let revoking = null;
+
+function askRevoke(k) {
+  revoking = k;
+  $('revoke-name').textContent = labelOf(k);
+  showFormError('revoke-error', '');
+  revokeDialog.showModal();
+}
+
+$('revoke-confirm').addEventListener('click', async (e) => {
+  const k = revoking;
+  if (!k) return;
+  showFormError('revoke-error', '');
+  let note = `Revoked ${labelOf(k)}.`;
+  try {
+    await busy(e.currentTarget, () => graphql(REVOKE_KEY, { id: k.id }));
+  } catch (err) {
+    if (err.code !== 'NOT_FOUND') {
+      handle(err, (msg) => showFormError('revoke-error', msg));
+      return;
+    }
+    note = `${labelOf(k)} was already revoked.`;
+  }
+  keys = keys.filter((x) => x.id !== k.id);
+  renderKeys();
+  revoking = null;
+  revokeDialog.close();
+  $('create-open').focus();
+  announce(note);
+});
+
+revokeDialog.addEventListener('close', () => {
+  revoking = null;
+});
+
+for (const b of document.querySelectorAll('[data-close]')) {
+  b.addEventListener('click', () => b.closest('dialog').close());
+}
+
+// ---------------------------------------------------------------------------
+
+scheduleExpiry();
+route();
