@@ -50,6 +50,10 @@ func wantSecurityHeaders(t testing.TB, what string, res response) {
 	if slices.Contains(scripts, "'unsafe-inline'") || slices.Contains(scripts, "'unsafe-eval'") || slices.Contains(scripts, "*") {
 		t.Errorf("%s: Content-Security-Policy %q lets inline or foreign scripts run", what, csps[0])
 	}
+	// A page says where its scripts may come from.
+	if html && len(scripts) == 0 {
+		t.Errorf("%s: a page's Content-Security-Policy %q does not restrict scripts", what, csps[0])
+	}
 }
 
 // parseCSP splits a Content-Security-Policy into its directives.
@@ -89,6 +93,11 @@ func TestSecurityHeaders(t *testing.T) {
 		{"GraphQLGET", "GET", "/graphql?query={__typename}", nil, nil, 200},
 		{"GraphQLRefused", "POST", "/graphql", nil, str(`[]`), 400},
 		{"Playground", "GET", "/playground", nil, nil, 200},
+		{"Dashboard", "GET", "/", nil, nil, 200},
+		{"Script", "GET", "/static/app.js", nil, nil, 200},
+		{"Register", "POST", "/auth/register", nil, str(`{"email":"h@example.com","password":"correct horse battery"}`), 201},
+		{"Metrics", "GET", "/metrics", nil, nil, 200},
+		{"OpenAPI", "GET", "/openapi.json", nil, nil, 200},
 		{"RevokedKey", "GET", "/auth/api-keys", hdr("X-Api-Key", k.Key), nil, 401},
 		{"RateLimited", "GET", "/auth/verify", bearer("garbage"), nil, 429}, // the 401 above spent the burst
 	} {
