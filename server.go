@@ -94,6 +94,8 @@ type Config struct {
 	CORSOrigins      string
 	Migrate          bool
 	AuthFailBurst    int
+	CacheSize        int           // verified keys cached; 0 turns the cache off
+	CacheTTL         time.Duration // how long a cached verification is trusted
 }
 
 // parseConfig reads the configuration for command name from the environment
@@ -107,7 +109,7 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var c Config
-	var maxKeys, burst, interval, introspection, migrate string
+	var maxKeys, burst, interval, introspection, migrate, cacheSize, cacheTTL string
 	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "file:apikeyd.db"), "postgres://… or file:PATH for SQLite (DATABASE_URL)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", env("JWT_SECRET", ""), "HS256 secret, at least 32 bytes; prefer the JWT_SECRET variable")
@@ -122,6 +124,8 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	fs.StringVar(&c.CORSOrigins, "cors-origins", env("CORS_ORIGINS", ""), "comma-separated origins allowed to call from a browser (CORS_ORIGINS)")
 	fs.StringVar(&burst, "auth-fail-burst", env("AUTH_FAIL_BURST", "30"), "failed authentications allowed per address in a burst, refilling at one a second; 0 disables (AUTH_FAIL_BURST)")
 	fs.StringVar(&migrate, "migrate", env("AUTO_MIGRATE", "true"), "apply pending migrations on start (AUTO_MIGRATE)")
+	fs.StringVar(&cacheSize, "verify-cache-size", env("VERIFY_CACHE_SIZE", strconv.Itoa(apikey.DefaultCacheSize)), "verified API keys kept in memory; 0 turns the cache off (VERIFY_CACHE_SIZE)")
+	fs.StringVar(&cacheTTL, "verify-cache-ttl", env("VERIFY_CACHE_TTL", apikey.DefaultCacheTTL.String()), "how long a cached verification is trusted without asking the database (VERIFY_CACHE_TTL)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -137,6 +141,12 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	if c.LastUsedInterval, err = time.ParseDuration(interval); err != nil || c.LastUsedInterval <= 0 {
 		return c, fs, fmt.Errorf("LAST_USED_INTERVAL must be a positive duration such as 60s, not %q", interval)
+	}
+	if c.CacheSize, err = strconv.Atoi(cacheSize); err != nil || c.CacheSize < 0 {
+		return c, fs, fmt.Errorf("VERIFY_CACHE_SIZE must be a non-negative integer, not %q", cacheSize)
+	}
+	if c.CacheTTL, err = time.ParseDuration(cacheTTL); err != nil || c.CacheTTL <= 0 {
+		return c, fs, fmt.Errorf("VERIFY_CACHE_TTL must be a positive duration such as 30s, not %q", cacheTTL)
 	}
 	if c.Introspection, err = strconv.ParseBool(introspection); err != nil {
 		return c, fs, fmt.Errorf("GRAPHQL_INTROSPECTION must be true or false, not %q", introspection)
@@ -256,11 +266,18 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			log.Info("migrated", "group", g.ID, "migrations", g.Migrations.String())
 		}
 	}
+	cacheSize := cfg.CacheSize
+	if cacheSize == 0 {
+		cacheSize = -1 // off
+	}
 	keys := apikey.NewService(store.New(db), apikey.Config{
 		Prefix:           cfg.KeyPrefix,
 		MaxKeysPerUser:   cfg.MaxKeysPerUser,
 		LastUsedInterval: cfg.LastUsedInterval,
+		CacheSize:        cacheSize,
+		CacheTTL:         cfg.CacheTTL,
 	})
+	app := &App{DB: db, Keys: keys}
 	trusted, _ := auth.ParsePrefixes(cfg.TrustedProxies) // checked by parseConfig
 	authn := auth.NewAuthenticator(verifier, keys, auth.NewFailureLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(trusted))
 	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) { rest.WriteError(w, r, log, err) }
@@ -281,7 +298,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	h = rest.NoStore(h)
 	h = rest.Recover(log, h)
 	h = accesslog.Middleware(log, h)
-	return &App{DB: db, Keys: keys, Handler: h}, nil
+	app.Handler = h
+	return app, nil
 }
 
 // serve runs the server until ctx is done, then shuts down gracefully:

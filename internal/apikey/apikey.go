@@ -56,8 +56,10 @@ type Store interface {
 	// ListKeys returns the user's unrevoked keys, newest first.
 	ListKeys(ctx context.Context, userID string) ([]APIKey, error)
 	// RevokeKey sets revoked_at on the user's unrevoked key id in one
-	// conditional update. Returns apperr.NotFound when no row changed.
-	RevokeKey(ctx context.Context, userID, id string, at time.Time) error
+	// conditional update and returns the key's hash (hex SHA-256). A store
+	// shared by several servers tells the others, with the hash, once the
+	// revocation is committed. Returns apperr.NotFound when no row changed.
+	RevokeKey(ctx context.Context, userID, id string, at time.Time) (hash string, err error)
 	// FindKeyByHash returns the unrevoked key whose hash is hash.
 	// Returns apperr.NotFound when there is none.
 	FindKeyByHash(ctx context.Context, hash string) (APIKey, error)

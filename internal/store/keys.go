@@ -116,26 +116,25 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	return keys, nil
 }
 
-// RevokeKey implements apikey.Store with one conditional UPDATE, so of many
-// concurrent revokes of one key exactly one changes a row.
-func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) error {
-	res, err := s.db.NewUpdate().Model((*keyRow)(nil)).
+// RevokeKey implements apikey.Store with one conditional UPDATE … RETURNING,
+// so of many concurrent revokes of one key exactly one changes a row and
+// learns the key's hash.
+func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) (string, error) {
+	var hash string
+	err := s.db.NewUpdate().Model((*keyRow)(nil)).
 		Set("revoked_at = ?", at).
 		Where("id = ?", id).
 		Where("user_id = ?", userID).
 		Where("revoked_at IS NULL").
-		Exec(ctx)
+		Returning("key_hash").
+		Scan(ctx, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", apperr.New(apperr.NotFound, "API key not found")
+	}
 	if err != nil {
-		return translate(err)
+		return "", translate(err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return translate(err)
-	}
-	if n == 0 {
-		return apperr.New(apperr.NotFound, "API key not found")
-	}
-	return nil
+	return hash, nil
 }
 
 // FindKeyByHash implements apikey.Store through the unique index on key_hash.
