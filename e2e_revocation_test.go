@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
@@ -39,6 +42,26 @@ func (e *testEnv) waitCached(key string) {
 			e.t.Fatal("the key is not cached after 10s of verifying it")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// refusedWithin verifies key on e until it is refused, failing if it is
+// still accepted after d.
+func (e *testEnv) refusedWithin(key string, d time.Duration) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	for {
+		switch s := e.verifyKey(key); s {
+		case http.StatusUnauthorized:
+			return time.Since(start)
+		case http.StatusOK:
+		default:
+			e.t.Fatalf("verify: %d", s)
+		}
+		if time.Since(start) > d {
+			e.t.Fatalf("a revoked key is still accepted %s after the revocation", d)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -108,4 +131,71 @@ func testRefusedFromThe204(t *testing.T, db string) {
 	if e.App.Keys.Cached(k.Key) {
 		t.Fatal("the revoked key is cached")
 	}
+}
+
+// TestReplicasSeeRevocations runs two servers on one PostgreSQL database: a
+// key revoked through one is refused by the other within a second, also
+// after their listening connections have been killed.
+func TestReplicasSeeRevocations(t *testing.T) {
+	dsn := dbtest.DSN(t, "postgres")
+	a := newEnvDSN(t, dsn)
+	b := newEnvDSN(t, dsn, func(c *Config) { c.JWTSecret = string(a.Secret) })
+	tok := a.token("alice")
+	keep := func(k createdKey) createdKey { b.remember(k.Key); b.remember(hashOf(k.Key)); return k }
+	k1, k2 := keep(a.create(tok, nil)), keep(a.create(tok, nil))
+	for _, e := range []*testEnv{a, b} {
+		e.waitCached(k1.Key)
+		e.waitCached(k2.Key)
+	}
+
+	a.revokeKey(tok, k1.ID)
+	if s := a.verifyKey(k1.Key); s != http.StatusUnauthorized {
+		t.Fatalf("the revoking server answered %d right after its 204", s)
+	}
+	took := b.refusedWithin(k1.Key, time.Second)
+	t.Logf("the other server refused the key %s after the revocation", took)
+	if !b.App.Keys.Cached(k2.Key) {
+		t.Fatal("the revocation of one key evicted another")
+	}
+
+	// Kill both listening connections. Each server must empty its cache,
+	// reconnect, and from then on hear revocations again.
+	ctx := context.Background()
+	listening := func() []int {
+		var pids []int
+		err := a.App.DB.NewRaw(`SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'LISTEN%' ORDER BY pid`).Scan(ctx, &pids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pids
+	}
+	before := listening()
+	if len(before) != 2 {
+		t.Fatalf("%d listening connections, want 2 (one per server)", len(before))
+	}
+	if _, err := a.App.DB.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (?)", bun.In(before)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.App.Keys.Cached(k2.Key) || a.App.Keys.Cached(k2.Key) {
+		if time.Now().After(deadline) {
+			t.Fatal("a server kept its cache after losing its listening connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, e := range []*testEnv{a, b} {
+		e.waitCached(k2.Key) // caching again means listening again
+	}
+	after := listening()
+	if len(after) != 2 || after[0] == before[0] || after[1] == before[1] {
+		t.Fatalf("listening connections %v after killing %v, want two new ones", after, before)
+	}
+
+	a.revokeKey(tok, k2.ID)
+	if s := a.verifyKey(k2.Key); s != http.StatusUnauthorized {
+		t.Fatalf("the revoking server answered %d right after its 204", s)
+	}
+	took = b.refusedWithin(k2.Key, time.Second)
+	t.Logf("after reconnecting, the other server refused the key %s after the revocation", took)
 }

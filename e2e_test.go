@@ -90,7 +90,7 @@ func newEnvDSN(t testing.TB, dsn string, configure ...func(*Config)) *testEnv {
 		srv.Close()
 		stop()
 		wg.Wait()
-		app.DB.Close()
+		app.Close()
 		e.assertNoSecretsLogged()
 	})
 	return e

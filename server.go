@@ -232,11 +232,25 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// App is a configured apikeyd: its database, service and HTTP handler.
+// App is a configured apikeyd: its database, service and HTTP handler, and
+// on PostgreSQL the listener that keeps its key cache in step with the
+// revocations of other servers. Close releases them.
 type App struct {
 	DB      *bun.DB
 	Keys    *apikey.Service
 	Handler http.Handler
+
+	stopListener context.CancelFunc
+	listener     sync.WaitGroup
+}
+
+// Close stops the revocation listener and closes the database.
+func (a *App) Close() error {
+	if a.stopListener != nil {
+		a.stopListener()
+	}
+	a.listener.Wait()
+	return a.DB.Close()
 }
 
 // newApp opens the database, migrates it when configured, and wires the
@@ -278,6 +292,15 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		CacheTTL:         cfg.CacheTTL,
 	})
 	app := &App{DB: db, Keys: keys}
+	if store.IsPostgres(cfg.DatabaseURL) && cfg.CacheSize > 0 {
+		// Other servers may revoke keys: cache nothing until their
+		// revocations reach this one.
+		keys.SuspendCache()
+		lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		l := &store.RevocationListener{DB: db, Cache: keys, Log: log}
+		app.stopListener = stop
+		app.listener.Go(func() { l.Run(lctx) })
+	}
 	trusted, _ := auth.ParsePrefixes(cfg.TrustedProxies) // checked by parseConfig
 	authn := auth.NewAuthenticator(verifier, keys, auth.NewFailureLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(trusted))
 	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) { rest.WriteError(w, r, log, err) }
@@ -310,7 +333,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- strin
 	if err != nil {
 		return err
 	}
-	defer app.DB.Close()
+	defer app.Close()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

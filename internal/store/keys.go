@@ -118,16 +118,30 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 
 // RevokeKey implements apikey.Store with one conditional UPDATE … RETURNING,
 // so of many concurrent revokes of one key exactly one changes a row and
-// learns the key's hash.
+// learns the key's hash. On PostgreSQL the same statement publishes the hash
+// on RevocationChannel (pg_notify in a data-modifying WITH query), delivered
+// to every listening server when, and only if, the revocation commits.
 func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) (string, error) {
-	var hash string
-	err := s.db.NewUpdate().Model((*keyRow)(nil)).
+	revoke := s.db.NewUpdate().Model((*keyRow)(nil)).
 		Set("revoked_at = ?", at).
 		Where("id = ?", id).
 		Where("user_id = ?", userID).
 		Where("revoked_at IS NULL").
-		Returning("key_hash").
-		Scan(ctx, &hash)
+		Returning("key_hash")
+	var hash string
+	var err error
+	if s.db.Dialect().Name() == dialect.PG {
+		// pg_notify returns void, which has no binary form: cast it.
+		var notified string
+		err = s.db.NewSelect().
+			With("revoked", revoke).
+			TableExpr("revoked").
+			ColumnExpr("key_hash").
+			ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
+			Scan(ctx, &hash, &notified)
+	} else {
+		err = revoke.Scan(ctx, &hash)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.New(apperr.NotFound, "API key not found")
 	}
