@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
@@ -9,7 +11,9 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
+	"github.com/apikeyd/apikeyd/internal/store"
 )
 
 // verifyKey asks e to verify key and returns the status.
@@ -198,4 +202,52 @@ func TestReplicasSeeRevocations(t *testing.T) {
 	}
 	took = b.refusedWithin(k2.Key, time.Second)
 	t.Logf("after reconnecting, the other server refused the key %s after the revocation", took)
+}
+
+// TestLastUseBeforeShutdownIsWritten stops a real server right after a key's
+// first use: the graceful shutdown writes it.
+func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
+	for _, db := range dbtest.Names {
+		t.Run(db, func(t *testing.T) {
+			dsn := dbtest.DSN(t, db)
+			cfg, _, err := parseConfig("test", nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.DatabaseURL, cfg.Addr = dsn, "127.0.0.1:0"
+			cfg.JWTSecret = "a-secret-of-at-least-thirty-two-bytes"
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ready := make(chan string, 1)
+			done := make(chan error, 1)
+			go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+			var addr string
+			select {
+			case addr = <-ready:
+			case err := <-done:
+				t.Fatalf("serve: %v", err)
+			}
+			e := &testEnv{t: t, URL: "http://" + addr}
+			tok, err := auth.MintToken([]byte(cfg.JWTSecret), "alice", time.Hour, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := e.create(tok, nil)
+			if s := e.verifyKey(k.Key); s != http.StatusOK {
+				t.Fatalf("verify: %d", s)
+			}
+			cancel() // as SIGTERM does
+			if err := <-done; err != nil {
+				t.Fatalf("serve: %v", err)
+			}
+
+			keys, err := store.New(dbtest.OpenDSN(t, dsn)).ListKeys(context.Background(), "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) != 1 || keys[0].LastUsedAt == nil {
+				t.Fatalf("the use before shutdown was not written: %+v", keys)
+			}
+		})
+	}
 }

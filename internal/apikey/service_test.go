@@ -2,6 +2,9 @@ package apikey_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -309,5 +312,82 @@ func TestVerifyCache(t *testing.T) {
 				t.Fatal("a cache that is off holds a key")
 			}
 		})
+	})
+}
+
+func TestLastUsedIsCoalesced(t *testing.T) {
+	const interval = time.Minute
+	for _, cacheSize := range []int{0, -1} {
+		t.Run(fmt.Sprintf("CacheSize=%d", cacheSize), func(t *testing.T) {
+			f := newFixture(t, dbtest.DSN(t, "sqlite"), apikey.Config{LastUsedInterval: interval, CacheSize: cacheSize, MaxKeysPerUser: 100})
+			const keys, uses = 5, 40
+			var secrets []string
+			for range keys {
+				secrets = append(secrets, f.create(t, nil).Secret)
+			}
+			burst := func() {
+				var wg sync.WaitGroup
+				for _, s := range secrets {
+					for range uses {
+						wg.Go(func() {
+							if code := f.verify(t, s); code != "" {
+								t.Errorf("verify: %s", code)
+							}
+						})
+					}
+				}
+				wg.Wait()
+			}
+			flush := func() (statements, rows int) {
+				if err := f.svc.FlushUsage(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				for _, ids := range f.store.takeTouches() {
+					statements++
+					rows += len(ids)
+				}
+				return statements, rows
+			}
+
+			burst()
+			if s, r := flush(); s != 1 || r != keys {
+				t.Fatalf("%d uses of %d keys wrote %d rows in %d statements, want %d rows in 1", keys*uses, keys, r, s, keys)
+			}
+			// Within the interval, more uses write nothing.
+			f.clock.Advance(interval - time.Second)
+			burst()
+			if s, r := flush(); s != 0 || r != 0 {
+				t.Fatalf("uses within the interval wrote %d rows in %d statements", r, s)
+			}
+			// Once it has passed, each key is written once more.
+			f.clock.Advance(time.Second)
+			burst()
+			if s, r := flush(); s != 1 || r != keys {
+				t.Fatalf("after the interval: %d rows in %d statements, want %d in 1", r, s, keys)
+			}
+		})
+	}
+}
+
+func TestLastUsedIsWrittenOnShutdown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, apikey.Config{})
+		k := f.create(t, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.svc.RunUsageFlusher(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}()
+		f.verify(t, k.Secret) // the last use before shutdown
+		cancel()
+		<-done
+		keys, err := f.svc.List(f.jwt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 1 || keys[0].LastUsedAt == nil {
+			t.Fatalf("last_used_at not written on shutdown: %+v", keys)
+		}
 	})
 }
