@@ -51,13 +51,14 @@ func utc(t *time.Time) *time.Time {
 
 // Store is the bun implementation of apikey.Store.
 type Store struct {
-	db *bun.DB
+	db    *bun.DB
+	stmts *statements
 }
 
 var _ apikey.Store = (*Store)(nil)
 
 // New returns a Store over db, whose schema must be migrated.
-func New(db *bun.DB) *Store { return &Store{db: db} }
+func New(db *bun.DB) *Store { return &Store{db: db, stmts: newStatements(db)} }
 
 // CreateKey implements apikey.Store. The count and the insert run in one
 // transaction that holds a per-user lock (PostgreSQL: an advisory lock;
@@ -99,19 +100,23 @@ func activeKeys(db bun.IDB, userID string) *bun.SelectQuery {
 		Where("revoked_at IS NULL")
 }
 
-// ListKeys implements apikey.Store.
+// ListKeys implements apikey.Store with a prepared statement.
 func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, error) {
-	var rows []keyRow
-	err := activeKeys(s.db, userID).
-		Column("id", "user_id", "key_prefix", "name", "created_at", "last_used_at", "expires_at").
-		Order("created_at DESC", "id DESC").
-		Scan(ctx, &rows)
+	rows, err := s.stmts.query(ctx, listKeysQuery, userID)
 	if err != nil {
 		return nil, translate(err)
 	}
-	keys := make([]apikey.APIKey, len(rows))
-	for i := range rows {
-		keys[i] = rows[i].domain()
+	defer rows.Close()
+	keys := make([]apikey.APIKey, 0, 8)
+	for rows.Next() {
+		var r keyRow
+		if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.Name, &r.CreatedAt, &r.LastUsedAt, &r.ExpiresAt); err != nil {
+			return nil, translate(err)
+		}
+		keys = append(keys, r.domain())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
 	}
 	return keys, nil
 }
@@ -151,22 +156,25 @@ func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) 
 	return hash, nil
 }
 
-// FindKeyByHash implements apikey.Store through the unique index on key_hash.
+// FindKeyByHash implements apikey.Store with a prepared statement, through
+// the unique index on key_hash.
 func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, error) {
-	var row keyRow
-	err := s.db.NewSelect().Model(&row).
-		Column("id", "user_id", "key_prefix", "created_at", "expires_at").
-		Where("key_hash = ?", hash).
-		Where("revoked_at IS NULL").
-		Limit(1).
-		Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return apikey.APIKey{}, apperr.New(apperr.NotFound, "API key not found")
-	}
+	rows, err := s.stmts.query(ctx, findKeyByHashQuery, hash)
 	if err != nil {
 		return apikey.APIKey{}, translate(err)
 	}
-	return row.domain(), nil
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return apikey.APIKey{}, translate(err)
+		}
+		return apikey.APIKey{}, apperr.New(apperr.NotFound, "API key not found")
+	}
+	var r keyRow
+	if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.CreatedAt, &r.ExpiresAt); err != nil {
+		return apikey.APIKey{}, translate(err)
+	}
+	return r.domain(), nil
 }
 
 // TouchKeys implements apikey.Store in one statement.
