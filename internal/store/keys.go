@@ -41,6 +41,13 @@ func (r *keyRow) domain() apikey.APIKey {
 	}
 }
 
+// toUTC sets *t, when t is not nil, to UTC in place.
+func toUTC(t *time.Time) {
+	if t != nil {
+		*t = t.UTC()
+	}
+}
+
 func utc(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
@@ -109,11 +116,14 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	defer rows.Close()
 	keys := make([]apikey.APIKey, 0, 8)
 	for rows.Next() {
-		var r keyRow
-		if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.Name, &r.CreatedAt, &r.LastUsedAt, &r.ExpiresAt); err != nil {
+		var k apikey.APIKey
+		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt); err != nil {
 			return nil, translate(err)
 		}
-		keys = append(keys, r.domain())
+		k.CreatedAt = k.CreatedAt.UTC()
+		toUTC(k.LastUsedAt)
+		toUTC(k.ExpiresAt)
+		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, translate(err)
