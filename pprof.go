@@ -7,6 +7,8 @@ import (
 	"net/http"
 	_ "net/http/pprof" // registers /debug/pprof/ on http.DefaultServeMux
 	"os"
+	"runtime"
+	"time"
 )
 
 // A binary built with -tags pprof (bench/load does, when asked to profile)
@@ -17,6 +19,9 @@ func init() {
 	if addr == "" {
 		return
 	}
+	// Contention shows in /debug/pprof/mutex and /debug/pprof/block.
+	runtime.SetMutexProfileFraction(10)
+	runtime.SetBlockProfileRate(int(10 * time.Microsecond))
 	go func() {
 		if err := http.ListenAndServe(addr, nil); err != nil {
 			slog.Error("pprof listener failed", "err", err)

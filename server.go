@@ -35,17 +35,27 @@ import (
 	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/logsink"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(context.Background(), os.Args[1:], os.Stdout, log); err != nil {
+	// Logs (a line per request) go to stderr through a buffer, so that no
+	// request waits for a write system call; at most logFlushEvery of them
+	// is lost if the process dies without returning from run.
+	logs := logsink.New(os.Stderr, logFlushEvery)
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	err := run(context.Background(), os.Args[1:], os.Stdout, log)
+	logs.Close()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "apikeyd:", err)
 		os.Exit(1)
 	}
 }
+
+// logFlushEvery is how long a log line may wait in memory.
+const logFlushEvery = 100 * time.Millisecond
 
 const usage = `usage:
   apikeyd serve [flags]                   run the server (see apikeyd serve -h)
