@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// Sizes of the buffer: whoever fills it past flushAt writes it out (one
-// system call for hundreds of records); past maxBuffer writers wait for the
-// output, so a stuck output slows logging down rather than growing memory.
+// Sizes of the buffer: past flushAt it is written out at once (one system
+// call for hundreds of records); past maxBuffer writers wait for the output,
+// so a stuck output slows logging down rather than growing memory.
 const (
 	flushAt   = 64 << 10
 	maxBuffer = 1 << 20
@@ -36,6 +36,7 @@ type Writer struct {
 	spare   []byte
 	err     error // the first error writing to out, reported by Flush and Close
 
+	kick chan struct{} // asks run to flush now
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -46,6 +47,7 @@ func New(out io.Writer, flushEvery time.Duration) *Writer {
 	w := &Writer{
 		out:  out,
 		buf:  make([]byte, 0, flushAt),
+		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
@@ -61,15 +63,17 @@ func (w *Writer) run(every time.Duration) {
 		select {
 		case <-t.C:
 			_ = w.Flush()
+		case <-w.kick:
+			_ = w.Flush()
 		case <-w.stop:
 			return
 		}
 	}
 }
 
-// Write appends p to the buffer. It writes to the output itself only when
-// the buffer has grown large, and waits for the output only when it is full.
-// It never fails: errors of the output are reported by Flush and Close.
+// Write appends p to the buffer. It waits for the output only when the
+// buffer is full. It never fails: errors of the output are reported by Flush
+// and Close.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	w.buf = append(w.buf, p...)
@@ -78,11 +82,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 	switch {
 	case n >= maxBuffer:
 		_ = w.Flush()
-	case n >= flushAt && w.writing.TryLock():
-		// Nobody is writing: this caller does, while others keep
-		// appending to the other buffer.
-		w.flushLocked()
-		w.writing.Unlock()
+	case n >= flushAt:
+		// The caller may hold a lock of its own (slog's handler does):
+		// the flushing goroutine writes, not this one.
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
 	}
 	return len(p), nil
 }
