@@ -58,14 +58,21 @@ func utc(t *time.Time) *time.Time {
 
 // Store is the bun implementation of apikey.Store.
 type Store struct {
-	db    *bun.DB
-	stmts *statements
+	db            *bun.DB
+	findKeyByHash *statement
+	listKeys      *statement
 }
 
 var _ apikey.Store = (*Store)(nil)
 
 // New returns a Store over db, whose schema must be migrated.
-func New(db *bun.DB) *Store { return &Store{db: db, stmts: newStatements(db)} }
+func New(db *bun.DB) *Store {
+	return &Store{
+		db:            db,
+		findKeyByHash: newStatement(db, findKeyByHashQuery),
+		listKeys:      newStatement(db, listKeysQuery),
+	}
+}
 
 // CreateKey implements apikey.Store. The count and the insert run in one
 // transaction that holds a per-user lock (PostgreSQL: an advisory lock;
@@ -109,7 +116,7 @@ func activeKeys(db bun.IDB, userID string) *bun.SelectQuery {
 
 // ListKeys implements apikey.Store with a prepared statement.
 func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, error) {
-	rows, err := s.stmts.query(ctx, listKeysQuery, userID)
+	rows, err := s.listKeys.query(ctx, userID)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -169,7 +176,7 @@ func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) 
 // FindKeyByHash implements apikey.Store with a prepared statement, through
 // the unique index on key_hash.
 func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, error) {
-	rows, err := s.stmts.query(ctx, findKeyByHashQuery, hash)
+	rows, err := s.findKeyByHash.query(ctx, hash)
 	if err != nil {
 		return apikey.APIKey{}, translate(err)
 	}

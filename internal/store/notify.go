@@ -43,7 +43,7 @@ type RevocationCache interface {
 type RevocationListener struct {
 	DB    *bun.DB
 	Cache RevocationCache
-	Log   *slog.Logger
+	Log   *slog.Logger // slog.Default() when nil
 	// PingInterval is how long the connection may stay silent before a
 	// ping is sent; 5 s when zero.
 	PingInterval time.Duration
@@ -61,6 +61,9 @@ var errSilent = errors.New("no notification and no answer to a ping")
 func (l *RevocationListener) Run(ctx context.Context) {
 	if l.DB.Dialect().Name() != dialect.PG {
 		return
+	}
+	if l.Log == nil {
+		l.Log = slog.Default()
 	}
 	if l.PingInterval <= 0 {
 		l.PingInterval = 5 * time.Second

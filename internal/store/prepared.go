@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -24,35 +25,47 @@ WHERE key_hash = ? AND revoked_at IS NULL LIMIT 1`
 WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`
 )
 
-// statements prepares each query once, on first use, and keeps it.
-// database/sql prepares a statement again on each connection it runs on.
-type statements struct {
-	db    *bun.DB
-	mu    sync.Mutex
-	stmts map[string]*sql.Stmt
+// statement is a query prepared on first use and kept; database/sql
+// prepares it again on each connection it runs on. A failure to prepare is
+// not kept: the next use tries again.
+type statement struct {
+	db   *bun.DB
+	text string
+
+	mu       sync.Mutex // serializes preparing
+	prepared atomic.Pointer[sql.Stmt]
 }
 
-func newStatements(db *bun.DB) *statements {
-	return &statements{db: db, stmts: map[string]*sql.Stmt{}}
+func newStatement(db *bun.DB, query string) *statement {
+	if db.Dialect().Name() == dialect.PG {
+		query = numberPlaceholders(query)
+	}
+	return &statement{db: db, text: query}
 }
 
-// get returns the prepared statement of query. A failure is not kept: the
-// next call tries again.
-func (s *statements) get(ctx context.Context, query string) (*sql.Stmt, error) {
+// query runs the statement, preparing it first if need be.
+func (s *statement) query(ctx context.Context, args ...any) (*sql.Rows, error) {
+	st := s.prepared.Load()
+	if st == nil {
+		var err error
+		if st, err = s.prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s *statement) prepare(ctx context.Context) (*sql.Stmt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st, ok := s.stmts[query]; ok {
+	if st := s.prepared.Load(); st != nil {
 		return st, nil
 	}
-	text := query
-	if s.db.Dialect().Name() == dialect.PG {
-		text = numberPlaceholders(query)
-	}
-	st, err := s.db.DB.PrepareContext(ctx, text)
+	st, err := s.db.DB.PrepareContext(ctx, s.text)
 	if err != nil {
 		return nil, err
 	}
-	s.stmts[query] = st
+	s.prepared.Store(st)
 	return st, nil
 }
 
@@ -71,13 +84,4 @@ func numberPlaceholders(query string) string {
 		b.WriteString(part)
 	}
 	return b.String()
-}
-
-// query runs the prepared statement of query.
-func (s *statements) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := s.get(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(ctx, args...)
 }
