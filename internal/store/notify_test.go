@@ -136,8 +136,8 @@ func TestRevocationListener(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Fatalf("terminated %d listening connections, want 1", n)
+		if n < 1 {
+			t.Fatal("no listening connection to terminate")
 		}
 		cache.expect(t, "suspend")
 		cache.expect(t, "resume", "suspend") // retries while the server refuses are fine
