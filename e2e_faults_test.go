@@ -262,7 +262,9 @@ func (panicHook) AfterQuery(context.Context, *bun.QueryEvent) {}
 // TestHandlerPanic: a panic deep in a request (here in the store, under the
 // real middleware chain newApp builds) answers 500 INTERNAL with nothing of
 // the panic, is logged with its stack but without credentials, and the
-// server keeps serving.
+// server keeps serving. The panic comes from a bun query hook, so it strikes
+// the queries bun runs: creating and revoking (the lookup and the listing
+// are prepared statements, which bun's hooks do not see).
 func TestHandlerPanic(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, e *testEnv) {
@@ -274,8 +276,8 @@ func TestHandlerPanic(t *testing.T) {
 			name, method, path string
 			body               *string
 		}{
-			{"List", "GET", "/auth/api-keys", nil},
 			{"Create", "POST", "/auth/api-keys", str(`{"name":"x"}`)},
+			{"CreateNoBody", "POST", "/auth/api-keys", nil},
 			{"Revoke", "DELETE", "/auth/api-keys/" + k.ID, nil},
 		} {
 			t.Run(c.name, func(t *testing.T) {
@@ -295,7 +297,7 @@ func TestHandlerPanic(t *testing.T) {
 		}
 		t.Run("GraphQL", func(t *testing.T) {
 			e := e.subEnv(t)
-			res, out := e.gqlRaw(bearer(unlucky), gqlBody(gqlListQuery))
+			res, out := e.gqlRaw(bearer(unlucky), gqlBody(`mutation { createApiKey { key } }`))
 			if msg := wantGQLError(t, res.Status, out, "INTERNAL"); msg != "internal error" || strings.Contains(string(res.Body), "detail-4711") {
 				t.Errorf("%s", res.Body)
 			}

@@ -263,8 +263,11 @@ func TestMetrics(t *testing.T) {
 	if n, keys := moved("apikeyd_last_used_flush_keys"), after.histogramSum("apikeyd_last_used_flush_keys")-before.histogramSum("apikeyd_last_used_flush_keys"); n != 1 || keys != 1 {
 		t.Errorf("flush batches %v with %v keys, want 1 with 1", n, keys)
 	}
-	if _, ok := after["apikeyd_verify_cache_lookups_total"]; ok {
-		t.Error("cache lookups exported without a cache")
+	// Of the well-formed keys checked, the good key's first use misses and
+	// fills the cache, its next two uses hit; the revoked, unknown and
+	// expired keys miss.
+	if hit, miss := moved("apikeyd_verify_cache_lookups_total", "result", "hit"), moved("apikeyd_verify_cache_lookups_total", "result", "miss"); hit != 2 || miss != 4 {
+		t.Errorf("cache lookups moved by %v hits and %v misses, want 2 and 4", hit, miss)
 	}
 
 	// Bounded labels: nothing that names a user or a key.

@@ -94,7 +94,7 @@ func newEnvDSN(t testing.TB, dsn string, configure ...func(*Config)) *testEnv {
 		srv.Close()
 		stop()
 		wg.Wait()
-		app.DB.Close()
+		app.Close()
 		e.assertNoSecretsLogged()
 		assertLogsClean(t, e.Logs.String())
 	})
@@ -296,8 +296,19 @@ func (g gqlResponse) codes() []string {
 
 // eachDB runs fn against a fresh server on each database.
 func eachDB(t *testing.T, fn func(t *testing.T, e *testEnv)) {
+	eachDBConfigured(t, nil, fn)
+}
+
+// eachDBConfigured is eachDB with configure applied to the configuration.
+func eachDBConfigured(t *testing.T, configure func(*Config), fn func(t *testing.T, e *testEnv)) {
 	for _, db := range dbtest.Names {
-		t.Run(db, func(t *testing.T) { fn(t, newEnv(t, db)) })
+		t.Run(db, func(t *testing.T) {
+			if configure == nil {
+				fn(t, newEnv(t, db))
+				return
+			}
+			fn(t, newEnv(t, db, configure))
+		})
 	}
 }
 

@@ -37,6 +37,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/logsink"
 	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -44,12 +45,21 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(context.Background(), os.Args[1:], os.Stdout, log); err != nil {
+	// Logs (a line per request) go to stderr through a buffer, so that no
+	// request waits for a write system call; at most logFlushEvery of them
+	// is lost if the process dies without returning from run.
+	logs := logsink.New(os.Stderr, logFlushEvery)
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	err := run(context.Background(), os.Args[1:], os.Stdout, log)
+	logs.Close()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "apikeyd:", err)
 		os.Exit(1)
 	}
 }
+
+// logFlushEvery is how long a log line may wait in memory.
+const logFlushEvery = 100 * time.Millisecond
 
 const usage = `usage:
   apikeyd serve [flags]                   run the server (see apikeyd serve -h)
@@ -102,6 +112,8 @@ type Config struct {
 	Accounts         bool
 	SessionTTL       time.Duration
 	LoginFailBurst   int
+	CacheSize        int           // verified keys cached; 0 turns the cache off
+	CacheTTL         time.Duration // how long a cached verification is trusted
 }
 
 // parseConfig reads the configuration for command name from the environment
@@ -115,7 +127,7 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var c Config
-	var maxKeys, burst, interval, introspection, migrate, accounts, sessionTTL, loginBurst string
+	var maxKeys, burst, interval, introspection, migrate, accounts, sessionTTL, loginBurst, cacheSize, cacheTTL string
 	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve /metrics only on this address, e.g. 127.0.0.1:9090; empty: on the main listener (METRICS_ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", "file:apikeyd.db"), "postgres://… or file:PATH for SQLite (DATABASE_URL)")
@@ -134,6 +146,8 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	fs.StringVar(&accounts, "accounts", env("ACCOUNTS", "true"), "built-in accounts (POST /auth/register, /auth/login) when no JWT_JWKS_URL is set (ACCOUNTS)")
 	fs.StringVar(&sessionTTL, "session-ttl", env("SESSION_TTL", "1h"), "lifetime of the login tokens /auth/login issues (SESSION_TTL)")
 	fs.StringVar(&loginBurst, "login-fail-burst", env("LOGIN_FAIL_BURST", "10"), "failed logins allowed per account in a burst, refilling at one a minute; 0 disables (LOGIN_FAIL_BURST)")
+	fs.StringVar(&cacheSize, "verify-cache-size", env("VERIFY_CACHE_SIZE", strconv.Itoa(apikey.DefaultCacheSize)), "verified API keys kept in memory; 0 turns the cache off (VERIFY_CACHE_SIZE)")
+	fs.StringVar(&cacheTTL, "verify-cache-ttl", env("VERIFY_CACHE_TTL", apikey.DefaultCacheTTL.String()), "how long a cached verification is trusted without asking the database (VERIFY_CACHE_TTL)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -149,6 +163,12 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	if c.LastUsedInterval, err = time.ParseDuration(interval); err != nil || c.LastUsedInterval <= 0 {
 		return c, fs, fmt.Errorf("LAST_USED_INTERVAL must be a positive duration such as 60s, not %q", interval)
+	}
+	if c.CacheSize, err = strconv.Atoi(cacheSize); err != nil || c.CacheSize < 0 {
+		return c, fs, fmt.Errorf("VERIFY_CACHE_SIZE must be a non-negative integer, not %q", cacheSize)
+	}
+	if c.CacheTTL, err = time.ParseDuration(cacheTTL); err != nil || c.CacheTTL <= 0 {
+		return c, fs, fmt.Errorf("VERIFY_CACHE_TTL must be a positive duration such as 30s, not %q", cacheTTL)
 	}
 	if c.Introspection, err = strconv.ParseBool(introspection); err != nil {
 		return c, fs, fmt.Errorf("GRAPHQL_INTROSPECTION must be true or false, not %q", introspection)
@@ -252,13 +272,27 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 }
 
 // App is a configured apikeyd: its database, service, metrics and HTTP
-// handler. The handler serves /metrics unless Config.MetricsAddr is set, in
-// which case serve exposes Metrics.Handler there instead.
+// handler, and on PostgreSQL the listener that keeps its key cache in step
+// with the revocations of other servers. The handler serves /metrics unless
+// Config.MetricsAddr is set, in which case serve exposes Metrics.Handler
+// there instead. Close releases them.
 type App struct {
 	DB      *bun.DB
 	Keys    *apikey.Service
 	Metrics *metrics.Metrics
 	Handler http.Handler
+
+	stopListener context.CancelFunc
+	listener     sync.WaitGroup
+}
+
+// Close stops the revocation listener and closes the database.
+func (a *App) Close() error {
+	if a.stopListener != nil {
+		a.stopListener()
+	}
+	a.listener.Wait()
+	return a.DB.Close()
 }
 
 // newApp opens the database, migrates it when configured, and wires the
@@ -290,13 +324,29 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	m := metrics.New()
 	m.WatchDB(db.DB)
+	cacheSize := cfg.CacheSize
+	if cacheSize == 0 {
+		cacheSize = -1 // off
+	}
 	st := store.New(db)
 	keys := apikey.NewService(st, apikey.Config{
 		Prefix:           cfg.KeyPrefix,
 		MaxKeysPerUser:   cfg.MaxKeysPerUser,
 		LastUsedInterval: cfg.LastUsedInterval,
+		CacheSize:        cacheSize,
+		CacheTTL:         cfg.CacheTTL,
 		Observer:         m,
 	})
+	app := &App{DB: db, Keys: keys, Metrics: m}
+	if store.IsPostgres(cfg.DatabaseURL) && cfg.CacheSize > 0 {
+		// Other servers may revoke keys: cache nothing until their
+		// revocations reach this one.
+		keys.SuspendCache()
+		lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		l := &store.RevocationListener{DB: db, Cache: keys, Log: log}
+		app.stopListener = stop
+		app.listener.Go(func() { l.Run(lctx) })
+	}
 	trusted, _ := auth.ParsePrefixes(cfg.TrustedProxies) // checked by parseConfig
 	failures, client := auth.NewFailureLimiter[netip.Addr](cfg.AuthFailBurst, 1), auth.NewClientIP(trusted)
 	authn := auth.NewAuthenticator(verifier, keys, failures, client)
@@ -329,7 +379,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	h = rest.Recover(log, h)
 	h = m.Middleware(h) // inside the access log, whose context carries the route
 	h = accesslog.Middleware(log, h)
-	return &App{DB: db, Keys: keys, Metrics: m, Handler: h}, nil
+	app.Handler = h
+	return app, nil
 }
 
 // notFoundPattern is the catch-all route that answers 404.
@@ -382,7 +433,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- liste
 	if err != nil {
 		return err
 	}
-	defer app.DB.Close()
+	defer app.Close()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -56,8 +56,10 @@ type Store interface {
 	// ListKeys returns the user's unrevoked keys, newest first.
 	ListKeys(ctx context.Context, userID string) ([]APIKey, error)
 	// RevokeKey sets revoked_at on the user's unrevoked key id in one
-	// conditional update. Returns apperr.NotFound when no row changed.
-	RevokeKey(ctx context.Context, userID, id string, at time.Time) error
+	// conditional update and returns the key's hash (hex SHA-256). A store
+	// shared by several servers tells the others, with the hash, once the
+	// revocation is committed. Returns apperr.NotFound when no row changed.
+	RevokeKey(ctx context.Context, userID, id string, at time.Time) (hash string, err error)
 	// FindKeyByHash returns the key whose hash is hash, revoked or not (its
 	// RevokedAt tells), so that a revoked key can be told from an unknown one
 	// in one indexed lookup. Returns apperr.NotFound when there is none.

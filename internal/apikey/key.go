@@ -104,7 +104,7 @@ func (f Format) Check(key string) Outcome {
 		}
 	}
 	body := key[:len(key)-checksumLen]
-	sum := crc32.Update(0, crc32.IEEETable, []byte(body))
+	sum := crc32String(body)
 	for i := len(key) - 1; i >= len(body); i-- {
 		if key[i] != base62Alphabet[sum%62] {
 			return OutcomeBadChecksum
@@ -117,16 +117,49 @@ func (f Format) Check(key string) Outcome {
 	return OutcomeOK
 }
 
+// crc32String is crc32.ChecksumIEEE([]byte(s)) without the conversion,
+// which would allocate on every verification. A byte-at-a-time table loop
+// over 40-odd bytes costs about as much as the library's wider loops.
+func crc32String(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
+}
+
 // DisplayPrefix returns the part of key shown in listings: the prefix plus
 // the first four secret characters.
 func (f Format) DisplayPrefix(key string) string { return key[:len(f.prefix)+DisplayLen] }
 
-func isBase62(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+// base62Chars marks the bytes of base62Alphabet: one load per character
+// instead of three range checks.
+var base62Chars = func() (t [256]bool) {
+	for i := 0; i < len(base62Alphabet); i++ {
+		t[base62Alphabet[i]] = true
+	}
+	return t
+}()
+
+func isBase62(c byte) bool { return base62Chars[c] }
+
+// Digest is the SHA-256 of a key: what the verification cache is keyed by.
+type Digest [sha256.Size]byte
+
+// Sum returns the SHA-256 of key without allocating.
+func Sum(key string) Digest {
+	// A key fits the stack buffer; converting the string instead would put
+	// a copy of the secret on the heap on every verification.
+	var buf [maxPrefixLen + secretLen + checksumLen]byte
+	if len(key) > len(buf) {
+		return sha256.Sum256([]byte(key))
+	}
+	n := copy(buf[:], key)
+	return sha256.Sum256(buf[:n])
 }
 
+// Hex returns d in lower-case hex: the form stored in the database.
+func (d Digest) Hex() string { return hex.EncodeToString(d[:]) }
+
 // Hash returns the hex SHA-256 of key: the only form in which a key is stored.
-func Hash(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:])
-}
+func Hash(key string) string { return Sum(key).Hex() }

@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"crypto/sha256"
 	"hash/crc32"
 	"math/big"
 	"strings"
@@ -126,4 +127,69 @@ func TestHash(t *testing.T) {
 	if got := Hash("abc"); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Fatalf("Hash = %s", got)
 	}
+	long := strings.Repeat("k", 200) // longer than any key: the fallback
+	if got, want := Sum(long), sha256.Sum256([]byte(long)); got != want {
+		t.Fatalf("Sum of a long string = %x, want %x", got, want)
+	}
+}
+
+func TestCRC32String(t *testing.T) {
+	for _, s := range []string{"", "a", "atiru_" + strings.Repeat("Z", 32), strings.Repeat("\xff", 70)} {
+		if got, want := crc32String(s), crc32.ChecksumIEEE([]byte(s)); got != want {
+			t.Errorf("crc32String(%q) = %08x, want %08x", s, got, want)
+		}
+	}
+}
+
+func TestVerificationChecksDoNotAllocate(t *testing.T) {
+	f := NewFormat(DefaultPrefix)
+	key := f.Generate()
+	if n := testing.AllocsPerRun(100, func() { f.WellFormed(key) }); n != 0 {
+		t.Errorf("WellFormed allocates %v times per call", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { Sum(key) }); n != 0 {
+		t.Errorf("Sum allocates %v times per call", n)
+	}
+}
+
+func BenchmarkGenerate(b *testing.B) {
+	f := NewFormat(DefaultPrefix)
+	b.ReportAllocs()
+	for b.Loop() {
+		f.Generate()
+	}
+}
+
+func BenchmarkWellFormed(b *testing.B) {
+	f := NewFormat(DefaultPrefix)
+	good := f.Generate()
+	last := "0"
+	if good[len(good)-1] == '0' {
+		last = "1"
+	}
+	bad := good[:len(good)-1] + last
+	for _, c := range []struct{ name, key string }{{"Valid", good}, {"BadChecksum", bad}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				f.WellFormed(c.key)
+			}
+		})
+	}
+}
+
+func BenchmarkHash(b *testing.B) {
+	key := NewFormat(DefaultPrefix).Generate()
+	b.Run("Sum", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			Sum(key)
+		}
+	})
+	b.Run("Hex", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			Hash(key)
+		}
+	})
 }

@@ -2,6 +2,8 @@ package apikey
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"strings"
 	"time"
 	"unicode"
@@ -20,8 +22,22 @@ type Config struct {
 	Prefix           string        // key prefix; DefaultPrefix when empty
 	MaxKeysPerUser   int           // active keys per user; 100 when zero
 	LastUsedInterval time.Duration // minimum time between last_used_at writes of one key; 60s when zero
-	Now              func() time.Time
-	Observer         Observer // told of keys created and revoked, verifications and flushes; none when nil
+
+	// CacheSize caps the verified keys kept in memory: DefaultCacheSize
+	// when zero; a negative size turns the cache off.
+	CacheSize int
+	// CacheTTL is how long a verification is trusted without asking the
+	// database again; DefaultCacheTTL when zero.
+	CacheTTL time.Duration
+	// NegativeCacheSize caps the remembered unknown keys; a tenth of
+	// CacheSize when zero; a negative size remembers none.
+	NegativeCacheSize int
+	// NegativeCacheTTL is how long an unknown key is remembered;
+	// DefaultNegativeCacheTTL when zero.
+	NegativeCacheTTL time.Duration
+
+	Now      func() time.Time
+	Observer Observer // told of keys created and revoked, verifications and flushes; none when nil
 }
 
 // Service owns every rule about API keys: who may manage them, what a valid
@@ -33,6 +49,7 @@ type Service struct {
 	max      int
 	now      func() time.Time
 	usage    *usage
+	cache    *cache // nil when off
 	observer Observer
 }
 
@@ -53,7 +70,7 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.Observer == nil {
 		cfg.Observer = NopObserver{}
 	}
-	return &Service{
+	s := &Service{
 		store:    store,
 		format:   NewFormat(cfg.Prefix),
 		max:      cfg.MaxKeysPerUser,
@@ -61,6 +78,22 @@ func NewService(store Store, cfg Config) *Service {
 		usage:    newUsage(cfg.LastUsedInterval),
 		observer: cfg.Observer,
 	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.CacheSize > 0 {
+		if cfg.CacheTTL <= 0 {
+			cfg.CacheTTL = DefaultCacheTTL
+		}
+		if cfg.NegativeCacheSize == 0 {
+			cfg.NegativeCacheSize = cfg.CacheSize / 10
+		}
+		if cfg.NegativeCacheTTL <= 0 {
+			cfg.NegativeCacheTTL = DefaultNegativeCacheTTL
+		}
+		s.cache = newCache(cfg.CacheSize, cfg.CacheTTL, max(0, cfg.NegativeCacheSize), cfg.NegativeCacheTTL)
+	}
+	return s
 }
 
 // Format returns the key format the service issues and accepts.
@@ -124,7 +157,9 @@ func (s *Service) List(ctx context.Context) ([]APIKey, error) {
 }
 
 // Revoke revokes the key id of the JWT principal of ctx. From the moment it
-// returns, Verify refuses the key.
+// returns, Verify refuses the key: the key is evicted from this server's
+// cache before Revoke returns (other servers evict it when the store's
+// notification reaches them; see EvictHash).
 // Returns NOT_FOUND when id is malformed, unknown, another user's or already
 // revoked (never saying which), and the auth errors of Create.
 func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
@@ -137,18 +172,24 @@ func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
 		return Revoked{}, errKeyNotFound
 	}
 	at := s.timestamp()
-	if err := s.store.RevokeKey(ctx, p.UserID, uid, at); err != nil {
+	hash, err := s.store.RevokeKey(ctx, p.UserID, uid, at)
+	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
 			return Revoked{}, errKeyNotFound
 		}
 		return Revoked{}, err
 	}
+	if err := s.EvictHash(hash); err != nil {
+		s.cache.purge() // cannot tell which entry: drop them all
+	}
 	s.observer.KeyRevoked()
 	return Revoked{ID: uid, RevokedAt: at}, nil
 }
 
-// Verify authenticates an API key and records its use. Its outcome goes to
-// the observer.
+// Verify authenticates an API key and records its use (written later, in
+// the background: see RunUsageFlusher). A malformed key is refused without
+// a lookup; a known one is answered from the cache when it can be. Its
+// outcome goes to the observer.
 // Returns INVALID_OR_EXPIRED_TOKEN for a malformed, unknown, revoked or
 // expired key, and SERVER_BUSY when the database cannot be reached.
 func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
@@ -162,22 +203,79 @@ func (s *Service) verify(ctx context.Context, key string) (Principal, Outcome, e
 	if o := s.format.Check(key); o != OutcomeOK {
 		return Principal{}, o, errInvalidKey
 	}
-	k, err := s.store.FindKeyByHash(ctx, Hash(key))
+	d := Sum(key)
+	start := s.now()
+	var gen uint64
+	if s.cache != nil {
+		p, found, g, why := s.cache.get(d, start)
+		s.observer.CacheLookup(found != cacheMiss)
+		switch found {
+		case cacheHit:
+			s.usage.touch(p.KeyID, start)
+			return p, OutcomeOK, nil
+		case cacheUnknown:
+			return Principal{}, why, errInvalidKey
+		}
+		gen = g
+	}
+	k, err := s.store.FindKeyByHash(ctx, d.Hex())
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
+			s.cache.putUnknown(d, gen, start, OutcomeUnknown)
 			return Principal{}, OutcomeUnknown, errInvalidKey
 		}
 		return Principal{}, OutcomeError, err
 	}
 	if k.RevokedAt != nil {
+		s.cache.putUnknown(d, gen, start, OutcomeRevoked) // a revocation is final
 		return Principal{}, OutcomeRevoked, errInvalidKey
 	}
 	now := s.now()
 	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
+		s.cache.putUnknown(d, gen, start, OutcomeExpired) // an expiry never moves
 		return Principal{}, OutcomeExpired, errInvalidKey
 	}
+	p := Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID}
+	// The entry's lifetime counts from before the query: never longer
+	// than the TTL past what the database said.
+	s.cache.put(d, gen, p, start, k.ExpiresAt)
 	s.usage.touch(k.ID, now)
-	return Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID}, OutcomeOK, nil
+	return p, OutcomeOK, nil
+}
+
+// EvictHash drops from the verification cache the key whose SHA-256 is hash
+// (lower-case hex, as stored): another server revoked it.
+// Returns an error, and drops nothing, when hash is not 64 hex digits.
+func (s *Service) EvictHash(hash string) error {
+	var d Digest
+	if len(hash) != 2*len(d) {
+		return errBadHash
+	}
+	if _, err := hex.Decode(d[:], []byte(hash)); err != nil {
+		return errBadHash
+	}
+	s.cache.evict(d)
+	return nil
+}
+
+// SuspendCache empties the verification cache and keeps it empty until
+// ResumeCache: every verification asks the database meanwhile. Call it while
+// revocations made on other servers may not reach this one.
+func (s *Service) SuspendCache() { s.cache.suspend() }
+
+// ResumeCache empties the verification cache and starts filling it again:
+// call it once revocations made elsewhere reach this server again (whatever
+// was revoked before then is no longer cached).
+func (s *Service) ResumeCache() { s.cache.resume() }
+
+// Cached reports whether Verify would answer key from the cache now,
+// without asking the database.
+func (s *Service) Cached(key string) bool {
+	if s.cache == nil {
+		return false
+	}
+	_, found, _, _ := s.cache.get(Sum(key), s.now())
+	return found == cacheHit
 }
 
 // Key returns the principal's own API key when it authenticated with one.
@@ -204,6 +302,7 @@ func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 var (
 	errKeyNotFound = apperr.New(apperr.NotFound, "API key not found")
 	errInvalidKey  = apperr.New(apperr.InvalidToken, "invalid or expired token")
+	errBadHash     = errors.New("apikey: a key hash is 64 hex digits")
 )
 
 // canonicalID returns id as a lower-case hyphenated UUID, or false.

@@ -2,117 +2,392 @@ package apikey_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
 
-// recorder is an Observer that counts what it is told.
-type recorder struct {
-	apikey.NopObserver
-	mu       sync.Mutex
-	created  int
-	revoked  int
-	verified map[string]int // "method/outcome" -> count
-	flushes  []int
+// watchedStore is a real store that counts key lookups, records which keys
+// each TouchKeys call wrote, and can hold a lookup after the database has
+// answered it.
+type watchedStore struct {
+	apikey.Store
+	lookups atomic.Int64
+
+	mu          sync.Mutex
+	touches     [][]string
+	afterLookup func() // when set, runs before FindKeyByHash returns
 }
 
-func (r *recorder) KeyCreated() { r.mu.Lock(); r.created++; r.mu.Unlock() }
-func (r *recorder) KeyRevoked() { r.mu.Lock(); r.revoked++; r.mu.Unlock() }
-func (r *recorder) Verified(m apikey.Method, o apikey.Outcome) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.verified[string(m)+"/"+string(o)]++
+func (s *watchedStore) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, error) {
+	s.lookups.Add(1)
+	k, err := s.Store.FindKeyByHash(ctx, hash)
+	s.mu.Lock()
+	hold := s.afterLookup
+	s.mu.Unlock()
+	if hold != nil {
+		hold()
+	}
+	return k, err
 }
-func (r *recorder) UsageFlushed(n int, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err == nil {
-		r.flushes = append(r.flushes, n)
+
+func (s *watchedStore) TouchKeys(ctx context.Context, ids []string, at time.Time) error {
+	s.mu.Lock()
+	s.touches = append(s.touches, slices.Clone(ids))
+	s.mu.Unlock()
+	return s.Store.TouchKeys(ctx, ids, at)
+}
+
+// takeTouches returns the ids written since the last call, one slice per
+// TouchKeys call.
+func (s *watchedStore) takeTouches() [][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.touches
+	s.touches = nil
+	return t
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// fixture is a Service over a real, watched store, on a settable clock.
+type fixture struct {
+	svc   *apikey.Service
+	store *watchedStore
+	clock *clock
+	jwt   context.Context // a signed-in user, alice
+}
+
+func newFixture(t *testing.T, dsn string, cfg apikey.Config) *fixture {
+	t.Helper()
+	f := &fixture{
+		store: &watchedStore{Store: store.New(dbtest.OpenDSN(t, dsn))},
+		clock: &clock{now: time.Now()},
+		jwt:   apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT}),
+	}
+	cfg.Now = f.clock.Now
+	f.svc = apikey.NewService(f.store, cfg)
+	return f
+}
+
+// create makes a key for alice, expiring at expires when not nil.
+func (f *fixture) create(t *testing.T, expires *time.Time) apikey.Created {
+	t.Helper()
+	k, err := f.svc.Create(f.jwt, apikey.CreateInput{ExpiresAt: expires})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// verify checks key and returns its error code ("" when it verified).
+func (f *fixture) verify(t *testing.T, key string) apperr.Code {
+	t.Helper()
+	p, err := f.svc.Verify(context.Background(), key)
+	if err != nil {
+		return apperr.CodeOf(err)
+	}
+	if p.Method != apikey.MethodAPIKey || p.UserID != "alice" || p.KeyID == "" {
+		t.Fatalf("verified as %+v", p)
+	}
+	return ""
+}
+
+// wantLookups checks how many lookups reached the store in total.
+func (f *fixture) wantLookups(t *testing.T, want int64) {
+	t.Helper()
+	if got := f.store.lookups.Load(); got != want {
+		t.Fatalf("%d lookups reached the database, want %d", got, want)
 	}
 }
 
-// TestVerifyOutcomes checks that each way a key can fail is reported as its
-// own outcome, while every caller still gets INVALID_OR_EXPIRED_TOKEN.
-func TestVerifyOutcomes(t *testing.T) {
+func TestVerifyCache(t *testing.T) {
+	const ttl, negTTL = 30 * time.Second, 2 * time.Second
+	cfg := apikey.Config{CacheTTL: ttl, NegativeCacheTTL: negTTL}
 	dbtest.Each(t, func(t *testing.T, dsn string) {
-		rec := &recorder{verified: map[string]int{}}
-		now := time.Now().UTC()
-		clock := func() time.Time { return now }
-		svc := apikey.NewService(store.New(dbtest.OpenDSN(t, dsn)), apikey.Config{Observer: rec, Now: clock})
-		ctx := apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT})
-
-		good, err := svc.Create(ctx, apikey.CreateInput{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		soon := now.Add(time.Minute)
-		expiring, err := svc.Create(ctx, apikey.CreateInput{ExpiresAt: &soon})
-		if err != nil {
-			t.Fatal(err)
-		}
-		gone, err := svc.Create(ctx, apikey.CreateInput{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc.Revoke(ctx, gone.ID); err != nil {
-			t.Fatal(err)
-		}
-		now = now.Add(2 * time.Minute) // expiring has expired
-
-		f := svc.Format()
-		// The last checksum character changed: right shape, wrong sum.
-		last := byte('0')
-		if good.Secret[len(good.Secret)-1] == last {
-			last = 'a'
-		}
-		badSum := good.Secret[:len(good.Secret)-1] + string(last)
-		cases := []struct {
-			key  string
-			want apikey.Outcome
-		}{
-			{good.Secret, apikey.OutcomeOK},
-			{good.Secret[:20], apikey.OutcomeMalformed},
-			{badSum, apikey.OutcomeBadChecksum},
-			{f.Generate(), apikey.OutcomeUnknown},
-			{gone.Secret, apikey.OutcomeRevoked},
-			{expiring.Secret, apikey.OutcomeExpired},
-		}
-		for _, c := range cases {
-			before := rec.verified["api_key/"+string(c.want)]
-			p, err := svc.Verify(context.Background(), c.key)
-			if c.want == apikey.OutcomeOK {
-				if err != nil || p.UserID != "alice" || p.KeyID != good.ID {
-					t.Errorf("valid key: %+v %v", p, err)
+		t.Run("Hit", func(t *testing.T) {
+			f := newFixture(t, dsn, cfg)
+			k := f.create(t, nil)
+			if f.svc.Cached(k.Secret) {
+				t.Fatal("a key is cached before its first use")
+			}
+			for range 5 {
+				if code := f.verify(t, k.Secret); code != "" {
+					t.Fatalf("verify: %s", code)
 				}
-			} else if err == nil || err.Error() != "INVALID_OR_EXPIRED_TOKEN: invalid or expired token" {
-				t.Errorf("%s key: err %v, want INVALID_OR_EXPIRED_TOKEN", c.want, err)
 			}
-			if got := rec.verified["api_key/"+string(c.want)]; got != before+1 {
-				t.Errorf("%s key: outcome counted %d times, want once (all: %v)", c.want, got-before, rec.verified)
+			f.wantLookups(t, 1)
+			if !f.svc.Cached(k.Secret) {
+				t.Fatal("a verified key is not cached")
 			}
-		}
-		if len(rec.verified) != len(cases) {
-			t.Errorf("outcomes %v, want one of each case", rec.verified)
-		}
-		if rec.created != 3 || rec.revoked != 1 {
-			t.Errorf("created %d, revoked %d; want 3 and 1", rec.created, rec.revoked)
-		}
+		})
 
-		// One flush writes the one key used; a flush with nothing to
-		// write is not a batch.
-		if err := svc.FlushUsage(context.Background()); err != nil {
+		t.Run("MalformedIsRefusedWithoutLookup", func(t *testing.T) {
+			f := newFixture(t, dsn, cfg)
+			k := f.create(t, nil)
+			bad := k.Secret[:len(k.Secret)-1] + map[bool]string{true: "1", false: "0"}[k.Secret[len(k.Secret)-1] == '0']
+			for _, key := range []string{bad, "atiru_short", ""} {
+				if code := f.verify(t, key); code != apperr.InvalidToken {
+					t.Fatalf("verify %q: %q, want %s", key, code, apperr.InvalidToken)
+				}
+			}
+			f.wantLookups(t, 0)
+		})
+
+		t.Run("UnknownIsRememberedBriefly", func(t *testing.T) {
+			f := newFixture(t, dsn, cfg)
+			unknown := f.svc.Format().Generate() // well formed, never stored
+			for range 3 {
+				if code := f.verify(t, unknown); code != apperr.InvalidToken {
+					t.Fatalf("unknown key: %q", code)
+				}
+			}
+			f.wantLookups(t, 1)
+			f.clock.Advance(negTTL)
+			f.verify(t, unknown)
+			f.wantLookups(t, 2)
+		})
+
+		t.Run("TTL", func(t *testing.T) {
+			f := newFixture(t, dsn, cfg)
+			k := f.create(t, nil)
+			f.verify(t, k.Secret)
+			f.clock.Advance(ttl - time.Millisecond)
+			f.verify(t, k.Secret)
+			f.wantLookups(t, 1)
+			f.clock.Advance(time.Millisecond)
+			if code := f.verify(t, k.Secret); code != "" {
+				t.Fatalf("verify after the TTL: %s", code)
+			}
+			f.wantLookups(t, 2)
+		})
+
+		t.Run("ExpiredWhileCached", func(t *testing.T) {
+			f := newFixture(t, dsn, cfg)
+			expires := f.clock.Now().Add(10 * time.Second)
+			k := f.create(t, &expires)
+			if code := f.verify(t, k.Secret); code != "" {
+				t.Fatalf("verify: %s", code)
+			}
+			f.clock.Advance(10*time.Second - time.Millisecond)
+			if code := f.verify(t, k.Secret); code != "" {
+				t.Fatalf("verify just before expiry: %s", code)
+			}
+			f.clock.Advance(time.Millisecond)
+			if code := f.verify(t, k.Secret); code != apperr.InvalidToken {
+				t.Fatalf("verify at expires_at: %q, want %s", code, apperr.InvalidToken)
+			}
+			if f.svc.Cached(k.Secret) {
+				t.Fatal("an expired key is still cached")
+			}
+		})
+
+		t.Run("RevokeEvictsBeforeReturning", func(t *testing.T) {
+			f := newFixture(t, dsn, cfg)
+			k := f.create(t, nil)
+			f.verify(t, k.Secret)
+			if !f.svc.Cached(k.Secret) {
+				t.Fatal("not cached")
+			}
+			if _, err := f.svc.Revoke(f.jwt, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			if f.svc.Cached(k.Secret) {
+				t.Fatal("a revoked key is still cached")
+			}
+			if code := f.verify(t, k.Secret); code != apperr.InvalidToken {
+				t.Fatalf("verify after revoke: %q, want %s", code, apperr.InvalidToken)
+			}
+		})
+
+		t.Run("FillRace", func(t *testing.T) {
+			// A lookup reads the key, then stalls; meanwhile the key is
+			// revoked. The stalled lookup must not put it back.
+			f := newFixture(t, dsn, cfg)
+			k := f.create(t, nil)
+			reached, release := make(chan struct{}), make(chan struct{})
+			f.store.mu.Lock()
+			f.store.afterLookup = func() {
+				close(reached)
+				<-release
+			}
+			f.store.mu.Unlock()
+			done := make(chan apperr.Code)
+			go func() {
+				_, err := f.svc.Verify(context.Background(), k.Secret)
+				done <- apperr.CodeOf(err)
+			}()
+			<-reached
+			f.store.mu.Lock()
+			f.store.afterLookup = nil
+			f.store.mu.Unlock()
+			if _, err := f.svc.Revoke(f.jwt, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+			if code := <-done; code != "" {
+				// It began before the revocation: either answer is
+				// right, but the database said yes.
+				t.Logf("the stalled lookup answered %s", code)
+			}
+			if f.svc.Cached(k.Secret) {
+				t.Fatal("a lookup that began before the revocation cached the key after it")
+			}
+			if code := f.verify(t, k.Secret); code != apperr.InvalidToken {
+				t.Fatalf("verify after revoke: %q, want %s", code, apperr.InvalidToken)
+			}
+		})
+
+		t.Run("SuspendAndResume", func(t *testing.T) {
+			f := newFixture(t, dsn, cfg)
+			k := f.create(t, nil)
+			f.verify(t, k.Secret)
+			f.svc.SuspendCache()
+			if f.svc.Cached(k.Secret) {
+				t.Fatal("a suspended cache still holds the key")
+			}
+			f.verify(t, k.Secret)
+			f.verify(t, k.Secret)
+			f.wantLookups(t, 3)
+			f.svc.ResumeCache()
+			f.verify(t, k.Secret)
+			f.verify(t, k.Secret)
+			f.wantLookups(t, 4)
+		})
+
+		t.Run("EvictHash", func(t *testing.T) {
+			f := newFixture(t, dsn, cfg)
+			k := f.create(t, nil)
+			f.verify(t, k.Secret)
+			if err := f.svc.EvictHash("not a hash"); err == nil {
+				t.Error("EvictHash accepted a malformed hash")
+			}
+			if !f.svc.Cached(k.Secret) {
+				t.Fatal("a malformed hash evicted the key")
+			}
+			if err := f.svc.EvictHash(apikey.Hash(k.Secret)); err != nil {
+				t.Fatal(err)
+			}
+			if f.svc.Cached(k.Secret) {
+				t.Fatal("EvictHash left the key cached")
+			}
+		})
+
+		t.Run("Off", func(t *testing.T) {
+			f := newFixture(t, dsn, apikey.Config{CacheSize: -1})
+			k := f.create(t, nil)
+			unknown := f.svc.Format().Generate()
+			for range 3 {
+				f.verify(t, k.Secret)
+				f.verify(t, unknown)
+			}
+			f.wantLookups(t, 6)
+			if f.svc.Cached(k.Secret) {
+				t.Fatal("a cache that is off holds a key")
+			}
+		})
+	})
+}
+
+func TestLastUsedIsCoalesced(t *testing.T) {
+	const interval = time.Minute
+	for _, cacheSize := range []int{0, -1} {
+		t.Run(fmt.Sprintf("CacheSize=%d", cacheSize), func(t *testing.T) {
+			f := newFixture(t, dbtest.DSN(t, "sqlite"), apikey.Config{LastUsedInterval: interval, CacheSize: cacheSize, MaxKeysPerUser: 100})
+			const keys, uses = 5, 40
+			var secrets []string
+			for range keys {
+				secrets = append(secrets, f.create(t, nil).Secret)
+			}
+			burst := func() {
+				var wg sync.WaitGroup
+				for _, s := range secrets {
+					for range uses {
+						wg.Go(func() {
+							if code := f.verify(t, s); code != "" {
+								t.Errorf("verify: %s", code)
+							}
+						})
+					}
+				}
+				wg.Wait()
+			}
+			flush := func() (statements, rows int) {
+				if err := f.svc.FlushUsage(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				for _, ids := range f.store.takeTouches() {
+					statements++
+					rows += len(ids)
+				}
+				return statements, rows
+			}
+
+			burst()
+			if s, r := flush(); s != 1 || r != keys {
+				t.Fatalf("%d uses of %d keys wrote %d rows in %d statements, want %d rows in 1", keys*uses, keys, r, s, keys)
+			}
+			// Within the interval, more uses write nothing.
+			f.clock.Advance(interval - time.Second)
+			burst()
+			if s, r := flush(); s != 0 || r != 0 {
+				t.Fatalf("uses within the interval wrote %d rows in %d statements", r, s)
+			}
+			// Once it has passed, each key is written once more.
+			f.clock.Advance(time.Second)
+			burst()
+			if s, r := flush(); s != 1 || r != keys {
+				t.Fatalf("after the interval: %d rows in %d statements, want %d in 1", r, s, keys)
+			}
+		})
+	}
+}
+
+func TestLastUsedIsWrittenOnShutdown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, apikey.Config{})
+		k := f.create(t, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.svc.RunUsageFlusher(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}()
+		f.verify(t, k.Secret) // the last use before shutdown
+		cancel()
+		<-done
+		keys, err := f.svc.List(f.jwt)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := svc.FlushUsage(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if len(rec.flushes) != 1 || rec.flushes[0] != 1 {
-			t.Errorf("flush batches %v, want [1]", rec.flushes)
+		if len(keys) != 1 || keys[0].LastUsedAt == nil {
+			t.Fatalf("last_used_at not written on shutdown: %+v", keys)
 		}
 	})
 }

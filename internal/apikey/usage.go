@@ -17,7 +17,7 @@ const flushEvery = time.Second
 type usage struct {
 	interval time.Duration
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	marked  map[string]time.Time // key id -> when its use was last marked
 	pending map[string]struct{}  // marked since the last flush
 }
@@ -28,6 +28,13 @@ func newUsage(interval time.Duration) *usage {
 
 // touch records a use of key id at now; it never blocks on the database.
 func (u *usage) touch(id string, now time.Time) {
+	// Nearly every use finds its key marked: a shared lookup says so.
+	u.mu.RLock()
+	last, ok := u.marked[id]
+	u.mu.RUnlock()
+	if ok && now.Sub(last) < u.interval {
+		return
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if last, ok := u.marked[id]; ok && now.Sub(last) < u.interval {

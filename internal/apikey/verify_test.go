@@ -36,9 +36,9 @@ func (s *recordingStore) ListKeys(context.Context, string) ([]apikey.APIKey, err
 	return nil, nil
 }
 
-func (s *recordingStore) RevokeKey(context.Context, string, string, time.Time) error {
+func (s *recordingStore) RevokeKey(context.Context, string, string, time.Time) (string, error) {
 	s.record("RevokeKey")
-	return nil
+	return "", nil
 }
 
 func (s *recordingStore) FindKeyByHash(_ context.Context, hash string) (apikey.APIKey, error) {

@@ -16,7 +16,7 @@ type FailureLimiter[K comparable] struct {
 	rate  float64 // tokens per second
 	now   func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	buckets map[K]*bucket
 }
 
@@ -50,6 +50,14 @@ func (l *FailureLimiter[K]) level(key K, now time.Time) *bucket {
 // long until it may.
 func (l *FailureLimiter[K]) Allow(key K) (bool, time.Duration) {
 	if l == nil || l.burst == 0 {
+		return true, 0
+	}
+	// Most addresses never fail: they have no bucket, and every request
+	// checks that, so it is a shared lookup.
+	l.mu.RLock()
+	_, failed := l.buckets[key]
+	l.mu.RUnlock()
+	if !failed {
 		return true, 0
 	}
 	l.mu.Lock()

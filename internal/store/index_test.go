@@ -7,6 +7,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
+	"github.com/apikeyd/apikeyd/internal/store"
 )
 
 // TestKeyLookupUsesTheHashIndex: verifying a key is one index lookup of its
@@ -15,9 +16,9 @@ func TestKeyLookupUsesTheHashIndex(t *testing.T) {
 	ctx := context.Background()
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		db := dbtest.OpenDSN(t, dsn)
-		// The query FindKeyByHash runs, as bun writes it.
-		q := db.NewSelect().Table("api_keys").Column("id", "user_id", "key_prefix", "created_at", "expires_at").
-			Where("key_hash = ?", apikey.Hash("x")).Where("revoked_at IS NULL").Limit(1).String()
+		// The query FindKeyByHash prepares, with a hash in place of its
+		// parameter.
+		q := db.NewRaw(store.FindKeyByHashQuery, apikey.Hash("x")).String()
 
 		// Enough active keys, of few users, that scanning them would show.
 		pg := strings.HasPrefix(dsn, "postgres")

@@ -41,6 +41,13 @@ func (r *keyRow) domain() apikey.APIKey {
 	}
 }
 
+// toUTC sets *t, when t is not nil, to UTC in place.
+func toUTC(t *time.Time) {
+	if t != nil {
+		*t = t.UTC()
+	}
+}
+
 func utc(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
@@ -51,13 +58,21 @@ func utc(t *time.Time) *time.Time {
 
 // Store is the bun implementation of apikey.Store.
 type Store struct {
-	db *bun.DB
+	db            *bun.DB
+	findKeyByHash *statement
+	listKeys      *statement
 }
 
 var _ apikey.Store = (*Store)(nil)
 
 // New returns a Store over db, whose schema must be migrated.
-func New(db *bun.DB) *Store { return &Store{db: db} }
+func New(db *bun.DB) *Store {
+	return &Store{
+		db:            db,
+		findKeyByHash: newStatement(db, findKeyByHashQuery),
+		listKeys:      newStatement(db, listKeysQuery),
+	}
+}
 
 // CreateKey implements apikey.Store. The count and the insert run in one
 // transaction that holds a per-user lock (PostgreSQL: an advisory lock;
@@ -99,61 +114,85 @@ func activeKeys(db bun.IDB, userID string) *bun.SelectQuery {
 		Where("revoked_at IS NULL")
 }
 
-// ListKeys implements apikey.Store.
+// ListKeys implements apikey.Store with a prepared statement.
 func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, error) {
-	var rows []keyRow
-	err := activeKeys(s.db, userID).
-		Column("id", "user_id", "key_prefix", "name", "created_at", "last_used_at", "expires_at").
-		Order("created_at DESC", "id DESC").
-		Scan(ctx, &rows)
+	rows, err := s.listKeys.query(ctx, userID)
 	if err != nil {
 		return nil, translate(err)
 	}
-	keys := make([]apikey.APIKey, len(rows))
-	for i := range rows {
-		keys[i] = rows[i].domain()
+	defer rows.Close()
+	keys := make([]apikey.APIKey, 0, 8)
+	for rows.Next() {
+		var k apikey.APIKey
+		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt); err != nil {
+			return nil, translate(err)
+		}
+		k.CreatedAt = k.CreatedAt.UTC()
+		toUTC(k.LastUsedAt)
+		toUTC(k.ExpiresAt)
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
 	}
 	return keys, nil
 }
 
-// RevokeKey implements apikey.Store with one conditional UPDATE, so of many
-// concurrent revokes of one key exactly one changes a row.
-func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) error {
-	res, err := s.db.NewUpdate().Model((*keyRow)(nil)).
+// RevokeKey implements apikey.Store with one conditional UPDATE … RETURNING,
+// so of many concurrent revokes of one key exactly one changes a row and
+// learns the key's hash. On PostgreSQL the same statement publishes the hash
+// on RevocationChannel (pg_notify in a data-modifying WITH query), delivered
+// to every listening server when, and only if, the revocation commits.
+func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) (string, error) {
+	revoke := s.db.NewUpdate().Model((*keyRow)(nil)).
 		Set("revoked_at = ?", at).
 		Where("id = ?", id).
 		Where("user_id = ?", userID).
 		Where("revoked_at IS NULL").
-		Exec(ctx)
+		Returning("key_hash")
+	var hash string
+	var err error
+	if s.db.Dialect().Name() == dialect.PG {
+		// pg_notify returns void, which has no binary form: cast it.
+		var notified string
+		err = s.db.NewSelect().
+			With("revoked", revoke).
+			TableExpr("revoked").
+			ColumnExpr("key_hash").
+			ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
+			Scan(ctx, &hash, &notified)
+	} else {
+		err = revoke.Scan(ctx, &hash)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", apperr.New(apperr.NotFound, "API key not found")
+	}
 	if err != nil {
-		return translate(err)
+		return "", translate(err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return translate(err)
-	}
-	if n == 0 {
-		return apperr.New(apperr.NotFound, "API key not found")
-	}
-	return nil
+	return hash, nil
 }
 
-// FindKeyByHash implements apikey.Store through the unique index on key_hash.
-// Revoked keys are returned too: the caller checks RevokedAt.
+// FindKeyByHash implements apikey.Store with a prepared statement, through
+// the unique index on key_hash. Revoked keys are returned too: the caller
+// checks RevokedAt.
 func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, error) {
-	var row keyRow
-	err := s.db.NewSelect().Model(&row).
-		Column("id", "user_id", "key_prefix", "created_at", "expires_at", "revoked_at").
-		Where("key_hash = ?", hash).
-		Limit(1).
-		Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return apikey.APIKey{}, apperr.New(apperr.NotFound, "API key not found")
-	}
+	rows, err := s.findKeyByHash.query(ctx, hash)
 	if err != nil {
 		return apikey.APIKey{}, translate(err)
 	}
-	return row.domain(), nil
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return apikey.APIKey{}, translate(err)
+		}
+		return apikey.APIKey{}, apperr.New(apperr.NotFound, "API key not found")
+	}
+	var r keyRow
+	if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.CreatedAt, &r.ExpiresAt, &r.RevokedAt); err != nil {
+		return apikey.APIKey{}, translate(err)
+	}
+	return r.domain(), nil
 }
 
 // TouchKeys implements apikey.Store in one statement.

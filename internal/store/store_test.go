@@ -125,13 +125,17 @@ func TestStore(t *testing.T) {
 			if err := s.CreateKey(ctx, k, 100); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.RevokeKey(ctx, "mallory", k.ID, base); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RevokeKey(ctx, "mallory", k.ID, base); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("revoke by another user: %v, want NOT_FOUND", err)
 			}
-			if err := s.RevokeKey(ctx, "erin", k.ID, base); err != nil {
+			hash, err := s.RevokeKey(ctx, "erin", k.ID, base)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.RevokeKey(ctx, "erin", k.ID, base); apperr.CodeOf(err) != apperr.NotFound {
+			if hash != apikey.Hash(secret) {
+				t.Errorf("revoke returned hash %q, want the key's", hash)
+			}
+			if _, err := s.RevokeKey(ctx, "erin", k.ID, base); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("second revoke: %v, want NOT_FOUND", err)
 			}
 			if got, err := s.FindKeyByHash(ctx, apikey.Hash(secret)); err != nil || got.RevokedAt == nil || !got.RevokedAt.Equal(base) {
@@ -174,7 +178,7 @@ func TestStore(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 12 {
 				wg.Go(func() {
-					err := s.RevokeKey(ctx, "grace", k.ID, base)
+					_, err := s.RevokeKey(ctx, "grace", k.ID, base)
 					switch apperr.CodeOf(err) {
 					case "":
 						ok.Add(1)
@@ -228,7 +232,7 @@ func TestStore(t *testing.T) {
 			if err := s.CreateKey(ctx, k2, 1); apperr.CodeOf(err) != apperr.KeyLimitReached {
 				t.Fatalf("second key: %v, want KEY_LIMIT_REACHED", err)
 			}
-			if err := s.RevokeKey(ctx, "ivan", k.ID, base); err != nil {
+			if _, err := s.RevokeKey(ctx, "ivan", k.ID, base); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.CreateKey(ctx, k2, 1); err != nil {

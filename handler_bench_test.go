@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/dbtest"
+)
+
+// BenchmarkHandler measures the whole HTTP handler in process (no sockets):
+// access log (JSON, discarded), authentication, the route and the database.
+// bench/load measures the same routes over loopback under concurrency.
+func BenchmarkHandler(b *testing.B) {
+	for _, db := range dbtest.Names {
+		b.Run(db, func(b *testing.B) {
+			cfg, _, err := parseConfig("bench", nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg.DatabaseURL = dbtest.DSN(b, db)
+			cfg.JWTSecret = "a-benchmark-secret-of-at-least-32-bytes"
+			app, err := newApp(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { app.Close() })
+			tok, err := auth.MintToken([]byte(cfg.JWTSecret), "alice", time.Hour, "", "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			signedIn := apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT})
+			var key string
+			for range 10 {
+				k, err := app.Keys.Create(signedIn, apikey.CreateInput{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				key = k.Secret
+			}
+
+			const gql = `{"query":"{ apiKeys { id keyPrefix name createdAt lastUsedAt expiresAt } }"}`
+			cases := []struct {
+				name, method, path, body string
+				header                   http.Header
+			}{
+				{"Healthz", "GET", "/healthz", "", nil},
+				{"VerifyAPIKey", "GET", "/auth/verify", "", hdr("X-Api-Key", key)},
+				{"VerifyJWT", "GET", "/auth/verify", "", bearer(tok)},
+				{"GraphQLAPIKeys", "POST", "/graphql", gql, hdr("Authorization", "Bearer "+tok, "Content-Type", "application/json")},
+				{"RESTList", "GET", "/auth/api-keys", "", bearer(tok)},
+			}
+			for _, c := range cases {
+				serve := func() {
+					r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+					for k, v := range c.header {
+						r.Header[k] = v
+					}
+					w := httptest.NewRecorder()
+					app.Handler.ServeHTTP(w, r)
+					if w.Code != http.StatusOK {
+						b.Fatalf("%s: %d %s", c.name, w.Code, w.Body)
+					}
+				}
+				b.Run(c.name, func(b *testing.B) {
+					serve()
+					// On PostgreSQL nothing is cached until the revocation
+					// listener is connected.
+					for deadline := time.Now().Add(10 * time.Second); c.name == "VerifyAPIKey" && !app.Keys.Cached(key); serve() {
+						if time.Now().After(deadline) {
+							b.Fatal("the key is not cached")
+						}
+						time.Sleep(10 * time.Millisecond)
+					}
+					b.ReportAllocs()
+					for b.Loop() {
+						serve()
+					}
+				})
+			}
+		})
+	}
+}

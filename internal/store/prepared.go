@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+)
+
+// The queries of the hot paths: a verification that misses the cache and a
+// listing (REST and GraphQL). They run as prepared statements, so that
+// PostgreSQL parses and plans them once per connection rather than once per
+// request (bun inlines arguments into the SQL text, which makes every query
+// new to the server), and rows are scanned without reflection. Written with
+// ? placeholders; PostgreSQL gets $1, $2, ….
+const (
+	findKeyByHashQuery = `SELECT id, user_id, key_prefix, created_at, expires_at, revoked_at FROM api_keys
+WHERE key_hash = ? LIMIT 1`
+	listKeysQuery = `SELECT id, user_id, key_prefix, name, created_at, last_used_at, expires_at FROM api_keys
+WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`
+)
+
+// statement is a query prepared on first use and kept; database/sql
+// prepares it again on each connection it runs on. A failure to prepare is
+// not kept: the next use tries again.
+type statement struct {
+	db   *bun.DB
+	text string
+
+	mu       sync.Mutex // serializes preparing
+	prepared atomic.Pointer[sql.Stmt]
+}
+
+func newStatement(db *bun.DB, query string) *statement {
+	if db.Dialect().Name() == dialect.PG {
+		query = numberPlaceholders(query)
+	}
+	return &statement{db: db, text: query}
+}
+
+// query runs the statement, preparing it first if need be.
+func (s *statement) query(ctx context.Context, args ...any) (*sql.Rows, error) {
+	st := s.prepared.Load()
+	if st == nil {
+		var err error
+		if st, err = s.prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s *statement) prepare(ctx context.Context) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.prepared.Load(); st != nil {
+		return st, nil
+	}
+	st, err := s.db.DB.PrepareContext(ctx, s.text)
+	if err != nil {
+		return nil, err
+	}
+	s.prepared.Store(st)
+	return st, nil
+}
+
+// numberPlaceholders rewrites the ? placeholders of query as $1, $2, …
+// The queries above hold no other question mark.
+func numberPlaceholders(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, part := range strings.SplitAfter(query, "?") {
+		if strings.HasSuffix(part, "?") {
+			n++
+			b.WriteString(part[:len(part)-1])
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
