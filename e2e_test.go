@@ -96,15 +96,20 @@ func newEnvDSN(t testing.TB, dsn string, configure ...func(*Config)) *testEnv {
 		wg.Wait()
 		app.Close()
 		e.assertNoSecretsLogged()
+		assertLogsClean(t, e.Logs.String())
 	})
 	return e
 }
 
-// remember records a secret that must never appear in the logs.
+// remember records a secret that must never appear in the logs, nor its
+// SHA-256 (the stored form of a key).
 func (e *testEnv) remember(s string) {
+	if s == "" {
+		return
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.secrets = append(e.secrets, s)
+	e.secrets = append(e.secrets, s, hashOf(s))
 }
 
 func (e *testEnv) assertNoSecretsLogged() {

@@ -196,6 +196,9 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	if _, err := auth.ParsePrefixes(c.TrustedProxies); err != nil {
 		return c, fs, fmt.Errorf("TRUSTED_PROXIES: %v", err)
 	}
+	if _, err := rest.ParseOrigins(c.CORSOrigins); err != nil {
+		return c, fs, fmt.Errorf("CORS_ORIGINS: %v", err)
+	}
 	if fs.NArg() > 0 && extra == nil {
 		return c, fs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
@@ -372,6 +375,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	var h http.Handler = authn.Middleware(mux)
 	h = rest.CORS(strings.Split(cfg.CORSOrigins, ","), h)
 	h = rest.NoStore(h)
+	h = rest.SecurityHeaders(h)
 	h = rest.Recover(log, h)
 	h = m.Middleware(h) // inside the access log, whose context carries the route
 	h = accesslog.Middleware(log, h)
@@ -486,15 +490,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- liste
 
 // newHTTPServer returns an http.Server for h with apikeyd's limits.
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	return defaultHTTPLimits.server(h, log)
 }
 
 // migrateCommand runs `apikeyd migrate up|down|status`.

@@ -1,12 +1,10 @@
 package graph
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -81,7 +79,7 @@ func NewHandler(o Options) http.Handler {
 		o.Logger.ErrorContext(ctx, "panic in GraphQL resolver", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		return apperr.New(apperr.Internal, "internal error")
 	})
-	return capBody(o.Limits.BodyBytes, srv)
+	return frontDoor(o.Limits, srv)
 }
 
 // errorPresenter gives every error a stable extensions.code: a domain error
@@ -108,25 +106,6 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		gerr.Extensions = map[string]any{"code": string(apperr.Internal)}
 		return gerr
 	}
-}
-
-// capBody refuses request bodies over max with 413 before gqlgen reads them.
-func capBody(max int64, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil && r.Body != http.NoBody {
-			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-			if err != nil {
-				status, code, msg := http.StatusBadRequest, apperr.InvalidRequest, "could not read the request body"
-				if errors.As(err, new(*http.MaxBytesError)) {
-					status, code, msg = http.StatusRequestEntityTooLarge, apperr.PayloadTooLarge, fmt.Sprintf("request body is larger than %d bytes", max)
-				}
-				writeErrors(w, status, code, msg)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(b))
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // writeErrors answers a request that never reached the executor.

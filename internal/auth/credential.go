@@ -75,9 +75,10 @@ func ParseCredential(h http.Header, f apikey.Format) (Credential, error) {
 }
 
 // token68 reports whether v is a non-empty token68 (RFC 9110 §11.2), the
-// syntax of bearer tokens; API keys and JWTs both fit it.
+// syntax of bearer tokens; API keys and JWTs both fit it. Padding ('=') may
+// only end it: "==" alone is not a token68.
 func token68(v string) bool {
-	if v == "" {
+	if v == "" || v[0] == '=' {
 		return false
 	}
 	for i := 0; i < len(v); i++ {

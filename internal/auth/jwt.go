@@ -242,10 +242,13 @@ func jwtFailureReason(err error) string {
 }
 
 // jwtValidSubject reports whether sub is usable as a user id: non-empty, at
-// most 255 bytes, and free of control characters (which no real user id
-// contains and which some stores, e.g. a NUL in PostgreSQL text, reject).
+// most 255 bytes, free of control characters (which no real user id
+// contains and which some stores, e.g. a NUL in PostgreSQL text, reject; CR
+// and LF would also break the X-Auth-User-Id header) and of leading or
+// trailing white space (which a proxy reading X-Auth-User-Id trims, so that
+// " alice" would pass as "alice").
 func jwtValidSubject(sub string) bool {
-	if sub == "" || len(sub) > jwtMaxSubjectBytes {
+	if sub == "" || len(sub) > jwtMaxSubjectBytes || strings.TrimSpace(sub) != sub {
 		return false
 	}
 	return !strings.ContainsFunc(sub, unicode.IsControl)

@@ -72,11 +72,12 @@ func NotFound(log *slog.Logger) http.Handler {
 	})
 }
 
-// NoStore marks every response under /auth/ as not cacheable: they carry
-// secrets or depend on who asks.
+// NoStore marks every response under /auth/ and of /graphql as not
+// cacheable: they carry secrets (a new key) or depend on who asks, and a
+// GraphQL GET is otherwise as cacheable as any other.
 func NoStore(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/auth/") {
+		if strings.HasPrefix(r.URL.Path, "/auth/") || r.URL.Path == "/graphql" {
 			w.Header().Set("Cache-Control", "no-store")
 		}
 		next.ServeHTTP(w, r)

@@ -1,0 +1,5 @@
+package store
+
+// FindKeyByHashQuery is the text of the prepared key lookup, for tests of
+// its plan.
+const FindKeyByHashQuery = findKeyByHashQuery
