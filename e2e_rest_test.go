@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -141,25 +139,7 @@ func (e *testEnv) postKey(tok, contentType, body string, chunked bool) response 
 // trim trailing spaces.
 func (e *testEnv) wireGet(path, headerLines string) response {
 	e.t.Helper()
-	host := strings.TrimPrefix(e.URL, "http://")
-	conn, err := net.Dial("tcp", host)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n", path, host, headerLines); err != nil {
-		e.t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	return e.wireRequest("GET", path, strings.TrimPrefix(e.URL, "http://"), headerLines)
 }
 
 // paddedBody returns a valid create body of exactly n bytes.

@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/rest"
 )
 
 // frontDoor checks a request against the two transports apikeyd speaks
@@ -83,47 +84,18 @@ func frontDoor(l Limits, next http.Handler) http.Handler {
 	})
 }
 
-// checkPOSTBody checks that b is a GraphQL-over-HTTP request object.
-// Returns INVALID_REQUEST, with a message that never quotes b, otherwise.
+// checkPOSTBody checks that b is a GraphQL-over-HTTP request object, with
+// the REST adapter's strict decoder (one object, valid UTF-8, no duplicate
+// members, nothing after it). Returns INVALID_REQUEST, with a message that
+// never quotes b, otherwise.
 func checkPOSTBody(b []byte) error {
-	if !utf8.Valid(b) {
-		return apperr.New(apperr.InvalidRequest, "request body is not valid UTF-8")
-	}
-	notJSON := apperr.New(apperr.InvalidRequest, "request body is not valid JSON")
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return notJSON
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return apperr.New(apperr.InvalidRequest, "request body must be one JSON object with a query (batches are not supported)")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return notJSON
-		}
-		name, _ := tok.(string)
-		if seen[name] {
-			return apperr.Errorf(apperr.InvalidRequest, "duplicate member %q in the request body", name)
-		}
-		seen[name] = true
+	return rest.DecodeObject(b, func(name string, dec *json.Decoder) error {
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return notJSON
+			return apperr.New(apperr.InvalidRequest, "request body is not valid JSON")
 		}
-		if err := checkMember(name, v); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return notJSON
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return apperr.New(apperr.InvalidRequest, "unexpected data after the JSON object")
-	}
-	return nil
+		return checkMember(name, v)
+	})
 }
 
 // checkMember checks the type of one known member of a request object;
