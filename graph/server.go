@@ -130,7 +130,7 @@ var _ interface {
 func (noIntrospection) ExtensionName() string                   { return "NoIntrospection" }
 func (noIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
 func (noIntrospection) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if oc.Operation != nil && selectsIntrospection(oc.Operation.SelectionSet, map[string]bool{}) {
+	if oc.Operation != nil && selectsIntrospection(oc.Operation.SelectionSet) {
 		err := gqlerror.Errorf("introspection is disabled")
 		errcode.Set(err, errcode.ValidationFailed)
 		return err
@@ -140,27 +140,33 @@ func (noIntrospection) MutateOperationContext(ctx context.Context, oc *graphql.O
 
 // selectsIntrospection reports whether a root selection set selects
 // __schema or __type, directly or through fragments.
-func selectsIntrospection(set ast.SelectionSet, seen map[string]bool) bool {
+func selectsIntrospection(set ast.SelectionSet) bool {
+	found := false
+	eachField(set, map[string]bool{}, func(f *ast.Field) {
+		found = found || f.Name == "__schema" || f.Name == "__type"
+	})
+	return found
+}
+
+// eachField calls fn for each field that set selects at its own level,
+// looking through inline fragments and fragment spreads. visiting holds the
+// fragments being expanded on the current path, guarding against cycles
+// (validation refuses them anyway).
+func eachField(set ast.SelectionSet, visiting map[string]bool, fn func(*ast.Field)) {
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
-			if s.Name == "__schema" || s.Name == "__type" {
-				return true
-			}
+			fn(s)
 		case *ast.InlineFragment:
-			if selectsIntrospection(s.SelectionSet, seen) {
-				return true
-			}
+			eachField(s.SelectionSet, visiting, fn)
 		case *ast.FragmentSpread:
-			if s.Definition != nil && !seen[s.Name] {
-				seen[s.Name] = true
-				if selectsIntrospection(s.Definition.SelectionSet, seen) {
-					return true
-				}
+			if s.Definition != nil && !visiting[s.Name] {
+				visiting[s.Name] = true
+				eachField(s.Definition.SelectionSet, visiting, fn)
+				delete(visiting, s.Name)
 			}
 		}
 	}
-	return false
 }
 
 // rulesWithoutSuggestions is gqlparser's default validation with every rule
@@ -204,26 +210,10 @@ func (d depthLimit) MutateOperationContext(ctx context.Context, oc *graphql.Oper
 }
 
 // selectionDepth returns how deep set nests fields, following fragments.
-// visiting guards against fragment cycles (validation refuses them anyway).
 func selectionDepth(set ast.SelectionSet, visiting map[string]bool) int {
-	max := 0
-	for _, sel := range set {
-		d := 0
-		switch s := sel.(type) {
-		case *ast.Field:
-			d = 1 + selectionDepth(s.SelectionSet, visiting)
-		case *ast.InlineFragment:
-			d = selectionDepth(s.SelectionSet, visiting)
-		case *ast.FragmentSpread:
-			if s.Definition != nil && !visiting[s.Name] {
-				visiting[s.Name] = true
-				d = selectionDepth(s.Definition.SelectionSet, visiting)
-				delete(visiting, s.Name)
-			}
-		}
-		if d > max {
-			max = d
-		}
-	}
-	return max
+	depth := 0
+	eachField(set, visiting, func(f *ast.Field) {
+		depth = max(depth, 1+selectionDepth(f.SelectionSet, visiting))
+	})
+	return depth
 }
