@@ -24,9 +24,10 @@ func Migrator(ctx context.Context, db *bun.DB) (*migrate.Migrator, error) {
 	return m, nil
 }
 
-// withLock runs fn holding the migrations lock. Replicas starting together
-// take turns: the lock is retried for up to a minute.
-func withLock(ctx context.Context, m *migrate.Migrator, fn func() error) error {
+// locked runs step (m.Migrate or m.Rollback) holding m's migrations lock.
+// Replicas starting together take turns: the lock is retried for up to a
+// minute.
+func locked(ctx context.Context, m *migrate.Migrator, step func(context.Context, ...migrate.MigrationOption) (*migrate.MigrationGroup, error)) (*migrate.MigrationGroup, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		err := m.Lock(ctx)
@@ -34,16 +35,16 @@ func withLock(ctx context.Context, m *migrate.Migrator, fn func() error) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("store: %w (if no other apikeyd is migrating, a crashed one left the lock: delete the row of bun_migration_locks)", err)
+			return nil, fmt.Errorf("store: %w (if no other apikeyd is migrating, a crashed one left the lock: delete the row of bun_migration_locks)", err)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	defer m.Unlock(context.WithoutCancel(ctx)) //nolint:errcheck // best effort; the result of fn matters
-	return fn()
+	defer m.Unlock(context.WithoutCancel(ctx)) //nolint:errcheck // best effort; the result of step matters
+	return step(ctx)
 }
 
 // MigrateUp applies every pending migration and returns the applied group
@@ -53,12 +54,7 @@ func MigrateUp(ctx context.Context, db *bun.DB) (*migrate.MigrationGroup, error)
 	if err != nil {
 		return nil, err
 	}
-	var g *migrate.MigrationGroup
-	err = withLock(ctx, m, func() (err error) {
-		g, err = m.Migrate(ctx)
-		return err
-	})
-	return g, err
+	return locked(ctx, m, m.Migrate)
 }
 
 // MigrateDown rolls back the last applied group of migrations.
@@ -67,10 +63,5 @@ func MigrateDown(ctx context.Context, db *bun.DB) (*migrate.MigrationGroup, erro
 	if err != nil {
 		return nil, err
 	}
-	var g *migrate.MigrationGroup
-	err = withLock(ctx, m, func() (err error) {
-		g, err = m.Rollback(ctx)
-		return err
-	})
-	return g, err
+	return locked(ctx, m, m.Rollback)
 }
