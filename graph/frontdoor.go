@@ -3,10 +3,7 @@ package graph
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"unicode/utf8"
@@ -15,7 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
-	"github.com/apikeyd/apikeyd/internal/rest"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // frontDoor checks a request against the two transports apikeyd speaks
@@ -57,21 +54,17 @@ func frontDoor(l Limits, next http.Handler) http.Handler {
 				return
 			}
 		case http.MethodPost:
-			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			if !httpx.IsJSON(r.Header.Get("Content-Type")) {
 				writeErrors(w, http.StatusUnsupportedMediaType, apperr.UnsupportedMediaType, "the request body must be application/json")
 				return
 			}
-			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, l.BodyBytes))
-			if err != nil {
-				if errors.As(err, new(*http.MaxBytesError)) {
-					writeErrors(w, http.StatusRequestEntityTooLarge, apperr.PayloadTooLarge, fmt.Sprintf("request body is larger than %d bytes", l.BodyBytes))
-					return
-				}
-				writeErrors(w, http.StatusBadRequest, apperr.InvalidRequest, "could not read the request body")
-				return
+			b, err := httpx.ReadBody(w, r, l.BodyBytes)
+			if err == nil {
+				err = checkPOSTBody(b)
 			}
-			if err := checkPOSTBody(b); err != nil {
-				writeErrors(w, http.StatusBadRequest, apperr.InvalidRequest, apperr.MessageOf(err))
+			if err != nil {
+				code := apperr.CodeOf(err)
+				writeErrors(w, httpx.Status(code), code, apperr.MessageOf(err))
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(b))
@@ -85,11 +78,11 @@ func frontDoor(l Limits, next http.Handler) http.Handler {
 }
 
 // checkPOSTBody checks that b is a GraphQL-over-HTTP request object, with
-// the REST adapter's strict decoder (one object, valid UTF-8, no duplicate
+// the strict decoder of every JSON body (one object, valid UTF-8, no duplicate
 // members, nothing after it). Returns INVALID_REQUEST, with a message that
 // never quotes b, otherwise.
 func checkPOSTBody(b []byte) error {
-	return rest.DecodeObject(b, func(name string, dec *json.Decoder) error {
+	return httpx.DecodeObject(b, func(name string, dec *json.Decoder) error {
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return apperr.New(apperr.InvalidRequest, "request body is not valid JSON")

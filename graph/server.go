@@ -22,6 +22,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // Limits bound what one GraphQL request may ask for.
@@ -29,7 +30,7 @@ type Limits struct {
 	Depth        int   // deepest selection; default 15
 	Complexity   int   // fields selected, aliases included; default 1000
 	ParserTokens int   // tokens in the query text; default 10,000
-	BodyBytes    int64 // request body; default 64 KiB
+	BodyBytes    int64 // request body; default httpx.MaxBodyBytes, as REST
 }
 
 func (l *Limits) defaults() {
@@ -43,7 +44,7 @@ func (l *Limits) defaults() {
 		l.ParserTokens = 10_000
 	}
 	if l.BodyBytes <= 0 {
-		l.BodyBytes = 64 << 10
+		l.BodyBytes = httpx.MaxBodyBytes
 	}
 }
 
@@ -90,9 +91,7 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		var ae *apperr.Error
 		if errors.As(err, &ae) {
-			if ae.Code == apperr.Internal || ae.Code == apperr.ServerBusy {
-				log.ErrorContext(ctx, "GraphQL request failed", "code", string(ae.Code), "err", err.Error())
-			}
+			httpx.LogFailure(ctx, log, "GraphQL request failed", ae.Code, err)
 			gerr.Message = ae.Message
 			gerr.Extensions = map[string]any{"code": string(ae.Code)}
 			return gerr
@@ -101,7 +100,7 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if errors.As(err, &ge) && ge.Err == nil {
 			return gerr // a parse or validation error: about the request itself
 		}
-		log.ErrorContext(ctx, "GraphQL request failed", "code", string(apperr.Internal), "err", err.Error())
+		httpx.LogFailure(ctx, log, "GraphQL request failed", apperr.Internal, err)
 		gerr.Message = "internal error"
 		gerr.Extensions = map[string]any{"code": string(apperr.Internal)}
 		return gerr
