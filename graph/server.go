@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/core"
@@ -61,8 +59,7 @@ type Options struct {
 func NewHandler(o Options) http.Handler {
 	o.Limits.defaults()
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys}}))
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(o.Limits.ParserTokens)
 	srv.Use(extension.FixedComplexityLimit(o.Limits.Complexity))
@@ -108,11 +105,18 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	}
 }
 
+// WriteError answers r with err as a GraphQL request error: status, and
+// {"errors": [{"message", "extensions": {"code"}}]} with no data, in the media
+// type that r's Accept chose. The message is err's coded message, or
+// "internal error" for an uncoded error, which the caller logs.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, err error) {
+	writeErrors(w, r, status, apperr.CodeOf(err), apperr.MessageOf(err))
+}
+
 // writeErrors answers a request that never reached the executor.
-func writeErrors(w http.ResponseWriter, status int, code apperr.Code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
+func writeErrors(w http.ResponseWriter, r *http.Request, status int, code apperr.Code, msg string) {
+	w.Header().Set("Content-Type", responseMediaType(r))
+	writeResponse(w, status, map[string]any{
 		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": string(code)}}},
 	})
 }
