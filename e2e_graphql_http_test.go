@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -179,6 +180,7 @@ func TestGraphQLResponseMediaType(t *testing.T) {
 		{"TokenLimit", gqlBody("{ " + aliased(3334, "__typename") + "}"), "GRAPHQL_PARSE_FAILED"},
 		{"DepthLimit", gqlBody(`{ __schema { types { fields { type { ` + nestOfType(gqlMaxDepth-4, "name") + ` } } } } }`), "DEPTH_LIMIT_EXCEEDED"},
 		{"ComplexityLimit", gqlBody("{ " + aliased(1001, "__typename") + "}"), "COMPLEXITY_LIMIT_EXCEEDED"},
+		{"MutationLimit", gqlBody("mutation { " + aliased(11, "createApiKey { key }") + "}"), "MUTATION_LIMIT_EXCEEDED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := e.subEnv(t)
@@ -262,4 +264,72 @@ func TestGraphQLResponseMediaType(t *testing.T) {
 		wantMediaType(t, res, mediaGraphQLResponse)
 		e.wantKeysHeld(jwt, 0)
 	})
+}
+
+// TestGraphQLMutationLimit: one request runs at most 10 mutation fields,
+// aliases and fragments included; more is refused before any runs.
+func TestGraphQLMutationLimit(t *testing.T) {
+	eachDBConfigured(t, func(c *Config) { c.MaxKeysPerUser = 500 }, func(t *testing.T, e *testEnv) {
+		const create = `createApiKey(input: {name: "batch"}) { key }`
+		creates := func(n int) string { return aliased(n, create) }
+		for _, tc := range []struct {
+			name, query string
+		}{
+			{"Aliases11", "mutation { " + creates(11) + "}"},
+			{"Aliases200", "mutation { " + creates(200) + "}"},
+			{"Fragment", "mutation { ...Many } fragment Many on Mutation { " + creates(11) + "}"},
+			{"FragmentsAndInline", "mutation { ...Six ... on Mutation { ...Five } } fragment Six on Mutation { " + creates(6) + "} fragment Five on Mutation { " + aliasedFrom(100, 5, create) + "}"},
+			{"Mixed", `mutation { ` + creates(10) + ` r: revokeApiKey(id: "00000000-0000-0000-0000-000000000000") { id } }`},
+		} {
+			t.Run(tc.name+"Refused", func(t *testing.T) {
+				e := e.subEnv(t)
+				jwt := e.token("limit-" + tc.name)
+				res, out := e.gqlRaw(bearer(jwt), gqlBody(tc.query))
+				wantRequestError(t, res, http.StatusOK, "MUTATION_LIMIT_EXCEEDED")
+				if len(out.Errors) != 1 || !strings.Contains(out.Errors[0].Message, "limit of 10") {
+					t.Errorf("errors %v, want one naming the limit", out.messages())
+				}
+				e.wantKeysHeld(jwt, 0)
+			})
+		}
+
+		t.Run("TenRun", func(t *testing.T) {
+			e := e.subEnv(t)
+			jwt := e.token("limit-ten")
+			query := "mutation { ...Seven " + aliasedFrom(100, 3, create) + " __typename } fragment Seven on Mutation { " + creates(7) + "}"
+			res, out := e.gqlRaw(bearer(jwt), gqlBody(query))
+			if res.Status != http.StatusOK || len(out.Errors) > 0 || len(out.Data) != 11 {
+				t.Fatalf("%d %.500s", res.Status, res.Body)
+			}
+			for k, v := range out.Data {
+				if m, ok := v.(map[string]any); ok {
+					key, _ := m["key"].(string)
+					e.remember(key)
+					e.remember(hashOf(key))
+				} else if k != "__typename" {
+					t.Errorf("data.%s = %v", k, v)
+				}
+			}
+			e.wantKeysHeld(jwt, 10)
+		})
+
+		// Queries are not mutations: their size is the complexity limit's.
+		t.Run("QueriesUnaffected", func(t *testing.T) {
+			e := e.subEnv(t)
+			status, out := e.gql(bearer(e.token("limit-query")), "{ "+aliased(50, "viewer { userId }")+"}", nil)
+			if status != http.StatusOK || len(out.Errors) > 0 || len(out.Data) != 50 {
+				t.Fatalf("%d %+v", status, out.Errors)
+			}
+		})
+	})
+}
+
+// aliasedFrom is aliased with the aliases numbered from start, so that two
+// runs in one selection set do not collide.
+func aliasedFrom(start, n int, sel string) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "m%d: %s ", start+i, sel)
+	}
+	return b.String()
 }

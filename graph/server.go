@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -28,6 +29,7 @@ type Limits struct {
 	Complexity   int   // fields selected, aliases included; default 1000
 	ParserTokens int   // tokens in the query text; default 10,000
 	BodyBytes    int64 // request body; default 64 KiB
+	Mutations    int   // mutation fields one request runs, aliases included; default 10
 }
 
 func (l *Limits) defaults() {
@@ -42,6 +44,9 @@ func (l *Limits) defaults() {
 	}
 	if l.BodyBytes <= 0 {
 		l.BodyBytes = 64 << 10
+	}
+	if l.Mutations <= 0 {
+		l.Mutations = 10
 	}
 }
 
@@ -64,6 +69,7 @@ func NewHandler(o Options) http.Handler {
 	srv.SetParserTokenLimit(o.Limits.ParserTokens)
 	srv.Use(extension.FixedComplexityLimit(o.Limits.Complexity))
 	srv.Use(depthLimit(o.Limits.Depth))
+	srv.Use(mutationLimit(o.Limits.Mutations))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
@@ -220,4 +226,35 @@ func selectionDepth(set ast.SelectionSet, visiting map[string]bool) int {
 		depth = max(depth, 1+selectionDepth(f.SelectionSet, visiting))
 	})
 	return depth
+}
+
+// mutationLimit refuses, before any of them runs, a mutation operation that
+// selects more than max mutation fields (aliases count; fragments are
+// followed). The complexity limit alone would let one request create a
+// hundred keys or revoke hundreds, each in its own transaction.
+type mutationLimit int
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = mutationLimit(0)
+
+func (mutationLimit) ExtensionName() string                   { return "MutationLimit" }
+func (mutationLimit) Validate(graphql.ExecutableSchema) error { return nil }
+func (m mutationLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
+		return nil
+	}
+	n := 0
+	eachField(oc.Operation.SelectionSet, map[string]bool{}, func(f *ast.Field) {
+		if !strings.HasPrefix(f.Name, "__") { // __typename changes nothing
+			n++
+		}
+	})
+	if n > int(m) {
+		err := gqlerror.Errorf("the request selects %d mutation fields, more than the limit of %d", n, int(m))
+		err.Extensions = map[string]any{"code": "MUTATION_LIMIT_EXCEEDED"}
+		return err
+	}
+	return nil
 }
