@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -332,4 +333,82 @@ func aliasedFrom(start, n int, sel string) string {
 		fmt.Fprintf(&b, "m%d: %s ", start+i, sel)
 	}
 	return b.String()
+}
+
+// wantGQLShape checks an error answer of /graphql refused before GraphQL
+// ran: status, the GraphQL error shape with code and no data, in media type
+// mt; none of REST's error members.
+func wantGQLShape(t testing.TB, res response, status int, code, mt string) {
+	t.Helper()
+	wantRequestError(t, res, status, code)
+	wantMediaType(t, res, mt)
+	var out map[string]json.RawMessage
+	_ = json.Unmarshal(res.Body, &out)
+	if len(out) != 1 {
+		t.Errorf("members beyond errors: %s", res.Body)
+	}
+}
+
+// TestGraphQLErrorShape: every refusal on /graphql, even one made before the
+// request reaches the GraphQL handler, is in the GraphQL error shape; the
+// REST routes keep theirs.
+func TestGraphQLErrorShape(t *testing.T) {
+	t.Run("MethodNotAllowed", func(t *testing.T) {
+		e := newEnv(t, "sqlite")
+		jwt := e.token("shape")
+		for _, method := range []string{"PUT", "DELETE", "PATCH", "OPTIONS"} {
+			for _, accept := range []string{mediaJSON, mediaGraphQLResponse} {
+				h := bearer(jwt)
+				h.Set("Accept", accept)
+				res := e.do(method, "/graphql", h, str(gqlBody(`mutation { createApiKey { key } }`)))
+				t.Run(method+"Accept"+map[string]string{mediaJSON: "JSON", mediaGraphQLResponse: "GraphQLResponse"}[accept], func(t *testing.T) {
+					wantGQLShape(t, res, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", accept)
+					if allow := res.Header.Get("Allow"); allow != "GET, HEAD, POST" {
+						t.Errorf("Allow %q", allow)
+					}
+				})
+			}
+		}
+		e.wantKeysHeld(jwt, 0)
+		// A REST route keeps the REST shape.
+		wantError(t, e.do("PUT", "/auth/verify", nil, nil), http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+	})
+
+	t.Run("RateLimited", func(t *testing.T) {
+		const burst = 2
+		e := newEnv(t, "sqlite", func(c *Config) { c.AuthFailBurst = burst })
+		bad := bearer("not-a-token")
+		// limited sends bad tokens to path until the address is refused,
+		// failing the test if it never is: the burst is spent faster than it
+		// refills (one a second).
+		limited := func(send func() response) response {
+			t.Helper()
+			for range 4 * burst {
+				if res := send(); res.Status == http.StatusTooManyRequests {
+					return res
+				}
+			}
+			t.Fatalf("not rate limited after %d bad tokens", 4*burst)
+			return response{}
+		}
+		for _, accept := range []string{mediaJSON, mediaGraphQLResponse} {
+			res := limited(func() response {
+				h := bad.Clone()
+				h.Set("Accept", accept)
+				return e.do("POST", "/graphql", h, str(gqlBody(`{ viewer { userId } }`)))
+			})
+			wantGQLShape(t, res, http.StatusTooManyRequests, "RATE_LIMITED", accept)
+			if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || n < 1 {
+				t.Errorf("Retry-After %q", res.Header.Get("Retry-After"))
+			}
+		}
+		res := limited(func() response { return e.do("GET", "/graphql?query={__typename}", bad, nil) })
+		wantGQLShape(t, res, http.StatusTooManyRequests, "RATE_LIMITED", mediaJSON)
+
+		res = limited(func() response { return e.do("GET", "/auth/verify", bad, nil) })
+		wantError(t, res, http.StatusTooManyRequests, "RATE_LIMITED")
+		if res.Header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+	})
 }

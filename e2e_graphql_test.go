@@ -835,7 +835,7 @@ func TestGraphQLTransport(t *testing.T) {
 			t.Run(method+"NotAllowed", func(t *testing.T) {
 				e := e.subEnv(t)
 				res := e.do(method, "/graphql", bearer(jwt), &body)
-				wantError(t, res, 405, "METHOD_NOT_ALLOWED")
+				wantGQLRequestError(t, res, 405, "METHOD_NOT_ALLOWED")
 				allow := res.Header.Get("Allow")
 				if !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") || strings.Contains(allow, method) {
 					t.Errorf("Allow %q", allow)

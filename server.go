@@ -36,6 +36,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/logsink"
 	"github.com/apikeyd/apikeyd/internal/metrics"
@@ -354,17 +355,20 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
 		// Refused before routing: name the route it was for, so the access
 		// log and metrics show where the refusals land.
-		if _, pattern := mux.Handler(r); pattern != notFoundPattern {
+		_, pattern := mux.Handler(r)
+		if pattern != notFoundPattern {
 			accesslog.SetRoute(r.Context(), pattern)
+		}
+		if pattern == "/graphql" { // GraphQL clients read the GraphQL error shape
+			graph.WriteError(w, r, rest.Status(apperr.CodeOf(err)), err)
+			return
 		}
 		rest.WriteError(w, r, log, err)
 	}
 	rest.New(keys, log).Register(mux)
 	mountAccounts(mux, cfg, secret, st, client, failures, log)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
-	mux.Handle("GET /graphql", rest.Route("/graphql", gql))
-	mux.Handle("POST /graphql", rest.Route("/graphql", gql))
-	mux.Handle("/graphql", rest.Route("/graphql", rest.MethodNotAllowed(log, "GET, HEAD, POST")))
+	mux.Handle("/graphql", rest.Route("/graphql", gql)) // every method: gql answers the others 405
 	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
 	if cfg.MetricsAddr == "" {
 		mux.Handle("GET /metrics", rest.Route("/metrics", m.Handler()))
