@@ -70,7 +70,8 @@ func responseMediaType(r *http.Request) string {
 //     carries "data": null);
 //   - application/json answers 200 (gqlgen: 422 for parse and validation
 //     errors); application/graphql-response+json answers 400 (gqlgen: 200
-//     for variable coercion and the limits).
+//     for an error of an extension whose code it does not know, such as
+//     the depth and mutation limits).
 //
 // Every answer is in the media type Accept chose (responseMediaType).
 type httpTransport struct{}
