@@ -28,8 +28,8 @@ import (
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
-// End-to-end tests of the REST contract (DESIGN.md, "Credentials" and
-// "REST"): every route, every error code, over a real listener on SQLite
+// End-to-end tests of the REST contract (docs/contract.md, "Credentials"
+// and "REST"): every route, every error code, over a real listener on SQLite
 // and PostgreSQL.
 
 // noFailLimit switches the failed-authentication limit off, for tests that
