@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/apikeyd/apikeyd/graph"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
@@ -193,22 +191,6 @@ func (e *testEnv) keyVerifies(key string) bool {
 	}
 	e.t.Fatalf("verify: %d %s", res.Status, res.Body)
 	return false
-}
-
-// expiredHS256 signs an HS256 login token for sub that expired an hour ago.
-func (e *testEnv) expiredHS256(sub string) string {
-	e.t.Helper()
-	now := time.Now()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Subject:   sub,
-		IssuedAt:  jwt.NewNumericDate(now.Add(-2 * time.Hour)),
-		ExpiresAt: jwt.NewNumericDate(now.Add(-time.Hour)),
-	}).SignedString(e.Secret)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.remember(tok)
-	return tok
 }
 
 func wantGQLKeyShape(t testing.TB, k gqlKey, key string) {
@@ -545,7 +527,7 @@ func TestGraphQLViewer(t *testing.T) {
 			h          http.Header
 		}{
 			{"BadJWT", "INVALID_OR_EXPIRED_TOKEN", bearer("eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl")},
-			{"ExpiredJWT", "INVALID_OR_EXPIRED_TOKEN", bearer(e.expiredHS256("vera"))},
+			{"ExpiredJWT", "INVALID_OR_EXPIRED_TOKEN", bearer(e.sign("vera", issuedAt(time.Now().Add(-2*time.Hour))))},
 			{"UnknownKey", "INVALID_OR_EXPIRED_TOKEN", hdr("X-Api-Key", apikey.NewFormat(apikey.DefaultPrefix).Generate())},
 			{"OtherScheme", "MISSING_AUTH", hdr("Authorization", "Basic dmVyYTpwdw==")},
 		} {
@@ -589,7 +571,7 @@ func TestGraphQLCredentialProblems(t *testing.T) {
 			{"EmptyBearer", "MISSING_AUTH", hdr("Authorization", "Bearer ")},
 			{"BothHeaders", "MISSING_AUTH", hdr("Authorization", "Bearer "+jwt, "X-Api-Key", target.Key)},
 			{"BadJWT", "INVALID_OR_EXPIRED_TOKEN", bearer("not.a.jwt")},
-			{"ExpiredJWT", "INVALID_OR_EXPIRED_TOKEN", bearer(e.expiredHS256("victim"))},
+			{"ExpiredJWT", "INVALID_OR_EXPIRED_TOKEN", bearer(e.sign("victim", issuedAt(time.Now().Add(-2*time.Hour))))},
 			{"BadKey", "INVALID_OR_EXPIRED_TOKEN", hdr("X-Api-Key", string(wrongKey))},
 			{"APIKey", "JWT_REQUIRED", bearer(target.Key)},
 			{"APIKeyHeader", "JWT_REQUIRED", hdr("X-Api-Key", target.Key)},

@@ -221,8 +221,8 @@ func TestMetrics(t *testing.T) {
 	s.send("GET", verify, verify, hdr("Authorization", "Basic dXNlcjpwdw=="), nil, 401, "none/malformed")
 	s.send("GET", verify, verify, hdr("X-Api-Key", good.Key, "Authorization", "Bearer "+tok), nil, 401, "none/malformed")
 	s.send("GET", verify, verify, bearer("not.a.jwt"), nil, 401, "jwt/malformed")
-	s.send("GET", verify, verify, bearer(signToken(t, e.Secret, time.Now().Add(-time.Hour))), nil, 401, "jwt/expired")
-	s.send("GET", verify, verify, bearer(signToken(t, []byte(strings.Repeat("x", 32)), time.Now().Add(time.Hour))), nil, 401, "jwt/invalid")
+	s.send("GET", verify, verify, bearer(e.sign("alice", issuedAt(time.Now().Add(-2*time.Hour)))), nil, 401, "jwt/expired")
+	s.send("GET", verify, verify, bearer(e.sign("alice", signedWith(jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32))))), nil, 401, "jwt/invalid")
 	s.send("GET", "/healthz", "/healthz", nil, nil, 200)
 	s.send("GET", "/readyz", "/readyz", nil, nil, 200)
 	s.send("PUT", verify, verify, nil, nil, 405)
@@ -378,16 +378,4 @@ func TestMetricsListener(t *testing.T) {
 	if status, _ := get("POST", "http://"+at.MetricsAddr+"/metrics"); status != 405 {
 		t.Errorf("POST /metrics: %d, want 405", status)
 	}
-}
-
-// signToken signs an HS256 login token for alice expiring at exp.
-func signToken(t testing.TB, secret []byte, exp time.Time) string {
-	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": "alice", "iat": exp.Add(-time.Hour).Unix(), "exp": exp.Unix(),
-	}).SignedString(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }

@@ -42,17 +42,6 @@ func wantNoStore(t testing.TB, res response) {
 	}
 }
 
-// signJWT signs claims with method and key and remembers the token.
-func (e *testEnv) signJWT(method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-	e.t.Helper()
-	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.remember(tok)
-	return tok
-}
-
 // createExpiring creates a key for tok that expires in about a second and
 // returns it with its expiry.
 func (e *testEnv) createExpiring(tok string) (createdKey, time.Time) {
@@ -202,18 +191,8 @@ func TestRESTCredentials(t *testing.T) {
 		unknown := e.unknownKey()
 
 		now := time.Now()
-		claims := func(change map[string]any) jwt.MapClaims {
-			c := jwt.MapClaims{"sub": "alice", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-			for k, v := range change {
-				if v == nil {
-					delete(c, k)
-				} else {
-					c[k] = v
-				}
-			}
-			return c
-		}
-		hs256 := func(change map[string]any) string { return e.signJWT(jwt.SigningMethodHS256, e.Secret, claims(change)) }
+		// hs256 signs alice's token as of now, with the claims given changed.
+		hs256 := func(kv ...any) string { return e.sign("alice", issuedAt(now), withClaim(kv...)) }
 		otherSecret := []byte("another secret of at least 32 bytes, not the server's")
 		// A token for bob carrying the signature of alice's.
 		parts := strings.Split(alice, ".")
@@ -239,8 +218,8 @@ func TestRESTCredentials(t *testing.T) {
 			{name: "MixedCaseSchemeAPIKey", h: hdr("Authorization", "bEaReR "+live.Key), user: "alice"},
 			{name: "BearerAPIKey", h: bearer(live.Key), user: "alice"},
 			{name: "XApiKey", h: hdr("X-Api-Key", live.Key), user: "alice"},
-			{name: "JWTExpiredWithinLeeway", h: bearer(hs256(map[string]any{"exp": now.Add(-10 * time.Second).Unix()})), user: "alice"},
-			{name: "JWTNotBeforeWithinLeeway", h: bearer(hs256(map[string]any{"nbf": now.Add(10 * time.Second).Unix()})), user: "alice"},
+			{name: "JWTExpiredWithinLeeway", h: bearer(hs256("exp", now.Add(-10*time.Second).Unix())), user: "alice"},
+			{name: "JWTNotBeforeWithinLeeway", h: bearer(hs256("nbf", now.Add(10*time.Second).Unix())), user: "alice"},
 
 			// Malformed or missing credentials.
 			{name: "NoCredential", h: hdr(), code: "MISSING_AUTH"},
@@ -265,17 +244,17 @@ func TestRESTCredentials(t *testing.T) {
 			{name: "QueryToken", query: "?token=" + alice, h: hdr(), code: "MISSING_AUTH"},
 
 			// Credentials that do not verify.
-			{name: "JWTExpired", h: bearer(hs256(map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Minute).Unix()})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTWrongSignature", h: bearer(e.signJWT(jwt.SigningMethodHS256, otherSecret, claims(nil))), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTAlgNone", h: bearer(e.signJWT(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil))), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTAlgHS512", h: bearer(e.signJWT(jwt.SigningMethodHS512, e.Secret, claims(nil))), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTExpired", h: bearer(hs256("iat", now.Add(-2*time.Hour).Unix(), "exp", now.Add(-time.Minute).Unix())), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTWrongSignature", h: bearer(e.sign("alice", issuedAt(now), signedWith(jwt.SigningMethodHS256, otherSecret))), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTAlgNone", h: bearer(e.sign("alice", issuedAt(now), signedWith(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType))), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTAlgHS512", h: bearer(e.sign("alice", issuedAt(now), signedWith(jwt.SigningMethodHS512, e.Secret))), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTForgedPayload", h: bearer(forged), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTWithoutExp", h: bearer(hs256(map[string]any{"exp": nil})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTNotYetValid", h: bearer(hs256(map[string]any{"nbf": now.Add(2 * time.Minute).Unix()})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTIssuedInFuture", h: bearer(hs256(map[string]any{"iat": now.Add(2 * time.Minute).Unix()})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTWithoutSub", h: bearer(hs256(map[string]any{"sub": nil})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTEmptySub", h: bearer(hs256(map[string]any{"sub": ""})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTSubOver255Bytes", h: bearer(hs256(map[string]any{"sub": strings.Repeat("u", 256)})), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTWithoutExp", h: bearer(hs256("exp", nil)), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTNotYetValid", h: bearer(hs256("nbf", now.Add(2*time.Minute).Unix())), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTIssuedInFuture", h: bearer(hs256("iat", now.Add(2*time.Minute).Unix())), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTWithoutSub", h: bearer(hs256("sub", nil)), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTEmptySub", h: bearer(hs256("sub", "")), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTSubOver255Bytes", h: bearer(hs256("sub", strings.Repeat("u", 256))), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTGarbage", h: bearer("garbage"), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTGarbageSegments", h: bearer("aaaa.bbbb.cccc"), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTInXApiKey", h: hdr("X-Api-Key", alice), code: "INVALID_OR_EXPIRED_TOKEN"},

@@ -12,7 +12,6 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
@@ -236,11 +235,8 @@ func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("serve: %v", err)
 			}
-			e := &testEnv{t: t, URL: "http://" + at.Addr, client: http.DefaultClient}
-			tok, err := auth.MintToken([]byte(cfg.JWTSecret), "alice", time.Hour, "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			e := &testEnv{t: t, URL: "http://" + at.Addr, Secret: []byte(cfg.JWTSecret), client: http.DefaultClient}
+			tok := e.token("alice")
 			k := e.create(tok, nil)
 			if s := e.verifyKey(k.Key); s != http.StatusOK {
 				t.Fatalf("verify: %d", s)

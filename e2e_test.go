@@ -13,10 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
-	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
@@ -123,15 +121,10 @@ func (e *testEnv) assertNoSecretsLogged() {
 	}
 }
 
-// token mints a login token for sub, valid for an hour.
+// token mints a login token for sub, valid for an hour (and remembered).
 func (e *testEnv) token(sub string) string {
 	e.t.Helper()
-	tok, err := auth.MintToken(e.Secret, sub, time.Hour, "", "")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.remember(tok)
-	return tok
+	return e.sign(sub)
 }
 
 // response is an answered request.
