@@ -54,17 +54,6 @@ func wantSecurityHeaders(t testing.TB, what string, res response) {
 	}
 }
 
-// parseCSP splits a Content-Security-Policy into its directives.
-func parseCSP(policy string) map[string][]string {
-	out := map[string][]string{}
-	for d := range strings.SplitSeq(policy, ";") {
-		if f := strings.Fields(d); len(f) > 0 {
-			out[strings.ToLower(f[0])] = f[1:]
-		}
-	}
-	return out
-}
-
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "sqlite", func(c *Config) { c.AuthFailBurst = 1 })

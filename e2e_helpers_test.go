@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -72,4 +73,16 @@ func (e *testEnv) sign(sub string, opts ...signOption) string {
 	}
 	e.remember(signed)
 	return signed
+}
+
+// parseCSP splits a Content-Security-Policy into its directives, each
+// name (lower-cased) mapped to its sources.
+func parseCSP(policy string) map[string][]string {
+	out := map[string][]string{}
+	for d := range strings.SplitSeq(policy, ";") {
+		if f := strings.Fields(d); len(f) > 0 {
+			out[strings.ToLower(f[0])] = f[1:]
+		}
+	}
+	return out
 }
