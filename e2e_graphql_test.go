@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -697,23 +696,6 @@ func TestGraphQLKeyLimit(t *testing.T) {
 	}
 }
 
-// sendVerbatim sends a request exactly as given: no Content-Type is added.
-func (e *testEnv) sendVerbatim(method, path string, h http.Header, body string) response {
-	e.t.Helper()
-	req, err := http.NewRequest(method, e.URL+path, strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header = h
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
 // TestGraphQLTransport: what reaches the executor, and how.
 func TestGraphQLTransport(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
@@ -764,7 +746,7 @@ func TestGraphQLTransport(t *testing.T) {
 				if tc.contentType != "" {
 					h.Set("Content-Type", tc.contentType)
 				}
-				wantGQLRefused(t, e.sendVerbatim("POST", "/graphql", h, tc.body))
+				wantGQLRefused(t, e.sendRaw(rawRequest{Method: "POST", Path: "/graphql", Header: h, Body: tc.body}))
 				e.wantKeysHeld(jwt, 0)
 			})
 		}
@@ -785,7 +767,7 @@ func TestGraphQLTransport(t *testing.T) {
 		t.Run("JSONWithCharsetAccepted", func(t *testing.T) {
 			e := e.subEnv(t)
 			victim := e.token("charset")
-			res := e.sendVerbatim("POST", "/graphql", hdr("Authorization", "Bearer "+victim, "Content-Type", "application/json; charset=utf-8"), body)
+			res := e.sendRaw(rawRequest{Method: "POST", Path: "/graphql", Header: hdr("Authorization", "Bearer "+victim, "Content-Type", "application/json; charset=utf-8"), Body: body})
 			if res.Status != http.StatusOK || !strings.Contains(string(res.Body), `"key":"atiru_`) {
 				t.Fatalf("%d %s", res.Status, res.Body)
 			}

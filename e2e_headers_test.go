@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -200,30 +196,6 @@ func TestCORS(t *testing.T) {
 	})
 }
 
-// wireRequest sends method path with the given Host and header lines, byte
-// for byte, on a new connection.
-func (e *testEnv) wireRequest(method, path, host, headerLines string) response {
-	e.t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n", method, path, host, headerLines); err != nil {
-		e.t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
 // TestHostHeaderIgnored: the Host a client sends never makes it into an
 // answer (no absolute URLs are built from it).
 func TestHostHeaderIgnored(t *testing.T) {
@@ -237,7 +209,7 @@ func TestHostHeaderIgnored(t *testing.T) {
 		{"GET", "/auth/verify", "X-Forwarded-Host: " + evil + "\r\n"},
 		{"GET", "/playground", "X-Forwarded-Host: " + evil + "\r\n"},
 	} {
-		res := e.wireRequest(c.method, c.path, evil, c.wire)
+		res := e.sendRaw(rawRequest{Method: c.method, Path: c.path, Host: evil, Lines: c.wire})
 		if res.Status >= 500 {
 			t.Fatalf("%s %s: %d", c.method, c.path, res.Status)
 		}

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -85,4 +90,68 @@ func parseCSP(policy string) map[string][]string {
 		}
 	}
 	return out
+}
+
+// rawRequest is a request as it goes on the wire, for what net/http's
+// client would not send: an empty or space-padded header, a foreign Host,
+// headers exactly as given (no Content-Type, User-Agent or Accept-Encoding
+// added), a body of any type.
+type rawRequest struct {
+	Method, Path string
+	Host         string      // "" for the server's address
+	Header       http.Header // written first, in net/http's order
+	Lines        string      // then these header lines, byte for byte, each ending in \r\n
+	Body         string      // sent with its Content-Length when not empty
+}
+
+// sendRaw is the one raw-request helper: it writes r on a new connection,
+// reads the answer, and checks the exchange against the OpenAPI document
+// as the harness's client does.
+func (e *testEnv) sendRaw(r rawRequest) response {
+	e.t.Helper()
+	addr := strings.TrimPrefix(e.URL, "http://")
+	host := r.Host
+	if host == "" {
+		host = addr
+	}
+	var head strings.Builder
+	fmt.Fprintf(&head, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.Method, r.Path, host)
+	if err := r.Header.Write(&head); err != nil {
+		e.t.Fatal(err)
+	}
+	head.WriteString(r.Lines)
+	if r.Body != "" {
+		fmt.Fprintf(&head, "Content-Length: %d\r\n", len(r.Body))
+	}
+	if r.Header.Get("Connection") == "" {
+		head.WriteString("Connection: close\r\n")
+	}
+	head.WriteString("\r\n")
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, head.String()+r.Body); err != nil {
+		e.t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: r.Method})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+
+	// The request as the server parsed it, for the contract check.
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head.String() + r.Body)))
+	if err != nil {
+		e.t.Fatalf("the raw request does not parse: %v", err)
+	}
+	req.URL.Scheme, req.URL.Host = "http", addr
+	mustContract(e.t).verify(e.t, req, []byte(r.Body), res, b)
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
 }

@@ -109,11 +109,17 @@ func (ct *contractTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	res.Body = io.NopCloser(bytes.NewReader(resBody))
-	if err := ct.c.check(req, reqBody, res, resBody); err != nil {
-		ct.t.Errorf("%s %s answered %d, which breaks the OpenAPI document: %v\nresponse body: %.500s",
+	ct.c.verify(ct.t, req, reqBody, res, resBody)
+	return res, nil
+}
+
+// verify checks one exchange and fails t on a mismatch.
+func (c *contract) verify(t testing.TB, req *http.Request, reqBody []byte, res *http.Response, resBody []byte) {
+	t.Helper()
+	if err := c.check(req, reqBody, res, resBody); err != nil {
+		t.Errorf("%s %s answered %d, which breaks the OpenAPI document: %v\nresponse body: %.500s",
 			req.Method, req.URL.Path, res.StatusCode, err, resBody)
 	}
-	return res, nil
 }
 
 // check checks one exchange. Requests the document refuses must be refused
