@@ -1206,7 +1206,7 @@ func (panickingStore) ListKeys(context.Context, string) ([]apikey.APIKey, error)
 // wires it.
 func newPanickingEnv(t *testing.T) *testEnv {
 	secret := bytes.Repeat([]byte("s"), 32)
-	e := &testEnv{t: t, Secret: secret, Logs: &syncBuffer{}, client: http.DefaultClient}
+	e := &testEnv{t: t, Secret: secret, Logs: &syncBuffer{}, client: contractClient(t, http.DefaultTransport)}
 	log := slog.New(slog.NewJSONHandler(e.Logs, nil))
 	verifier, err := auth.NewJWTVerifier(auth.JWTConfig{Secret: secret})
 	if err != nil {

@@ -345,15 +345,30 @@ func TestMetricsListener(t *testing.T) {
 			t.Errorf("serve: %v", err)
 		}
 	}()
+	c := mustContract(t)
+	// The main listener's answers are checked against the OpenAPI document;
+	// the metrics listener serves no API, so its refusals are checked
+	// against the document's Error schema alone.
+	main, metricsOnly := contractClient(t, http.DefaultTransport), http.DefaultClient
 	get := func(method, url string) (int, string) {
 		t.Helper()
+		client := main
+		if strings.HasPrefix(url, "http://"+at.MetricsAddr+"/") {
+			client = metricsOnly
+		}
 		req, _ := http.NewRequest(method, url, nil)
-		res, err := http.DefaultClient.Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
+		if client == metricsOnly && res.StatusCode != http.StatusOK {
+			code := map[int]string{404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}[res.StatusCode]
+			if err := c.checkError(res, b, code); err != nil {
+				t.Errorf("%s %s on the metrics listener: %v", method, url, err)
+			}
+		}
 		return res.StatusCode, string(b)
 	}
 	if status, body := get("GET", "http://"+at.Addr+"/metrics"); status != 404 || !strings.Contains(body, `"NOT_FOUND"`) {

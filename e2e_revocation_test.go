@@ -235,7 +235,7 @@ func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("serve: %v", err)
 			}
-			e := &testEnv{t: t, URL: "http://" + at.Addr, Secret: []byte(cfg.JWTSecret), client: http.DefaultClient}
+			e := &testEnv{t: t, URL: "http://" + at.Addr, Secret: []byte(cfg.JWTSecret), client: contractClient(t, http.DefaultTransport)}
 			tok := e.token("alice")
 			k := e.create(tok, nil)
 			if s := e.verifyKey(k.Key); s != http.StatusOK {

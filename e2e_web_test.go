@@ -133,7 +133,7 @@ func TestWebPages(t *testing.T) {
 		// decompresses silently, which would hide what was sent.
 		req, _ := http.NewRequest("GET", e.URL+"/static/vendor/graphiql-3.9.0/graphiql.min.js", nil)
 		req.Header.Set("Accept-Encoding", "gzip")
-		res, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		res, err := contractClient(t, &http.Transport{DisableCompression: true}).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,6 +37,21 @@ import (
 // outsideContract lists the paths the document does not describe:
 // GraphQL has its own schema, /metrics the Prometheus formats, and the
 // dashboard's pages and assets (/, /static/…) are HTML, CSS and JavaScript.
+//
+// Every other exchange of the end-to-end tests is checked, through
+// contractClient or sendRaw, except these answers, which are not apikeyd's
+// REST API (each test says so where it sends them):
+//   - the protected service's answers behind nginx (TestNginxForwardAuth;
+//     nginx's refusals, which relay apikeyd's, are checked as answers to
+//     GET /auth/verify);
+//   - the metrics listener's (METRICS_ADDR), which serves /metrics alone and
+//     answers anything else with a bare NOT_FOUND or METHOD_NOT_ALLOWED,
+//     checked against the Error schema (TestMetricsListener);
+//   - net/http's own 431 to an oversized header, written before any handler
+//     runs (TestHTTPServerHeaderCap), and a stand-in handler's answer that
+//     must never arrive (TestHTTPServerSlowHandlerWriteTimeout);
+//   - the requests the dashboard makes in chromium (TestBrowser), which the
+//     browser sends itself.
 var outsideContract = []string{"/graphql", "/playground", "/metrics", "/"}
 
 // contract is the loaded document and a router over it.
@@ -72,6 +87,12 @@ func mustContract(t testing.TB) *contract {
 		t.Fatalf("OpenAPI document: %v", err)
 	}
 	return c
+}
+
+// contractClient returns a client like testEnv.client: every exchange,
+// sent through base, is checked against the OpenAPI document.
+func contractClient(t testing.TB, base http.RoundTripper) *http.Client {
+	return &http.Client{Transport: &contractTransport{t: t, base: base, c: mustContract(t)}}
 }
 
 // contractTransport sends requests through base and checks every exchange
