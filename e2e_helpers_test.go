@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -146,6 +149,7 @@ func (e *testEnv) sendRaw(r rawRequest) response {
 		e.t.Fatal(err)
 	}
 
+	e.rememberMinted(b)
 	// The request as the server parsed it, for the contract check.
 	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head.String() + r.Body)))
 	if err != nil {
@@ -154,4 +158,70 @@ func (e *testEnv) sendRaw(r rawRequest) response {
 	req.URL.Scheme, req.URL.Host = "http", addr
 	mustContract(e.t).verify(e.t, req, []byte(r.Body), res, b)
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// rememberMinted remembers every secret an answer hands out: an API key
+// ("key", from REST or GraphQL) or a login token ("access_token", from
+// /auth/login), wherever it sits in a JSON body. Every answer the harness
+// reads passes through it, so no key or token a test has the server mint
+// can reach the log unnoticed, however the test asked for it.
+func (e *testEnv) rememberMinted(body []byte) {
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for name, m := range v {
+				if s, ok := m.(string); ok && (name == "key" || name == "access_token") {
+					e.remember(s)
+				}
+				walk(m)
+			}
+		case []any:
+			for _, m := range v {
+				walk(m)
+			}
+		}
+	}
+	walk(v)
+}
+
+// TestHarnessRemembersMintedSecrets: a key or login token the server hands
+// out is remembered for the log check however the test asked for it, even
+// by a bare e.do or sendRaw, and so is every token sign mints.
+func TestHarnessRemembersMintedSecrets(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	remembered := func(what, s string) {
+		t.Helper()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if s == "" || !slices.Contains(e.secrets, s) || !slices.Contains(e.secrets, hashOf(s)) {
+			t.Errorf("%s %.10s… is not remembered", what, s)
+		}
+	}
+	tok := e.sign("alice", signedWith(jwt.SigningMethodHS512, e.Secret))
+	remembered("a signed token", tok)
+	tok = e.token("alice")
+
+	res := e.do("POST", "/auth/api-keys", bearer(tok), nil)
+	key, _ := res.JSON(t)["key"].(string)
+	remembered("a key created over REST", key)
+
+	res = e.sendRaw(rawRequest{Method: "POST", Path: "/auth/api-keys", Header: hdr("Authorization", "Bearer "+tok, "Content-Type", "application/json"), Body: `{"name":"raw"}`})
+	key, _ = res.JSON(t)["key"].(string)
+	remembered("a key created by a raw request", key)
+
+	_, out := e.gql(bearer(tok), `mutation { createApiKey { key } }`, nil)
+	var created struct{ Key string }
+	out.decodeField(t, "createApiKey", &created)
+	remembered("a key created over GraphQL", created.Key)
+
+	e.mustRegister("harness@example.com", "correct horse battery staple")
+	res = e.do("POST", "/auth/login", nil, credentials("harness@example.com", "correct horse battery staple"))
+	session, _ := res.JSON(t)["session"].(map[string]any)
+	access, _ := session["access_token"].(string)
+	remembered("a login token", access)
 }

@@ -199,6 +199,7 @@ func (e *testEnv) roundTrip(req *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
+	e.rememberMinted(b)
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
 }
 
@@ -226,8 +227,6 @@ func (e *testEnv) create(tok string, body *string) createdKey {
 	if err := json.Unmarshal(res.Body, &k); err != nil {
 		e.t.Fatal(err)
 	}
-	e.remember(k.Key)
-	e.remember(hashOf(k.Key))
 	return k
 }
 
