@@ -9,7 +9,7 @@ import (
 )
 
 // Response headers as a browser or a reverse proxy reads them (SECURITY.md,
-// "Transport" and "Tokens"): security headers on every answer, CORS only for
+// "Transport and browsers" and "Login tokens"): security headers on every answer, CORS only for
 // listed origins, and a user id header that cannot be forged or split.
 
 // wantSecurityHeaders checks the headers every answer carries.

@@ -26,9 +26,9 @@ import (
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
-// End-to-end tests of the REST contract (DESIGN.md, "Credentials" and
-// "REST"): every route, every error code, over a real listener on SQLite
-// and PostgreSQL.
+// End-to-end tests of the REST API as the OpenAPI document and the README
+// ("API keys", "Errors") describe it: every route, every error code, over a
+// real listener on SQLite and PostgreSQL.
 
 // noFailLimit switches the failed-authentication limit off, for tests that
 // send many bad credentials from the one loopback address on purpose.

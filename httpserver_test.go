@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Transport limits (SECURITY.md, "Transport"): the http.Server that serve
+// Transport limits (SECURITY.md, "Transport and browsers"): the http.Server that serve
 // runs has every timeout and a header cap, and each of them cuts off the
 // client it is meant for.
 

@@ -24,9 +24,10 @@ import (
 )
 
 // The OpenAPI document is the REST contract, and the end-to-end tests hold
-// the server to it: every request the harness sends (testEnv.do, or any
-// client from testEnv.client) goes through contractTransport, which checks
-// the exchange against the document and fails the test on a mismatch. A
+// the server to it: every request the harness sends (testEnv.do, any client
+// from testEnv.client or contractClient) goes through contractTransport,
+// and every raw one (sendRaw) through the same check, which fails the test
+// on a mismatch. A
 // route, status, header or field the code has and the document lacks, or
 // the reverse, fails whichever test meets it first.
 //
