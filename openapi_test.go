@@ -50,9 +50,9 @@ import (
 //     checked against the Error schema (TestMetricsListener);
 //   - net/http's own 431 to an oversized header, written before any handler
 //     runs (TestHTTPServerHeaderCap), and a stand-in handler's answer that
-//     must never arrive (TestHTTPServerSlowHandlerWriteTimeout);
-//   - the requests the dashboard makes in chromium (TestBrowser), which the
-//     browser sends itself.
+//     must never arrive (TestHTTPServerSlowHandlerWriteTimeout).
+//
+// The browser of TestBrowser reaches apikeyd through a checking proxy.
 var outsideContract = []string{"/graphql", "/playground", "/metrics", "/"}
 
 // contract is the loaded document and a router over it.
