@@ -40,7 +40,7 @@ func TestVerifyCacheSettings(t *testing.T) {
 }
 
 func TestVerifyCacheOff(t *testing.T) {
-	eachDBConfigured(t, func(c *Config) { c.CacheSize = 0 }, func(t *testing.T, e *testEnv) {
+	eachDBWith(t, func(c *Config) { c.CacheSize = 0 }, func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
 		k := e.create(tok, nil)
 		for range 3 {

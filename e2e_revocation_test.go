@@ -74,7 +74,7 @@ func (e *testEnv) refusedWithin(key string, d time.Duration) time.Duration {
 // verifications of it run concurrently and refill the cache.
 func TestRevokedKeyIsRefusedFromThe204(t *testing.T) {
 	// Many refusals from one address follow: no rate limit here.
-	eachDBConfigured(t, func(c *Config) { c.AuthFailBurst = 0 }, testRefusedFromThe204)
+	eachDBWith(t, func(c *Config) { c.AuthFailBurst = 0 }, testRefusedFromThe204)
 }
 
 func testRefusedFromThe204(t *testing.T, e *testEnv) {

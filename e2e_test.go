@@ -288,11 +288,12 @@ func (g gqlResponse) codes() []string {
 
 // eachDB runs fn against a fresh server on each database.
 func eachDB(t *testing.T, fn func(t *testing.T, e *testEnv)) {
-	eachDBConfigured(t, nil, fn)
+	eachDBWith(t, nil, fn)
 }
 
-// eachDBConfigured is eachDB with configure applied to the configuration.
-func eachDBConfigured(t *testing.T, configure func(*Config), fn func(t *testing.T, e *testEnv)) {
+// eachDBWith is eachDB with configure (when not nil) applied to each
+// server's configuration.
+func eachDBWith(t *testing.T, configure func(*Config), fn func(t *testing.T, e *testEnv)) {
 	for _, db := range dbtest.Names {
 		t.Run(db, func(t *testing.T) {
 			if configure == nil {
@@ -301,13 +302,6 @@ func eachDBConfigured(t *testing.T, configure func(*Config), fn func(t *testing.
 			}
 			fn(t, newEnv(t, db, configure))
 		})
-	}
-}
-
-// eachDBWith is eachDB with configure applied to each server's configuration.
-func eachDBWith(t *testing.T, configure func(*Config), fn func(t *testing.T, e *testEnv)) {
-	for _, db := range dbtest.Names {
-		t.Run(db, func(t *testing.T) { fn(t, newEnv(t, db, configure)) })
 	}
 }
 
