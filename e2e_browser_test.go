@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +50,25 @@ func TestBrowser(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	password := "pw-" + rand.Text() // the dashboard user's; must never be logged
 	e.remember(password)
+	// The browser talks to apikeyd through a proxy that checks each of its
+	// exchanges against the OpenAPI document and remembers the keys and
+	// login tokens it is handed, as the harness's own client does.
+	target, err := url.Parse(e.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target) },
+		Transport: &contractTransport{t: t, base: http.DefaultTransport, c: mustContract(t)},
+		ModifyResponse: func(res *http.Response) error {
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			res.Body = io.NopCloser(bytes.NewReader(b))
+			e.rememberMinted(b)
+			return err
+		},
+	})
+	t.Cleanup(proxy.Close)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -51,7 +76,7 @@ func TestBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = filepath.Join(root, "web", "e2e")
 	cmd.Env = append(os.Environ(),
-		"APIKEYD_URL="+e.URL,
+		"APIKEYD_URL="+proxy.URL,
 		"CHROMIUM_PATH="+chromium,
 		"SCREENSHOT_DIR="+shots,
 		"APIKEYD_E2E_PASSWORD="+password,
@@ -66,8 +91,8 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the browser tests failed: %v (output above)", err)
 	}
-	// The keys and login tokens the browser saw are unknown here: look for
-	// anything shaped like them in the server log.
+	// Besides the keys and tokens remembered on the way, look for anything
+	// shaped like one in the server log.
 	logs := e.Logs.String()
 	for what, re := range map[string]*regexp.Regexp{
 		"an API key":    regexp.MustCompile(`atiru_[0-9A-Za-z]{38}`),

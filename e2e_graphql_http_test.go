@@ -232,7 +232,7 @@ func TestGraphQLResponseMediaType(t *testing.T) {
 				if accept != "" {
 					h.Set("Accept", accept)
 				}
-				res := e.sendVerbatim("POST", "/graphql", h, tc.body)
+				res := e.sendRaw(rawRequest{Method: "POST", Path: "/graphql", Header: h, Body: tc.body})
 				t.Run(tc.name+"Accept"+map[string]string{"": "None", mediaJSON: "JSON", mediaGraphQLResponse: "GraphQLResponse"}[accept], func(t *testing.T) {
 					wantRequestError(t, res, tc.status, tc.code)
 					wantMediaType(t, res, map[string]string{"": mediaJSON, mediaJSON: mediaJSON, mediaGraphQLResponse: mediaGraphQLResponse}[accept])
@@ -272,7 +272,7 @@ func TestGraphQLResponseMediaType(t *testing.T) {
 // TestGraphQLMutationLimit: one request runs at most 10 mutation fields,
 // aliases and fragments included; more is refused before any runs.
 func TestGraphQLMutationLimit(t *testing.T) {
-	eachDBConfigured(t, func(c *config.Config) { c.MaxKeysPerUser = 500 }, func(t *testing.T, e *testEnv) {
+	eachDBWith(t, func(c *config.Config) { c.MaxKeysPerUser = 500 }, func(t *testing.T, e *testEnv) {
 		const create = `createApiKey(input: {name: "batch"}) { key }`
 		creates := func(n int) string { return aliased(n, create) }
 		for _, tc := range []struct {
