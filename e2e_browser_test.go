@@ -104,17 +104,23 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
+// toolMissing returns the function that stops a test of what when a tool it
+// needs is missing: a skip, but a failure under CI, where everything must run.
+func toolMissing(t *testing.T, what string) func(problem, fix string) {
+	return func(problem, fix string) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s: under CI %s must run; %s (./scripts/test does this)", problem, what, fix)
+		}
+		t.Skipf("%s; %s, or run ./scripts/test, which does", problem, fix)
+	}
+}
+
 // browserTools finds node and chromium and checks that playwright-core is
 // installed, skipping the test (failing it under CI) when one is missing.
 func browserTools(t *testing.T) (node, chromium string) {
 	t.Helper()
-	missing := func(what, fix string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: under CI the browser tests must run; %s (./scripts/test does this)", what, fix)
-		}
-		t.Skipf("%s; %s, or run ./scripts/test, which does", what, fix)
-	}
+	missing := toolMissing(t, "the browser tests")
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missing("node not found", "install Node.js (apt-get install nodejs npm)")

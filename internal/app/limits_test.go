@@ -132,15 +132,7 @@ func TestHTTPServerCutsOffSlowClients(t *testing.T) {
 		conn := dial(t, addr)
 		fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: apikeyd\r\n\r\n")
 		br := bufio.NewReader(conn)
-		res, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, b := readAnswer(t, br)
 		checkHealthz(t, res, b)
 		if res.StatusCode != http.StatusOK || res.Close {
 			t.Fatalf("healthz: %d, close %v", res.StatusCode, res.Close)
@@ -151,6 +143,21 @@ func TestHTTPServerCutsOffSlowClients(t *testing.T) {
 			t.Fatalf("an idle kept-alive connection was not closed within %v (%v)", patience, err)
 		}
 	})
+}
+
+// readAnswer reads one answer and its whole body from a raw connection.
+func readAnswer(t *testing.T, br *bufio.Reader) (*http.Response, []byte) {
+	t.Helper()
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
 }
 
 // checkHealthz checks an answer to a raw GET /healthz: the document's
@@ -203,15 +210,7 @@ func TestHTTPServerHeaderCap(t *testing.T) {
 		// Written while the answer is read: the server answers 431 before
 		// it has read everything.
 		go fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: apikeyd\r\nX-Pad: %s\r\nConnection: close\r\n\r\n", strings.Repeat("p", headerBytes))
-		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, b := readAnswer(t, bufio.NewReader(conn))
 		// A 431 is net/http's own plain-text answer, written before any
 		// handler runs: not apikeyd's API, not in the document.
 		if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
