@@ -36,6 +36,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/logsink"
 	"github.com/apikeyd/apikeyd/internal/metrics"
@@ -114,6 +115,7 @@ type Config struct {
 	LoginFailBurst   int
 	CacheSize        int           // verified keys cached; 0 turns the cache off
 	CacheTTL         time.Duration // how long a cached verification is trusted
+	Scopes           []string      // the scope catalogue, sorted; nil: any well-formed name
 }
 
 // parseConfig reads the configuration for command name from the environment
@@ -147,6 +149,7 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	fs.StringVar(&sessionTTL, "session-ttl", env("SESSION_TTL", "1h"), "lifetime of the login tokens /auth/login issues (SESSION_TTL)")
 	fs.StringVar(&loginBurst, "login-fail-burst", env("LOGIN_FAIL_BURST", "10"), "failed logins allowed per account in a burst, refilling at one a minute; 0 disables (LOGIN_FAIL_BURST)")
 	fs.StringVar(&cacheSize, "verify-cache-size", env("VERIFY_CACHE_SIZE", strconv.Itoa(apikey.DefaultCacheSize)), "verified API keys kept in memory; 0 turns the cache off (VERIFY_CACHE_SIZE)")
+	scopes := fs.String("scopes", env("SCOPES", ""), "comma-separated scope catalogue keys may draw from; empty: any well-formed name (SCOPES)")
 	fs.StringVar(&cacheTTL, "verify-cache-ttl", env("VERIFY_CACHE_TTL", apikey.DefaultCacheTTL.String()), "how long a cached verification is trusted without asking the database (VERIFY_CACHE_TTL)")
 	if extra != nil {
 		extra(fs)
@@ -198,6 +201,9 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	if _, err := rest.ParseOrigins(c.CORSOrigins); err != nil {
 		return c, fs, fmt.Errorf("CORS_ORIGINS: %v", err)
+	}
+	if c.Scopes, err = apikey.ParseScopeList(*scopes); err != nil {
+		return c, fs, fmt.Errorf("SCOPES: %s", apperr.MessageOf(err))
 	}
 	if fs.NArg() > 0 && extra == nil {
 		return c, fs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -335,6 +341,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		LastUsedInterval: cfg.LastUsedInterval,
 		CacheSize:        cacheSize,
 		CacheTTL:         cfg.CacheTTL,
+		Scopes:           cfg.Scopes,
 		Observer:         m,
 	})
 	app := &App{DB: db, Keys: keys, Metrics: m}

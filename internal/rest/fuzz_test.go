@@ -57,7 +57,7 @@ func FuzzDecodeObject(f *testing.F) {
 			t.Fatalf("accepted a %d-byte body", len(body))
 		}
 		if len(bytes.TrimSpace(body)) == 0 {
-			if in != (apikey.CreateInput{}) {
+			if in.Name != nil || in.ExpiresAt != nil || in.Scopes != nil {
 				t.Fatalf("an empty body decoded as %+v", in)
 			}
 			return
