@@ -52,6 +52,27 @@ func ParseScopeList(list string) ([]string, error) {
 	return sortedSet(out), nil
 }
 
+// ParseRequiredScopes reads the scopes a request requires from the values
+// of a repeated parameter (?scope=a&scope=b), each a comma-separated list,
+// and returns them deduplicated and sorted.
+// Returns INVALID_REQUEST naming the first malformed name; an empty value
+// is malformed too, so that a proxy whose scope variable came out empty is
+// told rather than let through.
+func ParseRequiredScopes(values []string) ([]string, error) {
+	var out []string
+	for _, v := range values {
+		if strings.TrimSpace(v) == "" {
+			return nil, errMalformedScope(v)
+		}
+		s, err := ParseScopeList(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s...)
+	}
+	return sortedSet(out), nil
+}
+
 // normalizeScopes checks the scopes a new key asks for against the
 // catalogue (nil: any well-formed name) and returns them deduplicated and
 // sorted. nil stays nil (unrestricted); an empty list stays empty, not nil.

@@ -28,12 +28,14 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.route(mux, "GET /auth/api-keys", a.list)
 	a.route(mux, "DELETE /auth/api-keys/{id}", a.revoke)
 	a.route(mux, "GET /auth/verify", a.verify)
+	a.route(mux, "GET /auth/scopes", a.scopes)
 	a.route(mux, "GET /healthz", a.healthz)
 	a.route(mux, "GET /readyz", a.readyz)
 	a.route(mux, "GET /openapi.json", a.openapi)
 	a.methodNotAllowed(mux, "/auth/api-keys", "GET, HEAD, POST")
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}", "DELETE")
 	a.methodNotAllowed(mux, "/auth/verify", "GET, HEAD")
+	a.methodNotAllowed(mux, "/auth/scopes", "GET, HEAD")
 	a.methodNotAllowed(mux, "/healthz", "GET, HEAD")
 	a.methodNotAllowed(mux, "/readyz", "GET, HEAD")
 	a.methodNotAllowed(mux, "/openapi.json", "GET, HEAD")
@@ -86,22 +88,24 @@ func NoStore(next http.Handler) http.Handler {
 
 // keyJSON is a key as listed.
 type keyJSON struct {
-	ID         string  `json:"id"`
-	KeyPrefix  string  `json:"key_prefix"`
-	Name       *string `json:"name"`
-	CreatedAt  string  `json:"created_at"`
-	LastUsedAt *string `json:"last_used_at"`
-	ExpiresAt  *string `json:"expires_at"`
+	ID         string   `json:"id"`
+	KeyPrefix  string   `json:"key_prefix"`
+	Name       *string  `json:"name"`
+	CreatedAt  string   `json:"created_at"`
+	LastUsedAt *string  `json:"last_used_at"`
+	ExpiresAt  *string  `json:"expires_at"`
+	Scopes     []string `json:"scopes"` // null: unrestricted
 }
 
 // createdJSON is the answer to a create: the only one with the key.
 type createdJSON struct {
-	ID        string  `json:"id"`
-	Key       string  `json:"key"`
-	KeyPrefix string  `json:"key_prefix"`
-	Name      *string `json:"name"`
-	CreatedAt string  `json:"created_at"`
-	ExpiresAt *string `json:"expires_at"`
+	ID        string   `json:"id"`
+	Key       string   `json:"key"`
+	KeyPrefix string   `json:"key_prefix"`
+	Name      *string  `json:"name"`
+	CreatedAt string   `json:"created_at"`
+	ExpiresAt *string  `json:"expires_at"`
+	Scopes    []string `json:"scopes"` // null: unrestricted
 }
 
 // optTime formats an optional timestamp; nil stays null.
@@ -138,6 +142,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		Name:      k.Name,
 		CreatedAt: apikey.FormatTime(k.CreatedAt),
 		ExpiresAt: optTime(k.ExpiresAt),
+		Scopes:    k.Scopes,
 	})
 }
 
@@ -162,11 +167,39 @@ func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, e
 			t, err := apikey.ParseTime(name, *s)
 			in.ExpiresAt = &t
 			return err
+		case "scopes":
+			s, err := decodeScopes(dec)
+			in.Scopes = s
+			return err
 		default:
 			return skipValue(dec)
 		}
 	})
 	return in, err
+}
+
+// decodeScopes decodes the scopes of a create: null (unrestricted) or an
+// array of strings, kept non-nil when empty. The names themselves are the
+// service's to check.
+func decodeScopes(dec *json.Decoder) ([]string, error) {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return nil, errMalformedDoc
+	}
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, apperr.New(apperr.InvalidRequest, "scopes must be an array of strings or null")
+	}
+	out := make([]string, len(items))
+	for i, item := range items {
+		if err := json.Unmarshal(item, &out[i]); err != nil || item[0] != '"' {
+			return nil, apperr.Errorf(apperr.InvalidRequest, "scopes[%d] must be a string", i)
+		}
+	}
+	return out, nil
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
@@ -186,6 +219,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			CreatedAt:  apikey.FormatTime(k.CreatedAt),
 			LastUsedAt: optTime(k.LastUsedAt),
 			ExpiresAt:  optTime(k.ExpiresAt),
+			Scopes:     k.Scopes,
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -200,9 +234,18 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // verify is the forward-auth endpoint: 200 with the principal in the body and
-// in X-Auth-* headers, or the 401 of the credential.
+// in X-Auth-* headers, or the 401 of the credential, or 403 when an API key
+// lacks a scope named by ?scope= (repeated or comma-separated).
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
-	p, err := apikey.RequirePrincipal(r.Context())
+	var required []string
+	if r.URL.RawQuery != "" {
+		var err error
+		if required, err = apikey.ParseRequiredScopes(r.URL.Query()["scope"]); err != nil {
+			WriteError(w, r, a.log, err)
+			return
+		}
+	}
+	p, err := a.svc.CheckScopes(r.Context(), required)
 	if err != nil {
 		// Anonymous requests elsewhere are not verifications, but one that
 		// asks whether it may pass and brings nothing is: count it here.
@@ -213,16 +256,35 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var keyID *string
-	w.Header().Set("X-Auth-User-Id", p.UserID)
+	h := w.Header()
+	h.Set("X-Auth-User-Id", p.UserID)
 	if p.KeyID != "" {
 		keyID = &p.KeyID
-		w.Header().Set("X-Auth-Key-Id", p.KeyID)
+		h.Set("X-Auth-Key-Id", p.KeyID)
+	}
+	if p.Unrestricted() {
+		h.Set("X-Auth-Scopes", "*")
+	} else {
+		h.Set("X-Auth-Scopes", strings.Join(p.Scopes, " "))
 	}
 	writeJSON(w, http.StatusOK, struct {
 		UserID     string        `json:"user_id"`
 		AuthMethod apikey.Method `json:"auth_method"`
 		KeyID      *string       `json:"key_id"`
-	}{p.UserID, p.Method, keyID})
+		Scopes     []string      `json:"scopes"`
+	}{p.UserID, p.Method, keyID, p.Scopes})
+}
+
+// scopes answers the scope catalogue: null when any well-formed name goes.
+func (a *API) scopes(w http.ResponseWriter, r *http.Request) {
+	c, err := a.svc.AvailableScopes(r.Context())
+	if err != nil {
+		WriteError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Scopes []string `json:"scopes"`
+	}{c})
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {

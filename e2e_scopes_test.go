@@ -1,0 +1,297 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// scopesOf decodes the "scopes" member of a JSON object exactly: null, [] and
+// a list stay apart (nil, empty and non-empty slices), and a missing member
+// fails the test.
+func scopesOf(t testing.TB, body []byte) []string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	raw, ok := m["scopes"]
+	if !ok {
+		t.Fatalf("body %s has no scopes", body)
+	}
+	if string(raw) == "null" {
+		return nil
+	}
+	out := []string{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("scopes %s: %v", raw, err)
+	}
+	return out
+}
+
+// sameScopes compares scopes exactly, telling nil (unrestricted) from empty.
+func sameScopes(got, want []string) bool {
+	return (got == nil) == (want == nil) && slices.Equal(got, want)
+}
+
+// listedScopes returns the scopes of key id as GET /auth/api-keys lists them.
+func (e *testEnv) listedScopes(tok, id string) []string {
+	e.t.Helper()
+	res := e.do("GET", "/auth/api-keys", bearer(tok), nil)
+	var out struct {
+		APIKeys []json.RawMessage `json:"api_keys"`
+	}
+	if err := json.Unmarshal(res.Body, &out); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, k := range out.APIKeys {
+		var head struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(k, &head)
+		if head.ID == id {
+			return scopesOf(e.t, k)
+		}
+	}
+	e.t.Fatalf("key %s is not listed", id)
+	return nil
+}
+
+// createScoped creates a key with the raw JSON scopes value (or no scopes
+// member when scopes is "") and returns it with the scopes it was answered.
+func (e *testEnv) createScoped(tok, scopes string) (createdKey, []string) {
+	e.t.Helper()
+	body := `{"name":"scoped"}`
+	if scopes != "" {
+		body = `{"name":"scoped","scopes":` + scopes + `}`
+	}
+	res := e.do("POST", "/auth/api-keys", bearer(tok), &body)
+	if res.Status != http.StatusCreated {
+		e.t.Fatalf("create with scopes %s: %d %s", scopes, res.Status, res.Body)
+	}
+	var k createdKey
+	if err := json.Unmarshal(res.Body, &k); err != nil {
+		e.t.Fatal(err)
+	}
+	e.remember(k.Key)
+	return k, scopesOf(e.t, res.Body)
+}
+
+// verifyScoped asks /auth/verify for the given query with key.
+func (e *testEnv) verifyScoped(key, query string) response {
+	e.t.Helper()
+	path := "/auth/verify"
+	if query != "" {
+		path += "?" + query
+	}
+	return e.do("GET", path, hdr("X-Api-Key", key), nil)
+}
+
+// TestScopesCreateAndList: scopes round-trip exactly through create, list
+// and verify; unrestricted (null, or absent) and empty ([]) stay apart; the
+// documented create body without scopes answers as it always did.
+func TestScopesCreateAndList(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		tok := e.token("alice")
+		for _, c := range []struct {
+			body string
+			want []string
+		}{
+			{"", nil},
+			{"null", nil},
+			{"[]", []string{}},
+			{`["reports:read"]`, []string{"reports:read"}},
+			{`["orders:write","orders:read","orders:write"]`, []string{"orders:read", "orders:write"}},
+		} {
+			k, got := e.createScoped(tok, c.body)
+			if !sameScopes(got, c.want) {
+				t.Errorf("create %s: scopes %#v, want %#v", c.body, got, c.want)
+			}
+			if got := e.listedScopes(tok, k.ID); !sameScopes(got, c.want) {
+				t.Errorf("list after create %s: scopes %#v, want %#v", c.body, got, c.want)
+			}
+			res := e.verifyScoped(k.Key, "")
+			if res.Status != http.StatusOK || !sameScopes(scopesOf(t, res.Body), c.want) {
+				t.Errorf("verify after create %s: %d %s", c.body, res.Status, res.Body)
+			}
+		}
+
+		// The README's body and no body at all: unrestricted, as before.
+		for _, body := range []*string{nil, str(`{"name": "Production server"}`)} {
+			res := e.do("POST", "/auth/api-keys", bearer(tok), body)
+			if res.Status != http.StatusCreated || !strings.Contains(string(res.Body), `"scopes":null`) {
+				t.Errorf("create %v: %d %s", body, res.Status, res.Body)
+			}
+			e.remember(e.created(res).Key)
+		}
+	})
+}
+
+// TestScopesRefused: every bad scopes value is 400 INVALID_REQUEST naming
+// what is wrong, and creates nothing.
+func TestScopesRefused(t *testing.T) {
+	tooMany := make([]string, 51)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprintf(`"s%02d"`, i)
+	}
+	eachDBConfigured(t, func(c *Config) { c.Scopes = []string{"orders:read", "orders:write", "reports:read"} }, func(t *testing.T, e *testEnv) {
+		tok := e.token("alice")
+		e.create(tok, nil)
+		for body, mention := range map[string]string{
+			`{"scopes":"orders:read"}`:                  "scopes must be an array",
+			`{"scopes":{"orders:read":true}}`:           "scopes must be an array",
+			`{"scopes":["orders:read",1]}`:              "scopes[1] must be a string",
+			`{"scopes":[null]}`:                         "scopes[0] must be a string",
+			`{"scopes":[["orders:read"]]}`:              "scopes[0] must be a string",
+			`{"scopes":["orders:read","Orders:Write"]}`: `"Orders:Write"`,
+			`{"scopes":["orders:delete"]}`:              `"orders:delete" is not in`,
+			`{"scopes":[""]}`:                           `scope "" is malformed`,
+			`{"scopes":["orders read"]}`:                `"orders read" is malformed`,
+			`{"scopes":["a\u0000b"]}`:                   `"a\x00b" is malformed`,
+		} {
+			res := e.do("POST", "/auth/api-keys", bearer(tok), &body)
+			wantError(t, res, http.StatusBadRequest, "INVALID_REQUEST")
+			if msg, _ := res.JSON(t)["error"].(string); !strings.Contains(msg, mention) {
+				t.Errorf("%.60s: message %q does not say %q", body, msg, mention)
+			}
+		}
+		if n := len(e.list(tok)); n != 1 {
+			t.Fatalf("%d keys after refused creates, want the 1 made before", n)
+		}
+	})
+	// Free-form: more than 50 distinct well-formed names is still too many.
+	e := newEnv(t, "sqlite")
+	body := `{"scopes":[` + strings.Join(tooMany, ",") + `]}`
+	res := e.do("POST", "/auth/api-keys", bearer(e.token("bob")), &body)
+	wantError(t, res, http.StatusBadRequest, "INVALID_REQUEST")
+	if msg, _ := res.JSON(t)["error"].(string); !strings.Contains(msg, `at most 50 scopes, not 51 (scope "s50"`) {
+		t.Errorf("51 scopes: message %q", msg)
+	}
+}
+
+// TestScopesVerify: /auth/verify?scope= requires every named scope of an
+// API key; an unrestricted key and a login token pass every check; the
+// X-Auth-Scopes header tells a proxy what the caller holds.
+func TestScopesVerify(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		tok := e.token("alice")
+		scoped, _ := e.createScoped(tok, `["reports:read","orders:read"]`)
+		empty, _ := e.createScoped(tok, `[]`)
+		free, _ := e.createScoped(tok, "")
+
+		for _, c := range []struct {
+			key, query string
+			status     int
+			header     string // X-Auth-Scopes of a 200; the message of a 403
+		}{
+			{scoped.Key, "", 200, "orders:read reports:read"},
+			{scoped.Key, "scope=reports:read", 200, "orders:read reports:read"},
+			{scoped.Key, "scope=reports:read&scope=orders:read", 200, "orders:read reports:read"},
+			{scoped.Key, "scope=reports:read,orders:read", 200, "orders:read reports:read"},
+			{scoped.Key, "scope=reports:read&scope=orders:write", 403, "lacks the scope orders:write"},
+			{scoped.Key, "scope=orders:write,reports:write,reports:read", 403, "lacks the scopes orders:write, reports:write"},
+			{empty.Key, "", 200, ""},
+			{empty.Key, "scope=reports:read", 403, "lacks the scope reports:read"},
+			{free.Key, "scope=reports:read,anything:at-all", 200, "*"},
+			{scoped.Key, "scope=reports:read&other=ignored", 200, "orders:read reports:read"},
+		} {
+			res := e.verifyScoped(c.key, c.query)
+			switch c.status {
+			case 200:
+				if res.Status != 200 {
+					t.Errorf("%s: %d %s, want 200", c.query, res.Status, res.Body)
+				} else if got, ok := res.Header["X-Auth-Scopes"]; !ok || got[0] != c.header {
+					t.Errorf("%s: X-Auth-Scopes %q, want %q", c.query, got, c.header)
+				}
+			default:
+				wantError(t, res, c.status, "INSUFFICIENT_SCOPE")
+				if msg, _ := res.JSON(t)["error"].(string); !strings.Contains(msg, c.header) || strings.Contains(c.query, "reports:read,") && strings.Contains(msg, "reports:read") {
+					t.Errorf("%s: message %q, want one naming only what is missing (%q)", c.query, msg, c.header)
+				}
+			}
+		}
+
+		// A login token is the user themself: every check passes.
+		res := e.do("GET", "/auth/verify?scope=orders:write", bearer(tok), nil)
+		if res.Status != 200 || res.Header.Get("X-Auth-Scopes") != "*" || scopesOf(t, res.Body) != nil {
+			t.Errorf("login token: %d %q %s", res.Status, res.Header.Get("X-Auth-Scopes"), res.Body)
+		}
+
+		// A malformed scope parameter is the caller's mistake, whoever calls.
+		for _, q := range []string{"scope=", "scope=Reports", "scope=reports:read,,orders:read", "scope=reports:read&scope=", "scope=" + url.QueryEscape("a b"), "scope=" + strings.Repeat("a", 65)} {
+			for _, h := range []http.Header{hdr("X-Api-Key", scoped.Key), bearer(tok), nil} {
+				res := e.do("GET", "/auth/verify?"+q, h, nil)
+				wantError(t, res, http.StatusBadRequest, "INVALID_REQUEST")
+				if msg, _ := res.JSON(t)["error"].(string); !strings.Contains(msg, "scope") {
+					t.Errorf("%s: message %q", q, msg)
+				}
+			}
+		}
+
+		// No credential, or a bad one, is still the 401 it always was.
+		wantError(t, e.do("GET", "/auth/verify?scope=reports:read", nil, nil), http.StatusUnauthorized, "MISSING_AUTH")
+		wantError(t, e.verifyScoped(scoped.Key[:len(scoped.Key)-2]+"xx", "scope=reports:read"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+
+		// Management stays JWT-only, whatever a key holds.
+		for _, k := range []string{scoped.Key, free.Key} {
+			wantError(t, e.do("POST", "/auth/api-keys", hdr("X-Api-Key", k), nil), http.StatusForbidden, "JWT_REQUIRED")
+			wantError(t, e.do("GET", "/auth/scopes", hdr("X-Api-Key", k), nil), http.StatusForbidden, "JWT_REQUIRED")
+		}
+	})
+}
+
+// TestScopesCatalogue: GET /auth/scopes answers the SCOPES catalogue, or
+// null when names are free-form; a key may only draw from the catalogue.
+func TestScopesCatalogue(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		res := e.do("GET", "/auth/scopes", bearer(e.token("alice")), nil)
+		if res.Status != 200 || string(res.Body) != `{"scopes":null}`+"\n" {
+			t.Fatalf("free-form catalogue: %d %s", res.Status, res.Body)
+		}
+		wantError(t, e.do("GET", "/auth/scopes", nil, nil), http.StatusUnauthorized, "MISSING_AUTH")
+	})
+	t.Setenv("SCOPES", "reports:read, orders:write,orders:read,reports:read")
+	cfg, _, err := parseConfig("test", nil, nil)
+	if err != nil || !slices.Equal(cfg.Scopes, []string{"orders:read", "orders:write", "reports:read"}) {
+		t.Fatalf("SCOPES: %#v, %v", cfg.Scopes, err)
+	}
+	e := newEnv(t, "sqlite", func(c *Config) { c.Scopes = cfg.Scopes })
+	tok := e.token("alice")
+	res := e.do("GET", "/auth/scopes", bearer(tok), nil)
+	if res.Status != 200 || !sameScopes(scopesOf(t, res.Body), cfg.Scopes) {
+		t.Fatalf("catalogue: %d %s", res.Status, res.Body)
+	}
+	if _, got := e.createScoped(tok, `["orders:read"]`); !sameScopes(got, []string{"orders:read"}) {
+		t.Fatalf("scopes %v", got)
+	}
+	for _, bad := range []string{"Orders", "a,,b", "a b", ","} {
+		t.Setenv("SCOPES", bad)
+		if _, _, err := parseConfig("test", nil, nil); err == nil || !strings.Contains(err.Error(), "SCOPES") {
+			t.Errorf("SCOPES=%q: %v", bad, err)
+		}
+	}
+	t.Setenv("SCOPES", "")
+	if cfg, _, err := parseConfig("test", []string{"-scopes", "b,a"}, nil); err != nil || !slices.Equal(cfg.Scopes, []string{"a", "b"}) {
+		t.Errorf("-scopes: %#v, %v", cfg.Scopes, err)
+	}
+}
+
+// TestScopesMetrics: a verification refused for a missing scope is counted
+// under its own outcome, after the ok of the key itself.
+func TestScopesMetrics(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	tok := e.token("alice")
+	k, _ := e.createScoped(tok, `["reports:read"]`)
+	s := newMetricsScript(t, e)
+	before := e.scrape()
+	const verify = "/auth/verify"
+	s.send("GET", verify+"?scope=reports:read", verify, hdr("X-Api-Key", k.Key), nil, 200, "api_key/ok")
+	s.send("GET", verify+"?scope=orders:read", verify, hdr("X-Api-Key", k.Key), nil, 403, "api_key/ok", "api_key/insufficient_scope")
+	s.send("GET", verify+"?scope=orders:read", verify, bearer(tok), nil, 200, "jwt/ok")
+	s.send("GET", verify+"?scope=Bad", verify, hdr("X-Api-Key", k.Key), nil, 400, "api_key/ok")
+	s.check(before, e.scrape())
+}
