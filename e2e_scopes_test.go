@@ -295,3 +295,95 @@ func TestScopesMetrics(t *testing.T) {
 	s.send("GET", verify+"?scope=Bad", verify, hdr("X-Api-Key", k.Key), nil, 400, "api_key/ok")
 	s.check(before, e.scrape())
 }
+
+// gqlScopes reads a [String!] answer exactly: nil for null, empty for [].
+func gqlScopes(t testing.TB, v any) []string {
+	t.Helper()
+	if v == nil {
+		return nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		t.Fatalf("scopes %#v is not a list", v)
+	}
+	out := []string{}
+	for _, it := range items {
+		out = append(out, it.(string))
+	}
+	return out
+}
+
+// TestScopesGraphQL: the same scopes through GraphQL: on createApiKey's
+// input and answer, apiKeys, viewer, and availableScopes.
+func TestScopesGraphQL(t *testing.T) {
+	eachDBConfigured(t, func(c *Config) { c.Scopes = []string{"orders:read", "reports:read"} }, func(t *testing.T, e *testEnv) {
+		tok := e.token("alice")
+		const create = `mutation($s: [String!]) { createApiKey(input: {name: "g", scopes: $s}) { key apiKey { id scopes } } }`
+		keys := map[string]string{}
+		for name, c := range map[string]struct {
+			vars map[string]any
+			want []string
+		}{
+			"absent": {map[string]any{}, nil},
+			"null":   {map[string]any{"s": nil}, nil},
+			"empty":  {map[string]any{"s": []string{}}, []string{}},
+			"two":    {map[string]any{"s": []string{"reports:read", "orders:read", "reports:read"}}, []string{"orders:read", "reports:read"}},
+		} {
+			_, res := e.gql(bearer(tok), create, c.vars)
+			if len(res.Errors) != 0 {
+				t.Fatalf("%s: %v", name, res.Errors)
+			}
+			out := res.Data["createApiKey"].(map[string]any)
+			e.remember(out["key"].(string))
+			keys[name] = out["key"].(string)
+			if got := gqlScopes(t, out["apiKey"].(map[string]any)["scopes"]); !sameScopes(got, c.want) {
+				t.Errorf("%s: created with %#v, want %#v", name, got, c.want)
+			}
+			// The same key through REST: the edges never diverge.
+			if got := e.listedScopes(tok, out["apiKey"].(map[string]any)["id"].(string)); !sameScopes(got, c.want) {
+				t.Errorf("%s: REST lists %#v, want %#v", name, got, c.want)
+			}
+			_, v := e.gql(hdr("X-Api-Key", keys[name]), `{ viewer { scopes apiKey { scopes } } }`, nil)
+			viewer := v.Data["viewer"].(map[string]any)
+			if got := gqlScopes(t, viewer["scopes"]); !sameScopes(got, c.want) {
+				t.Errorf("%s: viewer scopes %#v, want %#v", name, got, c.want)
+			}
+			if got := gqlScopes(t, viewer["apiKey"].(map[string]any)["scopes"]); !sameScopes(got, c.want) {
+				t.Errorf("%s: viewer.apiKey scopes %#v, want %#v", name, got, c.want)
+			}
+		}
+		_, res := e.gql(bearer(tok), `{ apiKeys { scopes } viewer { scopes } availableScopes }`, nil)
+		if len(res.Errors) != 0 || len(res.Data["apiKeys"].([]any)) != 4 {
+			t.Fatalf("apiKeys: %v %v", res.Data, res.Errors)
+		}
+		if res.Data["viewer"].(map[string]any)["scopes"] != nil {
+			t.Errorf("a login token's viewer scopes %v, want null", res.Data["viewer"])
+		}
+		if got := gqlScopes(t, res.Data["availableScopes"]); !slices.Equal(got, []string{"orders:read", "reports:read"}) {
+			t.Errorf("availableScopes %#v", got)
+		}
+		_, res = e.gql(hdr("X-Api-Key", keys["two"]), `{ availableScopes }`, nil)
+		if !slices.Equal(res.codes(), []string{"JWT_REQUIRED"}) {
+			t.Errorf("availableScopes with a key: %v", res.Errors)
+		}
+
+		for vars, mention := range map[string]string{
+			`["orders:read","Orders"]`: `"Orders"`,
+			`["billing:read"]`:         `"billing:read" is not in`,
+		} {
+			var s []string
+			_ = json.Unmarshal([]byte(vars), &s)
+			_, res := e.gql(bearer(tok), create, map[string]any{"s": s})
+			if !slices.Equal(res.codes(), []string{"INVALID_REQUEST"}) || !strings.Contains(res.Errors[0].Message, mention) {
+				t.Errorf("%s: %v, want INVALID_REQUEST naming %s", vars, res.Errors, mention)
+			}
+		}
+		_, res = e.gql(bearer(tok), create, map[string]any{"s": []any{"orders:read", 7}})
+		if len(res.Errors) == 0 {
+			t.Error("a number among the scopes was accepted")
+		}
+		if n := len(e.list(tok)); n != 4 {
+			t.Errorf("%d keys after refused creates, want 4", n)
+		}
+	})
+}
