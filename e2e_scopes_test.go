@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -385,5 +387,97 @@ func TestScopesGraphQL(t *testing.T) {
 		if n := len(e.list(tok)); n != 4 {
 			t.Errorf("%d keys after refused creates, want 4", n)
 		}
+	})
+}
+
+// TestNginxScope runs examples/nginx/apikeyd.conf in a real nginx and shows
+// that its /reports/ location lets through only credentials holding
+// reports:read: a key without it gets apikeyd's 403 and the service never
+// sees the request, whatever the client puts in its own query string or
+// headers.
+func TestNginxScope(t *testing.T) {
+	e := newEnv(t, "sqlite", func(c *Config) { c.TrustedProxies = "127.0.0.1/32" })
+	up := &upstreamRecorder{}
+	upstream := httptest.NewServer(up)
+	t.Cleanup(upstream.Close)
+	base := fmt.Sprintf("http://127.0.0.1:%d", startNginx(t, portOf(t, e.URL), portOf(t, upstream.URL)))
+	client := clientFrom("127.0.0.1")
+
+	tok := e.token("alice")
+	reports, _ := e.createScoped(tok, `["reports:read","orders:read"]`)
+	orders, _ := e.createScoped(tok, `["orders:read"]`)
+	none, _ := e.createScoped(tok, `[]`)
+	free, _ := e.createScoped(tok, "")
+
+	send := func(t *testing.T, path string, h http.Header) response {
+		t.Helper()
+		req, err := http.NewRequest("GET", base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	}
+	passes := func(t *testing.T, path string, h http.Header, scopes string) {
+		t.Helper()
+		before := up.count()
+		if res := send(t, path, h); res.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, res.Status, res.Body)
+		}
+		if up.count() != before+1 {
+			t.Fatalf("the service got %d requests, want 1", up.count()-before)
+		}
+		if got := up.last().Header.Values("X-Auth-Scopes"); strings.Join(got, "|") != scopes {
+			t.Errorf("the service saw X-Auth-Scopes %q, want %q", got, scopes)
+		}
+	}
+	refused := func(t *testing.T, path string, h http.Header, status int, code string) {
+		t.Helper()
+		before := up.count()
+		res := send(t, path, h)
+		if up.count() != before {
+			t.Errorf("a refused request reached the service")
+		}
+		if res.Status != status {
+			t.Fatalf("%s: %d %s, want %d", path, res.Status, res.Body, status)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(res.Body, &m); err != nil || m["code"] != code || m["statusCode"] != float64(status) {
+			t.Fatalf("body %q, want apikeyd's %s error", res.Body, code)
+		}
+		if res.Header.Get("Content-Type") != "application/json" || res.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("headers %v", res.Header)
+		}
+	}
+
+	t.Run("WithTheScope", func(t *testing.T) {
+		passes(t, "/reports/q1", hdr("X-Api-Key", reports.Key), "orders:read reports:read")
+		passes(t, "/reports/q1", bearer(reports.Key), "orders:read reports:read")
+	})
+	t.Run("Unrestricted", func(t *testing.T) {
+		passes(t, "/reports/q1", hdr("X-Api-Key", free.Key), "*")
+		passes(t, "/reports/q1", bearer(tok), "*")
+	})
+	t.Run("WithoutTheScope", func(t *testing.T) {
+		refused(t, "/reports/q1", hdr("X-Api-Key", orders.Key), http.StatusForbidden, "INSUFFICIENT_SCOPE")
+		refused(t, "/reports/q1", hdr("X-Api-Key", none.Key), http.StatusForbidden, "INSUFFICIENT_SCOPE")
+		// The client's query string and headers change nothing.
+		refused(t, "/reports/q1?scope=orders:read", hdr("X-Api-Key", orders.Key, "X-Auth-Scopes", "*"), http.StatusForbidden, "INSUFFICIENT_SCOPE")
+		refused(t, "/reports/q1", nil, http.StatusUnauthorized, "MISSING_AUTH")
+		refused(t, "/reports/q1", hdr("X-Api-Key", orders.Key[:len(orders.Key)-2]+"xx"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+	})
+	t.Run("OtherPathsNeedNoScope", func(t *testing.T) {
+		passes(t, "/private/data", hdr("X-Api-Key", orders.Key, "X-Auth-Scopes", "*"), "orders:read")
+		// A key that holds no scope sends an empty X-Auth-Scopes, which
+		// nginx drops, the client's forged one with it.
+		passes(t, "/private/data", hdr("X-Api-Key", none.Key, "X-Auth-Scopes", "*"), "")
 	})
 }
