@@ -42,8 +42,11 @@ func TestBrowser(t *testing.T) {
 	}
 
 	e := newEnv(t, "sqlite")
+	// A second server with a scope catalogue (web/e2e/scopes.test.mjs).
+	scoped := newEnv(t, "sqlite", func(c *Config) { c.Scopes = []string{"orders:read", "orders:write", "reports:read"} })
 	password := "pw-" + rand.Text() // the dashboard user's; must never be logged
 	e.remember(password)
+	scoped.remember(password)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -52,6 +55,7 @@ func TestBrowser(t *testing.T) {
 	cmd.Dir = filepath.Join(root, "web", "e2e")
 	cmd.Env = append(os.Environ(),
 		"APIKEYD_URL="+e.URL,
+		"APIKEYD_SCOPES_URL="+scoped.URL,
 		"CHROMIUM_PATH="+chromium,
 		"SCREENSHOT_DIR="+shots,
 		"APIKEYD_E2E_PASSWORD="+password,
@@ -68,7 +72,7 @@ func TestBrowser(t *testing.T) {
 	}
 	// The keys and login tokens the browser saw are unknown here: look for
 	// anything shaped like them in the server log.
-	logs := e.Logs.String()
+	logs := e.Logs.String() + scoped.Logs.String()
 	for what, re := range map[string]*regexp.Regexp{
 		"an API key":    regexp.MustCompile(`atiru_[0-9A-Za-z]{38}`),
 		"a login token": regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`),
