@@ -33,45 +33,46 @@ func ValidScope(s string) bool {
 }
 
 // ParseScopeList reads a comma-separated list of scope names (the SCOPES
-// setting, a ?scope= parameter), blanks around names allowed, and returns it
-// deduplicated and sorted; an empty or blank list is nil.
+// setting), blanks around names allowed, and returns it deduplicated and
+// sorted; an empty or blank list is nil.
 // Returns INVALID_REQUEST naming the first malformed name (an empty one
 // between commas included).
 func ParseScopeList(list string) ([]string, error) {
 	if strings.TrimSpace(list) == "" {
 		return nil, nil
 	}
-	var out []string
-	for s := range strings.SplitSeq(list, ",") {
-		s = strings.TrimSpace(s)
-		if !ValidScope(s) {
-			return nil, errMalformedScope(s)
-		}
-		out = append(out, s)
+	out, err := AppendScopeList(nil, list)
+	if err != nil {
+		return nil, err
 	}
 	return sortedSet(out), nil
 }
 
-// ParseRequiredScopes reads the scopes a request requires from the values
-// of a repeated parameter (?scope=a&scope=b), each a comma-separated list,
-// and returns them deduplicated and sorted.
-// Returns INVALID_REQUEST naming the first malformed name; an empty value
-// is malformed too, so that a proxy whose scope variable came out empty is
-// told rather than let through.
-func ParseRequiredScopes(values []string) ([]string, error) {
-	var out []string
-	for _, v := range values {
-		if strings.TrimSpace(v) == "" {
-			return nil, errMalformedScope(v)
+// AppendScopeList appends to dst the names of a comma-separated list, blanks
+// around names allowed, as they come; RequiredScopes makes a set of them.
+// It is the parser of one ?scope= value, which allocates nothing when dst
+// has room.
+// Returns INVALID_REQUEST naming the first malformed name; an empty value,
+// or an empty name between commas, is malformed too, so that a proxy whose
+// scope variable came out empty is told rather than let through.
+func AppendScopeList(dst []string, list string) ([]string, error) {
+	for {
+		name, rest, more := strings.Cut(list, ",")
+		name = strings.TrimSpace(name)
+		if !ValidScope(name) {
+			return dst, errMalformedScope(name)
 		}
-		s, err := ParseScopeList(v)
-		if err != nil {
-			return nil, err
+		dst = append(dst, name)
+		if !more {
+			return dst, nil
 		}
-		out = append(out, s...)
+		list = rest
 	}
-	return sortedSet(out), nil
 }
+
+// RequiredScopes turns the names AppendScopeList collected into the sorted
+// set CheckScopes takes, in place.
+func RequiredScopes(names []string) []string { return sortedSet(names) }
 
 // normalizeScopes checks the scopes a new key asks for against the
 // catalogue (nil: any well-formed name) and returns them deduplicated and

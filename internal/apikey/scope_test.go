@@ -38,7 +38,7 @@ func TestParseScopeList(t *testing.T) {
 			t.Errorf("%q: %#v, %v; want %#v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"a,", ",a", "a,,b", "A", "a b"} {
+	for _, in := range []string{"a,", ",a", "a,,b", "A", "a b", ","} {
 		if _, err := apikey.ParseScopeList(in); apperr.CodeOf(err) != apperr.InvalidRequest {
 			t.Errorf("%q: %v, want INVALID_REQUEST", in, err)
 		}

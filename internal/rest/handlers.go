@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -237,13 +238,11 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 // in X-Auth-* headers, or the 401 of the credential, or 403 when an API key
 // lacks a scope named by ?scope= (repeated or comma-separated).
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
-	var required []string
-	if r.URL.RawQuery != "" {
-		var err error
-		if required, err = apikey.ParseRequiredScopes(r.URL.Query()["scope"]); err != nil {
-			WriteError(w, r, a.log, err)
-			return
-		}
+	var buf [8]string // a proxy names a scope or two: parse them without allocating
+	required, err := scopeParams(buf[:0], r.URL.RawQuery)
+	if err != nil {
+		WriteError(w, r, a.log, err)
+		return
 	}
 	p, err := a.svc.CheckScopes(r.Context(), required)
 	if err != nil {
@@ -273,6 +272,41 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		KeyID      *string       `json:"key_id"`
 		Scopes     []string      `json:"scopes"`
 	}{p.UserID, p.Method, keyID, p.Scopes})
+}
+
+// scopeParams appends to dst the scopes named by the scope parameters of
+// a raw query (repeated, or comma-separated: scope=a&scope=b,c) and returns
+// them as a sorted set. Other parameters are ignored. It reads the query
+// itself rather than through url.Values, which would allocate a map on
+// every verification.
+// Returns INVALID_REQUEST for a malformed name, an empty value, or a
+// parameter that does not decode.
+func scopeParams(dst []string, rawQuery string) ([]string, error) {
+	for rawQuery != "" {
+		var param string
+		param, rawQuery, _ = strings.Cut(rawQuery, "&")
+		key, value, _ := strings.Cut(param, "=")
+		if key != "scope" {
+			if !strings.ContainsAny(key, "%+") {
+				continue
+			}
+			if k, err := url.QueryUnescape(key); err != nil || k != "scope" {
+				continue
+			}
+		}
+		if strings.ContainsAny(value, "%+") {
+			v, err := url.QueryUnescape(value)
+			if err != nil {
+				return nil, apperr.New(apperr.InvalidRequest, "the scope parameter is not a valid query value")
+			}
+			value = v
+		}
+		var err error
+		if dst, err = apikey.AppendScopeList(dst, value); err != nil {
+			return nil, err
+		}
+	}
+	return apikey.RequiredScopes(dst), nil
 }
 
 // scopes answers the scope catalogue: null when any well-formed name goes.
