@@ -283,11 +283,15 @@ func TestScopesCatalogue(t *testing.T) {
 }
 
 // TestScopesMetrics: a verification refused for a missing scope is counted
-// under its own outcome, after the ok of the key itself.
+// under its own outcome, after the ok of the key itself; and a cached key's
+// scope checks are all cache hits.
 func TestScopesMetrics(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	tok := e.token("alice")
 	k, _ := e.createScoped(tok, `["reports:read"]`)
+	if res := e.verifyScoped(k.Key, ""); res.Status != 200 || !e.App.Keys.Cached(k.Key) {
+		t.Fatalf("warm-up: %d, cached %v", res.Status, e.App.Keys.Cached(k.Key))
+	}
 	s := newMetricsScript(t, e)
 	before := e.scrape()
 	const verify = "/auth/verify"
@@ -295,7 +299,14 @@ func TestScopesMetrics(t *testing.T) {
 	s.send("GET", verify+"?scope=orders:read", verify, hdr("X-Api-Key", k.Key), nil, 403, "api_key/ok", "api_key/insufficient_scope")
 	s.send("GET", verify+"?scope=orders:read", verify, bearer(tok), nil, 200, "jwt/ok")
 	s.send("GET", verify+"?scope=Bad", verify, hdr("X-Api-Key", k.Key), nil, 400, "api_key/ok")
-	s.check(before, e.scrape())
+	after := e.scrape()
+	s.check(before, after)
+	// The key was verified (and cached) before: every scope check above was
+	// answered from the cache, without a query.
+	if hit, miss := after.value("apikeyd_verify_cache_lookups_total", "result", "hit")-before.value("apikeyd_verify_cache_lookups_total", "result", "hit"),
+		after.value("apikeyd_verify_cache_lookups_total", "result", "miss")-before.value("apikeyd_verify_cache_lookups_total", "result", "miss"); hit != 3 || miss != 0 {
+		t.Errorf("cache lookups: %v hits, %v misses; want 3 hits, no miss", hit, miss)
+	}
 }
 
 // gqlScopes reads a [String!] answer exactly: nil for null, empty for [].
