@@ -16,6 +16,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/config"
 )
 
 // TestBrowser runs the browser tests of web/e2e (node:test driving Debian's
@@ -48,27 +50,15 @@ func TestBrowser(t *testing.T) {
 	}
 
 	e := newEnv(t, "sqlite")
+	// A second server with a scope catalogue (web/e2e/scopes.test.mjs).
+	scoped := newEnv(t, "sqlite", func(c *config.Config) { c.Scopes = []string{"orders:read", "orders:write", "reports:read"} })
 	password := "pw-" + rand.Text() // the dashboard user's; must never be logged
 	e.remember(password)
-	// The browser talks to apikeyd through a proxy that checks each of its
-	// exchanges against the OpenAPI document and remembers the keys and
+	scoped.remember(password)
+	// The browser talks to apikeyd through proxies that check each of its
+	// exchanges against the OpenAPI document and remember the keys and
 	// login tokens it is handed, as the harness's own client does.
-	target, err := url.Parse(e.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httptest.NewServer(&httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target) },
-		Transport: &contractTransport{t: t, base: http.DefaultTransport, c: mustContract(t)},
-		ModifyResponse: func(res *http.Response) error {
-			b, err := io.ReadAll(res.Body)
-			res.Body.Close()
-			res.Body = io.NopCloser(bytes.NewReader(b))
-			e.rememberMinted(b)
-			return err
-		},
-	})
-	t.Cleanup(proxy.Close)
+	proxy, scopedProxy := e.checkingProxy(), scoped.checkingProxy()
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -76,7 +66,8 @@ func TestBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = filepath.Join(root, "web", "e2e")
 	cmd.Env = append(os.Environ(),
-		"APIKEYD_URL="+proxy.URL,
+		"APIKEYD_URL="+proxy,
+		"APIKEYD_SCOPES_URL="+scopedProxy,
 		"CHROMIUM_PATH="+chromium,
 		"SCREENSHOT_DIR="+shots,
 		"APIKEYD_E2E_PASSWORD="+password,
@@ -92,8 +83,8 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the browser tests failed: %v (output above)", err)
 	}
 	// Besides the keys and tokens remembered on the way, look for anything
-	// shaped like one in the server log.
-	logs := e.Logs.String()
+	// shaped like one in the servers' logs.
+	logs := e.Logs.String() + scoped.Logs.String()
 	for what, re := range map[string]*regexp.Regexp{
 		"an API key":    regexp.MustCompile(`atiru_[0-9A-Za-z]{38}`),
 		"a login token": regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`),
@@ -102,6 +93,30 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("%s (%.12s…) appears in the server log", what, m)
 		}
 	}
+}
+
+// checkingProxy serves e through a reverse proxy that checks each exchange
+// against the OpenAPI document and remembers the keys and login tokens it
+// hands out, and returns its URL: for clients, such as a browser, that the
+// harness cannot give its own client.
+func (e *testEnv) checkingProxy() string {
+	target, err := url.Parse(e.URL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target) },
+		Transport: &contractTransport{t: e.t, base: http.DefaultTransport, c: mustContract(e.t)},
+		ModifyResponse: func(res *http.Response) error {
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			res.Body = io.NopCloser(bytes.NewReader(b))
+			e.rememberMinted(b)
+			return err
+		},
+	})
+	e.t.Cleanup(proxy.Close)
+	return proxy.URL
 }
 
 // toolMissing returns the function that stops a test of what when a tool it

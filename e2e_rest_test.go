@@ -668,7 +668,7 @@ func TestRESTList(t *testing.T) {
 				fields = append(fields, f)
 			}
 			slices.Sort(fields)
-			if want := []string{"created_at", "expires_at", "id", "key_prefix", "last_used_at", "name"}; !slices.Equal(fields, want) {
+			if want := []string{"created_at", "expires_at", "id", "key_prefix", "last_used_at", "name", "scopes"}; !slices.Equal(fields, want) {
 				t.Errorf("listed fields %v, want %v", fields, want)
 			}
 		}
@@ -772,9 +772,9 @@ func TestRESTVerify(t *testing.T) {
 			body  map[string]any
 			keyID string
 		}{
-			{"JWT", bearer(alice), map[string]any{"user_id": "alice", "auth_method": "jwt", "key_id": nil}, ""},
-			{"APIKeyBearer", bearer(k.Key), map[string]any{"user_id": "alice", "auth_method": "api_key", "key_id": k.ID}, k.ID},
-			{"APIKeyXApiKey", hdr("X-Api-Key", k.Key), map[string]any{"user_id": "alice", "auth_method": "api_key", "key_id": k.ID}, k.ID},
+			{"JWT", bearer(alice), map[string]any{"user_id": "alice", "auth_method": "jwt", "key_id": nil, "scopes": nil}, ""},
+			{"APIKeyBearer", bearer(k.Key), map[string]any{"user_id": "alice", "auth_method": "api_key", "key_id": k.ID, "scopes": nil}, k.ID},
+			{"APIKeyXApiKey", hdr("X-Api-Key", k.Key), map[string]any{"user_id": "alice", "auth_method": "api_key", "key_id": k.ID, "scopes": nil}, k.ID},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				res := e.do("GET", "/auth/verify", c.h, nil)

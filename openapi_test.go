@@ -307,16 +307,17 @@ func TestOpenAPIDocument(t *testing.T) {
 	// Drift in the code is caught: responses the document does not allow.
 	ok := func(body string) *http.Response {
 		return &http.Response{StatusCode: 200, Header: http.Header{
-			"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}, "X-Auth-User-Id": {"alice"},
+			"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}, "X-Auth-User-Id": {"alice"}, "X-Auth-Scopes": {"*"},
 		}, Body: io.NopCloser(strings.NewReader(body))}
 	}
 	verify, _ := http.NewRequest("GET", e.URL+"/auth/verify", nil)
 	for name, body := range map[string]string{
-		"ExtraField":     `{"user_id":"alice","auth_method":"jwt","key_id":null,"extra":1}`,
-		"MissingField":   `{"user_id":"alice","auth_method":"jwt"}`,
-		"NotNullable":    `{"user_id":null,"auth_method":"jwt","key_id":null}`,
-		"BadKeyID":       `{"user_id":"alice","auth_method":"api_key","key_id":"k-1"}`,
-		"UnknownMethod":  `{"user_id":"alice","auth_method":"basic","key_id":null}`,
+		"ExtraField":     `{"user_id":"alice","auth_method":"jwt","key_id":null,"scopes":null,"extra":1}`,
+		"MissingField":   `{"user_id":"alice","auth_method":"jwt","scopes":null}`,
+		"NotNullable":    `{"user_id":null,"auth_method":"jwt","key_id":null,"scopes":null}`,
+		"BadKeyID":       `{"user_id":"alice","auth_method":"api_key","key_id":"k-1","scopes":null}`,
+		"UnknownMethod":  `{"user_id":"alice","auth_method":"basic","key_id":null,"scopes":null}`,
+		"BadScope":       `{"user_id":"alice","auth_method":"jwt","key_id":null,"scopes":["Orders Read"]}`,
 		"WrongErrorCode": `{"error":"x","statusCode":401,"code":"NOT_FOUND"}`,
 	} {
 		r := ok(body)
@@ -328,7 +329,7 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("%s: a response breaking the document passed", name)
 		}
 	}
-	good := `{"user_id":"alice","auth_method":"api_key","key_id":"` + someID + `"}`
+	good := `{"user_id":"alice","auth_method":"api_key","key_id":"` + someID + `","scopes":null}`
 	if err := c.check(verify, nil, ok(good), []byte(good)); err != nil {
 		t.Errorf("a good response failed: %v", err)
 	}

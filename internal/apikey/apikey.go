@@ -19,6 +19,9 @@ type APIKey struct {
 	LastUsedAt *time.Time
 	ExpiresAt  *time.Time
 	RevokedAt  *time.Time
+	// Scopes limit what the key may do, sorted; nil means unrestricted and
+	// differs from an empty list (a key that holds no scope).
+	Scopes []string
 }
 
 // NewKey is a key to insert: its row plus the hash of the secret.
@@ -43,6 +46,9 @@ type Revoked struct {
 type CreateInput struct {
 	Name      *string
 	ExpiresAt *time.Time
+	// Scopes: nil for an unrestricted key; checked against the catalogue,
+	// deduplicated and sorted by Create.
+	Scopes []string
 }
 
 // Store persists keys. Implementations translate their own failures:

@@ -124,6 +124,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		LastUsedInterval: cfg.LastUsedInterval,
 		CacheSize:        cacheSize,
 		CacheTTL:         cfg.CacheTTL,
+		Scopes:           cfg.Scopes,
 		Observer:         m,
 	})
 	a := &App{DB: db, Keys: keys, Metrics: m}
