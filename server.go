@@ -7,6 +7,7 @@
 //	apikeyd serve                  run the server (migrates first)
 //	apikeyd migrate up|down|status manage the database schema
 //	apikeyd token --sub USER       mint a login token (JWT) with the configured secret
+//	apikeyd scan [PATH…]           find API keys in files (exit 1 when found)
 package main
 
 import (
@@ -40,6 +41,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/logsink"
 	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
+	"github.com/apikeyd/apikeyd/internal/scan"
 	"github.com/apikeyd/apikeyd/internal/store"
 	"github.com/apikeyd/apikeyd/web"
 )
@@ -52,11 +54,21 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	err := run(context.Background(), os.Args[1:], os.Stdout, log)
 	logs.Close()
+	var status exitStatus
+	if errors.As(err, &status) {
+		os.Exit(int(status))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apikeyd:", err)
 		os.Exit(1)
 	}
 }
+
+// exitStatus is an error that only sets the process's exit status: the
+// command has already said what it had to.
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
 
 // logFlushEvery is how long a log line may wait in memory.
 const logFlushEvery = 100 * time.Millisecond
@@ -64,7 +76,8 @@ const logFlushEvery = 100 * time.Millisecond
 const usage = `usage:
   apikeyd serve [flags]                   run the server (see apikeyd serve -h)
   apikeyd migrate up|down|status [flags]  manage the database schema
-  apikeyd token --sub USER [--ttl 1h]     print a login token signed with the configured secret`
+  apikeyd token --sub USER [--ttl 1h]     print a login token signed with the configured secret
+  apikeyd scan [PATH…]                    find API keys in files or - (stdin); exit 1 if any, 2 on error`
 
 // run executes one command.
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
@@ -84,6 +97,16 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return migrateCommand(ctx, args[1:], stdout)
 	case "token":
 		return tokenCommand(args[1:], stdout)
+	case "scan":
+		cfg, fs, err := parseConfig("scan", args[1:], func(*flag.FlagSet) {})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "apikeyd:", err)
+			return exitStatus(scan.ExitError)
+		}
+		if code := scan.Run(ctx, fs.Args(), os.Stdin, stdout, os.Stderr, cfg.KeyPrefix); code != scan.ExitNone {
+			return exitStatus(code)
+		}
+		return nil
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
