@@ -38,6 +38,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/leak"
 	"github.com/apikeyd/apikeyd/internal/logsink"
 	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
@@ -137,6 +138,9 @@ type Config struct {
 	LoginFailBurst   int
 	CacheSize        int           // verified keys cached; 0 turns the cache off
 	CacheTTL         time.Duration // how long a cached verification is trusted
+	LeakKeysURL      string        // key set that signs leak reports (POST /auth/leaks), fetched
+	LeakKeysFile     string        // the same, from a file
+	LeakToken        string        // a self-managed GitLab's token (/auth/leaks/gitlab/…)
 }
 
 // parseConfig reads the configuration for command name from the environment
@@ -171,6 +175,9 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	fs.StringVar(&loginBurst, "login-fail-burst", env("LOGIN_FAIL_BURST", "10"), "failed logins allowed per account in a burst, refilling at one a minute; 0 disables (LOGIN_FAIL_BURST)")
 	fs.StringVar(&cacheSize, "verify-cache-size", env("VERIFY_CACHE_SIZE", strconv.Itoa(apikey.DefaultCacheSize)), "verified API keys kept in memory; 0 turns the cache off (VERIFY_CACHE_SIZE)")
 	fs.StringVar(&cacheTTL, "verify-cache-ttl", env("VERIFY_CACHE_TTL", apikey.DefaultCacheTTL.String()), "how long a cached verification is trusted without asking the database (VERIFY_CACHE_TTL)")
+	fs.StringVar(&c.LeakKeysURL, "leak-report-keys-url", env("LEAK_REPORT_KEYS_URL", ""), "URL of the public keys that sign leak reports, e.g. GitHub's; enables POST /auth/leaks (LEAK_REPORT_KEYS_URL)")
+	fs.StringVar(&c.LeakKeysFile, "leak-report-keys-file", env("LEAK_REPORT_KEYS_FILE", ""), "file of the public keys that sign leak reports; enables POST /auth/leaks (LEAK_REPORT_KEYS_FILE)")
+	fs.StringVar(&c.LeakToken, "leak-revocation-token", env("LEAK_REVOCATION_TOKEN", ""), "token a self-managed GitLab presents to /auth/leaks/gitlab/; prefer the variable (LEAK_REVOCATION_TOKEN)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -221,6 +228,9 @@ func parseConfig(name string, args []string, extra func(*flag.FlagSet)) (Config,
 	}
 	if _, err := rest.ParseOrigins(c.CORSOrigins); err != nil {
 		return c, fs, fmt.Errorf("CORS_ORIGINS: %v", err)
+	}
+	if c.LeakKeysURL != "" && c.LeakKeysFile != "" {
+		return c, fs, errors.New("set LEAK_REPORT_KEYS_URL or LEAK_REPORT_KEYS_FILE, not both")
 	}
 	if fs.NArg() > 0 && extra == nil {
 		return c, fs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -331,6 +341,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	var leaks *leak.Verifier
+	if cfg.LeakKeysURL != "" || cfg.LeakKeysFile != "" {
+		if leaks, err = leak.NewVerifier(leak.VerifierConfig{URL: cfg.LeakKeysURL, File: cfg.LeakKeysFile, Log: log}); err != nil {
+			return nil, err
+		}
+	}
 	db, err := store.Open(cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -384,6 +400,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	rest.New(keys, log).Register(mux)
 	mountAccounts(mux, cfg, secret, st, client, failures, log)
+	rest.NewLeaks(keys, log, leaks, cfg.LeakToken, client, failures).Register(mux)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle("GET /graphql", rest.Route("/graphql", gql))
 	mux.Handle("POST /graphql", rest.Route("/graphql", gql))
@@ -395,7 +412,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	mux.Handle(notFoundPattern, rest.NotFound(log))
 
-	var h http.Handler = authn.Middleware(mux)
+	var h http.Handler = rest.SkipAuthentication(mux, authn.Middleware(mux))
 	h = rest.CORS(strings.Split(cfg.CORSOrigins, ","), h)
 	h = rest.NoStore(h)
 	h = rest.SecurityHeaders(h)
