@@ -41,9 +41,11 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e := newEnv(t, "sqlite")
+	leakToken := "glrt-" + rand.Text() // a self-managed GitLab's, to report a key as leaked
+	e := newEnv(t, "sqlite", func(c *Config) { c.LeakToken = leakToken })
 	password := "pw-" + rand.Text() // the dashboard user's; must never be logged
 	e.remember(password)
+	e.remember(leakToken)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -55,6 +57,7 @@ func TestBrowser(t *testing.T) {
 		"CHROMIUM_PATH="+chromium,
 		"SCREENSHOT_DIR="+shots,
 		"APIKEYD_E2E_PASSWORD="+password,
+		"APIKEYD_E2E_LEAK_TOKEN="+leakToken,
 		"NO_COLOR=1",
 	)
 	cmd.WaitDelay = 10 * time.Second
