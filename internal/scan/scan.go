@@ -133,11 +133,31 @@ func base62Run(b []byte) bool {
 }
 
 // Walk scans root, a file or a directory (recursively, without following
-// symbolic links), skipping .git directories, files over MaxFileSize and
+// the symbolic links in it), skipping .git directories, files over MaxFileSize and
 // binary files. Files are read and scanned by several workers at once; the
 // findings are reported in the walk's (lexical) order, from the calling
 // goroutine.
 func (s *Scanner) Walk(ctx context.Context, root string, report func(Finding), fail func(error)) {
+	// A symbolic link named as the root is followed (WalkDir would not).
+	if fi, err := os.Lstat(root); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		st, err := os.Stat(root)
+		switch {
+		case err != nil:
+			fail(err)
+			return
+		case st.IsDir():
+			root += string(filepath.Separator) // makes WalkDir read the target
+		case st.Mode().IsRegular():
+			_, r := s.scanFile(root, nil)
+			if r.err != nil {
+				fail(r.err)
+			}
+			for _, f := range r.findings {
+				report(f)
+			}
+			return
+		}
+	}
 	type job struct {
 		path string
 		done chan result

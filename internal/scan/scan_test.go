@@ -137,3 +137,29 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 }
+
+// TestScanSymlinks: a path named on the command line is followed when it is
+// a symbolic link; links met while walking a directory are not (they may
+// lead out of the tree, or round in a loop).
+func TestScanSymlinks(t *testing.T) {
+	f := apikey.NewFormat(apikey.DefaultPrefix)
+	dir, keys := fixtureTree(t, f)
+	outside := t.TempDir()
+	writeFile(t, outside, "secret.env", []byte("K="+f.Generate()+"\n"))
+	if err := os.Symlink(outside, filepath.Join(dir, "link-out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret.env"), filepath.Join(dir, "link-file")); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs bytes.Buffer
+	if code := scan.Run(context.Background(), []string{dir}, nil, &out, &errs, f.Prefix()); code != scan.ExitFound || strings.Count(out.String(), "\n") != len(keys) {
+		t.Fatalf("exit %d, output:\n%s", code, out.String())
+	}
+	for _, p := range []string{filepath.Join(dir, "link-out"), filepath.Join(dir, "link-file")} {
+		out.Reset()
+		if code := scan.Run(context.Background(), []string{p}, nil, &out, &errs, f.Prefix()); code != scan.ExitFound || strings.Count(out.String(), "\n") != 1 {
+			t.Fatalf("%s: exit %d, output %q, stderr %q", p, code, out.String(), errs.String())
+		}
+	}
+}
