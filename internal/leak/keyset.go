@@ -160,50 +160,49 @@ func (v *Verifier) Verify(ctx context.Context, id, sig string, body []byte) erro
 }
 
 // key returns the public key named id, fetching the key set when it lacks
-// it and may be fetched.
+// it and may fetch.
 func (v *Verifier) key(ctx context.Context, id string) (*ecdsa.PublicKey, error) {
-	v.mu.RLock()
-	pub, ok := v.keys[id]
-	v.mu.RUnlock()
-	if ok || v.url == "" {
-		if !ok {
-			return nil, ErrInvalidSignature
-		}
+	if pub, ok := v.known(id); ok {
 		return pub, nil
+	}
+	if v.url == "" {
+		return nil, ErrInvalidSignature
 	}
 	v.fetchMu.Lock()
 	defer v.fetchMu.Unlock()
-	v.mu.RLock()
-	pub, ok = v.keys[id] // fetched while this one waited?
-	have := v.keys != nil
-	v.mu.RUnlock()
-	if ok {
+	if pub, ok := v.known(id); ok { // fetched while this call waited
 		return pub, nil
 	}
-	if !v.fetchedAt.IsZero() && v.now().Sub(v.fetchedAt) < v.every {
-		if !have {
-			return nil, errKeySetDown
+	if v.fetchedAt.IsZero() || v.now().Sub(v.fetchedAt) >= v.every {
+		v.fetchedAt = v.now()
+		ks, err := v.fetch(ctx)
+		if err != nil {
+			// Keys fetched before keep serving. The URL holds no secret.
+			v.log.Warn("leak report key set fetch failed", "url", v.url, "err", err.Error())
+		} else {
+			v.mu.Lock()
+			v.keys = ks
+			v.mu.Unlock()
 		}
-		return nil, ErrInvalidSignature
 	}
-	v.fetchedAt = v.now()
-	ks, err := v.fetch(ctx)
-	if err != nil {
-		// Keys fetched before keep serving; the log names the URL, which
-		// holds no secret.
-		v.log.Warn("leak report key set fetch failed", "url", v.url, "err", err.Error())
-		if !have {
-			return nil, errKeySetDown
-		}
-		return nil, ErrInvalidSignature
+	if pub, ok := v.known(id); ok {
+		return pub, nil
 	}
-	v.mu.Lock()
-	v.keys = ks
-	v.mu.Unlock()
-	if pub, ok = ks[id]; !ok {
-		return nil, ErrInvalidSignature
+	v.mu.RLock()
+	never := v.keys == nil
+	v.mu.RUnlock()
+	if never {
+		return nil, errKeySetDown
 	}
-	return pub, nil
+	return nil, ErrInvalidSignature
+}
+
+// known returns the key named id if the key set holds it.
+func (v *Verifier) known(id string) (*ecdsa.PublicKey, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	pub, ok := v.keys[id]
+	return pub, ok
 }
 
 // fetch gets and parses the key set at the URL.

@@ -162,33 +162,41 @@ func (l *Leaks) report(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, l.log, err)
 		return
 	}
+	found, err := l.revoke(r, "github", tokens)
+	if err != nil {
+		WriteError(w, r, l.log, err)
+		return
+	}
 	out := make([]leak.Feedback, len(tokens))
 	for i, t := range tokens {
-		found, err := l.svc.RevokeLeaked(r.Context(), t.Token, apikey.Leak{URL: t.URL, Source: t.Source})
-		if err != nil {
-			WriteError(w, r, l.log, err)
-			return
-		}
 		sum := sha256.Sum256([]byte(t.Token))
 		out[i] = leak.Feedback{TokenHash: hex.EncodeToString(sum[:]), TokenType: t.Type, Label: leak.LabelFalsePositive}
-		if found {
+		if found[i] {
 			out[i].Label = leak.LabelTruePositive
 		}
 	}
-	l.logRevocations(r, "github", out)
 	writeJSON(w, http.StatusOK, out)
 }
 
-// logRevocations logs how many keys a report revoked, never which.
-func (l *Leaks) logRevocations(r *http.Request, from string, out []leak.Feedback) {
+// revoke revokes every active key among tokens, in order, and tells which
+// tokens are keys revoked by a leak report. It logs how many, never which.
+// A failure stops it: the code host retries the whole report, and the keys
+// already revoked are then found revoked.
+func (l *Leaks) revoke(r *http.Request, from string, tokens []leak.Token) ([]bool, error) {
+	found := make([]bool, len(tokens))
 	n := 0
-	for _, f := range out {
-		if f.Label == leak.LabelTruePositive {
+	for i, t := range tokens {
+		ok, err := l.svc.RevokeLeaked(r.Context(), t.Token, apikey.Leak{URL: t.URL, Source: t.Source})
+		if err != nil {
+			return nil, err
+		}
+		if found[i] = ok; ok {
 			n++
 		}
 	}
 	l.log.LogAttrs(r.Context(), slog.LevelInfo, "leak report",
-		slog.String("from", from), slog.Int("tokens", len(out)), slog.Int("keys", n))
+		slog.String("from", from), slog.Int("tokens", len(tokens)), slog.Int("keys", n))
+	return found, nil
 }
 
 // gitlabAuth checks "Authorization: <token>" in constant time (hashes of
@@ -231,21 +239,12 @@ func (l *Leaks) gitlabRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tokens, err := leak.ParseGitLabRequest(b)
+	if err == nil {
+		_, err = l.revoke(r, "gitlab", tokens)
+	}
 	if err != nil {
 		WriteError(w, r, l.log, err)
 		return
 	}
-	out := make([]leak.Feedback, len(tokens))
-	for i, t := range tokens {
-		found, err := l.svc.RevokeLeaked(r.Context(), t.Token, apikey.Leak{URL: t.URL, Source: t.Source})
-		if err != nil {
-			WriteError(w, r, l.log, err)
-			return
-		}
-		if found {
-			out[i].Label = leak.LabelTruePositive
-		}
-	}
-	l.logRevocations(r, "gitlab", out)
 	w.WriteHeader(http.StatusNoContent)
 }
