@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/apikeyd/apikeyd/internal/config"
 )
 
 // credentials is the body of a register or login.
@@ -110,7 +113,7 @@ func keysOf(m map[string]any) []string {
 // the login token managing keys over REST and GraphQL.
 func TestAccounts(t *testing.T) {
 	const ttl = 45 * time.Minute
-	eachDBWith(t, func(c *Config) { c.SessionTTL = ttl }, func(t *testing.T, e *testEnv) {
+	eachDBWith(t, func(c *config.Config) { c.SessionTTL = ttl }, func(t *testing.T, e *testEnv) {
 		const password = "correct horse battery staple"
 		var answers []response // every answer, to check none carries a secret
 		record := func(res response) response { answers = append(answers, res); return res }
@@ -345,7 +348,7 @@ func wantRateLimited(t testing.TB, res response) {
 // TestAccountsRateLimitPerAddress: failed logins draw on the address's
 // budget of failed authentications, which other failures share.
 func TestAccountsRateLimitPerAddress(t *testing.T) {
-	eachDBWith(t, func(c *Config) { c.AuthFailBurst = 3 }, func(t *testing.T, e *testEnv) {
+	eachDBWith(t, func(c *config.Config) { c.AuthFailBurst = 3 }, func(t *testing.T, e *testEnv) {
 		e.mustRegister("dave@example.com", "correct horse battery staple")
 		tok := e.mustLogin("dave@example.com", "correct horse battery staple")
 		// The budget refills at one a second, so the failures come quickly:
@@ -362,7 +365,10 @@ func TestAccountsRateLimitPerAddress(t *testing.T) {
 // TestAccountsRateLimitPerAccount: failed logins count against the account
 // whatever address they come from, whether or not the account exists.
 func TestAccountsRateLimitPerAccount(t *testing.T) {
-	configure := func(c *Config) { c.LoginFailBurst = 3; c.TrustedProxies = "127.0.0.1/32" }
+	configure := func(c *config.Config) {
+		c.LoginFailBurst = 3
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	}
 	eachDBWith(t, configure, func(t *testing.T, e *testEnv) {
 		e.mustRegister("erin@example.com", "correct horse battery staple")
 		e.mustRegister("frank@example.com", "correct horse battery staple")
@@ -398,9 +404,12 @@ func TestAccountsRateLimitPerAccount(t *testing.T) {
 // TestAccountsOff: with ACCOUNTS=false, or with an identity provider issuing
 // the tokens, the account routes do not exist.
 func TestAccountsOff(t *testing.T) {
-	cases := map[string]func(*Config){
-		"AccountsFalse": func(c *Config) { c.Accounts = false },
-		"JWKS":          func(c *Config) { c.JWTSecret = ""; c.JWKSURL = "http://127.0.0.1:1/.well-known/jwks.json" },
+	cases := map[string]func(*config.Config){
+		"AccountsFalse": func(c *config.Config) { c.Accounts = false },
+		"JWKS": func(c *config.Config) {
+			c.JWTSecret = ""
+			c.JWKSURL = mustURL("http://127.0.0.1:1/.well-known/jwks.json")
+		},
 	}
 	for name, configure := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -420,7 +429,7 @@ func TestAccountsOff(t *testing.T) {
 // TestAccountsTokenIssuerAndAudience: with JWT_ISSUER and JWT_AUDIENCE set,
 // login tokens carry them, so they verify.
 func TestAccountsTokenIssuerAndAudience(t *testing.T) {
-	configure := func(c *Config) { c.JWTIssuer = "https://apikeyd.example"; c.JWTAudience = "apikeyd" }
+	configure := func(c *config.Config) { c.JWTIssuer = "https://apikeyd.example"; c.JWTAudience = "apikeyd" }
 	eachDBWith(t, configure, func(t *testing.T, e *testEnv) {
 		id := e.mustRegister("heidi@example.com", "correct horse battery staple")
 		tok := e.mustLogin("heidi@example.com", "correct horse battery staple")
@@ -456,7 +465,7 @@ func claimStrings(v any) []string {
 }
 
 func TestAccountsConfig(t *testing.T) {
-	cfg, _, err := parseConfig("serve", []string{"-session-ttl", "90m", "-accounts=false", "-login-fail-burst", "5"}, nil)
+	cfg, err := parseConfig("-session-ttl", "90m", "-accounts=false", "-login-fail-burst", "5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +476,7 @@ func TestAccountsConfig(t *testing.T) {
 		{"-session-ttl", "0s"}, {"-session-ttl", "1500ms"}, {"-session-ttl", "-1h"}, {"-session-ttl", "soon"},
 		{"-accounts", "maybe"}, {"-login-fail-burst", "-1"},
 	} {
-		if _, _, err := parseConfig("serve", args, nil); err == nil {
+		if _, err := parseConfig(args...); err == nil {
 			t.Errorf("%v accepted", args)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/config"
 )
 
 // TestBrowser runs the browser tests of web/e2e (node:test driving Debian's
@@ -42,7 +44,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	leakToken := "glrt-" + rand.Text() // a self-managed GitLab's, to report a key as leaked
-	e := newEnv(t, "sqlite", func(c *Config) { c.LeakToken = leakToken })
+	e := newEnv(t, "sqlite", func(c *config.Config) { c.LeakRevocation = leakToken })
 	password := "pw-" + rand.Text() // the dashboard user's; must never be logged
 	e.remember(password)
 	e.remember(leakToken)

@@ -21,6 +21,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
@@ -260,7 +261,7 @@ func (h panicHook) BeforeQuery(ctx context.Context, q *bun.QueryEvent) context.C
 func (panicHook) AfterQuery(context.Context, *bun.QueryEvent) {}
 
 // TestHandlerPanic: a panic deep in a request (here in the store, under the
-// real middleware chain newApp builds) answers 500 INTERNAL with nothing of
+// real middleware chain app.New builds) answers 500 INTERNAL with nothing of
 // the panic, is logged with its stack but without credentials, and the
 // server keeps serving. The panic comes from a bun query hook, so it strikes
 // the queries bun runs: creating and revoking (the lookup and the listing
@@ -344,8 +345,8 @@ func TestIdentityProviderDown(t *testing.T) {
 	for _, idp := range []struct{ name, url string }{{"Failing", failing.URL}, {"Gone", gone.URL}} {
 		t.Run(idp.name, func(t *testing.T) {
 			fetches.Store(0)
-			e := newEnv(t, "sqlite", func(c *Config) {
-				c.JWTSecret, c.JWKSURL, c.AuthFailBurst = "", idp.url, 0
+			e := newEnv(t, "sqlite", func(c *config.Config) {
+				c.JWTSecret, c.JWKSURL, c.AuthFailBurst = "", mustURL(idp.url), 0
 			})
 			for _, path := range []string{"/healthz", "/readyz"} {
 				if res := e.do("GET", path, nil, nil); res.Status != http.StatusOK {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/apikeyd/apikeyd/internal/config"
 )
 
 // Response headers as a browser or a reverse proxy reads them (SECURITY.md,
@@ -69,7 +71,7 @@ func parseCSP(policy string) map[string][]string {
 
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "sqlite", func(c *Config) { c.AuthFailBurst = 1 })
+	e := newEnv(t, "sqlite", func(c *config.Config) { c.AuthFailBurst = 1 })
 	alice := e.token("alice")
 	k := e.create(alice, nil)
 	for _, c := range []struct {
@@ -144,7 +146,7 @@ func TestCORS(t *testing.T) {
 	})
 
 	t.Run("ListedOrigins", func(t *testing.T) {
-		e := newEnv(t, "sqlite", func(c *Config) { c.CORSOrigins = app + ", " + dev })
+		e := newEnv(t, "sqlite", func(c *config.Config) { c.CORSOrigins = []string{app, dev} })
 		alice := e.token("alice")
 		for _, origin := range []string{app, dev} {
 			res := e.do("GET", "/auth/api-keys", hdr("Origin", origin, "Authorization", "Bearer "+alice), nil)
@@ -201,12 +203,12 @@ func TestCORS(t *testing.T) {
 			"https://app.example:443", "http://app.example:80", "https://user@app.example",
 			"https://app.example/path", "https://app.example?x", "ftp://app.example", "https://",
 		} {
-			if _, _, err := parseConfig("serve", []string{"-cors-origins", bad}, nil); err == nil || !strings.Contains(err.Error(), "CORS_ORIGINS") {
+			if _, err := parseConfig("-cors-origins", bad); err == nil || !strings.Contains(err.Error(), "CORS_ORIGINS") {
 				t.Errorf("CORS_ORIGINS=%q: %v, want a CORS_ORIGINS error", bad, err)
 			}
 		}
 		for _, good := range []string{"", app, app + ", " + dev, "https://app.example:8443", "http://[::1]:3000"} {
-			if _, _, err := parseConfig("serve", []string{"-cors-origins", good}, nil); err != nil {
+			if _, err := parseConfig("-cors-origins", good); err != nil {
 				t.Errorf("CORS_ORIGINS=%q: %v", good, err)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
@@ -113,9 +114,9 @@ func TestJWKS(t *testing.T) {
 	for _, db := range dbtest.Names {
 		t.Run(db, func(t *testing.T) {
 			idp := newIdentityProvider(t)
-			e := newEnv(t, db, func(c *Config) {
+			e := newEnv(t, db, func(c *config.Config) {
 				c.JWTSecret = ""
-				c.JWKSURL = idp.URL
+				c.JWKSURL = mustURL(idp.URL)
 				c.JWTIssuer = idpIssuer
 				c.JWTAudience = idpAudience
 				c.AuthFailBurst = 0 // many bad tokens from one address, on purpose

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
@@ -64,23 +65,23 @@ func keySetDoc(t testing.TB, signers ...reportSigner) []byte {
 }
 
 // keySetFile configures c to read signers' key set from a file.
-func keySetFile(t testing.TB, signers ...reportSigner) func(*Config) {
+func keySetFile(t testing.TB, signers ...reportSigner) func(*config.Config) {
 	path := filepath.Join(t.TempDir(), "leak-keys.json")
 	if err := os.WriteFile(path, keySetDoc(t, signers...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return func(c *Config) { c.LeakKeysFile = path }
+	return func(c *config.Config) { c.LeakKeysFile = path }
 }
 
 // keySetURL configures c to fetch signers' key set from a loopback server.
-func keySetURL(t testing.TB, signers ...reportSigner) func(*Config) {
+func keySetURL(t testing.TB, signers ...reportSigner) func(*config.Config) {
 	doc := keySetDoc(t, signers...)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(doc)
 	}))
 	t.Cleanup(srv.Close)
-	return func(c *Config) { c.LeakKeysURL = srv.URL }
+	return func(c *config.Config) { c.LeakKeysURL = mustURL(srv.URL) }
 }
 
 // leakEntry is one token of a report.
@@ -191,7 +192,7 @@ func TestLeakReportRefused(t *testing.T) {
 // tokens are revoked, each token is labelled, and a replay changes nothing.
 func TestLeakReportRevokes(t *testing.T) {
 	gh := newReportSigner(t, "gh-1")
-	for name, source := range map[string]func(testing.TB, ...reportSigner) func(*Config){"File": keySetFile, "URL": keySetURL} {
+	for name, source := range map[string]func(testing.TB, ...reportSigner) func(*config.Config){"File": keySetFile, "URL": keySetURL} {
 		t.Run(name, func(t *testing.T) {
 			eachDBConfigured(t, source(t, gh), func(t *testing.T, e *testEnv) { testLeakReportRevokes(t, e, gh) })
 		})
@@ -331,7 +332,7 @@ func TestLeakRoutesOff(t *testing.T) {
 // malformed credential).
 func TestGitLabRevocation(t *testing.T) {
 	const secret = "glrt-0123456789abcdef0123456789abcdef"
-	eachDBConfigured(t, func(c *Config) { c.LeakToken = secret; c.AuthFailBurst = 10 }, func(t *testing.T, e *testEnv) {
+	eachDBConfigured(t, func(c *config.Config) { c.LeakRevocation = secret; c.AuthFailBurst = 10 }, func(t *testing.T, e *testEnv) {
 		e.remember(secret)
 		tok := e.token("alice")
 		k, kept := e.create(tok, nil), e.create(tok, nil)
@@ -394,7 +395,7 @@ func TestLeakReportReachesReplicas(t *testing.T) {
 	keys := keySetFile(t, gh)
 	dsn := dbtest.DSN(t, "postgres")
 	a := newEnvDSN(t, dsn, keys)
-	b := newEnvDSN(t, dsn, keys, func(c *Config) { c.JWTSecret = string(a.Secret) })
+	b := newEnvDSN(t, dsn, keys, func(c *config.Config) { c.JWTSecret = string(a.Secret) })
 	tok := a.token("alice")
 	k := a.create(tok, nil)
 	b.remember(k.Key)

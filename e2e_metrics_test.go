@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/app"
+	"github.com/apikeyd/apikeyd/internal/config"
 )
 
 // metricsScrape is one parsed scrape of /metrics.
@@ -288,7 +290,7 @@ func TestMetrics(t *testing.T) {
 // TestMetricsRateLimited checks that refusals by the failure limiter are
 // counted as rate_limited, and the failures before them as what they were.
 func TestMetricsRateLimited(t *testing.T) {
-	e := newEnv(t, "sqlite", func(c *Config) { c.AuthFailBurst = 2 })
+	e := newEnv(t, "sqlite", func(c *config.Config) { c.AuthFailBurst = 2 })
 	s := newMetricsScript(t, e)
 	before := e.scrape()
 	unknown := apikey.NewFormat(apikey.DefaultPrefix).Generate()
@@ -321,19 +323,19 @@ func TestMetricsRateLimited(t *testing.T) {
 // TestMetricsListener checks METRICS_ADDR: /metrics is served there, and
 // only there.
 func TestMetricsListener(t *testing.T) {
-	cfg, _, err := parseConfig("test", []string{
+	cfg, err := parseConfig(
 		"-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0",
-		"-database-url", "file:" + filepath.Join(t.TempDir(), "apikeyd.db"),
+		"-database-url", "file:"+filepath.Join(t.TempDir(), "apikeyd.db"),
 		"-jwt-secret", strings.Repeat("s", 32),
-	}, nil)
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan listening, 1)
+	ready := make(chan app.Listening, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
-	var at listening
+	go func() { done <- app.Serve(ctx, cfg, slog.New(slog.DiscardHandler), ready) }()
+	var at app.Listening
 	select {
 	case at = <-ready:
 	case err := <-done:

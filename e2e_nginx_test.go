@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/config"
 )
 
 // nginxBinary is where Debian's nginx (package nginx-light, or nginx)
@@ -215,8 +217,8 @@ func clientFrom(ip string) *http.Client {
 // and that the failure rate limit counts each client, not nginx.
 func TestNginxForwardAuth(t *testing.T) {
 	const burst = 20 // AUTH_FAIL_BURST: failed authentications per client address
-	e := newEnv(t, "sqlite", func(c *Config) {
-		c.TrustedProxies = "127.0.0.1/32" // nginx
+	e := newEnv(t, "sqlite", func(c *config.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // nginx
 		c.AuthFailBurst = burst
 	})
 	up := &upstreamRecorder{}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,16 +24,17 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
-// End-to-end tests of the REST contract (DESIGN.md, "Credentials" and
-// "REST"): every route, every error code, over a real listener on SQLite
+// End-to-end tests of the REST contract (docs/contract.md, "Credentials"
+// and "REST"): every route, every error code, over a real listener on SQLite
 // and PostgreSQL.
 
 // noFailLimit switches the failed-authentication limit off, for tests that
 // send many bad credentials from the one loopback address on purpose.
-func noFailLimit(c *Config) { c.AuthFailBurst = 0 }
+func noFailLimit(c *config.Config) { c.AuthFailBurst = 0 }
 
 // wantNoStore checks that an answer may not be cached.
 func wantNoStore(t testing.TB, res response) {
@@ -588,7 +590,7 @@ func findListed(keys []listedKey, id string) (listedKey, bool) {
 
 func TestRESTKeyLimit(t *testing.T) {
 	t.Parallel()
-	eachDBWith(t, func(c *Config) { c.MaxKeysPerUser = 3 }, func(t *testing.T, e *testEnv) {
+	eachDBWith(t, func(c *config.Config) { c.MaxKeysPerUser = 3 }, func(t *testing.T, e *testEnv) {
 		alice, bob := e.token("alice"), e.token("bob")
 		expiring, exp := e.createExpiring(alice)
 		e.create(alice, nil)
@@ -933,7 +935,7 @@ func TestRESTRoutes(t *testing.T) {
 func TestRESTDatabaseUnreachable(t *testing.T) {
 	t.Parallel()
 	const password = "some-password"
-	e := newEnvDSN(t, "postgres://postgres:"+password+"@127.0.0.1:1/x?sslmode=disable", func(c *Config) { c.Migrate = false })
+	e := newEnvDSN(t, "postgres://postgres:"+password+"@127.0.0.1:1/x?sslmode=disable", func(c *config.Config) { c.Migrate = false })
 	e.remember(password)
 	alice := e.token("alice")
 	key := e.unknownKey()
@@ -1025,7 +1027,7 @@ func TestRESTInternalError(t *testing.T) {
 func TestRESTRateLimit(t *testing.T) {
 	t.Parallel()
 	const burst = 5
-	limited := func(c *Config) { c.AuthFailBurst = burst }
+	limited := func(c *config.Config) { c.AuthFailBurst = burst }
 	for _, db := range dbtest.Names {
 		t.Run(db, func(t *testing.T) {
 			t.Run("Burst", func(t *testing.T) {
@@ -1073,7 +1075,7 @@ func TestRESTRateLimit(t *testing.T) {
 			})
 
 			t.Run("TrustedProxy", func(t *testing.T) {
-				e := newEnv(t, db, limited, func(c *Config) { c.TrustedProxies = "127.0.0.1/32" })
+				e := newEnv(t, db, limited, func(c *config.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
 				alice := e.token("alice")
 				from := func(addr string, h http.Header) http.Header {
 					h = h.Clone()
@@ -1137,7 +1139,7 @@ func TestRESTConcurrency(t *testing.T) {
 
 			t.Run("CreateAtLimit", func(t *testing.T) {
 				const limit, n = 5, 20
-				e := newEnv(t, db, func(c *Config) { c.MaxKeysPerUser = limit })
+				e := newEnv(t, db, func(c *config.Config) { c.MaxKeysPerUser = limit })
 				alice := e.token("alice")
 				rs := e.sendAll(t, n, func(i int) (string, string, http.Header, *string) {
 					return "POST", "/auth/api-keys", bearer(alice), str(fmt.Sprintf(`{"name":"key %d"}`, i))

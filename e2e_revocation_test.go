@@ -12,7 +12,9 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/apikeyd/apikeyd/internal/app"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
@@ -75,7 +77,7 @@ func (e *testEnv) refusedWithin(key string, d time.Duration) time.Duration {
 // verifications of it run concurrently and refill the cache.
 func TestRevokedKeyIsRefusedFromThe204(t *testing.T) {
 	// Many refusals from one address follow: no rate limit here.
-	eachDBConfigured(t, func(c *Config) { c.AuthFailBurst = 0 }, testRefusedFromThe204)
+	eachDBConfigured(t, func(c *config.Config) { c.AuthFailBurst = 0 }, testRefusedFromThe204)
 }
 
 func testRefusedFromThe204(t *testing.T, e *testEnv) {
@@ -141,7 +143,7 @@ func testRefusedFromThe204(t *testing.T, e *testEnv) {
 func TestReplicasSeeRevocations(t *testing.T) {
 	dsn := dbtest.DSN(t, "postgres")
 	a := newEnvDSN(t, dsn)
-	b := newEnvDSN(t, dsn, func(c *Config) { c.JWTSecret = string(a.Secret) })
+	b := newEnvDSN(t, dsn, func(c *config.Config) { c.JWTSecret = string(a.Secret) })
 	tok := a.token("alice")
 	keep := func(k createdKey) createdKey { b.remember(k.Key); b.remember(hashOf(k.Key)); return k }
 	k1, k2 := keep(a.create(tok, nil)), keep(a.create(tok, nil))
@@ -219,7 +221,7 @@ func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
 	for _, db := range dbtest.Names {
 		t.Run(db, func(t *testing.T) {
 			dsn := dbtest.DSN(t, db)
-			cfg, _, err := parseConfig("test", nil, nil)
+			cfg, err := parseConfig()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,10 +229,10 @@ func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
 			cfg.JWTSecret = "a-secret-of-at-least-thirty-two-bytes"
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			ready := make(chan listening, 1)
+			ready := make(chan app.Listening, 1)
 			done := make(chan error, 1)
-			go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
-			var at listening
+			go func() { done <- app.Serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ready) }()
+			var at app.Listening
 			select {
 			case at = <-ready:
 			case err := <-done:

@@ -6,18 +6,24 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/app"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
+	"github.com/apikeyd/apikeyd/internal/store"
 )
 
 // testEnv is a real apikeyd on a loopback listener over a real database,
@@ -27,7 +33,7 @@ type testEnv struct {
 	t      testing.TB
 	URL    string
 	DSN    string
-	App    *App
+	App    *app.App
 	Secret []byte
 	Logs   *syncBuffer
 	// client sends the harness's requests; its transport checks each
@@ -56,18 +62,41 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// parseConfig reads the configuration as `apikeyd serve` does, from args and
+// the environment.
+func parseConfig(args ...string) (config.Config, error) {
+	return config.Parse(flag.NewFlagSet("test", flag.ContinueOnError), config.Serve, args, os.LookupEnv)
+}
+
+// mustURL parses a URL the test built.
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
 // newEnv starts apikeyd on the named database ("sqlite" or "postgres");
 // configure may change the configuration first.
-func newEnv(t testing.TB, db string, configure ...func(*Config)) *testEnv {
+func newEnv(t testing.TB, db string, configure ...func(*config.Config)) *testEnv {
 	t.Helper()
 	return newEnvDSN(t, dbtest.DSN(t, db), configure...)
 }
 
-func newEnvDSN(t testing.TB, dsn string, configure ...func(*Config)) *testEnv {
+func newEnvDSN(t testing.TB, dsn string, configure ...func(*config.Config)) *testEnv {
+	t.Helper()
+	return newEnvStore(t, dsn, nil, configure...)
+}
+
+// newEnvStore is newEnvDSN with the API keys kept by wrap(the real store)
+// when wrap is not nil: a store that fails in a way the test chose, behind
+// the whole real handler.
+func newEnvStore(t testing.TB, dsn string, wrap func(apikey.Store) apikey.Store, configure ...func(*config.Config)) *testEnv {
 	t.Helper()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	cfg, _, err := parseConfig("test", nil, nil)
+	cfg, err := parseConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,21 +109,27 @@ func newEnvDSN(t testing.TB, dsn string, configure ...func(*Config)) *testEnv {
 	e.client = &http.Client{Transport: &contractTransport{t: t, base: http.DefaultTransport, c: mustContract(t)}}
 	e.remember(cfg.JWTSecret)
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	app, err := newApp(context.Background(), cfg, log)
+	var a *app.App
+	if wrap == nil {
+		a, err = app.Open(context.Background(), cfg, log)
+	} else {
+		db := dbtest.OpenDSN(t, dsn)
+		a, err = app.New(context.Background(), cfg, app.Deps{DB: db, Keys: wrap(store.New(db)), Log: log})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.App = app
-	srv := httptest.NewServer(app.Handler)
+	e.App = a
+	srv := httptest.NewServer(a.Handler)
 	e.URL = srv.URL
 	flushCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { app.Keys.RunUsageFlusher(flushCtx, log) })
+	wg.Go(func() { a.Keys.RunUsageFlusher(flushCtx, log) })
 	t.Cleanup(func() {
 		srv.Close()
 		stop()
 		wg.Wait()
-		app.Close()
+		a.Close()
 		e.assertNoSecretsLogged()
 		assertLogsClean(t, e.Logs.String())
 	})
@@ -300,7 +335,7 @@ func eachDB(t *testing.T, fn func(t *testing.T, e *testEnv)) {
 }
 
 // eachDBConfigured is eachDB with configure applied to the configuration.
-func eachDBConfigured(t *testing.T, configure func(*Config), fn func(t *testing.T, e *testEnv)) {
+func eachDBConfigured(t *testing.T, configure func(*config.Config), fn func(t *testing.T, e *testEnv)) {
 	for _, db := range dbtest.Names {
 		t.Run(db, func(t *testing.T) {
 			if configure == nil {
@@ -313,7 +348,7 @@ func eachDBConfigured(t *testing.T, configure func(*Config), fn func(t *testing.
 }
 
 // eachDBWith is eachDB with configure applied to each server's configuration.
-func eachDBWith(t *testing.T, configure func(*Config), fn func(t *testing.T, e *testEnv)) {
+func eachDBWith(t *testing.T, configure func(*config.Config), fn func(t *testing.T, e *testEnv)) {
 	for _, db := range dbtest.Names {
 		t.Run(db, func(t *testing.T) { fn(t, newEnv(t, db, configure)) })
 	}

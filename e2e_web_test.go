@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/web"
 )
@@ -178,7 +179,7 @@ func TestWebPages(t *testing.T) {
 // TestPlaygroundOff checks that GRAPHQL_INTROSPECTION=false takes the
 // playground away (404 in the error shape) and leaves the dashboard.
 func TestPlaygroundOff(t *testing.T) {
-	e := newEnvDSN(t, dbtest.DSN(t, "sqlite"), func(c *Config) { c.Introspection = false })
+	e := newEnvDSN(t, dbtest.DSN(t, "sqlite"), func(c *config.Config) { c.Introspection = false })
 	wantError(t, e.do("GET", "/playground", nil, nil), http.StatusNotFound, "NOT_FOUND")
 	if res := e.do("GET", "/", nil, nil); res.Status != http.StatusOK {
 		t.Errorf("GET / without introspection: %d", res.Status)

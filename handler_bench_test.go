@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/app"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
@@ -21,17 +22,17 @@ import (
 func BenchmarkHandler(b *testing.B) {
 	for _, db := range dbtest.Names {
 		b.Run(db, func(b *testing.B) {
-			cfg, _, err := parseConfig("bench", nil, nil)
+			cfg, err := parseConfig()
 			if err != nil {
 				b.Fatal(err)
 			}
 			cfg.DatabaseURL = dbtest.DSN(b, db)
 			cfg.JWTSecret = "a-benchmark-secret-of-at-least-32-bytes"
-			app, err := newApp(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			a, err := app.Open(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { app.Close() })
+			b.Cleanup(func() { a.Close() })
 			tok, err := auth.MintToken([]byte(cfg.JWTSecret), "alice", time.Hour, "", "")
 			if err != nil {
 				b.Fatal(err)
@@ -39,7 +40,7 @@ func BenchmarkHandler(b *testing.B) {
 			signedIn := apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT})
 			var key string
 			for range 10 {
-				k, err := app.Keys.Create(signedIn, apikey.CreateInput{})
+				k, err := a.Keys.Create(signedIn, apikey.CreateInput{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -64,7 +65,7 @@ func BenchmarkHandler(b *testing.B) {
 						r.Header[k] = v
 					}
 					w := httptest.NewRecorder()
-					app.Handler.ServeHTTP(w, r)
+					a.Handler.ServeHTTP(w, r)
 					if w.Code != http.StatusOK {
 						b.Fatalf("%s: %d %s", c.name, w.Code, w.Body)
 					}
@@ -73,7 +74,7 @@ func BenchmarkHandler(b *testing.B) {
 					serve()
 					// On PostgreSQL nothing is cached until the revocation
 					// listener is connected.
-					for deadline := time.Now().Add(10 * time.Second); c.name == "VerifyAPIKey" && !app.Keys.Cached(key); serve() {
+					for deadline := time.Now().Add(10 * time.Second); c.name == "VerifyAPIKey" && !a.Keys.Cached(key); serve() {
 						if time.Now().After(deadline) {
 							b.Fatal("the key is not cached")
 						}

@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 	"github.com/apikeyd/apikeyd/internal/rest"
 )
 
@@ -233,7 +234,7 @@ func (c *contract) checkError(res *http.Response, body []byte, code string) erro
 		return fmt.Errorf("error body: %w", err)
 	}
 	m := v.(map[string]any)
-	if m["code"] != code || m["statusCode"] != float64(res.StatusCode) || rest.Status(apperr.Code(code)) != res.StatusCode {
+	if m["code"] != code || m["statusCode"] != float64(res.StatusCode) || httpx.Status(apperr.Code(code)) != res.StatusCode {
 		return fmt.Errorf("want %s with its status, got %d %v", code, res.StatusCode, m["code"])
 	}
 	return nil

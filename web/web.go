@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apikeyd/apikeyd/internal/rest"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 //go:embed pages static
@@ -50,8 +50,8 @@ type Options struct {
 // GET /playground when enabled, and GET /static/…. Other methods on these
 // paths answer 405, and unknown files 404, in the API's error shape.
 func Register(mux *http.ServeMux, log *slog.Logger, o Options) {
-	route := func(pattern string, h http.Handler) { mux.Handle(pattern, rest.Route(pattern, h)) }
-	notAllowed := rest.MethodNotAllowed(log, "GET, HEAD")
+	route := func(pattern string, h http.Handler) { mux.Handle(pattern, httpx.Route(pattern, h)) }
+	notAllowed := httpx.MethodNotAllowed(log, "GET, HEAD")
 
 	route("GET /{$}", page("pages/index.html", DashboardCSP))
 	route("/{$}", notAllowed)
@@ -59,7 +59,7 @@ func Register(mux *http.ServeMux, log *slog.Logger, o Options) {
 		route("GET /playground", page("pages/playground.html", PlaygroundCSP))
 		route("/playground", notAllowed)
 	}
-	route("GET /static/", http.StripPrefix("/static/", staticFiles(rest.NotFound(log))))
+	route("GET /static/", http.StripPrefix("/static/", staticFiles(httpx.NotFound(log))))
 	route("/static/", notAllowed)
 }
 

@@ -33,16 +33,13 @@ const MethodNone Method = "none"
 // Observer is told what the service does, for metrics. Its methods are called
 // on the request path, so they must be fast and must not block; they never
 // receive user ids, key ids or secrets. Embed NopObserver to implement only
-// some of them.
+// some of them. Verifications are counted by the HTTP edge, which sees every
+// kind of credential (auth.Authenticator), from the outcome Verify returns.
 type Observer interface {
 	// KeyCreated is called once per key issued.
 	KeyCreated()
 	// KeyRevoked is called once per key revoked.
 	KeyRevoked()
-	// Verified is called once per verification: of an API key by the
-	// service, of a login token or a malformed credential by the HTTP edge
-	// (through Service.ObserveVerification).
-	Verified(m Method, o Outcome)
 	// UsageFlushed is called after each last_used_at write of a batch of
 	// keys, with the error of the write (nil when it succeeded).
 	UsageFlushed(keys int, err error)
@@ -59,20 +56,8 @@ func (NopObserver) KeyCreated() {}
 // KeyRevoked implements Observer.
 func (NopObserver) KeyRevoked() {}
 
-// Verified implements Observer.
-func (NopObserver) Verified(Method, Outcome) {}
-
 // UsageFlushed implements Observer.
 func (NopObserver) UsageFlushed(int, error) {}
 
 // CacheLookup implements Observer.
 func (NopObserver) CacheLookup(bool) {}
-
-// ObserveVerification reports a verification decided outside the service
-// (a login token, a missing or malformed credential, a rate-limited address)
-// to the service's observer, so every verification is counted in one place.
-func (s *Service) ObserveVerification(m Method, o Outcome) { s.observer.Verified(m, o) }
-
-// Observer returns the service's observer, for components that report to the
-// same place (such as a verification cache).
-func (s *Service) Observer() Observer { return s.observer }

@@ -22,48 +22,51 @@ type Principal struct {
 	KeyID  string // set when Method is MethodAPIKey
 }
 
-type authKey struct{}
-
-// authResult is what authentication found: a principal, or the error to give
-// any operation that needs one. Both empty means no credential was presented.
-type authResult struct {
-	principal *Principal
-	err       error
+// Auth is what authentication found of a request's credential: the
+// principal it proved, or the error to give whatever needs one. Both empty
+// means the request brought no credential.
+type Auth struct {
+	Principal *Principal
+	Err       error
 }
 
-// WithPrincipal returns ctx carrying an authenticated principal.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, authKey{}, authResult{principal: &p})
-}
+// Anonymous reports whether the request brought no credential at all.
+func (a Auth) Anonymous() bool { return a.Principal == nil && a.Err == nil }
 
-// WithAuthError returns ctx recording that authentication failed with err.
-// Operations that need a principal return err; anonymous ones proceed.
-func WithAuthError(ctx context.Context, err error) context.Context {
-	return context.WithValue(ctx, authKey{}, authResult{err: err})
-}
-
-// PrincipalFrom returns the authenticated principal of ctx, if any.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	r, _ := ctx.Value(authKey{}).(authResult)
-	if r.principal == nil {
-		return Principal{}, false
-	}
-	return *r.principal, true
-}
-
-// RequirePrincipal returns the principal of ctx, or the authentication error:
-// the recorded failure, or apperr.MissingAuth when no credential was given.
-func RequirePrincipal(ctx context.Context) (Principal, error) {
-	r, _ := ctx.Value(authKey{}).(authResult)
+// Require returns the principal, or the authentication error: the refusal
+// of the credential, or apperr.MissingAuth when there was none.
+func (a Auth) Require() (Principal, error) {
 	switch {
-	case r.principal != nil:
-		return *r.principal, nil
-	case r.err != nil:
-		return Principal{}, r.err
+	case a.Principal != nil:
+		return *a.Principal, nil
+	case a.Err != nil:
+		return Principal{}, a.Err
 	default:
 		return Principal{}, errMissingAuth
 	}
 }
+
+type authKey struct{}
+
+// WithAuth returns ctx carrying what authentication found.
+func WithAuth(ctx context.Context, a Auth) context.Context {
+	return context.WithValue(ctx, authKey{}, a)
+}
+
+// WithPrincipal returns ctx carrying an authenticated principal.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return WithAuth(ctx, Auth{Principal: &p})
+}
+
+// AuthOf returns what authentication found for the request of ctx.
+func AuthOf(ctx context.Context) Auth {
+	a, _ := ctx.Value(authKey{}).(Auth)
+	return a
+}
+
+// RequirePrincipal returns the principal of ctx, or the authentication error
+// (see Auth.Require).
+func RequirePrincipal(ctx context.Context) (Principal, error) { return AuthOf(ctx).Require() }
 
 // RequireJWT returns the principal of ctx when it signed in with a JWT.
 // Keys never manage keys: an API-key principal gets apperr.JWTRequired.
@@ -86,6 +89,6 @@ var (
 // OptionalPrincipal returns the principal of ctx, nil when no credential was
 // presented, or the authentication error when one was and failed.
 func OptionalPrincipal(ctx context.Context) (*Principal, error) {
-	r, _ := ctx.Value(authKey{}).(authResult)
-	return r.principal, r.err
+	a := AuthOf(ctx)
+	return a.Principal, a.Err
 }

@@ -39,12 +39,12 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("CacheHit", func(b *testing.B) {
 		svc := benchService(b, "sqlite", apikey.Config{})
 		key := benchKey(b, svc)
-		if _, err := svc.Verify(ctx, key); err != nil {
+		if _, _, err := svc.Verify(ctx, key); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := svc.Verify(ctx, key); err != nil {
+			if _, _, err := svc.Verify(ctx, key); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -54,7 +54,7 @@ func BenchmarkVerify(b *testing.B) {
 		keys := make([]string, 64)
 		for i := range keys {
 			keys[i] = benchKey(b, svc)
-			if _, err := svc.Verify(ctx, keys[i]); err != nil {
+			if _, _, err := svc.Verify(ctx, keys[i]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -62,7 +62,7 @@ func BenchmarkVerify(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
 			for pb.Next() {
-				if _, err := svc.Verify(ctx, keys[i%len(keys)]); err != nil {
+				if _, _, err := svc.Verify(ctx, keys[i%len(keys)]); err != nil {
 					b.Error(err)
 					return
 				}
@@ -76,7 +76,7 @@ func BenchmarkVerify(b *testing.B) {
 			key := benchKey(b, svc)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := svc.Verify(ctx, key); err != nil {
+				if _, _, err := svc.Verify(ctx, key); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -87,7 +87,7 @@ func BenchmarkVerify(b *testing.B) {
 		key := svc.Format().Generate()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := svc.Verify(ctx, key); err == nil {
+			if _, _, err := svc.Verify(ctx, key); err == nil {
 				b.Fatal("an unknown key verified")
 			}
 		}
@@ -102,7 +102,7 @@ func BenchmarkVerify(b *testing.B) {
 		key = key[:len(key)-1] + last
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := svc.Verify(ctx, key); err == nil {
+			if _, _, err := svc.Verify(ctx, key); err == nil {
 				b.Fatal("a bad checksum verified")
 			}
 		}

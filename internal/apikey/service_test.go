@@ -109,7 +109,7 @@ func (f *fixture) create(t *testing.T, expires *time.Time) apikey.Created {
 // verify checks key and returns its error code ("" when it verified).
 func (f *fixture) verify(t *testing.T, key string) apperr.Code {
 	t.Helper()
-	p, err := f.svc.Verify(context.Background(), key)
+	p, _, err := f.svc.Verify(context.Background(), key)
 	if err != nil {
 		return apperr.CodeOf(err)
 	}
@@ -240,7 +240,7 @@ func TestVerifyCache(t *testing.T) {
 			f.store.mu.Unlock()
 			done := make(chan apperr.Code)
 			go func() {
-				_, err := f.svc.Verify(context.Background(), k.Secret)
+				_, _, err := f.svc.Verify(context.Background(), k.Secret)
 				done <- apperr.CodeOf(err)
 			}()
 			<-reached

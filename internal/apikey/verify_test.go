@@ -102,7 +102,7 @@ func TestVerifyChecksTheKeyBeforeTheStore(t *testing.T) {
 		good[:10] + "-" + good[11:], good[:10] + "é" + good[12:], good[:len(good)-6] + "000000",
 		"eyJhbGciOiJIUzI1NiJ9.e30.sig", strings.Repeat("a", 1<<20),
 	} {
-		if _, err := svc.Verify(ctx, bad); apperr.CodeOf(err) != apperr.InvalidToken {
+		if _, _, err := svc.Verify(ctx, bad); apperr.CodeOf(err) != apperr.InvalidToken {
 			t.Errorf("Verify(%.20q…) = %v, want INVALID_OR_EXPIRED_TOKEN", bad, err)
 		}
 	}
@@ -111,10 +111,10 @@ func TestVerifyChecksTheKeyBeforeTheStore(t *testing.T) {
 	}
 
 	unknown := f.Generate()
-	if _, err := svc.Verify(ctx, unknown); apperr.CodeOf(err) != apperr.InvalidToken {
+	if _, _, err := svc.Verify(ctx, unknown); apperr.CodeOf(err) != apperr.InvalidToken {
 		t.Errorf("unknown key: %v", err)
 	}
-	p, err := svc.Verify(ctx, good)
+	p, _, err := svc.Verify(ctx, good)
 	if err != nil || p.UserID != "alice" || p.KeyID != "k1" || p.Method != apikey.MethodAPIKey {
 		t.Fatalf("Verify(good) = %+v, %v", p, err)
 	}

@@ -22,8 +22,6 @@ const (
 	jwtMaxTokenBytes = 8 << 10
 	// jwtMaxSubjectBytes is the longest accepted `sub` (user id).
 	jwtMaxSubjectBytes = 255
-	// jwtMinSecretBytes is the shortest accepted HS256 secret.
-	jwtMinSecretBytes = 32
 	// jwtLeeway is the clock skew tolerated on exp, nbf and iat.
 	jwtLeeway = 30 * time.Second
 	// jwtInvalidMessage is the one message of every verification failure, so
@@ -89,8 +87,8 @@ func newJWTVerifier(cfg JWTConfig, tuning jwksTuning) (*JWTVerifier, error) {
 	v := &JWTVerifier{logger: logger}
 	var methods []string
 	if hasSecret {
-		if len(cfg.Secret) < jwtMinSecretBytes {
-			return nil, errors.New("auth: JWT secret must be at least 32 bytes")
+		if err := CheckSecret(cfg.Secret); err != nil {
+			return nil, err
 		}
 		v.secret = append([]byte(nil), cfg.Secret...)
 		methods = []string{jwt.SigningMethodHS256.Alg()}
@@ -263,8 +261,8 @@ func MintToken(secret []byte, sub string, ttl time.Duration, issuer, audience st
 // knows the token's exp: iat+ttl, truncated to the second like every
 // NumericDate. Used by the built-in accounts' login.
 func MintTokenAt(secret []byte, sub string, iat time.Time, ttl time.Duration, issuer, audience string) (string, error) {
-	if len(secret) < jwtMinSecretBytes {
-		return "", errors.New("auth: JWT secret must be at least 32 bytes")
+	if err := CheckSecret(secret); err != nil {
+		return "", err
 	}
 	if !jwtValidSubject(sub) {
 		return "", errors.New("auth: subject must be 1 to 255 bytes without control characters")

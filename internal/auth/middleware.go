@@ -6,9 +6,9 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // TokenVerifier verifies a login token and returns its subject (the user id).
@@ -16,56 +16,71 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (string, error)
 }
 
-// Authenticator turns a request's credential into a principal.
+// Observer is told the outcome of every verification, for metrics. It is
+// called on the request path, so it must be fast and must not block.
+type Observer interface {
+	Verified(m apikey.Method, o apikey.Outcome)
+}
+
+// Authenticator turns a request's credential into what the handlers need
+// (apikey.Auth) and counts the outcome of every verification: this is the one
+// place that sees every kind of credential, so it is the one place that
+// counts them.
 type Authenticator struct {
-	tokens  TokenVerifier
-	keys    *apikey.Service
-	limiter *FailureLimiter[netip.Addr]
-	client  *ClientIP
-	// Refuse answers a request refused before authentication (rate limited).
+	tokens   TokenVerifier
+	keys     *apikey.Service
+	limiter  *FailureLimiter[netip.Addr]
+	client   *ClientIP
+	observer Observer
+	// Refuse answers a request refused before routing (rate limited).
 	Refuse func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // NewAuthenticator returns an Authenticator that verifies JWTs with tokens and
-// API keys with keys, limiting failures per client address (nil: no limit).
-func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *FailureLimiter[netip.Addr], client *ClientIP) *Authenticator {
+// API keys with keys, limiting failures per client address (nil: no limit),
+// and tells observer (nil: nobody) the outcome of each verification.
+func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *FailureLimiter[netip.Addr], client *ClientIP, observer Observer) *Authenticator {
 	if client == nil {
 		client = NewClientIP(nil)
 	}
-	return &Authenticator{tokens: tokens, keys: keys, limiter: limiter, client: client}
+	if observer == nil {
+		observer = nopObserver{}
+	}
+	return &Authenticator{tokens: tokens, keys: keys, limiter: limiter, client: client, observer: observer}
 }
 
-// Authenticate verifies c. It returns ok=false with a nil error when there is
-// no credential, and the coded error (MISSING_AUTH, INVALID_OR_EXPIRED_TOKEN,
-// SERVER_BUSY, …) when there is a bad one. The outcome of a verification goes
-// to the service's observer.
-func (a *Authenticator) Authenticate(ctx context.Context, c Credential) (p apikey.Principal, ok bool, err error) {
-	switch c.Kind {
-	case None:
-		return apikey.Principal{}, false, nil
-	case APIKey:
-		p, err = a.keys.Verify(ctx, c.Value) // reports its own outcome
-	default:
+type nopObserver struct{}
+
+func (nopObserver) Verified(apikey.Method, apikey.Outcome) {}
+
+// authenticate verifies a credential that is present and counts the outcome.
+// It returns the coded error (INVALID_OR_EXPIRED_TOKEN, SERVER_BUSY, …) of a
+// bad one.
+func (a *Authenticator) authenticate(ctx context.Context, c Credential) (apikey.Principal, error) {
+	var (
+		p   apikey.Principal
+		o   apikey.Outcome
+		err error
+	)
+	if c.Kind == APIKey {
+		p, o, err = a.keys.Verify(ctx, c.Value)
+	} else {
 		var sub string
 		sub, err = a.tokens.Verify(ctx, c.Value)
-		p = apikey.Principal{UserID: sub, Method: apikey.MethodJWT}
-		o := apikey.OutcomeOK
+		p, o = apikey.Principal{UserID: sub, Method: apikey.MethodJWT}, apikey.OutcomeOK
 		if err != nil {
 			o = tokenOutcome(err)
 		}
-		a.keys.ObserveVerification(apikey.MethodJWT, o)
 	}
-	if err != nil {
-		return apikey.Principal{}, false, err
-	}
-	return p, true, nil
+	a.observer.Verified(c.method(), o)
+	return p, err
 }
 
-// Middleware authenticates every request and records the outcome in its
-// context (apikey.WithPrincipal or apikey.WithAuthError). It rejects a
-// request itself only when its address is rate limited: otherwise whatever
-// needs a principal asks for one, so a GraphQL request with a bad token still
-// gets a normal GraphQL response.
+// Middleware authenticates every request that brings a credential and hands
+// what it found to the handlers in the request's context (apikey.AuthOf). It
+// answers a request itself only when its address is rate limited: otherwise
+// whatever needs a principal asks for one, so a GraphQL request with a bad
+// token still gets a normal GraphQL response.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := ParseCredential(r.Header, a.keys.Format())
@@ -75,28 +90,40 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		}
 		addr := a.client.Of(r)
 		if ok, wait := a.limiter.Allow(addr); !ok {
-			a.keys.ObserveVerification(c.method(), apikey.OutcomeRateLimited)
+			a.observer.Verified(c.method(), apikey.OutcomeRateLimited)
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			a.Refuse(w, r, errRateLimited)
 			return
 		}
-		var p apikey.Principal
-		if err == nil {
-			p, _, err = a.Authenticate(r.Context(), c)
-		} else {
-			a.keys.ObserveVerification(apikey.MethodNone, apikey.OutcomeMalformed)
-		}
+		var found apikey.Auth
 		if err != nil {
-			if code := apperr.CodeOf(err); code == apperr.MissingAuth || code == apperr.InvalidToken {
-				a.limiter.Fail(addr)
-			}
-			r = r.WithContext(apikey.WithAuthError(r.Context(), err))
+			a.observer.Verified(apikey.MethodNone, apikey.OutcomeMalformed)
+			found.Err = err
+		} else if p, err := a.authenticate(r.Context(), c); err != nil {
+			found.Err = err
 		} else {
-			accesslog.SetPrincipal(r.Context(), p.UserID, p.KeyID)
-			r = r.WithContext(apikey.WithPrincipal(r.Context(), p))
+			found.Principal = &p
+			httpx.SetPrincipal(r.Context(), p.UserID, p.KeyID)
 		}
-		next.ServeHTTP(w, r)
+		// Only the client's own failures are charged: an outage of the
+		// database or the identity provider (SERVER_BUSY) is not.
+		if code := apperr.CodeOf(found.Err); code == apperr.MissingAuth || code == apperr.InvalidToken {
+			a.limiter.Fail(addr)
+		}
+		next.ServeHTTP(w, r.WithContext(apikey.WithAuth(r.Context(), found)))
 	})
+}
+
+// Forward returns the principal of a request that asks whether it may pass
+// (forward authentication, GET /auth/verify), or the error to refuse it with.
+// Unlike elsewhere, a request without any credential is a verification
+// here, refused with MISSING_AUTH and counted as such.
+func (a *Authenticator) Forward(ctx context.Context) (apikey.Principal, error) {
+	found := apikey.AuthOf(ctx)
+	if found.Anonymous() {
+		a.observer.Verified(apikey.MethodNone, apikey.OutcomeMissing)
+	}
+	return found.Require()
 }
 
 var errRateLimited = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")

@@ -19,11 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
-// Metrics holds apikeyd's collectors. It implements apikey.Observer.
+// Metrics holds apikeyd's collectors. It implements apikey.Observer and
+// auth.Observer.
 type Metrics struct {
 	registry      *prometheus.Registry
 	requests      *prometheus.CounterVec
@@ -113,34 +114,24 @@ func (m *Metrics) WatchDB(db *sql.DB) {
 	m.registry.MustRegister(collectors.NewDBStatsCollector(db, "apikeyd"))
 }
 
-// Registry returns the registry holding every collector, for adding more.
-func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
-
 // Handler serves the metrics in the Prometheus exposition formats.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
 }
 
-// Middleware counts and times every request. It reads the route pattern that
-// the handler recorded for the access log, so it must be installed inside
-// accesslog.Middleware; a request that matched no route is labelled
-// "unmatched".
-func (m *Metrics) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &accesslog.StatusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		route, method := routeLabel(accesslog.Route(r.Context())), methodLabel(r.Method)
-		m.requests.WithLabelValues(route, method, strconv.Itoa(rec.Status())).Inc()
-		m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-	})
+// Request counts and times an answered request, for httpx.Observe. A
+// request that matched no route is labelled "unmatched".
+func (m *Metrics) Request(_ *http.Request, rec *httpx.Record) {
+	route, method := routeLabel(rec.Route), methodLabel(rec.Method)
+	m.requests.WithLabelValues(route, method, strconv.Itoa(rec.Status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(time.Since(rec.Start).Seconds())
 }
 
 // routeLabel turns a route pattern ("POST /auth/api-keys") into its path
 // ("/auth/api-keys"): the method has its own label.
 func routeLabel(pattern string) string {
 	if pattern == "" {
-		return accesslog.Unmatched
+		return httpx.Unmatched
 	}
 	if i := strings.IndexByte(pattern, ' '); i >= 0 {
 		return pattern[i+1:]
@@ -165,7 +156,7 @@ func (m *Metrics) KeyCreated() { m.keysCreated.Inc() }
 // KeyRevoked implements apikey.Observer.
 func (m *Metrics) KeyRevoked() { m.keysRevoked.Inc() }
 
-// Verified implements apikey.Observer.
+// Verified implements auth.Observer.
 func (m *Metrics) Verified(method apikey.Method, o apikey.Outcome) {
 	m.verifications.WithLabelValues(string(method), string(o)).Inc()
 }

@@ -8,11 +8,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // Accounts serves the built-in account routes, POST /auth/register and
@@ -40,8 +40,8 @@ func NewAccounts(svc *account.Service, log *slog.Logger, client *auth.ClientIP, 
 // Register mounts the account routes on mux; other methods answer 405.
 func (a *Accounts) Register(mux *http.ServeMux) {
 	for path, h := range map[string]http.HandlerFunc{"/auth/register": a.register, "/auth/login": a.login} {
-		mux.Handle("POST "+path, Route("POST "+path, h))
-		mux.Handle(path, Route(path, MethodNotAllowed(a.log, "POST")))
+		mux.Handle("POST "+path, httpx.Route("POST "+path, h))
+		mux.Handle(path, httpx.Route(path, httpx.MethodNotAllowed(a.log, "POST")))
 	}
 }
 
@@ -54,20 +54,20 @@ var (
 func (a *Accounts) register(w http.ResponseWriter, r *http.Request) {
 	email, password, err := decodeCredentials(w, r)
 	if err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	u, err := a.svc.Register(r.Context(), email, password)
 	if err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
-	accesslog.SetPrincipal(r.Context(), u.ID, "")
+	httpx.SetPrincipal(r.Context(), u.ID, "")
 	type userJSON struct {
 		ID    string `json:"id"`
 		Email string `json:"email"`
 	}
-	writeJSON(w, http.StatusCreated, struct {
+	httpx.WriteJSON(w, http.StatusCreated, struct {
 		Message string   `json:"message"`
 		User    userJSON `json:"user"`
 	}{"Account created. It is active now: log in with POST /auth/login.", userJSON{u.ID, u.Email}})
@@ -81,7 +81,7 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 	}
 	email, password, err := decodeCredentials(w, r)
 	if err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	// The account's bucket is keyed by the normalized email whether or not
@@ -103,10 +103,10 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 				a.byAccount.Fail(acct)
 			}
 		}
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
-	accesslog.SetPrincipal(r.Context(), s.User.ID, "")
+	httpx.SetPrincipal(r.Context(), s.User.ID, "")
 	type userJSON struct {
 		ID        string `json:"id"`
 		Email     string `json:"email"`
@@ -118,7 +118,7 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn   int64  `json:"expires_in"`
 		ExpiresAt   string `json:"expires_at"`
 	}
-	writeJSON(w, http.StatusOK, struct {
+	httpx.WriteJSON(w, http.StatusOK, struct {
 		User    userJSON    `json:"user"`
 		Session sessionJSON `json:"session"`
 	}{
@@ -130,13 +130,13 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 // refuse answers 429 RATE_LIMITED with Retry-After in whole seconds.
 func (a *Accounts) refuse(w http.ResponseWriter, r *http.Request, err error, wait time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-	WriteError(w, r, a.log, err)
+	httpx.WriteError(w, r, a.log, err)
 }
 
 // decodeCredentials reads {"email": "…", "password": "…"}: both required
 // strings; other fields are ignored.
 func decodeCredentials(w http.ResponseWriter, r *http.Request) (email, password string, err error) {
-	b, err := ReadBody(w, r)
+	b, err := httpx.ReadBody(w, r, httpx.MaxBodyBytes)
 	if err != nil {
 		return "", "", err
 	}
@@ -144,7 +144,7 @@ func decodeCredentials(w http.ResponseWriter, r *http.Request) (email, password 
 		return "", "", errNoCredentials
 	}
 	var gotEmail, gotPassword bool
-	err = DecodeObject(b, func(name string, dec *json.Decoder) error {
+	err = httpx.DecodeObject(b, func(name string, dec *json.Decoder) error {
 		var err error
 		switch name {
 		case "email":
@@ -154,7 +154,7 @@ func decodeCredentials(w http.ResponseWriter, r *http.Request) (email, password 
 			password, err = decodeString(name, dec)
 			gotPassword = true
 		default:
-			err = skipValue(dec)
+			err = httpx.SkipValue(dec)
 		}
 		return err
 	})
@@ -170,7 +170,7 @@ func decodeCredentials(w http.ResponseWriter, r *http.Request) (email, password 
 // decodeString decodes a JSON string; anything else, null included, is
 // INVALID_REQUEST.
 func decodeString(name string, dec *json.Decoder) (string, error) {
-	s, err := decodeNullableString(name, dec)
+	s, err := httpx.DecodeNullableString(name, dec)
 	if err != nil {
 		return "", err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // createStore is an apikey.Store that keeps the last key created.
@@ -48,12 +49,12 @@ func FuzzDecodeObject(f *testing.F) {
 		in, err := decodeCreate(httptest.NewRecorder(), req)
 		if err != nil {
 			code := apperr.CodeOf(err)
-			if code != apperr.InvalidRequest && !(code == apperr.PayloadTooLarge && len(body) > MaxBodyBytes) {
+			if code != apperr.InvalidRequest && !(code == apperr.PayloadTooLarge && len(body) > httpx.MaxBodyBytes) {
 				t.Fatalf("refused with %v", err)
 			}
 			return
 		}
-		if len(body) > MaxBodyBytes {
+		if len(body) > httpx.MaxBodyBytes {
 			t.Fatalf("accepted a %d-byte body", len(body))
 		}
 		if len(bytes.TrimSpace(body)) == 0 {
@@ -138,7 +139,7 @@ func duplicateMember(b []byte) (string, bool) {
 }
 
 // TestDecodeObjectNeverReadsPastTheCap: however the body is framed, no more
-// than MaxBodyBytes is read.
+// than httpx.MaxBodyBytes is read.
 func TestDecodeObjectNeverReadsPastTheCap(t *testing.T) {
 	body := strings.NewReader(`{"name":"` + strings.Repeat("a", 10<<20) + `"}`)
 	req := httptest.NewRequest("POST", "/auth/api-keys", body)
@@ -148,7 +149,7 @@ func TestDecodeObjectNeverReadsPastTheCap(t *testing.T) {
 	if apperr.CodeOf(err) != apperr.PayloadTooLarge {
 		t.Fatalf("err %v, want PAYLOAD_TOO_LARGE", err)
 	}
-	if read := 10<<20 + 11 - body.Len(); read > MaxBodyBytes+4096 {
+	if read := 10<<20 + 11 - body.Len(); read > httpx.MaxBodyBytes+4096 {
 		t.Fatalf("read %d bytes of a body over the cap", read)
 	}
 }

@@ -1,25 +1,33 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/apikey"
-	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // API serves the REST routes over one apikey.Service.
 type API struct {
 	svc *apikey.Service
+	fwd Forwarder
 	log *slog.Logger
 }
 
-// New returns the REST adapter of svc.
-func New(svc *apikey.Service, log *slog.Logger) *API { return &API{svc: svc, log: log} }
+// Forwarder decides a forward-authentication request from what
+// authentication found (auth.Authenticator.Forward).
+type Forwarder interface {
+	Forward(ctx context.Context) (apikey.Principal, error)
+}
+
+// New returns the REST adapter of svc; fwd decides GET /auth/verify.
+func New(svc *apikey.Service, fwd Forwarder, log *slog.Logger) *API {
+	return &API{svc: svc, fwd: fwd, log: log}
+}
 
 // Register mounts the REST routes on mux. A known path with another method
 // answers 405 with Allow; call NotFound for the rest.
@@ -39,49 +47,14 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.methodNotAllowed(mux, "/openapi.json", "GET, HEAD")
 }
 
-// route mounts h at pattern, naming the route in the access log.
+// route mounts h at pattern, naming the route in the request's record.
 func (a *API) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
-	mux.Handle(pattern, Route(pattern, h))
-}
-
-// Route wraps h so the access log names pattern as its route.
-func Route(pattern string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		accesslog.SetRoute(r.Context(), pattern)
-		h.ServeHTTP(w, r)
-	})
+	mux.Handle(pattern, httpx.Route(pattern, h))
 }
 
 // methodNotAllowed answers every other method on path with 405 and Allow.
 func (a *API) methodNotAllowed(mux *http.ServeMux, path, allow string) {
-	mux.Handle(path, Route(path, MethodNotAllowed(a.log, allow)))
-}
-
-// MethodNotAllowed answers 405 METHOD_NOT_ALLOWED with Allow: allow.
-func MethodNotAllowed(log *slog.Logger, allow string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		WriteError(w, r, log, apperr.Errorf(apperr.MethodNotAllowed, "method %s is not allowed here; use %s", r.Method, allow))
-	})
-}
-
-// NotFound answers 404 NOT_FOUND in the error shape.
-func NotFound(log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, r, log, apperr.New(apperr.NotFound, "no such route"))
-	})
-}
-
-// NoStore marks every response under /auth/ and of /graphql as not
-// cacheable: they carry secrets (a new key) or depend on who asks, and a
-// GraphQL GET is otherwise as cacheable as any other.
-func NoStore(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/auth/") || r.URL.Path == "/graphql" {
-			w.Header().Set("Cache-Control", "no-store")
-		}
-		next.ServeHTTP(w, r)
-	})
+	mux.Handle(path, httpx.Route(path, httpx.MethodNotAllowed(a.log, allow)))
 }
 
 // keyJSON is a key as listed.
@@ -117,21 +90,21 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	// Permission is checked before the body is read, so a caller who may
 	// not create keys learns nothing from body validation.
 	if _, err := apikey.RequireJWT(r.Context()); err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	in, err := decodeCreate(w, r)
 	if err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	k, err := a.svc.Create(r.Context(), in)
 	if err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	w.Header().Set("Location", "/auth/api-keys/"+k.ID)
-	writeJSON(w, http.StatusCreated, createdJSON{
+	httpx.WriteJSON(w, http.StatusCreated, createdJSON{
 		ID:        k.ID,
 		Key:       k.Secret,
 		KeyPrefix: k.KeyPrefix,
@@ -144,18 +117,18 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 // decodeCreate reads the optional body of a create.
 func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, error) {
 	var in apikey.CreateInput
-	b, err := ReadBody(w, r)
+	b, err := httpx.ReadBody(w, r, httpx.MaxBodyBytes)
 	if err != nil || b == nil {
 		return in, err
 	}
-	err = DecodeObject(b, func(name string, dec *json.Decoder) error {
+	err = httpx.DecodeObject(b, func(name string, dec *json.Decoder) error {
 		switch name {
 		case "name":
-			s, err := decodeNullableString(name, dec)
+			s, err := httpx.DecodeNullableString(name, dec)
 			in.Name = s
 			return err
 		case "expires_at":
-			s, err := decodeNullableString(name, dec)
+			s, err := httpx.DecodeNullableString(name, dec)
 			if err != nil || s == nil {
 				return err
 			}
@@ -163,7 +136,7 @@ func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, e
 			in.ExpiresAt = &t
 			return err
 		default:
-			return skipValue(dec)
+			return httpx.SkipValue(dec)
 		}
 	})
 	return in, err
@@ -172,7 +145,7 @@ func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, e
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	keys, err := a.svc.List(r.Context())
 	if err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	out := struct {
@@ -188,12 +161,12 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			ExpiresAt:  optTime(k.ExpiresAt),
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 	if _, err := a.svc.Revoke(r.Context(), r.PathValue("id")); err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -202,14 +175,9 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 // verify is the forward-auth endpoint: 200 with the principal in the body and
 // in X-Auth-* headers, or the 401 of the credential.
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
-	p, err := apikey.RequirePrincipal(r.Context())
+	p, err := a.fwd.Forward(r.Context())
 	if err != nil {
-		// Anonymous requests elsewhere are not verifications, but one that
-		// asks whether it may pass and brings nothing is: count it here.
-		if q, authErr := apikey.OptionalPrincipal(r.Context()); q == nil && authErr == nil {
-			a.svc.ObserveVerification(apikey.MethodNone, apikey.OutcomeMissing)
-		}
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	var keyID *string
@@ -218,7 +186,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		keyID = &p.KeyID
 		w.Header().Set("X-Auth-Key-Id", p.KeyID)
 	}
-	writeJSON(w, http.StatusOK, struct {
+	httpx.WriteJSON(w, http.StatusOK, struct {
 		UserID     string        `json:"user_id"`
 		AuthMethod apikey.Method `json:"auth_method"`
 		KeyID      *string       `json:"key_id"`
@@ -226,13 +194,13 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := a.svc.Ready(r.Context()); err != nil {
-		WriteError(w, r, a.log, err)
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 	"github.com/apikeyd/apikeyd/internal/leak"
 )
 
@@ -60,15 +61,15 @@ const leakPrefix = "/auth/leaks"
 func (l *Leaks) Register(mux *http.ServeMux) {
 	mount := func(method, path string, on bool, off string, h http.HandlerFunc) {
 		if !on {
-			mux.Handle(path, Route(path, off404(l.log, off)))
+			mux.Handle(path, httpx.Route(path, off404(l.log, off)))
 			return
 		}
-		mux.Handle(method+" "+path, Route(method+" "+path, h))
+		mux.Handle(method+" "+path, httpx.Route(method+" "+path, h))
 		allow := method
 		if method == http.MethodGet {
 			allow = "GET, HEAD"
 		}
-		mux.Handle(path, Route(path, MethodNotAllowed(l.log, allow)))
+		mux.Handle(path, httpx.Route(path, httpx.MethodNotAllowed(l.log, allow)))
 	}
 	const github = "leak reports are off: set LEAK_REPORT_KEYS_URL or LEAK_REPORT_KEYS_FILE"
 	const gitlab = "the GitLab token revocation service is off: set LEAK_REVOCATION_TOKEN"
@@ -80,7 +81,7 @@ func (l *Leaks) Register(mux *http.ServeMux) {
 // off404 answers 404 for a route whose feature is off.
 func off404(log *slog.Logger, why string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, r, log, apperr.New(apperr.NotFound, why))
+		httpx.WriteError(w, r, log, apperr.New(apperr.NotFound, why))
 	})
 }
 
@@ -101,9 +102,10 @@ func SkipAuthentication(mux, authenticated http.Handler) http.Handler {
 }
 
 var (
-	errReportTooLarge = apperr.Errorf(apperr.PayloadTooLarge, "a leak report is at most %d bytes", leak.MaxReportBytes)
-	errRevocationAuth = apperr.New(apperr.InvalidToken, "the token revocation service needs 'Authorization: <LEAK_REVOCATION_TOKEN>'")
-	errLeaksLimited   = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
+	errReportTooLarge  = apperr.Errorf(apperr.PayloadTooLarge, "a leak report is at most %d bytes", leak.MaxReportBytes)
+	errRevocationAuth  = apperr.New(apperr.InvalidToken, "the token revocation service needs 'Authorization: <LEAK_REVOCATION_TOKEN>'")
+	errLeaksLimited    = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
+	errReportMediaType = apperr.New(apperr.UnsupportedMediaType, "request body must be application/json")
 )
 
 // allow refuses a request from an address out of failure budget.
@@ -111,7 +113,7 @@ func (l *Leaks) allow(w http.ResponseWriter, r *http.Request) (netip.Addr, bool)
 	addr := l.client.Of(r)
 	if ok, wait := l.failures.Allow(addr); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		WriteError(w, r, l.log, errLeaksLimited)
+		httpx.WriteError(w, r, l.log, errLeaksLimited)
 		return addr, false
 	}
 	return addr, true
@@ -142,7 +144,7 @@ func (l *Leaks) report(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := readReport(w, r)
 	if err != nil {
-		WriteError(w, r, l.log, err)
+		httpx.WriteError(w, r, l.log, err)
 		return
 	}
 	err = l.verifier.Verify(r.Context(), r.Header.Get("Github-Public-Key-Identifier"), r.Header.Get("Github-Public-Key-Signature"), b)
@@ -150,21 +152,21 @@ func (l *Leaks) report(w http.ResponseWriter, r *http.Request) {
 		if apperr.CodeOf(err) == apperr.InvalidSignature {
 			l.failures.Fail(addr)
 		}
-		WriteError(w, r, l.log, err)
+		httpx.WriteError(w, r, l.log, err)
 		return
 	}
-	if !IsJSON(r.Header.Get("Content-Type")) {
-		WriteError(w, r, l.log, errMediaType)
+	if !httpx.IsJSON(r.Header.Get("Content-Type")) {
+		httpx.WriteError(w, r, l.log, errReportMediaType)
 		return
 	}
 	tokens, err := leak.ParseReport(b)
 	if err != nil {
-		WriteError(w, r, l.log, err)
+		httpx.WriteError(w, r, l.log, err)
 		return
 	}
 	found, err := l.revoke(r, "github", tokens)
 	if err != nil {
-		WriteError(w, r, l.log, err)
+		httpx.WriteError(w, r, l.log, err)
 		return
 	}
 	out := make([]leak.Feedback, len(tokens))
@@ -175,7 +177,7 @@ func (l *Leaks) report(w http.ResponseWriter, r *http.Request) {
 			out[i].Label = leak.LabelTruePositive
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 // revoke revokes every active key among tokens, in order, and tells which
@@ -210,7 +212,7 @@ func (l *Leaks) gitlabAuth(w http.ResponseWriter, r *http.Request) bool {
 	sum := sha256.Sum256([]byte(strings.Join(got, "\n")))
 	if len(got) != 1 || subtle.ConstantTimeCompare(sum[:], l.token) != 1 {
 		l.failures.Fail(addr)
-		WriteError(w, r, l.log, errRevocationAuth)
+		httpx.WriteError(w, r, l.log, errRevocationAuth)
 		return false
 	}
 	return true
@@ -221,7 +223,7 @@ func (l *Leaks) gitlabTypes(w http.ResponseWriter, r *http.Request) {
 	if !l.gitlabAuth(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string][]string{"types": {GitLabTokenType}})
+	httpx.WriteJSON(w, http.StatusOK, map[string][]string{"types": {GitLabTokenType}})
 }
 
 // gitlabRevoke is POST /auth/leaks/gitlab/revoke_tokens: 204 once every
@@ -231,11 +233,11 @@ func (l *Leaks) gitlabRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := readReport(w, r)
-	if err == nil && !IsJSON(r.Header.Get("Content-Type")) {
-		err = errMediaType
+	if err == nil && !httpx.IsJSON(r.Header.Get("Content-Type")) {
+		err = errReportMediaType
 	}
 	if err != nil {
-		WriteError(w, r, l.log, err)
+		httpx.WriteError(w, r, l.log, err)
 		return
 	}
 	tokens, err := leak.ParseGitLabRequest(b)
@@ -243,7 +245,7 @@ func (l *Leaks) gitlabRevoke(w http.ResponseWriter, r *http.Request) {
 		_, err = l.revoke(r, "gitlab", tokens)
 	}
 	if err != nil {
-		WriteError(w, r, l.log, err)
+		httpx.WriteError(w, r, l.log, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

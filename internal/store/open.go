@@ -22,6 +22,20 @@ func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
+// SQLitePath returns the path of the SQLite database file that dsn names
+// (file:PATH, sqlite:PATH or a bare path, without its parameters) and the
+// parameters, or ok=false when dsn names PostgreSQL.
+func SQLitePath(dsn string) (path, params string, ok bool) {
+	if IsPostgres(dsn) {
+		return "", "", false
+	}
+	path = strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, params = path[:i], path[i+1:]
+	}
+	return path, params, true
+}
+
 // Open opens the database dsn names: postgres:// or postgresql:// for
 // PostgreSQL; file:PATH, sqlite:PATH or a bare path for SQLite. It does not
 // connect; use Ping to check the database answers.
@@ -56,11 +70,7 @@ func Open(dsn string) (*bun.DB, error) {
 // locked", foreign keys, and IMMEDIATE transactions so a transaction takes the
 // write lock at its start and never fails upgrading a read lock.
 func sqliteDSN(dsn string) (string, error) {
-	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
-	query := ""
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path, query = path[:i], path[i+1:]
-	}
+	path, query, _ := SQLitePath(dsn)
 	if path == "" {
 		return "", errors.New("store: empty SQLite path")
 	}
@@ -93,9 +103,6 @@ func Describe(dsn string) string {
 		}
 		return "postgres://" + u.Host + u.Path
 	}
-	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
+	path, _, _ := SQLitePath(dsn)
 	return "sqlite:" + path
 }

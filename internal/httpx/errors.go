@@ -1,8 +1,7 @@
-// Package rest is apikeyd's REST adapter: it decodes requests, calls
-// apikey.Service and encodes the answers and errors of the documented routes.
-package rest
+package httpx
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -45,24 +44,39 @@ type errorBody struct {
 }
 
 // WriteError answers with err in the error shape. Errors that are not coded
-// (and SERVER_BUSY, whose cause an operator needs) are logged; the client
-// sees only the coded message, or "internal error".
+// (and SERVER_BUSY, whose cause an operator needs) are logged (LogFailure);
+// the client sees only the coded message, or "internal error".
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := apperr.CodeOf(err)
 	status := Status(code)
-	if code == apperr.Internal || code == apperr.ServerBusy {
-		log.LogAttrs(r.Context(), slog.LevelError, "request failed",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.String("code", string(code)), slog.String("err", err.Error()))
-	}
+	LogFailure(r.Context(), log, "request failed", code, err,
+		slog.String("method", r.Method), slog.String("path", r.URL.Path))
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", challenge(code))
 	}
-	writeJSON(w, status, errorBody{Error: apperr.MessageOf(err), StatusCode: status, Code: code})
+	WriteJSON(w, status, errorBody{Error: apperr.MessageOf(err), StatusCode: status, Code: code})
 }
 
-// writeJSON answers with status and v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// LogFailure logs a request that failed with err, of code: at ERROR when the
+// failure is the server's (INTERNAL, SERVER_BUSY), unless the client hung up
+// first (ctx is cancelled), which interrupts whatever the request was doing
+// and is no error of the server's: that is logged at INFO. Other codes are
+// the client's mistakes and are not logged. err's text may name internals
+// but never a secret: errors never carry one.
+func LogFailure(ctx context.Context, log *slog.Logger, msg string, code apperr.Code, err error, attrs ...slog.Attr) {
+	if code != apperr.Internal && code != apperr.ServerBusy {
+		return
+	}
+	level := slog.LevelError
+	if ctx.Err() != nil {
+		level, msg = slog.LevelInfo, "client closed the request before it was answered"
+	}
+	attrs = append(attrs, slog.String("code", string(code)), slog.String("err", err.Error()))
+	log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// WriteJSON answers with status and v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError

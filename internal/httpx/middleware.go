@@ -1,4 +1,4 @@
-package rest
+package httpx
 
 import (
 	"fmt"
@@ -7,15 +7,14 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
 // Recover turns a panic in next into 500 INTERNAL (when nothing was written
-// yet) and a log line with the stack; the process lives on.
+// yet, as Observe's record tells) and a log line with the stack; the process
+// lives on.
 func Recover(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &accesslog.StatusRecorder{ResponseWriter: w}
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -26,11 +25,11 @@ func Recover(log *slog.Logger, next http.Handler) http.Handler {
 			}
 			log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if !rec.Written() {
-				WriteError(rec, r, log, apperr.New(apperr.Internal, "internal error"))
+			if !Written(r.Context()) {
+				WriteError(w, r, log, apperr.New(apperr.Internal, "internal error"))
 			}
 		}()
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -69,6 +68,21 @@ func CORS(origins []string, next http.Handler) http.Handler {
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// NoStore marks as not cacheable every answer whose path is one of paths, or
+// lies under one that ends in "/": answers that carry secrets (a new key) or
+// depend on who asks.
+func NoStore(paths []string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, p := range paths {
+			if r.URL.Path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(r.URL.Path, p) {
+				w.Header().Set("Cache-Control", "no-store")
+				break
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

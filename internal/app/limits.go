@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"log/slog"
@@ -8,7 +8,7 @@ import (
 
 // httpLimits bounds what one client connection may take of the server, so
 // that slow or oversized requests (slowloris, header floods) cannot hold
-// connections or memory. Tests shrink them; serve uses defaultHTTPLimits.
+// connections or memory. Tests shrink them; Serve uses defaultLimits.
 type httpLimits struct {
 	ReadHeaderTimeout time.Duration // to read the request line and headers
 	ReadTimeout       time.Duration // to read the whole request, body included
@@ -17,9 +17,9 @@ type httpLimits struct {
 	MaxHeaderBytes    int           // request line and headers; larger requests get 431
 }
 
-// defaultHTTPLimits leave room for an 8 KiB login token in the headers and
+// defaultLimits leave room for an 8 KiB login token in the headers and
 // for a 64 KiB body on a slow link, and for nothing much more.
-var defaultHTTPLimits = httpLimits{
+var defaultLimits = httpLimits{
 	ReadHeaderTimeout: 5 * time.Second,
 	ReadTimeout:       15 * time.Second,
 	WriteTimeout:      30 * time.Second,

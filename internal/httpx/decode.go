@@ -1,4 +1,4 @@
-package rest
+package httpx
 
 import (
 	"bytes"
@@ -12,28 +12,27 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
-// MaxBodyBytes caps every request body.
+// MaxBodyBytes is the cap of a request body, unless a route says otherwise.
 const MaxBodyBytes = 64 << 10
 
 var (
-	errTooLarge     = apperr.Errorf(apperr.PayloadTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
 	errMediaType    = apperr.New(apperr.UnsupportedMediaType, "request body must be application/json")
 	errNotAnObject  = apperr.New(apperr.InvalidRequest, "request body must be one JSON object")
 	errMalformedDoc = apperr.New(apperr.InvalidRequest, "request body is not valid JSON")
 )
 
-// ReadBody reads a JSON request body of at most MaxBodyBytes, however it is
+// ReadBody reads a JSON request body of at most limit bytes, however it is
 // framed (chunked bodies without a length are capped too). An empty body is
 // returned as nil. Returns UNSUPPORTED_MEDIA_TYPE for a non-empty body that
 // is not application/json and PAYLOAD_TOO_LARGE past the cap.
-func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxBodyBytes {
-		return nil, errTooLarge
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if errors.As(err, new(*http.MaxBytesError)) {
-			return nil, errTooLarge
+			return nil, tooLarge(limit)
 		}
 		return nil, apperr.Wrap(apperr.InvalidRequest, "could not read the request body", err)
 	}
@@ -44,6 +43,10 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, errMediaType
 	}
 	return b, nil
+}
+
+func tooLarge(limit int64) error {
+	return apperr.Errorf(apperr.PayloadTooLarge, "request body is larger than %d bytes", limit)
 }
 
 // IsJSON reports whether a Content-Type is application/json, parameters
@@ -95,8 +98,8 @@ func DecodeObject(b []byte, field func(name string, dec *json.Decoder) error) er
 	return nil
 }
 
-// skipValue consumes one JSON value of any type.
-func skipValue(dec *json.Decoder) error {
+// SkipValue consumes one JSON value of any type.
+func SkipValue(dec *json.Decoder) error {
 	var v json.RawMessage
 	if err := dec.Decode(&v); err != nil {
 		return errMalformedDoc
@@ -104,8 +107,8 @@ func skipValue(dec *json.Decoder) error {
 	return nil
 }
 
-// decodeNullableString decodes a string or null into *string.
-func decodeNullableString(name string, dec *json.Decoder) (*string, error) {
+// DecodeNullableString decodes a string or null into *string.
+func DecodeNullableString(name string, dec *json.Decoder) (*string, error) {
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
 		return nil, errMalformedDoc

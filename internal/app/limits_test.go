@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bufio"
@@ -13,14 +13,14 @@ import (
 	"time"
 )
 
-// Transport limits (SECURITY.md, "Transport"): the http.Server that serve
+// Transport limits (SECURITY.md, "Transport"): the http.Server that Serve
 // runs has every timeout and a header cap, and each of them cuts off the
 // client it is meant for.
 
 func TestHTTPServerLimits(t *testing.T) {
 	t.Parallel()
-	srv := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
-	l := defaultHTTPLimits
+	srv := defaultLimits.server(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	l := defaultLimits
 	for _, c := range []struct {
 		name      string
 		got, want time.Duration
@@ -48,12 +48,12 @@ func TestHTTPServerLimits(t *testing.T) {
 // listener and returns its address.
 func limitedServer(t *testing.T, l httpLimits) string {
 	t.Helper()
-	e := newEnv(t, "sqlite")
+	a := newTestApp(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := l.server(e.App.Handler, slog.New(slog.DiscardHandler))
+	srv := l.server(a.Handler, slog.New(slog.DiscardHandler))
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
@@ -101,7 +101,7 @@ func TestHTTPServerCutsOffSlowClients(t *testing.T) {
 	// Each case shrinks only the limit it tests: net/http falls back on
 	// ReadTimeout for the others.
 	limits := func(change func(*httpLimits)) httpLimits {
-		l := httpLimits{time.Minute, time.Minute, time.Minute, time.Minute, defaultHTTPLimits.MaxHeaderBytes}
+		l := httpLimits{time.Minute, time.Minute, time.Minute, time.Minute, defaultLimits.MaxHeaderBytes}
 		change(&l)
 		return l
 	}
@@ -154,7 +154,7 @@ func isTimeout(err error) bool {
 
 func TestHTTPServerSlowHandlerWriteTimeout(t *testing.T) {
 	t.Parallel()
-	l := defaultHTTPLimits
+	l := defaultLimits
 	l.WriteTimeout = 200 * time.Millisecond
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(600 * time.Millisecond)
@@ -177,7 +177,7 @@ func TestHTTPServerSlowHandlerWriteTimeout(t *testing.T) {
 
 func TestHTTPServerHeaderCap(t *testing.T) {
 	t.Parallel()
-	addr := limitedServer(t, defaultHTTPLimits)
+	addr := limitedServer(t, defaultLimits)
 	get := func(headerBytes int) int {
 		t.Helper()
 		conn := dial(t, addr)
@@ -196,7 +196,7 @@ func TestHTTPServerHeaderCap(t *testing.T) {
 		t.Errorf("16 KiB of headers: %d, want 200", status)
 	}
 	// net/http allows 4 KiB over MaxHeaderBytes before answering 431.
-	if status := get(defaultHTTPLimits.MaxHeaderBytes + 8<<10); status != http.StatusRequestHeaderFieldsTooLarge {
+	if status := get(defaultLimits.MaxHeaderBytes + 8<<10); status != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("headers over the cap: %d, want 431", status)
 	}
 	if status := get(1 << 20); status != http.StatusRequestHeaderFieldsTooLarge {

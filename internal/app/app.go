@@ -1,0 +1,257 @@
+// Package app assembles apikeyd from its parts: given a Config and a
+// database, it builds the services, the two faces (REST and GraphQL), the
+// pages and the metrics into one HTTP handler, and runs it (Serve) until it
+// is told to stop.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/apikeyd/apikeyd/graph"
+	"github.com/apikeyd/apikeyd/internal/accesslog"
+	"github.com/apikeyd/apikeyd/internal/account"
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/config"
+	"github.com/apikeyd/apikeyd/internal/httpx"
+	"github.com/apikeyd/apikeyd/internal/leak"
+	"github.com/apikeyd/apikeyd/internal/metrics"
+	"github.com/apikeyd/apikeyd/internal/rest"
+	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/web"
+)
+
+// App is a configured apikeyd: its database, service, metrics and HTTP
+// handler, and on PostgreSQL the listener that keeps its key cache in step
+// with the revocations of other servers. The handler serves /metrics unless
+// Config.MetricsAddr is set, in which case Serve exposes Metrics.Handler
+// there instead. Close releases them.
+type App struct {
+	DB      *bun.DB
+	Keys    *apikey.Service
+	Metrics *metrics.Metrics
+	Handler http.Handler
+
+	stopListener context.CancelFunc
+	listener     sync.WaitGroup
+}
+
+// Close stops the revocation listener and closes the database.
+func (a *App) Close() error {
+	if a.stopListener != nil {
+		a.stopListener()
+	}
+	a.listener.Wait()
+	return a.DB.Close()
+}
+
+// Open opens the database of cfg, migrates it when cfg.Migrate is set, and
+// builds the App on it (see New).
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	db, err := store.Open(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Migrate {
+		g, err := store.MigrateUp(ctx, db)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		if !g.IsZero() {
+			log.Info("migrated", "group", g.ID, "migrations", g.Migrations.String())
+		}
+	}
+	a, err := New(ctx, cfg, Deps{DB: db, Log: log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Deps are what an App is built around.
+type Deps struct {
+	// DB is an open and migrated database, which the App takes over
+	// (Close closes it).
+	DB *bun.DB
+	// Keys stores the API keys; nil: the store on DB. Tests give a store
+	// of their choosing (one that fails, say) and get the whole handler.
+	Keys apikey.Store
+	Log  *slog.Logger
+}
+
+// New wires an App around its dependencies.
+func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
+	db, log := deps.DB, deps.Log
+	secret, err := TokenSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	jwksURL := ""
+	if cfg.JWKSURL != nil {
+		jwksURL = cfg.JWKSURL.String()
+	}
+	verifier, err := auth.NewJWTVerifier(auth.JWTConfig{
+		Secret: secret, JWKSURL: jwksURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	leaks, err := leakVerifier(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New()
+	m.WatchDB(db.DB)
+	cacheSize := cfg.CacheSize
+	if cacheSize == 0 {
+		cacheSize = -1 // off
+	}
+	st := store.New(db)
+	var keyStore apikey.Store = st
+	if deps.Keys != nil {
+		keyStore = deps.Keys
+	}
+	keys := apikey.NewService(keyStore, apikey.Config{
+		Prefix:           cfg.KeyPrefix,
+		MaxKeysPerUser:   cfg.MaxKeysPerUser,
+		LastUsedInterval: cfg.LastUsedInterval,
+		CacheSize:        cacheSize,
+		CacheTTL:         cfg.CacheTTL,
+		Observer:         m,
+	})
+	a := &App{DB: db, Keys: keys, Metrics: m}
+	if store.IsPostgres(cfg.DatabaseURL) && cfg.CacheSize > 0 {
+		// Other servers may revoke keys: cache nothing until their
+		// revocations reach this one.
+		keys.SuspendCache()
+		lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		l := &store.RevocationListener{DB: db, Cache: keys, Log: log}
+		a.stopListener = stop
+		a.listener.Go(func() { l.Run(lctx) })
+	}
+
+	failures, client := auth.NewFailureLimiter[netip.Addr](cfg.AuthFailBurst, 1), auth.NewClientIP(cfg.TrustedProxies)
+	authn := auth.NewAuthenticator(verifier, keys, failures, client, m)
+	mux := http.NewServeMux()
+	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
+		// Refused before routing: name the route it was for, so the access
+		// log and metrics show where the refusals land.
+		_, pattern := mux.Handler(r)
+		if pattern != notFoundPattern {
+			httpx.SetRoute(r.Context(), pattern)
+		}
+		if pattern == graphqlPath { // GraphQL clients read the GraphQL error shape
+			graph.WriteError(w, r, httpx.Status(apperr.CodeOf(err)), err)
+			return
+		}
+		httpx.WriteError(w, r, log, err)
+	}
+	rest.New(keys, authn, log).Register(mux)
+	mountAccounts(mux, cfg, secret, st, client, failures, log)
+	rest.NewLeaks(keys, log, leaks, cfg.LeakRevocation, client, failures).Register(mux)
+	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
+	mux.Handle(graphqlPath, httpx.Route(graphqlPath, gql)) // every method: gql answers the others 405
+	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
+	if cfg.MetricsAddr == "" {
+		mountMetrics(mux, m, log)
+	}
+	mux.Handle(notFoundPattern, httpx.NotFound(log))
+
+	var h http.Handler = rest.SkipAuthentication(mux, authn.Middleware(mux))
+	h = httpx.CORS(cfg.CORSOrigins, h)
+	h = httpx.NoStore(noStorePaths, h)
+	h = httpx.SecurityHeaders(h)
+	h = httpx.Recover(log, h)
+	a.Handler = httpx.Observe(h, m.Request, accesslog.Writer(log))
+	return a, nil
+}
+
+// noStorePaths are the paths whose answers no cache may keep: they carry
+// secrets (a new key) or depend on who asks, and a GraphQL GET is otherwise
+// as cacheable as any other.
+var noStorePaths = []string{"/auth/", graphqlPath}
+
+// graphqlPath is the GraphQL endpoint.
+const graphqlPath = "/graphql"
+
+// notFoundPattern is the catch-all route that answers 404.
+const notFoundPattern = "/"
+
+// mountMetrics serves GET /metrics on mux.
+func mountMetrics(mux *http.ServeMux, m *metrics.Metrics, log *slog.Logger) {
+	mux.Handle("GET /metrics", httpx.Route("/metrics", m.Handler()))
+	mux.Handle("/metrics", httpx.Route("/metrics", httpx.MethodNotAllowed(log, "GET, HEAD")))
+}
+
+// mountAccounts mounts the built-in accounts when apikeyd is its own token
+// issuer: unless ACCOUNTS is false or an identity provider (JWT_JWKS_URL)
+// issues the tokens. Failed logins share the per-address budget of failed
+// authentications, and each account has its own.
+func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr], log *slog.Logger) {
+	switch {
+	case !cfg.Accounts:
+		log.Info("built-in accounts are off (ACCOUNTS=false)")
+		return
+	case cfg.JWKSURL != nil:
+		log.Info("built-in accounts are off: login tokens come from the identity provider (JWT_JWKS_URL)")
+		return
+	}
+	svc := account.NewService(st, account.Config{
+		SessionTTL: cfg.SessionTTL,
+		Mint: func(sub string, iat time.Time, ttl time.Duration) (string, error) {
+			return auth.MintTokenAt(secret, sub, iat, ttl, cfg.JWTIssuer, cfg.JWTAudience)
+		},
+	})
+	byAccount := auth.NewFailureLimiter[string](cfg.LoginFailBurst, 1.0/60)
+	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux)
+}
+
+// leakVerifier returns the verifier of leak report signatures, or nil when
+// no key set is configured (POST /auth/leaks then answers 404).
+func leakVerifier(cfg config.Config, log *slog.Logger) (*leak.Verifier, error) {
+	switch {
+	case cfg.LeakKeysURL != nil:
+		return leak.NewVerifier(leak.VerifierConfig{URL: cfg.LeakKeysURL.String(), Log: log})
+	case cfg.LeakKeysFile != "":
+		return leak.NewVerifier(leak.VerifierConfig{File: cfg.LeakKeysFile, Log: log})
+	}
+	return nil, nil
+}
+
+// TokenSecret returns the HS256 secret that signs and checks login tokens:
+// the configured one; none when an identity provider (JWT_JWKS_URL) issues
+// them; on SQLite, one generated once and kept beside the database file
+// (see auth.LoadOrCreateSecret). PostgreSQL needs an explicit JWT_SECRET or
+// JWT_JWKS_URL: replicas must share the secret, and a generated one would
+// differ per machine.
+func TokenSecret(cfg config.Config) ([]byte, error) {
+	switch {
+	case cfg.JWTSecret != "":
+		return []byte(cfg.JWTSecret), nil
+	case cfg.JWKSURL != nil:
+		return nil, nil
+	}
+	path, _, ok := store.SQLitePath(cfg.DatabaseURL)
+	if !ok {
+		return nil, fmt.Errorf("with PostgreSQL, set JWT_SECRET (at least %d bytes) or JWT_JWKS_URL", auth.MinSecretBytes)
+	}
+	return auth.LoadOrCreateSecret(secretPath(path))
+}
+
+// secretPath names the generated secret's file beside the SQLite database
+// file at dbPath.
+func secretPath(dbPath string) string {
+	return dbPath[:len(dbPath)-len(filepath.Ext(dbPath))] + ".jwt-secret"
+}

@@ -1,0 +1,290 @@
+// Package config reads apikeyd's configuration, once, into a typed Config:
+// each setting is an environment variable and a flag of the same meaning
+// (the flag wins), with its default and its rule written in one place here.
+// A command reads only the settings it uses, so a bad setting of the server
+// never stops `apikeyd migrate status`.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/auth"
+	"github.com/apikeyd/apikeyd/internal/httpx"
+)
+
+// Config is apikeyd's configuration. Every value is parsed and checked.
+type Config struct {
+	Addr        string // listen address of the API
+	MetricsAddr string // when set, /metrics is served there alone
+
+	DatabaseURL string // postgres://… for PostgreSQL; file:PATH or sqlite:PATH for SQLite
+	Migrate     bool   // apply pending migrations on start
+
+	JWTSecret   string   // HS256 secret; empty: a JWKS, or a generated secret on SQLite
+	JWKSURL     *url.URL // an identity provider's key set; nil: none
+	JWTIssuer   string   // required iss claim, when set
+	JWTAudience string   // required aud claim, when set
+
+	KeyPrefix        string
+	MaxKeysPerUser   int
+	LastUsedInterval time.Duration
+	CacheSize        int           // verified keys cached; 0 turns the cache off
+	CacheTTL         time.Duration // how long a cached verification is trusted
+
+	Introspection  bool           // GraphQL introspection and the playground
+	TrustedProxies []netip.Prefix // whose X-Forwarded-For is believed
+	CORSOrigins    []string       // browser origins allowed to call (exact match)
+	AuthFailBurst  int            // failed authentications per address in a burst; 0: no limit
+
+	Accounts       bool          // built-in accounts (register, login)
+	SessionTTL     time.Duration // lifetime of the login tokens /auth/login issues
+	LoginFailBurst int           // failed logins per account in a burst; 0: no limit
+
+	LeakKeysURL    *url.URL // the key set that signs leak reports (POST /auth/leaks); nil: none
+	LeakKeysFile   string   // the same, from a file; empty: none
+	LeakRevocation string   // the token a self-managed GitLab presents; empty: no GitLab routes
+}
+
+// Scope is the set of settings a command reads.
+type Scope uint8
+
+// The groups of settings, and the scopes of apikeyd's commands.
+const (
+	Database  Scope = 1 << iota // where the data is
+	Tokens                      // how login tokens are signed and checked
+	KeyFormat                   // what a key looks like (its prefix)
+	Server                      // everything else serve needs
+	// Arguments is no group of settings: a command of this scope takes
+	// arguments after its flags, which the caller reads (fs.Args()).
+	Arguments
+
+	Serve   = Database | Tokens | KeyFormat | Server
+	Migrate = Database
+	Token   = Database | Tokens
+	Scan    = KeyFormat | Arguments
+)
+
+// setting is one environment variable and its flag.
+type setting struct {
+	scope     Scope
+	env, flag string
+	def       string
+	usage     string
+	// set parses and checks v into c; its error says what is expected
+	// (Parse names the variable).
+	set func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{Server, "ADDR", "addr", "127.0.0.1:8080", "listen address",
+		func(c *Config, v string) error { c.Addr = v; return nil }},
+	{Server, "METRICS_ADDR", "metrics-addr", "", "serve /metrics only on this address, e.g. 127.0.0.1:9090; empty: on the main listener",
+		func(c *Config, v string) error {
+			if v != "" {
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return errors.New("must be host:port such as 127.0.0.1:9090")
+				}
+			}
+			c.MetricsAddr = v
+			return nil
+		}},
+	{Database, "DATABASE_URL", "database-url", "file:apikeyd.db", "postgres://… for PostgreSQL, file:PATH for SQLite",
+		func(c *Config, v string) error {
+			if strings.TrimSpace(v) == "" {
+				return errors.New("must name a database")
+			}
+			c.DatabaseURL = v
+			return nil
+		}},
+	{Server, "AUTO_MIGRATE", "migrate", "true", "apply pending migrations on start",
+		boolSetting(func(c *Config) *bool { return &c.Migrate })},
+	{Tokens, "JWT_SECRET", "jwt-secret", "", "HS256 secret, at least 32 bytes; prefer the variable to the flag",
+		func(c *Config, v string) error {
+			if v != "" {
+				if err := auth.CheckSecret([]byte(v)); err != nil {
+					return err
+				}
+			}
+			c.JWTSecret = v
+			return nil
+		}},
+	{Tokens, "JWT_JWKS_URL", "jwt-jwks-url", "", "JWKS URL of an identity provider",
+		func(c *Config, v string) error {
+			if v == "" {
+				c.JWKSURL = nil
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+				// The URL is not echoed: it may carry credentials.
+				return errors.New("must be an absolute http or https URL")
+			}
+			c.JWKSURL = u
+			return nil
+		}},
+	{Tokens, "JWT_ISSUER", "jwt-issuer", "", "required iss claim",
+		func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
+	{Tokens, "JWT_AUDIENCE", "jwt-audience", "", "required aud claim",
+		func(c *Config, v string) error { c.JWTAudience = v; return nil }},
+	{KeyFormat, "API_KEY_PREFIX", "api-key-prefix", apikey.DefaultPrefix, "key prefix: lower-case letters and digits ending in _",
+		func(c *Config, v string) error {
+			if !apikey.ValidPrefix(v) {
+				return errors.New("must be lower-case letters and digits ending in _ (at most 32 bytes)")
+			}
+			c.KeyPrefix = v
+			return nil
+		}},
+	{Server, "MAX_KEYS_PER_USER", "max-keys-per-user", "100", "active keys a user may hold",
+		intSetting(1, func(c *Config) *int { return &c.MaxKeysPerUser })},
+	{Server, "LAST_USED_INTERVAL", "last-used-interval", "60s", "how often one key's last_used_at may be written",
+		durationSetting(time.Nanosecond, func(c *Config) *time.Duration { return &c.LastUsedInterval })},
+	{Server, "VERIFY_CACHE_SIZE", "verify-cache-size", strconv.Itoa(apikey.DefaultCacheSize), "verified API keys kept in memory; 0 turns the cache off",
+		intSetting(0, func(c *Config) *int { return &c.CacheSize })},
+	{Server, "VERIFY_CACHE_TTL", "verify-cache-ttl", apikey.DefaultCacheTTL.String(), "how long a cached verification is trusted without asking the database",
+		durationSetting(time.Nanosecond, func(c *Config) *time.Duration { return &c.CacheTTL })},
+	{Server, "GRAPHQL_INTROSPECTION", "graphql-introspection", "true", "GraphQL introspection and the playground",
+		boolSetting(func(c *Config) *bool { return &c.Introspection })},
+	{Server, "TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed",
+		func(c *Config, v string) (err error) {
+			c.TrustedProxies, err = auth.ParsePrefixes(v)
+			return err
+		}},
+	{Server, "CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed to call from a browser",
+		func(c *Config, v string) (err error) {
+			c.CORSOrigins, err = httpx.ParseOrigins(v)
+			return err
+		}},
+	{Server, "AUTH_FAIL_BURST", "auth-fail-burst", "30", "failed authentications allowed per address in a burst, refilling at one a second; 0 disables",
+		intSetting(0, func(c *Config) *int { return &c.AuthFailBurst })},
+	{Server, "ACCOUNTS", "accounts", "true", "built-in accounts (POST /auth/register, /auth/login) when no JWT_JWKS_URL is set",
+		boolSetting(func(c *Config) *bool { return &c.Accounts })},
+	{Server, "SESSION_TTL", "session-ttl", "1h", "lifetime of the login tokens /auth/login issues",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d%time.Second != 0 {
+				return errors.New("must be a duration of whole seconds such as 1h")
+			}
+			c.SessionTTL = d
+			return nil
+		}},
+	{Server, "LOGIN_FAIL_BURST", "login-fail-burst", "10", "failed logins allowed per account in a burst, refilling at one a minute; 0 disables",
+		intSetting(0, func(c *Config) *int { return &c.LoginFailBurst })},
+	{Server, "LEAK_REPORT_KEYS_URL", "leak-report-keys-url", "", "URL of the public keys that sign leak reports (GitHub's: https://api.github.com/meta/public_keys/secret_scanning); enables POST /auth/leaks",
+		func(c *Config, v string) (err error) {
+			c.LeakKeysURL, err = httpURL(v)
+			return err
+		}},
+	{Server, "LEAK_REPORT_KEYS_FILE", "leak-report-keys-file", "", "file of the public keys that sign leak reports; enables POST /auth/leaks",
+		func(c *Config, v string) error { c.LeakKeysFile = v; return nil }},
+	{Server, "LEAK_REVOCATION_TOKEN", "leak-revocation-token", "", "the token a self-managed GitLab presents to /auth/leaks/gitlab/; prefer the variable to the flag",
+		func(c *Config, v string) error {
+			if v != "" && len(v) < 16 {
+				return errors.New("must be at least 16 characters (a random value)")
+			}
+			c.LeakRevocation = v
+			return nil
+		}},
+}
+
+// httpURL parses an optional absolute http or https URL; empty is nil.
+func httpURL(v string) (*url.URL, error) {
+	if v == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		// The URL is not echoed: it may carry credentials.
+		return nil, errors.New("must be an absolute http or https URL")
+	}
+	return u, nil
+}
+
+func intSetting(min int, field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			if min == 0 {
+				return errors.New("must be a non-negative integer")
+			}
+			return fmt.Errorf("must be an integer of at least %d", min)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func durationSetting(min time.Duration, field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < min {
+			return errors.New("must be a positive duration such as 30s")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func boolSetting(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+// Parse reads the settings of scope into a Config: each from its flag in
+// args when given there, else from its environment variable (lookup, such as
+// os.LookupEnv), else its default. fs may hold flags of the caller's own,
+// which it reads after Parse; each setting's flag is added to it. Returns
+// flag.ErrHelp for -h, and an error naming the variable for a bad value or
+// for arguments that are not flags (unless scope has Arguments).
+func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (string, bool)) (Config, error) {
+	var c Config
+	values := make([]*string, len(settings))
+	for i, s := range settings {
+		if s.scope&scope == 0 {
+			continue
+		}
+		v, ok := lookup(s.env)
+		if !ok {
+			v = s.def
+		}
+		values[i] = fs.String(s.flag, v, s.usage+" ("+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 && scope&Arguments == 0 {
+		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for i, s := range settings {
+		if values[i] == nil {
+			continue
+		}
+		if err := s.set(&c, *values[i]); err != nil {
+			if s.env == "JWT_SECRET" || s.env == "JWT_JWKS_URL" || s.env == "LEAK_REPORT_KEYS_URL" || s.env == "LEAK_REVOCATION_TOKEN" {
+				return c, fmt.Errorf("%s: %w", s.env, err) // never echo a secret or a URL that may hold one
+			}
+			return c, fmt.Errorf("%s=%q: %w", s.env, *values[i], err)
+		}
+	}
+	if c.JWTSecret != "" && c.JWKSURL != nil {
+		return c, errors.New("set JWT_SECRET or JWT_JWKS_URL, not both")
+	}
+	if c.LeakKeysURL != nil && c.LeakKeysFile != "" {
+		return c, errors.New("set LEAK_REPORT_KEYS_URL or LEAK_REPORT_KEYS_FILE, not both")
+	}
+	return c, nil
+}

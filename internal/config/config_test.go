@@ -1,0 +1,126 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// parse reads scope from args and env (the environment, as a map).
+func parse(scope Scope, env map[string]string, args ...string) (Config, error) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return Parse(fs, scope, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := parse(Serve, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != "file:apikeyd.db" || !c.Migrate || c.KeyPrefix != "atiru_" ||
+		c.MaxKeysPerUser != 100 || c.LastUsedInterval != time.Minute || c.CacheSize != 100_000 ||
+		c.CacheTTL != 30*time.Second || !c.Introspection || c.AuthFailBurst != 30 || !c.Accounts ||
+		c.SessionTTL != time.Hour || c.LoginFailBurst != 10 || c.JWTSecret != "" || c.JWKSURL != nil ||
+		c.TrustedProxies != nil || c.CORSOrigins != nil || c.MetricsAddr != "" {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	env := map[string]string{"VERIFY_CACHE_SIZE": "5000", "VERIFY_CACHE_TTL": "5s", "TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"}
+	c, err := parse(Serve, env)
+	if err != nil || c.CacheSize != 5000 || c.CacheTTL != 5*time.Second {
+		t.Errorf("from the environment: size %d, TTL %s, err %v", c.CacheSize, c.CacheTTL, err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
+	if len(c.TrustedProxies) != 2 || c.TrustedProxies[0] != want[0] || c.TrustedProxies[1] != want[1] {
+		t.Errorf("TRUSTED_PROXIES parsed to %v", c.TrustedProxies)
+	}
+	c, err = parse(Serve, env, "-verify-cache-size", "0", "-verify-cache-ttl", "1m")
+	if err != nil || c.CacheSize != 0 || c.CacheTTL != time.Minute {
+		t.Errorf("flags win: size %d, TTL %s, err %v", c.CacheSize, c.CacheTTL, err)
+	}
+}
+
+func TestBadValuesNameTheirVariable(t *testing.T) {
+	for _, c := range []struct{ flag, value, env string }{
+		{"verify-cache-size", "-1", "VERIFY_CACHE_SIZE"},
+		{"verify-cache-size", "many", "VERIFY_CACHE_SIZE"},
+		{"verify-cache-ttl", "0s", "VERIFY_CACHE_TTL"},
+		{"verify-cache-ttl", "-5s", "VERIFY_CACHE_TTL"},
+		{"verify-cache-ttl", "soon", "VERIFY_CACHE_TTL"},
+		{"max-keys-per-user", "0", "MAX_KEYS_PER_USER"},
+		{"last-used-interval", "0s", "LAST_USED_INTERVAL"},
+		{"graphql-introspection", "perhaps", "GRAPHQL_INTROSPECTION"},
+		{"api-key-prefix", "Bad-", "API_KEY_PREFIX"},
+		{"metrics-addr", "9090", "METRICS_ADDR"},
+		{"trusted-proxies", "10.0.0.0/99", "TRUSTED_PROXIES"},
+		{"cors-origins", "*", "CORS_ORIGINS"},
+		{"auth-fail-burst", "-1", "AUTH_FAIL_BURST"},
+		{"database-url", " ", "DATABASE_URL"},
+		{"jwt-jwks-url", "ftp://idp.example/jwks.json", "JWT_JWKS_URL"},
+	} {
+		if _, err := parse(Serve, nil, "-"+c.flag, c.value); err == nil || !strings.Contains(err.Error(), c.env) {
+			t.Errorf("-%s %q: %v, want an error naming %s", c.flag, c.value, err, c.env)
+		}
+	}
+}
+
+// TestSecretsAreNotEchoed: a refused JWT secret or JWKS URL (which may carry
+// credentials) is named, never quoted.
+func TestSecretsAreNotEchoed(t *testing.T) {
+	for _, c := range []struct{ env, value string }{
+		{"JWT_SECRET", "short-but-secret"},
+		{"JWT_JWKS_URL", "ftp://user:hunter2-password@idp.example/jwks.json"},
+	} {
+		_, err := parse(Serve, map[string]string{c.env: c.value})
+		if err == nil || !strings.Contains(err.Error(), c.env) {
+			t.Fatalf("%s: %v", c.env, err)
+		}
+		if strings.Contains(err.Error(), c.value) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error quotes the value: %v", c.env, err)
+		}
+	}
+	if _, err := parse(Serve, map[string]string{"JWT_SECRET": strings.Repeat("s", 32), "JWT_JWKS_URL": "https://idp.example/jwks.json"}); err == nil {
+		t.Error("both JWT_SECRET and JWT_JWKS_URL accepted")
+	}
+}
+
+// TestScopes: a command reads only its own settings, so a bad setting of the
+// server does not stop `apikeyd migrate` or `apikeyd token`, and their flags
+// are not offered elsewhere.
+func TestScopes(t *testing.T) {
+	bad := map[string]string{"CORS_ORIGINS": "*", "MAX_KEYS_PER_USER": "none", "DATABASE_URL": "file:elsewhere.db"}
+	for _, scope := range []Scope{Migrate, Token} {
+		c, err := parse(scope, bad)
+		if err != nil || c.DatabaseURL != "file:elsewhere.db" {
+			t.Errorf("scope %b: %+v %v", scope, c, err)
+		}
+	}
+	if _, err := parse(Serve, bad); err == nil {
+		t.Error("serve accepted CORS_ORIGINS=*")
+	}
+	if _, err := parse(Migrate, nil, "-cors-origins", "https://app.example"); err == nil {
+		t.Error("migrate took a server flag")
+	}
+	if _, err := parse(Migrate, map[string]string{"JWT_SECRET": "short"}); err != nil {
+		t.Errorf("migrate read JWT_SECRET: %v", err)
+	}
+	if _, err := parse(Token, map[string]string{"JWT_SECRET": "short"}); err == nil {
+		t.Error("token took a short JWT_SECRET")
+	}
+}
+
+func TestHelpAndStrayArguments(t *testing.T) {
+	if _, err := parse(Serve, nil, "-h"); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+	if _, err := parse(Serve, nil, "now"); err == nil || !strings.Contains(err.Error(), "now") {
+		t.Errorf("stray argument: %v", err)
+	}
+}

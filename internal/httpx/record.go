@@ -1,0 +1,91 @@
+package httpx
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Unmatched is the route of a request that no route pattern matched.
+const Unmatched = "unmatched"
+
+// Record is what is known of one request once it is answered. The handlers
+// fill in the route and the principal while it runs; the one StatusRecorder
+// of Observe fills in the status.
+type Record struct {
+	Method string
+	Route  string // the route pattern that served it, or Unmatched
+	UserID string // who made it, when authenticated
+	KeyID  string // the API key it came with, if any
+	Status int    // the status written; 0 until written
+	Start  time.Time
+}
+
+type recordKey struct{}
+
+func recordOf(ctx context.Context) *Record {
+	rec, _ := ctx.Value(recordKey{}).(*Record)
+	return rec
+}
+
+// SetRoute records the route pattern that serves the request.
+func SetRoute(ctx context.Context, route string) {
+	if rec := recordOf(ctx); rec != nil {
+		rec.Route = route
+	}
+}
+
+// SetPrincipal records who made the request.
+func SetPrincipal(ctx context.Context, userID, keyID string) {
+	if rec := recordOf(ctx); rec != nil {
+		rec.UserID, rec.KeyID = userID, keyID
+	}
+}
+
+// Written reports whether the answer to the request of ctx has begun (its
+// status is written), as far as Observe saw it.
+func Written(ctx context.Context) bool {
+	rec := recordOf(ctx)
+	return rec != nil && rec.Status != 0
+}
+
+// Observe gives each request a Record and answers it through one
+// StatusRecorder; once the request is answered, each of done is called with
+// the record (the access log, the metrics). It is the outermost handler.
+func Observe(next http.Handler, done ...func(*http.Request, *Record)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &Record{Method: r.Method, Route: Unmatched, Start: time.Now()}
+		next.ServeHTTP(&statusRecorder{ResponseWriter: w, rec: rec}, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
+		if rec.Status == 0 {
+			rec.Status = http.StatusOK // net/http's answer to a handler that wrote nothing
+		}
+		for _, f := range done {
+			f(r, rec)
+		}
+	})
+}
+
+// statusRecorder writes the status of the answer into its record.
+type statusRecorder struct {
+	http.ResponseWriter
+	rec *Record
+}
+
+// WriteHeader records code and passes it on.
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.rec.Status == 0 {
+		s.rec.Status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write records an implicit 200.
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.rec.Status == 0 {
+		s.rec.Status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
