@@ -140,7 +140,7 @@ func lookAlikeKey(key string) string {
 // documented status, on each database: none revokes anything.
 func TestLeakReportRefused(t *testing.T) {
 	gh := newReportSigner(t, "gh-1")
-	eachDBConfigured(t, keySetFile(t, gh), func(t *testing.T, e *testEnv) {
+	eachDBWith(t, keySetFile(t, gh), func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
 		k := e.create(tok, nil)
 		body := reportBody(k.Key)
@@ -194,7 +194,7 @@ func TestLeakReportRevokes(t *testing.T) {
 	gh := newReportSigner(t, "gh-1")
 	for name, source := range map[string]func(testing.TB, ...reportSigner) func(*config.Config){"File": keySetFile, "URL": keySetURL} {
 		t.Run(name, func(t *testing.T) {
-			eachDBConfigured(t, source(t, gh), func(t *testing.T, e *testEnv) { testLeakReportRevokes(t, e, gh) })
+			eachDBWith(t, source(t, gh), func(t *testing.T, e *testEnv) { testLeakReportRevokes(t, e, gh) })
 		})
 	}
 }
@@ -270,7 +270,7 @@ func (e *testEnv) leakNotices(tok string) []map[string]any {
 // where and when, only to its owner with a login token, until dismissed.
 func TestLeakNotice(t *testing.T) {
 	gh := newReportSigner(t, "gh-1")
-	eachDBConfigured(t, keySetFile(t, gh), func(t *testing.T, e *testEnv) {
+	eachDBWith(t, keySetFile(t, gh), func(t *testing.T, e *testEnv) {
 		alice, bob := e.token("alice"), e.token("bob")
 		k, other := e.create(alice, str(`{"name":"CI"}`)), e.create(alice, nil)
 		if res := e.signedReport(gh, reportBody(k.Key)); res.Status != http.StatusOK {
@@ -332,7 +332,7 @@ func TestLeakRoutesOff(t *testing.T) {
 // malformed credential).
 func TestGitLabRevocation(t *testing.T) {
 	const secret = "glrt-0123456789abcdef0123456789abcdef"
-	eachDBConfigured(t, func(c *config.Config) { c.LeakRevocation = secret; c.AuthFailBurst = 10 }, func(t *testing.T, e *testEnv) {
+	eachDBWith(t, func(c *config.Config) { c.LeakRevocation = secret; c.AuthFailBurst = 10 }, func(t *testing.T, e *testEnv) {
 		e.remember(secret)
 		tok := e.token("alice")
 		k, kept := e.create(tok, nil), e.create(tok, nil)
