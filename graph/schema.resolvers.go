@@ -25,8 +25,16 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id string) (apikey.
 	return r.Keys.Revoke(ctx, id)
 }
 
+func (r *mutationResolver) DismissLeakNotice(ctx context.Context, id string) (string, error) {
+	return id, r.Keys.DismissLeakNotice(ctx, id)
+}
+
 func (r *queryResolver) APIKeys(ctx context.Context) ([]apikey.APIKey, error) {
 	return r.Keys.List(ctx)
+}
+
+func (r *queryResolver) LeakedAPIKeys(ctx context.Context) ([]apikey.LeakNotice, error) {
+	return r.Keys.LeakNotices(ctx)
 }
 
 func (r *queryResolver) Viewer(ctx context.Context) (*apikey.Principal, error) {
