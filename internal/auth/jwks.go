@@ -70,6 +70,11 @@ type jwksKey struct {
 // or not, are at most one per minRefetch: a flood of tokens with made-up kids
 // costs the identity provider one request a minute. Concurrent callers share
 // the one in-flight fetch. A failed fetch keeps the previous keys.
+//
+// A kid that is not in the set is errJWKSUnknownKey only when the set was
+// fetched successfully: while the last attempt failed (and until the rate
+// limit lets the next one run) it is errJWKSUnavailable, an outage of the
+// identity provider, not a bad token.
 type jwksCache struct {
 	url    string
 	client *http.Client
@@ -81,6 +86,7 @@ type jwksCache struct {
 	keys        map[string][]jwksKey // by kid; replaced whole, never mutated
 	fetchedAt   time.Time            // last successful fetch; zero if none
 	attemptedAt time.Time            // start of last fetch attempt; zero if none
+	lastFailed  bool                 // the last fetch attempt failed
 	inflight    chan struct{}        // closed when the running fetch ends; nil if none
 }
 
@@ -98,22 +104,25 @@ func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (any, error) {
 	if !known || !fresh {
 		done = c.refreshLocked(ctx)
 	}
-	loaded := c.keys != nil
+	unavailable := c.keys == nil || c.lastFailed
 	c.mu.Unlock()
 
 	if done != nil {
 		select {
 		case <-done:
 		case <-ctx.Done():
+			if known {
+				break // a stale key still serves
+			}
 			return nil, errJWKSUnavailable
 		}
 		c.mu.Lock()
 		set, known = c.keys[kid]
-		loaded = c.keys != nil
+		unavailable = c.keys == nil || c.lastFailed
 		c.mu.Unlock()
 	}
 	switch {
-	case !loaded:
+	case !known && unavailable:
 		return nil, errJWKSUnavailable
 	case !known:
 		return nil, errJWKSUnknownKey
@@ -160,6 +169,7 @@ func (c *jwksCache) fetchAndStore(ctx context.Context, done chan struct{}) {
 			c.keys = keys
 			c.fetchedAt = c.now()
 		}
+		c.lastFailed = err != nil
 		c.inflight = nil
 		close(done)
 		c.mu.Unlock()
