@@ -1,3 +1,32 @@
+// This JWK set cache is our own rather than github.com/MicahParks/keyfunc/v3
+// (v3.9.2, on github.com/MicahParks/jwkset v0.11.4), which was evaluated as
+// its replacement and fails these rules (read in its source, and checked
+// against a test server):
+//
+//   - An outage cannot be told from an unknown kid. jwkset's HTTP client
+//     (http.go, KeyRead) hands a failed refetch to RefreshErrorHandler and
+//     returns ErrKeyNotFound, exactly as for a kid missing from a good set;
+//     SERVER_BUSY for an unreachable identity provider needs the difference.
+//   - The refetch limit makes requests wait. The unknown-kid limiter is an
+//     x/time/rate.Limiter used with Wait: a second unknown kid within the
+//     minute blocked its request for the whole RateLimitWaitMax (a minute by
+//     default), then answered ErrKeyNotFound. Ours answers at once and
+//     concurrent callers share one fetch. It also runs on the wall clock.
+//   - The response size is unbounded: the body goes straight to
+//     json.NewDecoder(resp.Body).Decode (storage.go); a 5 MiB body was read.
+//   - Key hygiene: a 1024-bit RSA key, a "use":"enc" key and a key whose
+//     key_ops lack "verify" were all loaded and served (keyfunc checks use
+//     only against an opt-in whitelist, never key_ops; jwkset has no RSA
+//     size floor), while one malformed key made the whole set fail to load
+//     instead of being skipped.
+//   - The constructor fetches synchronously (up to HTTPTimeout) and starts a
+//     refresh goroutine that lives until its context ends; ours makes no
+//     request before the first token, so a provider that is down or hanging
+//     does not delay start-up, and needs no goroutine to stop.
+//
+// Algorithm handling would have been acceptable: with jwt.WithValidMethods
+// and our keyFor wrapper, none and HS256-with-a-public-key stay refused.
+
 package auth
 
 import (
