@@ -661,6 +661,26 @@ func TestJWTJWKSCallerContextBoundsTheWait(t *testing.T) {
 	jwtAssertUnavailable(t, token, sub, err)
 }
 
+// TestJWTJWKSStaleKeyServesWhileRefreshHangs: a key set past its max age is
+// refreshed on use; when the provider hangs and the caller's context ends
+// first, a key already fetched still verifies.
+func TestJWTJWKSStaleKeyServesWhileRefreshHangs(t *testing.T) {
+	ks := jwtTestKeys()
+	srv := newJWKSTestServer(t, jwkRSA("rsa-1", "RS256", &ks.rsa.PublicKey))
+	clock := newJWTFakeClock()
+	v := newTestJWKSVerifier(t, srv.URL, clock, func(tu *jwksTuning) { tu.fetchTimeout = 5 * time.Second })
+	jwtMustVerify(t, v, jwtSign(t, jwt.SigningMethodRS256, ks.rsa, map[string]any{"kid": "rsa-1"}, jwtTestClaims(clock.Now())))
+
+	srv.setHang()
+	clock.Advance(2 * time.Hour)
+	token := jwtSign(t, jwt.SigningMethodRS256, ks.rsa, map[string]any{"kid": "rsa-1"}, jwtTestClaims(clock.Now()))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if sub, err := v.Verify(ctx, token); err != nil || sub != "user-1" {
+		t.Fatalf("Verify = %q, %v; want user-1 from the key already fetched", sub, err)
+	}
+}
+
 func TestJWTJWKSIgnoresKeyLocationHeaders(t *testing.T) {
 	ks := jwtTestKeys()
 	legit := newJWKSTestServer(t, jwkRSA("rsa-1", "RS256", &ks.rsa.PublicKey))
