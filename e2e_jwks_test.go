@@ -27,11 +27,14 @@ const (
 
 // identityProvider is a stand-in for an external identity provider: it
 // publishes one ES256 (P-256) public key as a JWK set and signs login
-// tokens with the private half.
+// tokens with the private half. While failing it answers every fetch with
+// a 500; Close takes it off the network (connections are refused).
 type identityProvider struct {
 	URL     string
+	Close   func()
 	key     *ecdsa.PrivateKey
 	fetches atomic.Int32
+	failing atomic.Bool
 }
 
 func newIdentityProvider(t *testing.T) *identityProvider {
@@ -54,11 +57,15 @@ func newIdentityProvider(t *testing.T) *identityProvider {
 	}}})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		idp.fetches.Add(1)
+		if idp.failing.Load() {
+			http.Error(w, "identity provider exploded", http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		_, _ = w.Write(jwks)
 	}))
 	t.Cleanup(srv.Close)
-	idp.URL = srv.URL
+	idp.URL, idp.Close = srv.URL, srv.Close
 	return idp
 }
 

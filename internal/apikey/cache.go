@@ -35,7 +35,8 @@ const (
 // A positive entry lapses at its time to live or at the key's expiry,
 // whichever comes first, so an expired key stops verifying on time.
 //
-// A nil *cache is a cache that is off: it stores nothing.
+// A nil *cache is a cache that is off (VERIFY_CACHE_SIZE=0): every method
+// is safe to call on it; it stores nothing and every get is a miss.
 type cache struct {
 	ttl, negTTL time.Duration
 	live        atomic.Bool
@@ -99,6 +100,9 @@ func (c *cache) shard(d Digest) *cacheShard { return &c.shards[d[0]&c.mask] }
 // hand to put or putUnknown once the database has answered; on a cached
 // refusal, why the key was refused.
 func (c *cache) get(d Digest, now time.Time) (Principal, lookup, uint64, Outcome) {
+	if c == nil {
+		return Principal{}, cacheMiss, 0, ""
+	}
 	s := c.shard(d)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -223,6 +227,9 @@ func (c *cache) resume() {
 
 // len returns the number of verified keys and unknown digests held.
 func (c *cache) len() (keys, unknown int) {
+	if c == nil {
+		return 0, 0
+	}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()

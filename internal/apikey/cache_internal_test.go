@@ -3,6 +3,7 @@ package apikey
 import (
 	"crypto/sha256"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -118,12 +119,25 @@ func TestCacheSuspended(t *testing.T) {
 	}
 }
 
+// TestNilCacheIsOff: a nil *cache (VERIFY_CACHE_SIZE=0) is off: every
+// method is safe, stores nothing and finds nothing.
 func TestNilCacheIsOff(t *testing.T) {
 	var c *cache
-	c.put(digest(1), 0, Principal{}, time.Now(), nil)
-	c.putUnknown(digest(1), 0, time.Now(), OutcomeUnknown)
-	c.evict(digest(1))
+	now := time.Now()
+	d := digest(1)
+	c.put(d, 0, Principal{KeyID: "k"}, now, nil)
+	c.putUnknown(d, 0, now, OutcomeUnknown)
+	if p, found, gen, why := c.get(d, now); found != cacheMiss || !reflect.DeepEqual(p, Principal{}) || gen != 0 || why != "" {
+		t.Errorf("get on a nil cache = %+v, %v, %d, %q; want a plain miss", p, found, gen, why)
+	}
+	if keys, unknown := c.len(); keys != 0 || unknown != 0 {
+		t.Errorf("len of a nil cache = %d, %d; want 0, 0", keys, unknown)
+	}
+	c.evict(d)
 	c.purge()
 	c.suspend()
 	c.resume()
+	if _, found, _, _ := c.get(d, now); found != cacheMiss {
+		t.Error("a nil cache found an entry after resume")
+	}
 }

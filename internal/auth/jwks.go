@@ -1,3 +1,32 @@
+// This JWK set cache is our own rather than github.com/MicahParks/keyfunc/v3
+// (v3.9.2, on github.com/MicahParks/jwkset v0.11.4), which was evaluated as
+// its replacement and fails these rules (read in its source, and checked
+// against a test server):
+//
+//   - An outage cannot be told from an unknown kid. jwkset's HTTP client
+//     (http.go, KeyRead) hands a failed refetch to RefreshErrorHandler and
+//     returns ErrKeyNotFound, exactly as for a kid missing from a good set;
+//     SERVER_BUSY for an unreachable identity provider needs the difference.
+//   - The refetch limit makes requests wait. The unknown-kid limiter is an
+//     x/time/rate.Limiter used with Wait: a second unknown kid within the
+//     minute blocked its request for the whole RateLimitWaitMax (a minute by
+//     default), then answered ErrKeyNotFound. Ours answers at once and
+//     concurrent callers share one fetch. It also runs on the wall clock.
+//   - The response size is unbounded: the body goes straight to
+//     json.NewDecoder(resp.Body).Decode (storage.go); a 5 MiB body was read.
+//   - Key hygiene: a 1024-bit RSA key, a "use":"enc" key and a key whose
+//     key_ops lack "verify" were all loaded and served (keyfunc checks use
+//     only against an opt-in whitelist, never key_ops; jwkset has no RSA
+//     size floor), while one malformed key made the whole set fail to load
+//     instead of being skipped.
+//   - The constructor fetches synchronously (up to HTTPTimeout) and starts a
+//     refresh goroutine that lives until its context ends; ours makes no
+//     request before the first token, so a provider that is down or hanging
+//     does not delay start-up, and needs no goroutine to stop.
+//
+// Algorithm handling would have been acceptable: with jwt.WithValidMethods
+// and our keyFor wrapper, none and HS256-with-a-public-key stay refused.
+
 package auth
 
 import (
@@ -70,6 +99,11 @@ type jwksKey struct {
 // or not, are at most one per minRefetch: a flood of tokens with made-up kids
 // costs the identity provider one request a minute. Concurrent callers share
 // the one in-flight fetch. A failed fetch keeps the previous keys.
+//
+// A kid that is not in the set is errJWKSUnknownKey only when the set was
+// fetched successfully: while the last attempt failed (and until the rate
+// limit lets the next one run) it is errJWKSUnavailable, an outage of the
+// identity provider, not a bad token.
 type jwksCache struct {
 	url    string
 	client *http.Client
@@ -81,6 +115,7 @@ type jwksCache struct {
 	keys        map[string][]jwksKey // by kid; replaced whole, never mutated
 	fetchedAt   time.Time            // last successful fetch; zero if none
 	attemptedAt time.Time            // start of last fetch attempt; zero if none
+	lastFailed  bool                 // the last fetch attempt failed
 	inflight    chan struct{}        // closed when the running fetch ends; nil if none
 }
 
@@ -98,22 +133,25 @@ func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (any, error) {
 	if !known || !fresh {
 		done = c.refreshLocked(ctx)
 	}
-	loaded := c.keys != nil
+	unavailable := c.keys == nil || c.lastFailed
 	c.mu.Unlock()
 
 	if done != nil {
 		select {
 		case <-done:
 		case <-ctx.Done():
+			if known {
+				break // a stale key still serves
+			}
 			return nil, errJWKSUnavailable
 		}
 		c.mu.Lock()
 		set, known = c.keys[kid]
-		loaded = c.keys != nil
+		unavailable = c.keys == nil || c.lastFailed
 		c.mu.Unlock()
 	}
 	switch {
-	case !loaded:
+	case !known && unavailable:
 		return nil, errJWKSUnavailable
 	case !known:
 		return nil, errJWKSUnknownKey
@@ -160,6 +198,7 @@ func (c *jwksCache) fetchAndStore(ctx context.Context, done chan struct{}) {
 			c.keys = keys
 			c.fetchedAt = c.now()
 		}
+		c.lastFailed = err != nil
 		c.inflight = nil
 		close(done)
 		c.mu.Unlock()

@@ -27,6 +27,9 @@ const (
 	// jwtInvalidMessage is the one message of every verification failure, so
 	// that the cause does not leak to the client.
 	jwtInvalidMessage = "invalid or expired token"
+	// jwtUnavailableMessage answers a token that needs the identity
+	// provider's key set while it cannot be fetched.
+	jwtUnavailableMessage = "login tokens cannot be verified now: the identity provider is unreachable; try again later"
 )
 
 // Causes of a rejected token. They are sentinel values so that the failure
@@ -124,7 +127,10 @@ func newJWTVerifier(cfg JWTConfig, tuning jwksTuning) (*JWTVerifier, error) {
 	return v, nil
 }
 
-// Verify returns the token's subject (user id) or an *apperr.Error with code INVALID_OR_EXPIRED_TOKEN.
+// Verify returns the token's subject (user id) or an *apperr.Error with code
+// INVALID_OR_EXPIRED_TOKEN; or SERVER_BUSY when the token needs the JWK set
+// (an unknown kid) and the identity provider cannot be reached, so that an
+// outage is not counted as a failed authentication.
 func (v *JWTVerifier) Verify(ctx context.Context, token string) (string, error) {
 	// Cheap structural checks first, so that hostile input never reaches
 	// the decoder: at most 8 KiB and exactly three segments.
@@ -177,10 +183,15 @@ func (v *JWTVerifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 }
 
 // reject logs the category of cause at Debug (never the token) and returns
-// the one client-facing error, with cause attached for tokenOutcome.
+// the one client-facing error, with cause attached for tokenOutcome:
+// SERVER_BUSY when the key set could not be had, else
+// INVALID_OR_EXPIRED_TOKEN.
 func (v *JWTVerifier) reject(ctx context.Context, cause error) error {
 	v.logger.LogAttrs(ctx, slog.LevelDebug, "login token rejected",
 		slog.String("reason", jwtFailureReason(cause)))
+	if errors.Is(cause, errJWKSUnavailable) {
+		return apperr.Wrap(apperr.ServerBusy, jwtUnavailableMessage, cause)
+	}
 	return apperr.Wrap(apperr.InvalidToken, jwtInvalidMessage, cause)
 }
 

@@ -14,12 +14,16 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
 type jwtKeySet struct {
@@ -172,6 +176,32 @@ func jwtMustRefuse(t *testing.T, v *JWTVerifier, token string) {
 	t.Helper()
 	sub, err := v.Verify(context.Background(), token)
 	jwtAssertInvalid(t, token, sub, err)
+}
+
+// jwtMustBeUnavailable checks the answer to a token whose key set could not
+// be had: SERVER_BUSY (503), never INVALID_OR_EXPIRED_TOKEN, which would be
+// charged to the client's failure budget; error in the metrics.
+func jwtMustBeUnavailable(t *testing.T, v *JWTVerifier, token string) {
+	t.Helper()
+	sub, err := v.Verify(context.Background(), token)
+	jwtAssertUnavailable(t, token, sub, err)
+}
+
+func jwtAssertUnavailable(t *testing.T, token, sub string, err error) {
+	t.Helper()
+	if err == nil || sub != "" {
+		t.Fatalf("Verify = %q, %v; want SERVER_BUSY", sub, err)
+	}
+	var ae *apperr.Error
+	if !errors.As(err, &ae) || ae.Code != apperr.ServerBusy {
+		t.Fatalf("Verify error = %v; want code %s", err, apperr.ServerBusy)
+	}
+	if got := tokenOutcome(err); got != apikey.OutcomeError {
+		t.Errorf("outcome %q, want %q", got, apikey.OutcomeError)
+	}
+	if len(token) > 8 && strings.Contains(err.Error(), token[len(token)-8:]) {
+		t.Errorf("error message %q contains part of the token", err.Error())
+	}
 }
 
 func jwtAssertHits(t *testing.T, s *jwksTestServer, want int64) {
@@ -509,9 +539,72 @@ func TestJWTJWKSFailingServer(t *testing.T) {
 				}
 				return
 			}
-			jwtAssertInvalid(t, token, sub, err)
+			// The key set could not be had: an outage, not a bad token.
+			jwtAssertUnavailable(t, token, sub, err)
 			if !tc.closed {
 				jwtAssertHits(t, srv, 1)
+			}
+		})
+	}
+}
+
+// TestJWTJWKSOutageIsServerBusy: when a token needs the key set (an unknown
+// kid) and the identity provider cannot be reached, the answer is
+// SERVER_BUSY, also while the rate limit holds back the retry of a failed
+// fetch; keys already fetched keep serving; and once a fetch succeeds, a kid
+// that is not in the set is an invalid token again.
+func TestJWTJWKSOutageIsServerBusy(t *testing.T) {
+	ks := jwtTestKeys()
+	goodJWK := jwkRSA("rsa-1", "RS256", &ks.rsa.PublicKey)
+	outages := []struct {
+		name  string
+		start func(s *jwksTestServer)
+	}{
+		{name: "HTTP 500", start: func(s *jwksTestServer) { s.setResponse(http.StatusInternalServerError, nil) }},
+		{name: "HTTP 502", start: func(s *jwksTestServer) { s.setResponse(http.StatusBadGateway, []byte("<html>bad gateway</html>")) }},
+		{name: "garbage", start: func(s *jwksTestServer) { s.setResponse(http.StatusOK, []byte("<html>maintenance</html>")) }},
+		{name: "timeout", start: func(s *jwksTestServer) { s.setHang() }},
+		{name: "connection refused", start: func(s *jwksTestServer) { s.Close() }},
+	}
+	for _, o := range outages {
+		t.Run(o.name, func(t *testing.T) {
+			srv := newJWKSTestServer(t, goodJWK)
+			clock := newJWTFakeClock()
+			v := newTestJWKSVerifier(t, srv.URL, clock, func(tu *jwksTuning) { tu.fetchTimeout = 200 * time.Millisecond })
+			sign := func(key *rsa.PrivateKey, kid string) string {
+				return jwtSign(t, jwt.SigningMethodRS256, key, map[string]any{"kid": kid}, jwtTestClaims(clock.Now()))
+			}
+			known := sign(ks.rsa, "rsa-1")
+			newKid := sign(ks.rsa2, "rsa-2") // a key the provider has not published (yet)
+
+			jwtMustVerify(t, v, known)
+			jwtAssertHits(t, srv, 1)
+			o.start(srv)
+			clock.Advance(61 * time.Second)
+
+			t.Run("unknown kid whose fetch fails", func(t *testing.T) {
+				jwtMustBeUnavailable(t, v, newKid)
+			})
+			t.Run("unknown kid while the failed fetch's retry is held back", func(t *testing.T) {
+				clock.Advance(30 * time.Second)
+				for range 5 {
+					jwtMustBeUnavailable(t, v, newKid)
+				}
+			})
+			t.Run("known kid keeps working", func(t *testing.T) {
+				jwtMustVerify(t, v, known)
+			})
+			if o.name != "connection refused" {
+				jwtAssertHits(t, srv, 2) // one attempt in the window, however many tokens
+				t.Run("after recovery a kid not in the set is invalid", func(t *testing.T) {
+					srv.setKeys(goodJWK)
+					clock.Advance(31 * time.Second)
+					jwtMustRefuse(t, v, newKid)
+					jwtAssertHits(t, srv, 3)
+					clock.Advance(30 * time.Second) // held back after a good fetch: still invalid
+					jwtMustRefuse(t, v, newKid)
+					jwtAssertHits(t, srv, 3)
+				})
 			}
 		})
 	}
@@ -527,14 +620,14 @@ func TestJWTJWKSRecoversAfterFailedInitialFetch(t *testing.T) {
 	jwtAssertHits(t, srv, 0) // construction does not fetch
 	token := jwtSign(t, jwt.SigningMethodEdDSA, ks.ed, map[string]any{"kid": "ed-1"}, jwtTestClaims(clock.Now()))
 
-	t.Run("refused while the identity provider fails", func(t *testing.T) {
-		jwtMustRefuse(t, v, token)
+	t.Run("unavailable while the identity provider fails", func(t *testing.T) {
+		jwtMustBeUnavailable(t, v, token)
 		jwtAssertHits(t, srv, 1)
 	})
 	srv.setKeys(goodJWK)
-	t.Run("no retry within the rate-limit window", func(t *testing.T) {
+	t.Run("no retry within the rate-limit window, still unavailable", func(t *testing.T) {
 		clock.Advance(30 * time.Second)
-		jwtMustRefuse(t, v, token)
+		jwtMustBeUnavailable(t, v, token)
 		jwtAssertHits(t, srv, 1)
 	})
 	t.Run("retried lazily after the window", func(t *testing.T) {
@@ -565,7 +658,27 @@ func TestJWTJWKSCallerContextBoundsTheWait(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Verify took %v despite a 50ms context", d)
 	}
-	jwtAssertInvalid(t, token, sub, err)
+	jwtAssertUnavailable(t, token, sub, err)
+}
+
+// TestJWTJWKSStaleKeyServesWhileRefreshHangs: a key set past its max age is
+// refreshed on use; when the provider hangs and the caller's context ends
+// first, a key already fetched still verifies.
+func TestJWTJWKSStaleKeyServesWhileRefreshHangs(t *testing.T) {
+	ks := jwtTestKeys()
+	srv := newJWKSTestServer(t, jwkRSA("rsa-1", "RS256", &ks.rsa.PublicKey))
+	clock := newJWTFakeClock()
+	v := newTestJWKSVerifier(t, srv.URL, clock, func(tu *jwksTuning) { tu.fetchTimeout = 5 * time.Second })
+	jwtMustVerify(t, v, jwtSign(t, jwt.SigningMethodRS256, ks.rsa, map[string]any{"kid": "rsa-1"}, jwtTestClaims(clock.Now())))
+
+	srv.setHang()
+	clock.Advance(2 * time.Hour)
+	token := jwtSign(t, jwt.SigningMethodRS256, ks.rsa, map[string]any{"kid": "rsa-1"}, jwtTestClaims(clock.Now()))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if sub, err := v.Verify(ctx, token); err != nil || sub != "user-1" {
+		t.Fatalf("Verify = %q, %v; want user-1 from the key already fetched", sub, err)
+	}
 }
 
 func TestJWTJWKSIgnoresKeyLocationHeaders(t *testing.T) {

@@ -58,19 +58,23 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	WriteJSON(w, status, errorBody{Error: apperr.MessageOf(err), StatusCode: status, Code: code})
 }
 
-// LogFailure logs a request that failed with err, of code: at ERROR when the
-// failure is the server's (INTERNAL, SERVER_BUSY), unless the client hung up
-// first (ctx is cancelled), which interrupts whatever the request was doing
-// and is no error of the server's: that is logged at INFO. Other codes are
-// the client's mistakes and are not logged. err's text may name internals
-// but never a secret: errors never carry one.
+// LogFailure logs a request that failed with err, of code: INTERNAL (a
+// failure of the server's own) at ERROR, SERVER_BUSY (a dependency such as
+// the database or the identity provider is down, which its own log line
+// reports once) at WARN; but a request whose client hung up first (ctx is
+// cancelled), which interrupts whatever it was doing, at INFO: that is no
+// failure of the server's. Other codes are the client's mistakes and are not
+// logged. err's text may name internals but never a secret: errors never
+// carry one.
 func LogFailure(ctx context.Context, log *slog.Logger, msg string, code apperr.Code, err error, attrs ...slog.Attr) {
-	if code != apperr.Internal && code != apperr.ServerBusy {
-		return
-	}
 	level := slog.LevelError
-	if ctx.Err() != nil {
+	switch {
+	case code != apperr.Internal && code != apperr.ServerBusy:
+		return
+	case ctx.Err() != nil:
 		level, msg = slog.LevelInfo, "client closed the request before it was answered"
+	case code == apperr.ServerBusy:
+		level = slog.LevelWarn
 	}
 	attrs = append(attrs, slog.String("code", string(code)), slog.String("err", err.Error()))
 	log.LogAttrs(ctx, level, msg, attrs...)
