@@ -26,6 +26,7 @@ type keyRow struct {
 	LastUsedAt *time.Time `bun:"last_used_at"`
 	ExpiresAt  *time.Time `bun:"expires_at"`
 	RevokedAt  *time.Time `bun:"revoked_at"`
+	ReplacedBy *string    `bun:"replaced_by"`
 }
 
 func (r *keyRow) domain() apikey.APIKey {
@@ -38,6 +39,7 @@ func (r *keyRow) domain() apikey.APIKey {
 		LastUsedAt: utc(r.LastUsedAt),
 		ExpiresAt:  utc(r.ExpiresAt),
 		RevokedAt:  utc(r.RevokedAt),
+		ReplacedBy: r.ReplacedBy,
 	}
 }
 
@@ -94,7 +96,7 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 				return err
 			}
 		}
-		n, err := activeKeys(tx, k.UserID).Count(ctx)
+		n, err := activeKeys(tx, k.UserID).Where(notGone, k.CreatedAt).Count(ctx)
 		if err != nil {
 			return err
 		}
@@ -106,6 +108,10 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 	})
 	return translate(err)
 }
+
+// notGone is the condition, given the time now, that a key was not rolled
+// or its grace has not ended (a rolled key always has an expires_at).
+const notGone = "(replaced_by IS NULL OR expires_at > ?)"
 
 // activeKeys selects a user's unrevoked keys.
 func activeKeys(db bun.IDB, userID string) *bun.SelectQuery {
@@ -124,7 +130,7 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	keys := make([]apikey.APIKey, 0, 8)
 	for rows.Next() {
 		var k apikey.APIKey
-		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt); err != nil {
+		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &k.ReplacedBy); err != nil {
 			return nil, translate(err)
 		}
 		k.CreatedAt = k.CreatedAt.UTC()
@@ -149,21 +155,8 @@ func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) 
 		Where("id = ?", id).
 		Where("user_id = ?", userID).
 		Where("revoked_at IS NULL").
-		Returning("key_hash")
-	var hash string
-	var err error
-	if s.db.Dialect().Name() == dialect.PG {
-		// pg_notify returns void, which has no binary form: cast it.
-		var notified string
-		err = s.db.NewSelect().
-			With("revoked", revoke).
-			TableExpr("revoked").
-			ColumnExpr("key_hash").
-			ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
-			Scan(ctx, &hash, &notified)
-	} else {
-		err = revoke.Scan(ctx, &hash)
-	}
+		Where(notGone, at)
+	hash, err := updateAndNotify(ctx, s.db, revoke)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.New(apperr.NotFound, "API key not found")
 	}
@@ -171,6 +164,29 @@ func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) 
 		return "", translate(err)
 	}
 	return hash, nil
+}
+
+// updateAndNotify runs update, which changes at most one key in a way every
+// server's cache must learn of (a revocation, a roll), and returns the key's
+// hash. On PostgreSQL the same statement publishes the hash on
+// RevocationChannel (pg_notify in a data-modifying WITH query), delivered to
+// every listening server when, and only if, the change commits. Returns
+// sql.ErrNoRows when no row changed.
+func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (hash string, err error) {
+	update = update.Returning("key_hash")
+	if db.Dialect().Name() != dialect.PG {
+		err = update.Scan(ctx, &hash)
+		return hash, err
+	}
+	// pg_notify returns void, which has no binary form: cast it.
+	var notified string
+	err = db.NewSelect().
+		With("changed", update).
+		TableExpr("changed").
+		ColumnExpr("key_hash").
+		ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
+		Scan(ctx, &hash, &notified)
+	return hash, err
 }
 
 // FindKeyByHash implements apikey.Store with a prepared statement, through
