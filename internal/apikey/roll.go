@@ -87,5 +87,19 @@ func (s *Service) Rename(ctx context.Context, id string, name *string) (APIKey, 
 	return k, err
 }
 
+// GraceSeconds is a grace period of n seconds (none when nil), for Roll. A
+// value out of range stays out of range, however large, so Roll refuses it.
+func GraceSeconds(n *int) time.Duration {
+	switch {
+	case n == nil:
+		return 0
+	case *n < 0:
+		return -1
+	case int64(*n) > int64(MaxGracePeriod/time.Second):
+		return MaxGracePeriod + time.Second
+	}
+	return time.Duration(*n) * time.Second
+}
+
 var errBadGrace = apperr.Errorf(apperr.InvalidRequest,
 	"grace_period_seconds must be an integer from 0 to %d", int(MaxGracePeriod/time.Second))
