@@ -8,7 +8,7 @@ import (
 )
 
 func TestVerifyCacheOff(t *testing.T) {
-	eachDBConfigured(t, func(c *config.Config) { c.CacheSize = 0 }, func(t *testing.T, e *testEnv) {
+	eachDBWith(t, func(c *config.Config) { c.CacheSize = 0 }, func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
 		k := e.create(tok, nil)
 		for range 3 {

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +16,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/config"
 )
 
 // TestBrowser runs the browser tests of web/e2e (node:test driving Debian's
@@ -42,8 +50,15 @@ func TestBrowser(t *testing.T) {
 	}
 
 	e := newEnv(t, "sqlite")
+	// A second server with a scope catalogue (web/e2e/scopes.test.mjs).
+	scoped := newEnv(t, "sqlite", func(c *config.Config) { c.Scopes = []string{"orders:read", "orders:write", "reports:read"} })
 	password := "pw-" + rand.Text() // the dashboard user's; must never be logged
 	e.remember(password)
+	scoped.remember(password)
+	// The browser talks to apikeyd through proxies that check each of its
+	// exchanges against the OpenAPI document and remember the keys and
+	// login tokens it is handed, as the harness's own client does.
+	proxy, scopedProxy := e.checkingProxy(), scoped.checkingProxy()
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
@@ -51,7 +66,8 @@ func TestBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = filepath.Join(root, "web", "e2e")
 	cmd.Env = append(os.Environ(),
-		"APIKEYD_URL="+e.URL,
+		"APIKEYD_URL="+proxy,
+		"APIKEYD_SCOPES_URL="+scopedProxy,
 		"CHROMIUM_PATH="+chromium,
 		"SCREENSHOT_DIR="+shots,
 		"APIKEYD_E2E_PASSWORD="+password,
@@ -66,9 +82,9 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the browser tests failed: %v (output above)", err)
 	}
-	// The keys and login tokens the browser saw are unknown here: look for
-	// anything shaped like them in the server log.
-	logs := e.Logs.String()
+	// Besides the keys and tokens remembered on the way, look for anything
+	// shaped like one in the servers' logs.
+	logs := e.Logs.String() + scoped.Logs.String()
 	for what, re := range map[string]*regexp.Regexp{
 		"an API key":    regexp.MustCompile(`atiru_[0-9A-Za-z]{38}`),
 		"a login token": regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`),
@@ -79,17 +95,47 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
+// checkingProxy serves e through a reverse proxy that checks each exchange
+// against the OpenAPI document and remembers the keys and login tokens it
+// hands out, and returns its URL: for clients, such as a browser, that the
+// harness cannot give its own client.
+func (e *testEnv) checkingProxy() string {
+	target, err := url.Parse(e.URL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	proxy := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target) },
+		Transport: &contractTransport{t: e.t, base: http.DefaultTransport, c: mustContract(e.t)},
+		ModifyResponse: func(res *http.Response) error {
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			res.Body = io.NopCloser(bytes.NewReader(b))
+			e.rememberMinted(b)
+			return err
+		},
+	})
+	e.t.Cleanup(proxy.Close)
+	return proxy.URL
+}
+
+// toolMissing returns the function that stops a test of what when a tool it
+// needs is missing: a skip, but a failure under CI, where everything must run.
+func toolMissing(t *testing.T, what string) func(problem, fix string) {
+	return func(problem, fix string) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s: under CI %s must run; %s (./scripts/test does this)", problem, what, fix)
+		}
+		t.Skipf("%s; %s, or run ./scripts/test, which does", problem, fix)
+	}
+}
+
 // browserTools finds node and chromium and checks that playwright-core is
 // installed, skipping the test (failing it under CI) when one is missing.
 func browserTools(t *testing.T) (node, chromium string) {
 	t.Helper()
-	missing := func(what, fix string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: under CI the browser tests must run; %s (./scripts/test does this)", what, fix)
-		}
-		t.Skipf("%s; %s, or run ./scripts/test, which does", what, fix)
-	}
+	missing := toolMissing(t, "the browser tests")
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missing("node not found", "install Node.js (apt-get install nodejs npm)")

@@ -32,7 +32,6 @@ func TestDocumentedFlow(t *testing.T) {
 			}
 		}
 		key, _ := body["key"].(string)
-		e.remember(key)
 		id, _ := body["id"].(string)
 		if !keyPattern.MatchString(key) || !uuidPattern.MatchString(id) {
 			t.Fatalf("key %q / id %q have the wrong shape", key, id)

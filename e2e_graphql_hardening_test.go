@@ -144,7 +144,7 @@ func TestGraphQLFrontDoor(t *testing.T) {
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					e := e.subEnv(t)
-					res := e.sendVerbatim("POST", "/graphql", hdr("Authorization", "Bearer "+tok, "Content-Type", "application/json"), tc.body)
+					res := e.sendRaw(rawRequest{Method: "POST", Path: "/graphql", Header: hdr("Authorization", "Bearer "+tok, "Content-Type", "application/json"), Body: tc.body})
 					wantGQLRequestError(t, res, http.StatusBadRequest, "INVALID_REQUEST", marker)
 					e.wantKeysHeld(tok, 0)
 				})
@@ -163,7 +163,7 @@ func TestGraphQLFrontDoor(t *testing.T) {
 					if ct != "" {
 						h.Set("Content-Type", ct)
 					}
-					res := e.sendVerbatim("POST", "/graphql", h, body)
+					res := e.sendRaw(rawRequest{Method: "POST", Path: "/graphql", Header: h, Body: body})
 					wantGQLRequestError(t, res, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", marker)
 					e.wantKeysHeld(tok, 0)
 				})
@@ -217,7 +217,7 @@ func TestGraphQLFrontDoor(t *testing.T) {
 				h := hdr("Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13",
 					"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol", "graphql-transport-ws",
 					"Content-Type", "application/json", "Authorization", "Bearer "+tok)
-				res := e.sendVerbatim(method, "/graphql?query="+url.QueryEscape(`{ viewer { userId } }`), h, body)
+				res := e.sendRaw(rawRequest{Method: method, Path: "/graphql?query=" + url.QueryEscape(`{ viewer { userId } }`), Header: h, Body: body})
 				wantGQLRequestError(t, res, http.StatusBadRequest, "INVALID_REQUEST")
 			}
 			e.wantKeysHeld(tok, 0)

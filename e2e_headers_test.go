@@ -1,23 +1,17 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/apikeyd/apikeyd/internal/config"
 )
 
 // Response headers as a browser or a reverse proxy reads them (SECURITY.md,
-// "Transport" and "Tokens"): security headers on every answer, CORS only for
+// "Transport and browsers" and "Login tokens"): security headers on every answer, CORS only for
 // listed origins, and a user id header that cannot be forged or split.
 
 // wantSecurityHeaders checks the headers every answer carries.
@@ -56,17 +50,6 @@ func wantSecurityHeaders(t testing.TB, what string, res response) {
 	if html && len(scripts) == 0 {
 		t.Errorf("%s: a page's Content-Security-Policy %q does not restrict scripts", what, csps[0])
 	}
-}
-
-// parseCSP splits a Content-Security-Policy into its directives.
-func parseCSP(policy string) map[string][]string {
-	out := map[string][]string{}
-	for d := range strings.SplitSeq(policy, ";") {
-		if f := strings.Fields(d); len(f) > 0 {
-			out[strings.ToLower(f[0])] = f[1:]
-		}
-	}
-	return out
 }
 
 func TestSecurityHeaders(t *testing.T) {
@@ -215,30 +198,6 @@ func TestCORS(t *testing.T) {
 	})
 }
 
-// wireRequest sends method path with the given Host and header lines, byte
-// for byte, on a new connection.
-func (e *testEnv) wireRequest(method, path, host, headerLines string) response {
-	e.t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n\r\n", method, path, host, headerLines); err != nil {
-		e.t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
 // TestHostHeaderIgnored: the Host a client sends never makes it into an
 // answer (no absolute URLs are built from it).
 func TestHostHeaderIgnored(t *testing.T) {
@@ -252,7 +211,7 @@ func TestHostHeaderIgnored(t *testing.T) {
 		{"GET", "/auth/verify", "X-Forwarded-Host: " + evil + "\r\n"},
 		{"GET", "/playground", "X-Forwarded-Host: " + evil + "\r\n"},
 	} {
-		res := e.wireRequest(c.method, c.path, evil, c.wire)
+		res := e.sendRaw(rawRequest{Method: c.method, Path: c.path, Host: evil, Lines: c.wire})
 		if res.Status >= 500 {
 			t.Fatalf("%s %s: %d", c.method, c.path, res.Status)
 		}
@@ -282,9 +241,7 @@ func TestSubjectInHeaders(t *testing.T) {
 	t.Parallel()
 	eachDBWith(t, noFailLimit, func(t *testing.T, e *testEnv) {
 		now := time.Now()
-		tokenFor := func(sub string) string {
-			return e.signJWT(jwt.SigningMethodHS256, e.Secret, jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
-		}
+		tokenFor := func(sub string) string { return e.sign(sub, issuedAt(now)) }
 		for _, sub := range []string{
 			"alice\r\nX-Injected: 1", "alice\nX-Injected: 1", "alice\r", "alice\x00", "alice\x7f", "alice\u0085",
 			" alice", "alice ", "\talice", "alice\u00a0", "\u2003alice",

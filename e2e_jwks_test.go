@@ -62,50 +62,13 @@ func newIdentityProvider(t *testing.T) *identityProvider {
 	return idp
 }
 
-// claims are valid login-token claims for sub: right issuer and audience,
-// issued now, expiring in an hour.
-func (idp *identityProvider) claims(sub string) jwt.MapClaims {
-	now := time.Now()
-	return jwt.MapClaims{"iss": idpIssuer, "aud": idpAudience, "sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-}
-
-// sign signs claims with the provider's key under kid, and e remembers the
-// token as a secret.
-func (idp *identityProvider) sign(e *testEnv, kid string, claims jwt.MapClaims) string {
+// sign mints a login token for sub as the provider does: ES256 under its
+// key, kid k1, right issuer and audience, issued now, expiring in an hour;
+// opts change any of that.
+func (idp *identityProvider) sign(e *testEnv, sub string, opts ...signOption) string {
 	e.t.Helper()
-	return signWith(e, jwt.SigningMethodES256, kid, idp.key, claims)
-}
-
-// signWith signs claims with method and key, kid in the header when not
-// empty, and remembers the token.
-func signWith(e *testEnv, method jwt.SigningMethod, kid string, key any, claims jwt.MapClaims) string {
-	e.t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.remember(s)
-	return s
-}
-
-// withClaims returns c with the given claims changed (a nil value removes one).
-func withClaims(c jwt.MapClaims, kv ...any) jwt.MapClaims {
-	out := jwt.MapClaims{}
-	for k, v := range c {
-		out[k] = v
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(out, kv[i].(string))
-		} else {
-			out[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return out
+	own := []signOption{signedWith(jwt.SigningMethodES256, idp.key), withKid(idpKid), withClaim("iss", idpIssuer, "aud", idpAudience)}
+	return e.sign(sub, append(own, opts...)...)
 }
 
 // TestJWKS: with JWT_JWKS_URL (and no secret) apikeyd accepts the identity
@@ -124,7 +87,7 @@ func TestJWKS(t *testing.T) {
 
 			t.Run("ManagesKeys", func(t *testing.T) {
 				e := e.subEnv(t)
-				tok := idp.sign(e, idpKid, idp.claims("idp|alice"))
+				tok := idp.sign(e, "idp|alice")
 
 				res := e.do("GET", "/auth/verify", bearer(tok), nil)
 				if res.Status != http.StatusOK || res.Header.Get("X-Auth-User-Id") != "idp|alice" {
@@ -162,7 +125,7 @@ func TestJWKS(t *testing.T) {
 			t.Run("WithinLeeway", func(t *testing.T) {
 				e := e.subEnv(t)
 				// exp 10 s ago is inside the 30 s leeway.
-				tok := idp.sign(e, idpKid, withClaims(idp.claims("idp|late"), "exp", time.Now().Add(-10*time.Second).Unix()))
+				tok := idp.sign(e, "idp|late", withClaim("exp", time.Now().Add(-10*time.Second).Unix()))
 				if res := e.do("GET", "/auth/verify", bearer(tok), nil); res.Status != http.StatusOK {
 					t.Fatalf("verify: %d %s", res.Status, res.Body)
 				}
@@ -179,34 +142,34 @@ func TestJWKS(t *testing.T) {
 				sign func(e *testEnv) string
 			}{
 				{"WrongIssuer", func(e *testEnv) string {
-					return idp.sign(e, idpKid, withClaims(idp.claims("mallory"), "iss", "https://evil.example"))
+					return idp.sign(e, "mallory", withClaim("iss", "https://evil.example"))
 				}},
-				{"NoIssuer", func(e *testEnv) string { return idp.sign(e, idpKid, withClaims(idp.claims("mallory"), "iss", nil)) }},
+				{"NoIssuer", func(e *testEnv) string { return idp.sign(e, "mallory", withClaim("iss", nil)) }},
 				{"WrongAudience", func(e *testEnv) string {
-					return idp.sign(e, idpKid, withClaims(idp.claims("mallory"), "aud", "another-service"))
+					return idp.sign(e, "mallory", withClaim("aud", "another-service"))
 				}},
 				{"Expired", func(e *testEnv) string {
-					return idp.sign(e, idpKid, withClaims(idp.claims("mallory"), "iat", now.Add(-2*time.Hour).Unix(), "exp", now.Add(-time.Hour).Unix()))
+					return idp.sign(e, "mallory", withClaim("iat", now.Add(-2*time.Hour).Unix(), "exp", now.Add(-time.Hour).Unix()))
 				}},
-				{"NoExpiry", func(e *testEnv) string { return idp.sign(e, idpKid, withClaims(idp.claims("mallory"), "exp", nil)) }},
+				{"NoExpiry", func(e *testEnv) string { return idp.sign(e, "mallory", withClaim("exp", nil)) }},
 				{"NotYetValid", func(e *testEnv) string {
-					return idp.sign(e, idpKid, withClaims(idp.claims("mallory"), "nbf", now.Add(time.Hour).Unix()))
+					return idp.sign(e, "mallory", withClaim("nbf", now.Add(time.Hour).Unix()))
 				}},
-				{"UnknownKid", func(e *testEnv) string { return idp.sign(e, "k2", idp.claims("mallory")) }},
+				{"UnknownKid", func(e *testEnv) string { return idp.sign(e, "mallory", withKid("k2")) }},
 				{"OtherKeySameKid", func(e *testEnv) string {
-					return signWith(e, jwt.SigningMethodES256, idpKid, other, idp.claims("mallory"))
+					return idp.sign(e, "mallory", signedWith(jwt.SigningMethodES256, other))
 				}},
 				{"HS256WithSomeSecret", func(e *testEnv) string {
-					return signWith(e, jwt.SigningMethodHS256, idpKid, []byte(strings.Repeat("some secret ", 4)), idp.claims("mallory"))
+					return idp.sign(e, "mallory", signedWith(jwt.SigningMethodHS256, []byte(strings.Repeat("some secret ", 4))))
 				}},
 				{"HS256WithThePublicKey", func(e *testEnv) string { // algorithm confusion
-					return signWith(e, jwt.SigningMethodHS256, idpKid, pub, idp.claims("mallory"))
+					return idp.sign(e, "mallory", signedWith(jwt.SigningMethodHS256, pub))
 				}},
 				{"AlgNone", func(e *testEnv) string {
-					return signWith(e, jwt.SigningMethodNone, idpKid, jwt.UnsafeAllowNoneSignatureType, idp.claims("mallory"))
+					return idp.sign(e, "mallory", signedWith(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType))
 				}},
 				{"ES256WithoutSignature", func(e *testEnv) string {
-					tok := idp.sign(e, idpKid, idp.claims("mallory"))
+					tok := idp.sign(e, "mallory")
 					return tok[:strings.LastIndexByte(tok, '.')+1]
 				}},
 			} {
@@ -219,7 +182,7 @@ func TestJWKS(t *testing.T) {
 					wantGQLError(t, status, out, "INVALID_OR_EXPIRED_TOKEN")
 				})
 			}
-			e.wantKeysHeld(idp.sign(e, idpKid, idp.claims("mallory")), 0)
+			e.wantKeysHeld(idp.sign(e, "mallory"), 0)
 
 			// Unknown kids do not make apikeyd hammer the provider.
 			if n := idp.fetches.Load(); n < 1 || n > 2 {

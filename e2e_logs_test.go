@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// What apikeyd logs (SECURITY.md, "Secrets"). Every test server's whole log
+// What apikeyd logs (SECURITY.md, "Secrets in logs"). Every test server's whole log
 // is checked when its test ends (newEnvDSN): no secret a test handed out nor
 // its hash (remember), nothing shaped like a credential, and access log lines
 // with exactly the allowed fields.

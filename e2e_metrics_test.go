@@ -193,7 +193,6 @@ func TestMetrics(t *testing.T) {
 		if err := json.Unmarshal(res.Body, &k); err != nil {
 			t.Fatal(err)
 		}
-		e.remember(k.Key)
 		return k
 	}
 	const create, verify, byID = "/auth/api-keys", "/auth/verify", "/auth/api-keys/{id}"
@@ -223,8 +222,8 @@ func TestMetrics(t *testing.T) {
 	s.send("GET", verify, verify, hdr("Authorization", "Basic dXNlcjpwdw=="), nil, 401, "none/malformed")
 	s.send("GET", verify, verify, hdr("X-Api-Key", good.Key, "Authorization", "Bearer "+tok), nil, 401, "none/malformed")
 	s.send("GET", verify, verify, bearer("not.a.jwt"), nil, 401, "jwt/malformed")
-	s.send("GET", verify, verify, bearer(signToken(t, e.Secret, time.Now().Add(-time.Hour))), nil, 401, "jwt/expired")
-	s.send("GET", verify, verify, bearer(signToken(t, []byte(strings.Repeat("x", 32)), time.Now().Add(time.Hour))), nil, 401, "jwt/invalid")
+	s.send("GET", verify, verify, bearer(e.sign("alice", issuedAt(time.Now().Add(-2*time.Hour)))), nil, 401, "jwt/expired")
+	s.send("GET", verify, verify, bearer(e.sign("alice", signedWith(jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32))))), nil, 401, "jwt/invalid")
 	s.send("GET", "/healthz", "/healthz", nil, nil, 200)
 	s.send("GET", "/readyz", "/readyz", nil, nil, 200)
 	s.send("PUT", verify, verify, nil, nil, 405)
@@ -347,15 +346,30 @@ func TestMetricsListener(t *testing.T) {
 			t.Errorf("serve: %v", err)
 		}
 	}()
+	c := mustContract(t)
+	// The main listener's answers are checked against the OpenAPI document;
+	// the metrics listener serves no API, so its refusals are checked
+	// against the document's Error schema alone.
+	main, metricsOnly := contractClient(t, http.DefaultTransport), http.DefaultClient
 	get := func(method, url string) (int, string) {
 		t.Helper()
+		client := main
+		if strings.HasPrefix(url, "http://"+at.MetricsAddr+"/") {
+			client = metricsOnly
+		}
 		req, _ := http.NewRequest(method, url, nil)
-		res, err := http.DefaultClient.Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
+		if client == metricsOnly && res.StatusCode != http.StatusOK {
+			code := map[int]string{404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}[res.StatusCode]
+			if err := c.checkError(res, b, code); err != nil {
+				t.Errorf("%s %s on the metrics listener: %v", method, url, err)
+			}
+		}
 		return res.StatusCode, string(b)
 	}
 	if status, body := get("GET", "http://"+at.Addr+"/metrics"); status != 404 || !strings.Contains(body, `"NOT_FOUND"`) {
@@ -380,16 +394,4 @@ func TestMetricsListener(t *testing.T) {
 	if status, _ := get("POST", "http://"+at.MetricsAddr+"/metrics"); status != 405 {
 		t.Errorf("POST /metrics: %d, want 405", status)
 	}
-}
-
-// signToken signs an HS256 login token for alice expiring at exp.
-func signToken(t testing.TB, secret []byte, exp time.Time) string {
-	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": "alice", "iat": exp.Add(-time.Hour).Unix(), "exp": exp.Unix(),
-	}).SignedString(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }

@@ -28,9 +28,9 @@ import (
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
-// End-to-end tests of the REST contract (DESIGN.md, "Credentials" and
-// "REST"): every route, every error code, over a real listener on SQLite
-// and PostgreSQL.
+// End-to-end tests of the REST API as docs/contract.md ("Credentials",
+// "REST") and the OpenAPI document describe it: every route, every error
+// code, over a real listener on SQLite and PostgreSQL.
 
 // noFailLimit switches the failed-authentication limit off, for tests that
 // send many bad credentials from the one loopback address on purpose.
@@ -42,17 +42,6 @@ func wantNoStore(t testing.TB, res response) {
 	if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("status %d: Cache-Control %q, want no-store", res.Status, cc)
 	}
-}
-
-// signJWT signs claims with method and key and remembers the token.
-func (e *testEnv) signJWT(method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-	e.t.Helper()
-	tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.remember(tok)
-	return tok
 }
 
 // createExpiring creates a key for tok that expires in about a second and
@@ -70,15 +59,13 @@ func (e *testEnv) createExpiring(tok string) (createdKey, time.Time) {
 // sleepPast returns once t has passed.
 func sleepPast(t time.Time) { time.Sleep(time.Until(t) + 20*time.Millisecond) }
 
-// created decodes a 201 answer to a create and remembers its secrets.
+// created decodes a 201 answer to a create.
 func (e *testEnv) created(res response) createdKey {
 	e.t.Helper()
 	var k createdKey
 	if err := json.Unmarshal(res.Body, &k); err != nil || k.Key == "" {
 		e.t.Fatalf("create answer %q: %v", res.Body, err)
 	}
-	e.remember(k.Key)
-	e.remember(hashOf(k.Key))
 	return k
 }
 
@@ -134,14 +121,6 @@ func (e *testEnv) postKey(tok, contentType, body string, chunked bool) response 
 		e.t.Fatal(err)
 	}
 	return res
-}
-
-// wireGet sends GET path with the header lines given, byte for byte, on a
-// new connection: net/http's client would drop an empty Authorization and
-// trim trailing spaces.
-func (e *testEnv) wireGet(path, headerLines string) response {
-	e.t.Helper()
-	return e.wireRequest("GET", path, strings.TrimPrefix(e.URL, "http://"), headerLines)
 }
 
 // paddedBody returns a valid create body of exactly n bytes.
@@ -204,18 +183,8 @@ func TestRESTCredentials(t *testing.T) {
 		unknown := e.unknownKey()
 
 		now := time.Now()
-		claims := func(change map[string]any) jwt.MapClaims {
-			c := jwt.MapClaims{"sub": "alice", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-			for k, v := range change {
-				if v == nil {
-					delete(c, k)
-				} else {
-					c[k] = v
-				}
-			}
-			return c
-		}
-		hs256 := func(change map[string]any) string { return e.signJWT(jwt.SigningMethodHS256, e.Secret, claims(change)) }
+		// hs256 signs alice's token as of now, with the claims given changed.
+		hs256 := func(kv ...any) string { return e.sign("alice", issuedAt(now), withClaim(kv...)) }
 		otherSecret := []byte("another secret of at least 32 bytes, not the server's")
 		// A token for bob carrying the signature of alice's.
 		parts := strings.Split(alice, ".")
@@ -241,8 +210,8 @@ func TestRESTCredentials(t *testing.T) {
 			{name: "MixedCaseSchemeAPIKey", h: hdr("Authorization", "bEaReR "+live.Key), user: "alice"},
 			{name: "BearerAPIKey", h: bearer(live.Key), user: "alice"},
 			{name: "XApiKey", h: hdr("X-Api-Key", live.Key), user: "alice"},
-			{name: "JWTExpiredWithinLeeway", h: bearer(hs256(map[string]any{"exp": now.Add(-10 * time.Second).Unix()})), user: "alice"},
-			{name: "JWTNotBeforeWithinLeeway", h: bearer(hs256(map[string]any{"nbf": now.Add(10 * time.Second).Unix()})), user: "alice"},
+			{name: "JWTExpiredWithinLeeway", h: bearer(hs256("exp", now.Add(-10*time.Second).Unix())), user: "alice"},
+			{name: "JWTNotBeforeWithinLeeway", h: bearer(hs256("nbf", now.Add(10*time.Second).Unix())), user: "alice"},
 
 			// Malformed or missing credentials.
 			{name: "NoCredential", h: hdr(), code: "MISSING_AUTH"},
@@ -267,17 +236,17 @@ func TestRESTCredentials(t *testing.T) {
 			{name: "QueryToken", query: "?token=" + alice, h: hdr(), code: "MISSING_AUTH"},
 
 			// Credentials that do not verify.
-			{name: "JWTExpired", h: bearer(hs256(map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Minute).Unix()})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTWrongSignature", h: bearer(e.signJWT(jwt.SigningMethodHS256, otherSecret, claims(nil))), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTAlgNone", h: bearer(e.signJWT(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil))), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTAlgHS512", h: bearer(e.signJWT(jwt.SigningMethodHS512, e.Secret, claims(nil))), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTExpired", h: bearer(hs256("iat", now.Add(-2*time.Hour).Unix(), "exp", now.Add(-time.Minute).Unix())), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTWrongSignature", h: bearer(e.sign("alice", issuedAt(now), signedWith(jwt.SigningMethodHS256, otherSecret))), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTAlgNone", h: bearer(e.sign("alice", issuedAt(now), signedWith(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType))), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTAlgHS512", h: bearer(e.sign("alice", issuedAt(now), signedWith(jwt.SigningMethodHS512, e.Secret))), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTForgedPayload", h: bearer(forged), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTWithoutExp", h: bearer(hs256(map[string]any{"exp": nil})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTNotYetValid", h: bearer(hs256(map[string]any{"nbf": now.Add(2 * time.Minute).Unix()})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTIssuedInFuture", h: bearer(hs256(map[string]any{"iat": now.Add(2 * time.Minute).Unix()})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTWithoutSub", h: bearer(hs256(map[string]any{"sub": nil})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTEmptySub", h: bearer(hs256(map[string]any{"sub": ""})), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "JWTSubOver255Bytes", h: bearer(hs256(map[string]any{"sub": strings.Repeat("u", 256)})), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTWithoutExp", h: bearer(hs256("exp", nil)), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTNotYetValid", h: bearer(hs256("nbf", now.Add(2*time.Minute).Unix())), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTIssuedInFuture", h: bearer(hs256("iat", now.Add(2*time.Minute).Unix())), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTWithoutSub", h: bearer(hs256("sub", nil)), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTEmptySub", h: bearer(hs256("sub", "")), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "JWTSubOver255Bytes", h: bearer(hs256("sub", strings.Repeat("u", 256))), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTGarbage", h: bearer("garbage"), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTGarbageSegments", h: bearer("aaaa.bbbb.cccc"), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTInXApiKey", h: hdr("X-Api-Key", alice), code: "INVALID_OR_EXPIRED_TOKEN"},
@@ -293,7 +262,9 @@ func TestRESTCredentials(t *testing.T) {
 		}
 		get := func(path string, c credCase) response {
 			if c.wire != "" {
-				return e.wireGet(path, c.wire)
+				// net/http's client would drop an empty Authorization
+				// and trim trailing spaces.
+				return e.sendRaw(rawRequest{Method: "GET", Path: path, Lines: c.wire})
 			}
 			return e.do("GET", path, c.h, nil)
 		}
@@ -697,7 +668,7 @@ func TestRESTList(t *testing.T) {
 				fields = append(fields, f)
 			}
 			slices.Sort(fields)
-			if want := []string{"created_at", "expires_at", "id", "key_prefix", "last_used_at", "name", "replaced_by"}; !slices.Equal(fields, want) {
+			if want := []string{"created_at", "expires_at", "id", "key_prefix", "last_used_at", "name", "replaced_by", "scopes"}; !slices.Equal(fields, want) {
 				t.Errorf("listed fields %v, want %v", fields, want)
 			}
 		}
@@ -801,9 +772,9 @@ func TestRESTVerify(t *testing.T) {
 			body  map[string]any
 			keyID string
 		}{
-			{"JWT", bearer(alice), map[string]any{"user_id": "alice", "auth_method": "jwt", "key_id": nil}, ""},
-			{"APIKeyBearer", bearer(k.Key), map[string]any{"user_id": "alice", "auth_method": "api_key", "key_id": k.ID}, k.ID},
-			{"APIKeyXApiKey", hdr("X-Api-Key", k.Key), map[string]any{"user_id": "alice", "auth_method": "api_key", "key_id": k.ID}, k.ID},
+			{"JWT", bearer(alice), map[string]any{"user_id": "alice", "auth_method": "jwt", "key_id": nil, "scopes": nil}, ""},
+			{"APIKeyBearer", bearer(k.Key), map[string]any{"user_id": "alice", "auth_method": "api_key", "key_id": k.ID, "scopes": nil}, k.ID},
+			{"APIKeyXApiKey", hdr("X-Api-Key", k.Key), map[string]any{"user_id": "alice", "auth_method": "api_key", "key_id": k.ID, "scopes": nil}, k.ID},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				res := e.do("GET", "/auth/verify", c.h, nil)

@@ -13,7 +13,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/app"
-	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -77,7 +76,7 @@ func (e *testEnv) refusedWithin(key string, d time.Duration) time.Duration {
 // verifications of it run concurrently and refill the cache.
 func TestRevokedKeyIsRefusedFromThe204(t *testing.T) {
 	// Many refusals from one address follow: no rate limit here.
-	eachDBConfigured(t, func(c *config.Config) { c.AuthFailBurst = 0 }, testRefusedFromThe204)
+	eachDBWith(t, func(c *config.Config) { c.AuthFailBurst = 0 }, testRefusedFromThe204)
 }
 
 func testRefusedFromThe204(t *testing.T, e *testEnv) {
@@ -238,11 +237,8 @@ func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("serve: %v", err)
 			}
-			e := &testEnv{t: t, URL: "http://" + at.Addr, client: http.DefaultClient}
-			tok, err := auth.MintToken([]byte(cfg.JWTSecret), "alice", time.Hour, "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			e := &testEnv{t: t, URL: "http://" + at.Addr, Secret: []byte(cfg.JWTSecret), client: contractClient(t, http.DefaultTransport)}
+			tok := e.token("alice")
 			k := e.create(tok, nil)
 			if s := e.verifyKey(k.Key); s != http.StatusOK {
 				t.Fatalf("verify: %d", s)

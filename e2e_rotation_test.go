@@ -173,7 +173,7 @@ func TestRollWithoutGraceRevokes(t *testing.T) {
 // ends the old key is refused, leaves the list and the count, and a DELETE
 // of it is 404.
 func TestRollGraceEnds(t *testing.T) {
-	eachDBConfigured(t, func(c *config.Config) { c.MaxKeysPerUser = 1 }, func(t *testing.T, e *testEnv) {
+	eachDBWith(t, func(c *config.Config) { c.MaxKeysPerUser = 1 }, func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
 		old := e.create(tok, nil)
 		e.waitCached(old.Key)
@@ -317,4 +317,48 @@ func TestRename(t *testing.T) {
 			t.Fatalf("the renamed key answered %d", s)
 		}
 	})
+}
+
+// TestRollCopiesScopes: the new key holds exactly the old key's scopes, and
+// an unrestricted key's successor is unrestricted.
+func TestRollCopiesScopes(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		tok := e.token("alice")
+		for _, c := range []struct{ body, want string }{
+			{`{"scopes": ["orders:write", "orders:read"]}`, `["orders:read","orders:write"]`},
+			{`{"scopes": []}`, `[]`},
+			{`{}`, `null`},
+		} {
+			old := e.create(tok, str(c.body))
+			res := e.do("POST", "/auth/api-keys/"+old.ID+"/roll", bearer(tok), str(`{"grace_period_seconds": 60}`))
+			if res.Status != http.StatusCreated {
+				t.Fatalf("roll: %d %s", res.Status, res.Body)
+			}
+			var k struct {
+				Key    string          `json:"key"`
+				Scopes json.RawMessage `json:"scopes"`
+			}
+			if err := json.Unmarshal(res.Body, &k); err != nil {
+				t.Fatal(err)
+			}
+			e.remember(k.Key)
+			if string(k.Scopes) != c.want {
+				t.Fatalf("created with %s, the new key has scopes %s, want %s", c.body, k.Scopes, c.want)
+			}
+			v := e.do("GET", "/auth/verify", hdr("X-Api-Key", k.Key), nil)
+			if v.Status != http.StatusOK || string(mustRaw(t, v.Body, "scopes")) != c.want {
+				t.Fatalf("verify of the new key: %d %s", v.Status, v.Body)
+			}
+		}
+	})
+}
+
+// mustRaw returns the raw JSON of field in the object body.
+func mustRaw(t testing.TB, body []byte, field string) json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m[field]
 }

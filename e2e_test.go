@@ -16,11 +16,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/app"
-	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -158,15 +156,10 @@ func (e *testEnv) assertNoSecretsLogged() {
 	}
 }
 
-// token mints a login token for sub, valid for an hour.
+// token mints a login token for sub, valid for an hour (and remembered).
 func (e *testEnv) token(sub string) string {
 	e.t.Helper()
-	tok, err := auth.MintToken(e.Secret, sub, time.Hour, "", "")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.remember(tok)
-	return tok
+	return e.sign(sub)
 }
 
 // response is an answered request.
@@ -241,6 +234,7 @@ func (e *testEnv) roundTrip(req *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
+	e.rememberMinted(b)
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
 }
 
@@ -268,8 +262,6 @@ func (e *testEnv) create(tok string, body *string) createdKey {
 	if err := json.Unmarshal(res.Body, &k); err != nil {
 		e.t.Fatal(err)
 	}
-	e.remember(k.Key)
-	e.remember(hashOf(k.Key))
 	return k
 }
 
@@ -331,11 +323,12 @@ func (g gqlResponse) codes() []string {
 
 // eachDB runs fn against a fresh server on each database.
 func eachDB(t *testing.T, fn func(t *testing.T, e *testEnv)) {
-	eachDBConfigured(t, nil, fn)
+	eachDBWith(t, nil, fn)
 }
 
-// eachDBConfigured is eachDB with configure applied to the configuration.
-func eachDBConfigured(t *testing.T, configure func(*config.Config), fn func(t *testing.T, e *testEnv)) {
+// eachDBWith is eachDB with configure (when not nil) applied to each
+// server's configuration.
+func eachDBWith(t *testing.T, configure func(*config.Config), fn func(t *testing.T, e *testEnv)) {
 	for _, db := range dbtest.Names {
 		t.Run(db, func(t *testing.T) {
 			if configure == nil {
@@ -344,13 +337,6 @@ func eachDBConfigured(t *testing.T, configure func(*config.Config), fn func(t *t
 			}
 			fn(t, newEnv(t, db, configure))
 		})
-	}
-}
-
-// eachDBWith is eachDB with configure applied to each server's configuration.
-func eachDBWith(t *testing.T, configure func(*config.Config), fn func(t *testing.T, e *testEnv)) {
-	for _, db := range dbtest.Names {
-		t.Run(db, func(t *testing.T) { fn(t, newEnv(t, db, configure)) })
 	}
 }
 

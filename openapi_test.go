@@ -25,9 +25,10 @@ import (
 )
 
 // The OpenAPI document is the REST contract, and the end-to-end tests hold
-// the server to it: every request the harness sends (testEnv.do, or any
-// client from testEnv.client) goes through contractTransport, which checks
-// the exchange against the document and fails the test on a mismatch. A
+// the server to it: every request the harness sends (testEnv.do, any client
+// from testEnv.client or contractClient) goes through contractTransport,
+// and every raw one (sendRaw) through the same check, which fails the test
+// on a mismatch. A
 // route, status, header or field the code has and the document lacks, or
 // the reverse, fails whichever test meets it first.
 //
@@ -38,6 +39,21 @@ import (
 // outsideContract lists the paths the document does not describe:
 // GraphQL has its own schema, /metrics the Prometheus formats, and the
 // dashboard's pages and assets (/, /static/…) are HTML, CSS and JavaScript.
+//
+// Every other exchange of the end-to-end tests is checked, through
+// contractClient or sendRaw, except these answers, which are not apikeyd's
+// REST API (each test says so where it sends them):
+//   - the protected service's answers behind nginx (TestNginxForwardAuth;
+//     nginx's refusals, which relay apikeyd's, are checked as answers to
+//     GET /auth/verify);
+//   - the metrics listener's (METRICS_ADDR), which serves /metrics alone and
+//     answers anything else with a bare NOT_FOUND or METHOD_NOT_ALLOWED,
+//     checked against the Error schema (TestMetricsListener);
+//   - net/http's own 431 to an oversized header, written before any handler
+//     runs (TestHTTPServerHeaderCap), and a stand-in handler's answer that
+//     must never arrive (TestHTTPServerSlowHandlerWriteTimeout).
+//
+// The browser of TestBrowser reaches apikeyd through a checking proxy.
 var outsideContract = []string{"/graphql", "/playground", "/metrics", "/"}
 
 // contract is the loaded document and a router over it.
@@ -75,6 +91,12 @@ func mustContract(t testing.TB) *contract {
 	return c
 }
 
+// contractClient returns a client like testEnv.client: every exchange,
+// sent through base, is checked against the OpenAPI document.
+func contractClient(t testing.TB, base http.RoundTripper) *http.Client {
+	return &http.Client{Transport: &contractTransport{t: t, base: base, c: mustContract(t)}}
+}
+
 // contractTransport sends requests through base and checks every exchange
 // against the OpenAPI document, failing t on a mismatch.
 type contractTransport struct {
@@ -110,11 +132,17 @@ func (ct *contractTransport) RoundTrip(req *http.Request) (*http.Response, error
 		return nil, err
 	}
 	res.Body = io.NopCloser(bytes.NewReader(resBody))
-	if err := ct.c.check(req, reqBody, res, resBody); err != nil {
-		ct.t.Errorf("%s %s answered %d, which breaks the OpenAPI document: %v\nresponse body: %.500s",
+	ct.c.verify(ct.t, req, reqBody, res, resBody)
+	return res, nil
+}
+
+// verify checks one exchange and fails t on a mismatch.
+func (c *contract) verify(t testing.TB, req *http.Request, reqBody []byte, res *http.Response, resBody []byte) {
+	t.Helper()
+	if err := c.check(req, reqBody, res, resBody); err != nil {
+		t.Errorf("%s %s answered %d, which breaks the OpenAPI document: %v\nresponse body: %.500s",
 			req.Method, req.URL.Path, res.StatusCode, err, resBody)
 	}
-	return res, nil
 }
 
 // check checks one exchange. Requests the document refuses must be refused
@@ -126,8 +154,11 @@ func (c *contract) check(req *http.Request, reqBody []byte, res *http.Response, 
 	if slices.Contains(outsideContract, p) || strings.HasPrefix(p, "/static/") {
 		return nil
 	}
-	if req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != "" {
-		return nil // a CORS preflight, answered before routing
+	if req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != "" &&
+		res.Header.Get("Access-Control-Allow-Methods") != "" {
+		// A CORS preflight from a listed origin, answered before routing.
+		// One from any other origin is routed, and its 405 checked below.
+		return nil
 	}
 	if path.Clean(p) != p && res.StatusCode >= 300 && res.StatusCode < 400 && res.Header.Get("Location") != "" {
 		return nil // net/http's mux redirects to the clean path, which is then checked
@@ -276,16 +307,17 @@ func TestOpenAPIDocument(t *testing.T) {
 	// Drift in the code is caught: responses the document does not allow.
 	ok := func(body string) *http.Response {
 		return &http.Response{StatusCode: 200, Header: http.Header{
-			"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}, "X-Auth-User-Id": {"alice"},
+			"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}, "X-Auth-User-Id": {"alice"}, "X-Auth-Scopes": {"*"},
 		}, Body: io.NopCloser(strings.NewReader(body))}
 	}
 	verify, _ := http.NewRequest("GET", e.URL+"/auth/verify", nil)
 	for name, body := range map[string]string{
-		"ExtraField":     `{"user_id":"alice","auth_method":"jwt","key_id":null,"extra":1}`,
-		"MissingField":   `{"user_id":"alice","auth_method":"jwt"}`,
-		"NotNullable":    `{"user_id":null,"auth_method":"jwt","key_id":null}`,
-		"BadKeyID":       `{"user_id":"alice","auth_method":"api_key","key_id":"k-1"}`,
-		"UnknownMethod":  `{"user_id":"alice","auth_method":"basic","key_id":null}`,
+		"ExtraField":     `{"user_id":"alice","auth_method":"jwt","key_id":null,"scopes":null,"extra":1}`,
+		"MissingField":   `{"user_id":"alice","auth_method":"jwt","scopes":null}`,
+		"NotNullable":    `{"user_id":null,"auth_method":"jwt","key_id":null,"scopes":null}`,
+		"BadKeyID":       `{"user_id":"alice","auth_method":"api_key","key_id":"k-1","scopes":null}`,
+		"UnknownMethod":  `{"user_id":"alice","auth_method":"basic","key_id":null,"scopes":null}`,
+		"BadScope":       `{"user_id":"alice","auth_method":"jwt","key_id":null,"scopes":["Orders Read"]}`,
 		"WrongErrorCode": `{"error":"x","statusCode":401,"code":"NOT_FOUND"}`,
 	} {
 		r := ok(body)
@@ -297,7 +329,7 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("%s: a response breaking the document passed", name)
 		}
 	}
-	good := `{"user_id":"alice","auth_method":"api_key","key_id":"` + someID + `"}`
+	good := `{"user_id":"alice","auth_method":"api_key","key_id":"` + someID + `","scopes":null}`
 	if err := c.check(verify, nil, ok(good), []byte(good)); err != nil {
 		t.Errorf("a good response failed: %v", err)
 	}

@@ -2,6 +2,7 @@
 --
 --   healthz  GET /healthz, no credential (the baseline)
 --   verify   GET /auth/verify with the keys of CREDENTIALS in turn (X-Api-Key)
+--   verify_scope  the same with ?scope=reports:read (a scope the keys hold)
 --   jwt      GET /auth/verify with the tokens of CREDENTIALS in turn
 --   graphql  POST /graphql { apiKeys { … } } with the tokens in turn
 --   list     GET /auth/api-keys with the tokens in turn
@@ -41,6 +42,8 @@ function init(args)
 	for _, c in ipairs(creds) do
 		if scenario == "verify" then
 			add("GET", "/auth/verify", { ["X-Api-Key"] = c })
+		elseif scenario == "verify_scope" then
+			add("GET", "/auth/verify?scope=reports:read", { ["X-Api-Key"] = c })
 		elseif scenario == "jwt" then
 			add("GET", "/auth/verify", { ["Authorization"] = "Bearer " .. c })
 		elseif scenario == "graphql" then

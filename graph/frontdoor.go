@@ -26,16 +26,20 @@ import (
 //   - a POST body that is not exactly one JSON object in valid UTF-8 with a
 //     string "query", an optional string "operationName" and optional object
 //     "variables" and "extensions", each at most once: 400 INVALID_REQUEST.
-//     A JSON array (a batch) is one of these;
+//     A JSON array (a batch) is one of these, and so is an object without
+//     "query";
+//   - GET without a query parameter, or whose variables or extensions are
+//     not JSON objects: 400 INVALID_REQUEST;
 //   - GET whose selected operation is a mutation: 405 with Allow: POST;
 //   - a protocol upgrade (websocket): 400 INVALID_REQUEST.
 //
 // gqlgen's own answers to these would name its Go types and echo the body.
-// HEAD is served as GET without a body.
+// HEAD is served as GET without a body. Each refusal is in the media type
+// the request's Accept chose, like every answer of the endpoint.
 func frontDoor(l Limits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "" {
-			writeErrors(w, http.StatusBadRequest, apperr.InvalidRequest, "protocol upgrades (websocket) are not supported: use POST or GET")
+			writeErrors(w, r, http.StatusBadRequest, apperr.InvalidRequest, "protocol upgrades (websocket) are not supported: use POST or GET")
 			return
 		}
 		switch r.Method {
@@ -47,15 +51,15 @@ func frontDoor(l Limits, next http.Handler) http.Handler {
 			if err := checkGET(r.URL.Query(), l.ParserTokens); err != nil {
 				if apperr.CodeOf(err) == apperr.MethodNotAllowed {
 					w.Header().Set("Allow", "POST")
-					writeErrors(w, http.StatusMethodNotAllowed, apperr.MethodNotAllowed, apperr.MessageOf(err))
+					writeErrors(w, r, http.StatusMethodNotAllowed, apperr.MethodNotAllowed, apperr.MessageOf(err))
 					return
 				}
-				writeErrors(w, http.StatusBadRequest, apperr.CodeOf(err), apperr.MessageOf(err))
+				writeErrors(w, r, http.StatusBadRequest, apperr.CodeOf(err), apperr.MessageOf(err))
 				return
 			}
 		case http.MethodPost:
 			if !httpx.IsJSON(r.Header.Get("Content-Type")) {
-				writeErrors(w, http.StatusUnsupportedMediaType, apperr.UnsupportedMediaType, "the request body must be application/json")
+				writeErrors(w, r, http.StatusUnsupportedMediaType, apperr.UnsupportedMediaType, "the request body must be application/json")
 				return
 			}
 			b, err := httpx.ReadBody(w, r, l.BodyBytes)
@@ -64,13 +68,13 @@ func frontDoor(l Limits, next http.Handler) http.Handler {
 			}
 			if err != nil {
 				code := apperr.CodeOf(err)
-				writeErrors(w, httpx.Status(code), code, apperr.MessageOf(err))
+				writeErrors(w, r, httpx.Status(code), code, apperr.MessageOf(err))
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(b))
 		default:
 			w.Header().Set("Allow", "GET, HEAD, POST")
-			writeErrors(w, http.StatusMethodNotAllowed, apperr.MethodNotAllowed, "use POST, or GET for queries")
+			writeErrors(w, r, http.StatusMethodNotAllowed, apperr.MethodNotAllowed, "use POST, or GET for queries")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -82,13 +86,19 @@ func frontDoor(l Limits, next http.Handler) http.Handler {
 // members, nothing after it). Returns INVALID_REQUEST, with a message that
 // never quotes b, otherwise.
 func checkPOSTBody(b []byte) error {
-	return httpx.DecodeObject(b, func(name string, dec *json.Decoder) error {
+	hasQuery := false
+	err := httpx.DecodeObject(b, func(name string, dec *json.Decoder) error {
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return apperr.New(apperr.InvalidRequest, "request body is not valid JSON")
 		}
+		hasQuery = hasQuery || name == "query"
 		return checkMember(name, v)
 	})
+	if err == nil && !hasQuery {
+		err = apperr.New(apperr.InvalidRequest, "the request has no query")
+	}
+	return err
 }
 
 // checkMember checks the type of one known member of a request object;
@@ -112,11 +122,14 @@ func checkMember(name string, v json.RawMessage) error {
 	return nil
 }
 
-// checkGET checks the parameters of a GET request: variables and extensions,
-// when present, are JSON objects, and the operation to run is not a
+// checkGET checks the parameters of a GET request: there is a query;
+// variables and extensions, when present, are JSON objects; and the operation to run is not a
 // mutation (METHOD_NOT_ALLOWED: GET must not change anything). A query that
 // does not parse is left to the executor, which explains why.
 func checkGET(q url.Values, tokenLimit int) error {
+	if !q.Has("query") {
+		return apperr.New(apperr.InvalidRequest, "the request has no query parameter")
+	}
 	for _, name := range []string{"variables", "extensions"} {
 		if v := q.Get(name); v != "" {
 			var m map[string]any

@@ -46,6 +46,7 @@ type ComplexityRoot struct {
 		LastUsedAt func(childComplexity int) int
 		Name       func(childComplexity int) int
 		ReplacedBy func(childComplexity int) int
+		Scopes     func(childComplexity int) int
 	}
 
 	CreateApiKeyPayload struct {
@@ -61,8 +62,9 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APIKeys func(childComplexity int) int
-		Viewer  func(childComplexity int) int
+		APIKeys         func(childComplexity int) int
+		AvailableScopes func(childComplexity int) int
+		Viewer          func(childComplexity int) int
 	}
 
 	RevokeApiKeyPayload struct {
@@ -79,6 +81,7 @@ type ComplexityRoot struct {
 	Viewer struct {
 		APIKey     func(childComplexity int) int
 		AuthMethod func(childComplexity int) int
+		Scopes     func(childComplexity int) int
 		UserID     func(childComplexity int) int
 	}
 }
@@ -96,6 +99,7 @@ type MutationResolver interface {
 type QueryResolver interface {
 	APIKeys(ctx context.Context) ([]apikey.APIKey, error)
 	Viewer(ctx context.Context) (*apikey.Principal, error)
+	AvailableScopes(ctx context.Context) ([]string, error)
 }
 type ViewerResolver interface {
 	AuthMethod(ctx context.Context, obj *apikey.Principal) (model.AuthMethod, error)
@@ -162,6 +166,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApiKey.ReplacedBy(childComplexity), true
+	case "ApiKey.scopes":
+		if e.ComplexityRoot.ApiKey.Scopes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKey.Scopes(childComplexity), true
 
 	case "CreateApiKeyPayload.apiKey":
 		if e.ComplexityRoot.CreateApiKeyPayload.APIKey == nil {
@@ -227,6 +237,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.APIKeys(childComplexity), true
+	case "Query.availableScopes":
+		if e.ComplexityRoot.Query.AvailableScopes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.AvailableScopes(childComplexity), true
 
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
@@ -279,6 +295,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Viewer.AuthMethod(childComplexity), true
+	case "Viewer.scopes":
+		if e.ComplexityRoot.Viewer.Scopes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.Scopes(childComplexity), true
 	case "Viewer.userId":
 		if e.ComplexityRoot.Viewer.UserID == nil {
 			break
@@ -391,6 +413,12 @@ type ApiKey {
   "null when the key does not expire."
   expiresAt: Time
   """
+  What the key may do, sorted: null when the key is unrestricted (full
+  access), [] when it holds no scope. Services check them through
+  GET /auth/verify?scope=….
+  """
+  scopes: [String!]
+  """
   During a roll's grace period, the id of the key that replaced this one;
   otherwise null. Such a key works until its expiresAt (the end of the grace,
   or its own earlier expiry), then leaves the list.
@@ -403,6 +431,13 @@ input CreateApiKeyInput {
   name: String
   "Optional; must be in the future."
   expiresAt: Time
+  """
+  Optional. null or absent: unrestricted (full access); []: no scope. Each a
+  scope name (1 to 64 characters of a-z 0-9 _ . : -, starting with a letter)
+  from availableScopes when the server has a catalogue; at most 50.
+  Duplicates are dropped; never changed after creation.
+  """
+  scopes: [String!]
 }
 
 type CreateApiKeyPayload {
@@ -418,7 +453,7 @@ input UpdateApiKeyInput {
 }
 
 type RollApiKeyPayload {
-  "The new key: it copies the old key's name and expiry."
+  "The new key: it copies the old key's name, scopes and expiry."
   apiKey: ApiKey!
   "The new key's full secret: returned here once, never again."
   key: String!
@@ -442,6 +477,8 @@ type Viewer {
   authMethod: AuthMethod!
   "The key the caller authenticated with, when it used one."
   apiKey: ApiKey
+  "The caller's scopes: null when unrestricted (a login token, or a key without scopes)."
+  scopes: [String!]
 }
 
 type Query {
@@ -449,6 +486,11 @@ type Query {
   apiKeys: [ApiKey!]!
   "The caller, with any credential; null when anonymous."
   viewer: Viewer
+  """
+  The scopes a new key may hold (the server's catalogue), sorted; null when
+  any well-formed name is accepted. Requires a login token (JWT).
+  """
+  availableScopes: [String!]
 }
 
 type Mutation {
@@ -488,6 +530,8 @@ func (ec *executionContext) childFields_ApiKey(ctx context.Context, field graphq
 		return ec.fieldContext_ApiKey_lastUsedAt(ctx, field)
 	case "expiresAt":
 		return ec.fieldContext_ApiKey_expiresAt(ctx, field)
+	case "scopes":
+		return ec.fieldContext_ApiKey_scopes(ctx, field)
 	case "replacedBy":
 		return ec.fieldContext_ApiKey_replacedBy(ctx, field)
 	}
@@ -534,6 +578,8 @@ func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphq
 		return ec.fieldContext_Viewer_authMethod(ctx, field)
 	case "apiKey":
 		return ec.fieldContext_Viewer_apiKey(ctx, field)
+	case "scopes":
+		return ec.fieldContext_Viewer_scopes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Viewer", field.Name)
 }
@@ -952,6 +998,29 @@ func (ec *executionContext) fieldContext_ApiKey_expiresAt(_ context.Context, fie
 	return graphql.NewScalarFieldContext("ApiKey", field, false, false, "Time")
 }
 
+func (ec *executionContext) _ApiKey_scopes(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKey_scopes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scopes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKey_scopes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiKey", field, false, false, "String")
+}
+
 func (ec *executionContext) _ApiKey_replacedBy(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1270,6 +1339,29 @@ func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_availableScopes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_availableScopes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().AvailableScopes(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_availableScopes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, "String")
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1555,6 +1647,29 @@ func (ec *executionContext) fieldContext_Viewer_apiKey(_ context.Context, field 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Viewer_scopes(ctx context.Context, field graphql.CollectedField, obj *apikey.Principal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_scopes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Scopes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_scopes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, false, false, "String")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -2641,7 +2756,7 @@ func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "expiresAt"}
+	fieldsInOrder := [...]string{"name", "expiresAt", "scopes"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -2662,6 +2777,13 @@ func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context,
 				return it, err
 			}
 			it.ExpiresAt = data
+		case "scopes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scopes"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Scopes = data
 		}
 	}
 	return it, nil
@@ -2767,6 +2889,11 @@ func (ec *executionContext) _ApiKey(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "expiresAt":
 			out.Values[i] = ec._ApiKey_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "scopes":
+			out.Values[i] = ec._ApiKey_scopes(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -2925,6 +3052,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_viewer(ctx, field)
 				})
+		case "availableScopes":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_availableScopes(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -3065,6 +3198,11 @@ func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, o
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Viewer_apiKey(ctx, field, obj)
 				})
+		case "scopes":
+			out.Values[i] = ec._Viewer_scopes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3768,6 +3906,41 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	_ = ctx
 	res := graphql.MarshalInt(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

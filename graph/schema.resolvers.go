@@ -42,6 +42,10 @@ func (r *queryResolver) Viewer(ctx context.Context) (*apikey.Principal, error) {
 	return apikey.OptionalPrincipal(ctx)
 }
 
+func (r *queryResolver) AvailableScopes(ctx context.Context) ([]string, error) {
+	return r.Keys.AvailableScopes(ctx)
+}
+
 func (r *viewerResolver) AuthMethod(ctx context.Context, obj *apikey.Principal) (model.AuthMethod, error) {
 	if obj.Method == apikey.MethodAPIKey {
 		return model.AuthMethodAPIKey, nil

@@ -2,19 +2,18 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/core"
@@ -31,6 +30,7 @@ type Limits struct {
 	Complexity   int   // fields selected, aliases included; default 1000
 	ParserTokens int   // tokens in the query text; default 10,000
 	BodyBytes    int64 // request body; default httpx.MaxBodyBytes, as REST
+	Mutations    int   // mutation fields one request runs, aliases included; default 10
 }
 
 func (l *Limits) defaults() {
@@ -45,6 +45,9 @@ func (l *Limits) defaults() {
 	}
 	if l.BodyBytes <= 0 {
 		l.BodyBytes = httpx.MaxBodyBytes
+	}
+	if l.Mutations <= 0 {
+		l.Mutations = 10
 	}
 }
 
@@ -62,12 +65,12 @@ type Options struct {
 func NewHandler(o Options) http.Handler {
 	o.Limits.defaults()
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys}}))
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(o.Limits.ParserTokens)
 	srv.Use(extension.FixedComplexityLimit(o.Limits.Complexity))
 	srv.Use(depthLimit(o.Limits.Depth))
+	srv.Use(mutationLimit(o.Limits.Mutations))
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
@@ -107,11 +110,18 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	}
 }
 
+// WriteError answers r with err as a GraphQL request error: status, and
+// {"errors": [{"message", "extensions": {"code"}}]} with no data, in the media
+// type that r's Accept chose. The message is err's coded message, or
+// "internal error" for an uncoded error, which the caller logs.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, err error) {
+	writeErrors(w, r, status, apperr.CodeOf(err), apperr.MessageOf(err))
+}
+
 // writeErrors answers a request that never reached the executor.
-func writeErrors(w http.ResponseWriter, status int, code apperr.Code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
+func writeErrors(w http.ResponseWriter, r *http.Request, status int, code apperr.Code, msg string) {
+	w.Header().Set("Content-Type", responseMediaType(r))
+	writeResponse(w, status, map[string]any{
 		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": string(code)}}},
 	})
 }
@@ -215,4 +225,35 @@ func selectionDepth(set ast.SelectionSet, visiting map[string]bool) int {
 		depth = max(depth, 1+selectionDepth(f.SelectionSet, visiting))
 	})
 	return depth
+}
+
+// mutationLimit refuses, before any of them runs, a mutation operation that
+// selects more than max mutation fields (aliases count; fragments are
+// followed). The complexity limit alone would let one request create a
+// hundred keys or revoke hundreds, each in its own transaction.
+type mutationLimit int
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = mutationLimit(0)
+
+func (mutationLimit) ExtensionName() string                   { return "MutationLimit" }
+func (mutationLimit) Validate(graphql.ExecutableSchema) error { return nil }
+func (m mutationLimit) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
+		return nil
+	}
+	n := 0
+	eachField(oc.Operation.SelectionSet, map[string]bool{}, func(f *ast.Field) {
+		if !strings.HasPrefix(f.Name, "__") { // __typename changes nothing
+			n++
+		}
+	})
+	if n > int(m) {
+		err := gqlerror.Errorf("the request selects %d mutation fields, more than the limit of %d", n, int(m))
+		err.Extensions = map[string]any{"code": "MUTATION_LIMIT_EXCEEDED"}
+		return err
+	}
+	return nil
 }

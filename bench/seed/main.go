@@ -3,7 +3,8 @@
 //	seed -database-url URL [-users N] [-keys N] -out DIR
 //
 // fills the database with N users of N keys each, generated in the real key
-// format and inserted in batches, and writes what the load generator needs
+// format, holding the scopes orders:read and reports:read, and inserted in
+// batches, and writes what the load generator needs
 // to DIR:
 //
 //	keys.txt    one plaintext key per user (its newest), for /auth/verify
@@ -50,7 +51,12 @@ type keyRow struct {
 	KeyPrefix string    `bun:"key_prefix"`
 	Name      *string   `bun:"name"`
 	CreatedAt time.Time `bun:"created_at"`
+	Scopes    *string   `bun:"scopes"` // JSON array, as the store writes it
 }
+
+// benchScopes are every seeded key's scopes, so that the verify runs read
+// and answer a scoped key, and the ?scope= run has something to check.
+var benchScopes = `["orders:read","reports:read"]`
 
 func main() {
 	if err := run(context.Background()); err != nil {
@@ -132,6 +138,7 @@ func run(ctx context.Context) error {
 				KeyPrefix: format.DisplayPrefix(key),
 				Name:      &name,
 				CreatedAt: created.Add(time.Duration(u**keys+k) * time.Millisecond),
+				Scopes:    &benchScopes,
 			})
 			last = key
 			if len(rows) == batch {

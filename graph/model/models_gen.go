@@ -24,7 +24,7 @@ type Query struct {
 }
 
 type RollAPIKeyPayload struct {
-	// The new key: it copies the old key's name and expiry.
+	// The new key: it copies the old key's name, scopes and expiry.
 	APIKey apikey.APIKey `json:"apiKey"`
 	// The new key's full secret: returned here once, never again.
 	Key string `json:"key"`

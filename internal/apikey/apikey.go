@@ -19,6 +19,9 @@ type APIKey struct {
 	LastUsedAt *time.Time
 	ExpiresAt  *time.Time
 	RevokedAt  *time.Time
+	// Scopes limit what the key may do, sorted; nil means unrestricted and
+	// differs from an empty list (a key that holds no scope).
+	Scopes []string
 	// ReplacedBy is the id of the key that replaced this one in a roll;
 	// nil unless the key was rolled. A rolled key works until its ExpiresAt
 	// (the end of its grace, or its own earlier expiry).
@@ -63,6 +66,9 @@ const MaxGracePeriod = 7 * 24 * time.Hour
 type CreateInput struct {
 	Name      *string
 	ExpiresAt *time.Time
+	// Scopes: nil for an unrestricted key; checked against the catalogue,
+	// deduplicated and sorted by Create.
+	Scopes []string
 }
 
 // Store persists keys. Implementations translate their own failures:

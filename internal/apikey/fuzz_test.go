@@ -25,9 +25,10 @@ func refCRC32(b []byte) uint32 {
 	return ^crc
 }
 
-// refWellFormed is the key format of DESIGN.md written independently:
-// prefix, then 32 + 6 characters of 0-9A-Za-z, the last 6 being the CRC-32 of
-// everything before them in base62 (math/big), left-padded with 0.
+// refWellFormed is the key format of docs/contract.md ("API keys"), written
+// independently: prefix, then 32 + 6 characters of 0-9A-Za-z, the last 6
+// being the CRC-32 of everything before them in base62 (math/big),
+// left-padded with 0.
 func refWellFormed(prefix, key string) bool {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	rest, ok := strings.CutPrefix(key, prefix)

@@ -18,12 +18,17 @@ const (
 	OutcomeInvalid     Outcome = "invalid"      // a login token that does not verify (signature, claims)
 	OutcomeRateLimited Outcome = "rate_limited" // refused before verification: too many failures
 	OutcomeError       Outcome = "error"        // could not be decided: database or key set unavailable
+	// OutcomeInsufficientScope is a key that verified (and was counted ok)
+	// but lacks a scope a forward-authentication request required: counted
+	// once more, as refused.
+	OutcomeInsufficientScope Outcome = "insufficient_scope"
 )
 
 // Outcomes lists every Outcome.
 var Outcomes = []Outcome{
 	OutcomeOK, OutcomeMissing, OutcomeMalformed, OutcomeBadChecksum, OutcomeUnknown,
 	OutcomeRevoked, OutcomeExpired, OutcomeInvalid, OutcomeRateLimited, OutcomeError,
+	OutcomeInsufficientScope,
 }
 
 // MethodNone labels a verification without a usable credential: none at all,

@@ -20,6 +20,9 @@ type Principal struct {
 	UserID string
 	Method Method
 	KeyID  string // set when Method is MethodAPIKey
+	// Scopes are the key's scopes, sorted; nil when unrestricted (always
+	// for a login token). See Unrestricted and CheckScopes.
+	Scopes []string
 }
 
 // Auth is what authentication found of a request's credential: the

@@ -37,6 +37,10 @@ type Config struct {
 	// DefaultNegativeCacheTTL when zero.
 	NegativeCacheTTL time.Duration
 
+	// Scopes is the catalogue of scopes a key may hold, sorted and
+	// deduplicated by NewService; nil accepts any well-formed name.
+	Scopes []string
+
 	Now      func() time.Time
 	Observer Observer // told of keys created and revoked, verifications and flushes; none when nil
 }
@@ -45,13 +49,14 @@ type Config struct {
 // name or expiry is, how keys are generated, hashed, limited, revoked and
 // verified. Both HTTP edges call it and nothing else.
 type Service struct {
-	store    Store
-	format   Format
-	max      int
-	now      func() time.Time
-	usage    *usage
-	cache    *cache // nil when off
-	observer Observer
+	store     Store
+	format    Format
+	max       int
+	now       func() time.Time
+	usage     *usage
+	cache     *cache // nil when off
+	observer  Observer
+	catalogue []string // nil: free-form
 }
 
 // NewService returns a Service over store. Call Run to write last_used_at.
@@ -78,6 +83,9 @@ func NewService(store Store, cfg Config) *Service {
 		now:      cfg.Now,
 		usage:    newUsage(cfg.LastUsedInterval),
 		observer: cfg.Observer,
+	}
+	if cfg.Scopes != nil {
+		s.catalogue = sortedSet(slices.Clone(cfg.Scopes))
 	}
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = DefaultCacheSize
@@ -106,8 +114,8 @@ func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Mil
 // Create issues a new key for the JWT principal of ctx and returns it with its
 // secret, the only time the secret is ever available.
 // Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN without a valid principal,
-// JWT_REQUIRED for an API-key principal, INVALID_REQUEST for a bad name or
-// expiry, KEY_LIMIT_REACHED when the user holds MaxKeysPerUser keys.
+// JWT_REQUIRED for an API-key principal, INVALID_REQUEST for a bad name,
+// expiry or scope (naming the scope), KEY_LIMIT_REACHED when the user holds MaxKeysPerUser keys.
 func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	p, err := RequireJWT(ctx)
 	if err != nil {
@@ -126,6 +134,10 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		}
 		expires = &t
 	}
+	scopes, err := normalizeScopes(in.Scopes, s.catalogue)
+	if err != nil {
+		return Created{}, err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Created{}, err
@@ -138,6 +150,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		Name:      name,
 		CreatedAt: now,
 		ExpiresAt: expires,
+		Scopes:    scopes,
 	}
 	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret)}, s.max); err != nil {
 		return Created{}, err
@@ -238,7 +251,7 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, Outcome, e
 		s.cache.putUnknown(d, gen, start, OutcomeExpired) // an expiry never moves
 		return Principal{}, OutcomeExpired, errInvalidKey
 	}
-	p := Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID}
+	p := Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID, Scopes: k.Scopes}
 	// The entry's lifetime counts from before the query: never longer
 	// than the TTL past what the database said.
 	s.cache.put(d, gen, p, start, k.ExpiresAt)

@@ -20,6 +20,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/httpx"
@@ -123,6 +124,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		LastUsedInterval: cfg.LastUsedInterval,
 		CacheSize:        cacheSize,
 		CacheTTL:         cfg.CacheTTL,
+		Scopes:           cfg.Scopes,
 		Observer:         m,
 	})
 	a := &App{DB: db, Keys: keys, Metrics: m}
@@ -142,17 +144,20 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
 		// Refused before routing: name the route it was for, so the access
 		// log and metrics show where the refusals land.
-		if _, pattern := mux.Handler(r); pattern != notFoundPattern {
+		_, pattern := mux.Handler(r)
+		if pattern != notFoundPattern {
 			httpx.SetRoute(r.Context(), pattern)
+		}
+		if pattern == graphqlPath { // GraphQL clients read the GraphQL error shape
+			graph.WriteError(w, r, httpx.Status(apperr.CodeOf(err)), err)
+			return
 		}
 		httpx.WriteError(w, r, log, err)
 	}
 	rest.New(keys, authn, log).Register(mux)
 	mountAccounts(mux, cfg, secret, st, client, failures, log)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
-	mux.Handle("GET /graphql", httpx.Route("/graphql", gql))
-	mux.Handle("POST /graphql", httpx.Route("/graphql", gql))
-	mux.Handle("/graphql", httpx.Route("/graphql", httpx.MethodNotAllowed(log, "GET, HEAD, POST")))
+	mux.Handle(graphqlPath, httpx.Route(graphqlPath, gql)) // every method: gql answers the others 405
 	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
 	if cfg.MetricsAddr == "" {
 		mountMetrics(mux, m, log)
@@ -171,7 +176,10 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 // noStorePaths are the paths whose answers no cache may keep: they carry
 // secrets (a new key) or depend on who asks, and a GraphQL GET is otherwise
 // as cacheable as any other.
-var noStorePaths = []string{"/auth/", "/graphql"}
+var noStorePaths = []string{"/auth/", graphqlPath}
+
+// graphqlPath is the GraphQL endpoint.
+const graphqlPath = "/graphql"
 
 // notFoundPattern is the catch-all route that answers 404.
 const notFoundPattern = "/"

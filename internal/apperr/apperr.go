@@ -15,6 +15,7 @@ const (
 	MissingAuth          Code = "MISSING_AUTH"
 	InvalidToken         Code = "INVALID_OR_EXPIRED_TOKEN"
 	JWTRequired          Code = "JWT_REQUIRED"
+	InsufficientScope    Code = "INSUFFICIENT_SCOPE"
 	NotFound             Code = "NOT_FOUND"
 	MethodNotAllowed     Code = "METHOD_NOT_ALLOWED"
 	InvalidRequest       Code = "INVALID_REQUEST"

@@ -115,15 +115,25 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 }
 
 // Forward returns the principal of a request that asks whether it may pass
-// (forward authentication, GET /auth/verify), or the error to refuse it with.
-// Unlike elsewhere, a request without any credential is a verification
-// here, refused with MISSING_AUTH and counted as such.
-func (a *Authenticator) Forward(ctx context.Context) (apikey.Principal, error) {
+// (forward authentication, GET /auth/verify) holding the scopes required
+// (see apikey.CheckScopes), or the error to refuse it with. Unlike
+// elsewhere, a request without any credential is a verification here,
+// refused with MISSING_AUTH and counted as such; a key that lacks a scope
+// is refused with INSUFFICIENT_SCOPE and counted once more, as such.
+func (a *Authenticator) Forward(ctx context.Context, required []string) (apikey.Principal, error) {
 	found := apikey.AuthOf(ctx)
 	if found.Anonymous() {
 		a.observer.Verified(apikey.MethodNone, apikey.OutcomeMissing)
 	}
-	return found.Require()
+	p, err := found.Require()
+	if err != nil {
+		return p, err
+	}
+	if err := apikey.CheckScopes(p, required); err != nil {
+		a.observer.Verified(apikey.MethodAPIKey, apikey.OutcomeInsufficientScope)
+		return p, err
+	}
+	return p, nil
 }
 
 var errRateLimited = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
@@ -39,6 +40,7 @@ type Config struct {
 	LastUsedInterval time.Duration
 	CacheSize        int           // verified keys cached; 0 turns the cache off
 	CacheTTL         time.Duration // how long a cached verification is trusted
+	Scopes           []string      // the scope catalogue, sorted; nil: any well-formed name
 
 	Introspection  bool           // GraphQL introspection and the playground
 	TrustedProxies []netip.Prefix // whose X-Forwarded-For is believed
@@ -142,6 +144,13 @@ var settings = []setting{
 		intSetting(0, func(c *Config) *int { return &c.CacheSize })},
 	{Server, "VERIFY_CACHE_TTL", "verify-cache-ttl", apikey.DefaultCacheTTL.String(), "how long a cached verification is trusted without asking the database",
 		durationSetting(time.Nanosecond, func(c *Config) *time.Duration { return &c.CacheTTL })},
+	{Server, "SCOPES", "scopes", "", "comma-separated scope catalogue keys may draw from; empty: any well-formed name",
+		func(c *Config, v string) (err error) {
+			if c.Scopes, err = apikey.ParseScopeList(v); err != nil {
+				return errors.New(apperr.MessageOf(err))
+			}
+			return nil
+		}},
 	{Server, "GRAPHQL_INTROSPECTION", "graphql-introspection", "true", "GraphQL introspection and the playground",
 		boolSetting(func(c *Config) *bool { return &c.Introspection })},
 	{Server, "TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed",

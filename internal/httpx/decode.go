@@ -100,18 +100,24 @@ func DecodeObject(b []byte, field func(name string, dec *json.Decoder) error) er
 
 // SkipValue consumes one JSON value of any type.
 func SkipValue(dec *json.Decoder) error {
-	var v json.RawMessage
-	if err := dec.Decode(&v); err != nil {
-		return errMalformedDoc
+	_, err := DecodeRaw(dec)
+	return err
+}
+
+// DecodeRaw reads one JSON value of any type, undecoded.
+func DecodeRaw(dec *json.Decoder) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return nil, errMalformedDoc
 	}
-	return nil
+	return raw, nil
 }
 
 // DecodeNullableString decodes a string or null into *string.
 func DecodeNullableString(name string, dec *json.Decoder) (*string, error) {
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		return nil, errMalformedDoc
+	raw, err := DecodeRaw(dec)
+	if err != nil {
+		return nil, err
 	}
 	if string(raw) == "null" {
 		return nil, nil

@@ -14,6 +14,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.MissingAuth:          http.StatusUnauthorized,
 	apperr.InvalidToken:         http.StatusUnauthorized,
 	apperr.JWTRequired:          http.StatusForbidden,
+	apperr.InsufficientScope:    http.StatusForbidden,
 	apperr.NotFound:             http.StatusNotFound,
 	apperr.MethodNotAllowed:     http.StatusMethodNotAllowed,
 	apperr.InvalidRequest:       http.StatusBadRequest,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ func FuzzDecodeObject(f *testing.F) {
 		`{"name":"a","n\u0061me":"b"}`, `{"expires_at":"2099-01-01T00:00:00Z"}`, `{"name":"x"} {}`, `[{"name":"x"}]`,
 		`{"name":"invoice\u202egpj.exe"}`, "{\"name\":\"caf\xe9\"}", `{"name":"  padded\t"}`, `{"name":"\u0000"}`,
 		`{"id":"x","key":"atiru_x","user_id":"bob","name":"n"}`, `{"meta":{"name":[1,{"name":2}]},"name":"ok"}`,
+		`{"scopes":null}`, `{"scopes":[]}`, `{"scopes":["b","a","b"]}`, `{"scopes":["A"]}`, `{"scopes":[1]}`, `{"scopes":"a"}`,
 		`{"name":"` + strings.Repeat("é", 101) + `"}`, `{"name":"\ud800"}`, `{"name":"a"`, `{"name":"a",}`,
 	} {
 		f.Add([]byte(s))
@@ -58,7 +60,7 @@ func FuzzDecodeObject(f *testing.F) {
 			t.Fatalf("accepted a %d-byte body", len(body))
 		}
 		if len(bytes.TrimSpace(body)) == 0 {
-			if in != (apikey.CreateInput{}) {
+			if in.Name != nil || in.ExpiresAt != nil || in.Scopes != nil {
 				t.Fatalf("an empty body decoded as %+v", in)
 			}
 			return
@@ -102,6 +104,13 @@ func FuzzDecodeObject(f *testing.F) {
 				t.Fatalf("Create refused with %v", err)
 			}
 			return
+		}
+		if sc, ok := obj["scopes"]; (!ok || string(sc) == "null") != (st.created.Scopes == nil) {
+			t.Fatalf("scopes %#v from %q", st.created.Scopes, body)
+		}
+		if sc := st.created.Scopes; len(sc) > apikey.MaxScopesOfKey || !slices.IsSorted(sc) || len(slices.Compact(slices.Clone(sc))) != len(sc) ||
+			slices.ContainsFunc(sc, func(s string) bool { return !apikey.ValidScope(s) }) {
+			t.Fatalf("accepted scopes %q", sc)
 		}
 		if n := st.created.Name; n != nil {
 			if !utf8.ValidString(*n) || *n == "" || strings.TrimSpace(*n) != *n || utf8.RuneCountInString(*n) > apikey.MaxNameLen ||

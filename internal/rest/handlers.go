@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
@@ -18,10 +21,10 @@ type API struct {
 	log *slog.Logger
 }
 
-// Forwarder decides a forward-authentication request from what
-// authentication found (auth.Authenticator.Forward).
+// Forwarder decides a forward-authentication request, which may require
+// scopes, from what authentication found (auth.Authenticator.Forward).
 type Forwarder interface {
-	Forward(ctx context.Context) (apikey.Principal, error)
+	Forward(ctx context.Context, required []string) (apikey.Principal, error)
 }
 
 // New returns the REST adapter of svc; fwd decides GET /auth/verify.
@@ -38,6 +41,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.route(mux, "PATCH /auth/api-keys/{id}", a.rename)
 	a.route(mux, "POST /auth/api-keys/{id}/roll", a.roll)
 	a.route(mux, "GET /auth/verify", a.verify)
+	a.route(mux, "GET /auth/scopes", a.scopes)
 	a.route(mux, "GET /healthz", a.healthz)
 	a.route(mux, "GET /readyz", a.readyz)
 	a.route(mux, "GET /openapi.json", a.openapi)
@@ -45,6 +49,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}", "DELETE, PATCH")
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}/roll", "POST")
 	a.methodNotAllowed(mux, "/auth/verify", "GET, HEAD")
+	a.methodNotAllowed(mux, "/auth/scopes", "GET, HEAD")
 	a.methodNotAllowed(mux, "/healthz", "GET, HEAD")
 	a.methodNotAllowed(mux, "/readyz", "GET, HEAD")
 	a.methodNotAllowed(mux, "/openapi.json", "GET, HEAD")
@@ -62,13 +67,14 @@ func (a *API) methodNotAllowed(mux *http.ServeMux, path, allow string) {
 
 // keyJSON is a key as listed.
 type keyJSON struct {
-	ID         string  `json:"id"`
-	KeyPrefix  string  `json:"key_prefix"`
-	Name       *string `json:"name"`
-	CreatedAt  string  `json:"created_at"`
-	LastUsedAt *string `json:"last_used_at"`
-	ExpiresAt  *string `json:"expires_at"`
-	ReplacedBy *string `json:"replaced_by"`
+	ID         string   `json:"id"`
+	KeyPrefix  string   `json:"key_prefix"`
+	Name       *string  `json:"name"`
+	CreatedAt  string   `json:"created_at"`
+	LastUsedAt *string  `json:"last_used_at"`
+	ExpiresAt  *string  `json:"expires_at"`
+	Scopes     []string `json:"scopes"` // null: unrestricted
+	ReplacedBy *string  `json:"replaced_by"`
 }
 
 // listed is k as listed.
@@ -80,18 +86,20 @@ func listed(k apikey.APIKey) keyJSON {
 		CreatedAt:  apikey.FormatTime(k.CreatedAt),
 		LastUsedAt: optTime(k.LastUsedAt),
 		ExpiresAt:  optTime(k.ExpiresAt),
+		Scopes:     k.Scopes,
 		ReplacedBy: k.ReplacedBy,
 	}
 }
 
 // createdJSON is the answer to a create: the only one with the key.
 type createdJSON struct {
-	ID        string  `json:"id"`
-	Key       string  `json:"key"`
-	KeyPrefix string  `json:"key_prefix"`
-	Name      *string `json:"name"`
-	CreatedAt string  `json:"created_at"`
-	ExpiresAt *string `json:"expires_at"`
+	ID        string   `json:"id"`
+	Key       string   `json:"key"`
+	KeyPrefix string   `json:"key_prefix"`
+	Name      *string  `json:"name"`
+	CreatedAt string   `json:"created_at"`
+	ExpiresAt *string  `json:"expires_at"`
+	Scopes    []string `json:"scopes"` // null: unrestricted
 	// RolledFrom is the replaced key's id, in the answer to a roll only.
 	RolledFrom string `json:"rolled_from,omitempty"`
 }
@@ -130,6 +138,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		Name:      k.Name,
 		CreatedAt: apikey.FormatTime(k.CreatedAt),
 		ExpiresAt: optTime(k.ExpiresAt),
+		Scopes:    k.Scopes,
 	})
 }
 
@@ -154,11 +163,39 @@ func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, e
 			t, err := apikey.ParseTime(name, *s)
 			in.ExpiresAt = &t
 			return err
+		case "scopes":
+			s, err := decodeScopes(dec)
+			in.Scopes = s
+			return err
 		default:
 			return httpx.SkipValue(dec)
 		}
 	})
 	return in, err
+}
+
+// decodeScopes decodes the scopes of a create: null (unrestricted) or an
+// array of strings, kept non-nil when empty. The names themselves are the
+// service's to check.
+func decodeScopes(dec *json.Decoder) ([]string, error) {
+	raw, err := httpx.DecodeRaw(dec)
+	if err != nil {
+		return nil, err
+	}
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, apperr.New(apperr.InvalidRequest, "scopes must be an array of strings or null")
+	}
+	out := make([]string, len(items))
+	for i, item := range items {
+		if err := json.Unmarshal(item, &out[i]); err != nil || item[0] != '"' {
+			return nil, apperr.Errorf(apperr.InvalidRequest, "scopes[%d] must be a string", i)
+		}
+	}
+	return out, nil
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
@@ -185,24 +222,85 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // verify is the forward-auth endpoint: 200 with the principal in the body and
-// in X-Auth-* headers, or the 401 of the credential.
+// in X-Auth-* headers, or the 401 of the credential, or 403 when an API key
+// lacks a scope named by ?scope= (repeated or comma-separated).
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
-	p, err := a.fwd.Forward(r.Context())
+	var buf [8]string // a proxy names a scope or two: parse them without allocating
+	required, err := scopeParams(buf[:0], r.URL.RawQuery)
+	if err != nil {
+		httpx.WriteError(w, r, a.log, err)
+		return
+	}
+	p, err := a.fwd.Forward(r.Context(), required)
 	if err != nil {
 		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	var keyID *string
-	w.Header().Set("X-Auth-User-Id", p.UserID)
+	h := w.Header()
+	h.Set("X-Auth-User-Id", p.UserID)
 	if p.KeyID != "" {
 		keyID = &p.KeyID
-		w.Header().Set("X-Auth-Key-Id", p.KeyID)
+		h.Set("X-Auth-Key-Id", p.KeyID)
+	}
+	if p.Unrestricted() {
+		h.Set("X-Auth-Scopes", "*")
+	} else {
+		h.Set("X-Auth-Scopes", strings.Join(p.Scopes, " "))
 	}
 	httpx.WriteJSON(w, http.StatusOK, struct {
 		UserID     string        `json:"user_id"`
 		AuthMethod apikey.Method `json:"auth_method"`
 		KeyID      *string       `json:"key_id"`
-	}{p.UserID, p.Method, keyID})
+		Scopes     []string      `json:"scopes"`
+	}{p.UserID, p.Method, keyID, p.Scopes})
+}
+
+// scopeParams appends to dst the scopes named by the scope parameters of
+// a raw query (repeated, or comma-separated: scope=a&scope=b,c) and returns
+// them as a sorted set. Other parameters are ignored. It reads the query
+// itself rather than through url.Values, which would allocate a map on
+// every verification.
+// Returns INVALID_REQUEST for a malformed name, an empty value, or a
+// parameter that does not decode.
+func scopeParams(dst []string, rawQuery string) ([]string, error) {
+	for rawQuery != "" {
+		var param string
+		param, rawQuery, _ = strings.Cut(rawQuery, "&")
+		key, value, _ := strings.Cut(param, "=")
+		if key != "scope" {
+			if !strings.ContainsAny(key, "%+") {
+				continue
+			}
+			if k, err := url.QueryUnescape(key); err != nil || k != "scope" {
+				continue
+			}
+		}
+		if strings.ContainsAny(value, "%+") {
+			v, err := url.QueryUnescape(value)
+			if err != nil {
+				return nil, apperr.New(apperr.InvalidRequest, "the scope parameter is not a valid query value")
+			}
+			value = v
+		}
+		var err error
+		if dst, err = apikey.AppendScopeList(dst, value); err != nil {
+			return nil, err
+		}
+	}
+	return apikey.RequiredScopes(dst), nil
+}
+
+// scopes answers the scope catalogue: null when any well-formed name goes.
+func (a *API) scopes(w http.ResponseWriter, r *http.Request) {
+	c, err := a.svc.AvailableScopes(r.Context())
+	if err != nil {
+		httpx.WriteError(w, r, a.log, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, struct {
+		Scopes []string `json:"scopes"`
+	}{c})
 }
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {

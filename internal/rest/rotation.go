@@ -36,6 +36,7 @@ func (a *API) roll(w http.ResponseWriter, r *http.Request) {
 		Name:       k.Name,
 		CreatedAt:  apikey.FormatTime(k.CreatedAt),
 		ExpiresAt:  optTime(k.ExpiresAt),
+		Scopes:     k.Scopes,
 		RolledFrom: k.Previous.ID,
 	})
 }

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -26,6 +28,7 @@ type keyRow struct {
 	LastUsedAt *time.Time `bun:"last_used_at"`
 	ExpiresAt  *time.Time `bun:"expires_at"`
 	RevokedAt  *time.Time `bun:"revoked_at"`
+	Scopes     *string    `bun:"scopes"` // JSON array; NULL: unrestricted
 	ReplacedBy *string    `bun:"replaced_by"`
 }
 
@@ -41,6 +44,30 @@ func (r *keyRow) domain() apikey.APIKey {
 		RevokedAt:  utc(r.RevokedAt),
 		ReplacedBy: r.ReplacedBy,
 	}
+}
+
+// encodeScopes writes a key's scopes as stored: a JSON array, or NULL
+// (nil) for an unrestricted key.
+func encodeScopes(scopes []string) *string {
+	if scopes == nil {
+		return nil
+	}
+	b, _ := json.Marshal(scopes) // a []string always marshals
+	s := string(b)
+	return &s
+}
+
+// decodeScopes reads a stored scopes column; NULL is nil (unrestricted) and
+// '[]' an empty, non-nil list.
+func decodeScopes(col *string) ([]string, error) {
+	if col == nil {
+		return nil, nil
+	}
+	scopes := []string{}
+	if err := json.Unmarshal([]byte(*col), &scopes); err != nil {
+		return nil, fmt.Errorf("store: api_keys.scopes is not a JSON array of strings: %w", err)
+	}
+	return scopes, nil
 }
 
 // toUTC sets *t, when t is not nil, to UTC in place.
@@ -89,6 +116,7 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 		Name:      k.Name,
 		CreatedAt: k.CreatedAt,
 		ExpiresAt: k.ExpiresAt,
+		Scopes:    encodeScopes(k.Scopes),
 	}
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if tx.Dialect().Name() == dialect.PG {
@@ -130,8 +158,12 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	keys := make([]apikey.APIKey, 0, 8)
 	for rows.Next() {
 		var k apikey.APIKey
-		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &k.ReplacedBy); err != nil {
+		var scopes *string
+		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &scopes, &k.ReplacedBy); err != nil {
 			return nil, translate(err)
+		}
+		if k.Scopes, err = decodeScopes(scopes); err != nil {
+			return nil, err
 		}
 		k.CreatedAt = k.CreatedAt.UTC()
 		toUTC(k.LastUsedAt)
@@ -205,10 +237,14 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 		return apikey.APIKey{}, apperr.New(apperr.NotFound, "API key not found")
 	}
 	var r keyRow
-	if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.CreatedAt, &r.ExpiresAt, &r.RevokedAt); err != nil {
+	if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.CreatedAt, &r.ExpiresAt, &r.RevokedAt, &r.Scopes); err != nil {
 		return apikey.APIKey{}, translate(err)
 	}
-	return r.domain(), nil
+	k := r.domain()
+	if k.Scopes, err = decodeScopes(r.Scopes); err != nil {
+		return apikey.APIKey{}, err
+	}
+	return k, nil
 }
 
 // TouchKeys implements apikey.Store in one statement.

@@ -19,9 +19,9 @@ import (
 // new to the server), and rows are scanned without reflection. Written with
 // ? placeholders; PostgreSQL gets $1, $2, ….
 const (
-	findKeyByHashQuery = `SELECT id, user_id, key_prefix, created_at, expires_at, revoked_at FROM api_keys
+	findKeyByHashQuery = `SELECT id, user_id, key_prefix, created_at, expires_at, revoked_at, scopes FROM api_keys
 WHERE key_hash = ? LIMIT 1`
-	listKeysQuery = `SELECT id, user_id, key_prefix, name, created_at, last_used_at, expires_at, replaced_by FROM api_keys
+	listKeysQuery = `SELECT id, user_id, key_prefix, name, created_at, last_used_at, expires_at, scopes, replaced_by FROM api_keys
 WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`
 )
 

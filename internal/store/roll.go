@@ -15,10 +15,19 @@ import (
 
 // copySettings copies into the new key of a roll everything the owner chose
 // about the old one. It is the one place a roll copies settings: a column
-// added to api_keys that the owner sets (scopes, …) is copied here.
+// added to api_keys that the owner sets is copied here.
 func copySettings(next, old *keyRow) {
 	next.Name = old.Name
 	next.ExpiresAt = old.ExpiresAt
+	next.Scopes = old.Scopes // as stored: the JSON array, or NULL (unrestricted)
+}
+
+// domainWithScopes is r.domain() with its scopes decoded.
+func domainWithScopes(r *keyRow) (apikey.APIKey, error) {
+	k := r.domain()
+	var err error
+	k.Scopes, err = decodeScopes(r.Scopes)
+	return k, err
 }
 
 // RollKey implements apikey.Store in one transaction. The old row is read
@@ -78,8 +87,12 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 			return err // sql.ErrNoRows cannot happen: the row is locked
 		}
 		old.ReplacedBy = &row.ID
-		created, previous, hash = row.domain(), old.domain(), h
-		return nil
+		if created, err = domainWithScopes(row); err != nil {
+			return err
+		}
+		previous, err = domainWithScopes(&old)
+		hash = h
+		return err
 	})
 	if err != nil {
 		return apikey.APIKey{}, apikey.APIKey{}, "", translate(err)
@@ -104,7 +117,7 @@ func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, 
 	if err != nil {
 		return apikey.APIKey{}, translate(err)
 	}
-	return row.domain(), nil
+	return domainWithScopes(&row)
 }
 
 var errNotFound = apperr.New(apperr.NotFound, "API key not found")

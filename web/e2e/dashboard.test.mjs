@@ -153,6 +153,8 @@ test('dashboard', async (t) => {
     await page.keyboard.press('ArrowDown'); // Never -> In 7 days
     await page.keyboard.press('ArrowDown'); // -> In 30 days
     assert.equal(await form.getByLabel('Expires').inputValue(), '30');
+    await page.keyboard.press('Tab'); // Scopes, left empty: full access
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'key-scopes-text');
     await page.keyboard.press('Tab'); // Cancel
     await page.keyboard.press('Tab'); // Create
     assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Create');

@@ -87,7 +87,7 @@ test('rotation', async (t) => {
     await dialog.waitFor();
     assert.equal(await dialog.getByLabel('The old key stops working').inputValue(), '0', 'Now is the default');
     await dialog.getByLabel('The old key stops working').selectOption({ label: 'In 1 hour' });
-    await shoot(page, '21-roll-dialog');
+    await shoot(page, '31-roll-dialog');
     await dialog.getByRole('button', { name: 'Roll key' }).click();
 
     const shown = page.getByRole('dialog', { name: 'Your new API key' });
@@ -116,7 +116,7 @@ test('rotation', async (t) => {
     assert.ok(text.includes(`Replaced by ${second.slice(0, 10)}`), `the row names the new key's prefix: ${text}`);
     assert.equal(await old.getByRole('button', { name: /^Roll/ }).count(), 0, 'a rolled key cannot be rolled again');
     assert.equal(await page.getByRole('row', { name: new RegExp(second.slice(0, 10)) }).count(), 2, 'the new key has its own row');
-    await shoot(page, '22-list-during-grace');
+    await shoot(page, '32-list-during-grace');
   });
 
   await step('roll the new key now: it is refused and leaves the list', async () => {

@@ -1,5 +1,5 @@
-// The apikeyd dashboard: sign in, then create, list, rename, roll and revoke API keys over
-// the GraphQL API. Plain JavaScript, run as written: no framework, no build.
+// The apikeyd dashboard: sign in, then create (optionally limited to
+// scopes), list, rename, roll and revoke API keys over the GraphQL API. Plain JavaScript, run as written: no framework, no build.
 //
 // The login token lives in sessionStorage (this tab only, gone when it
 // closes), never in a URL or a cookie. The playground page reads it from
@@ -7,8 +7,8 @@
 
 const SESSION_KEY = 'apikeyd.session';
 
-const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt expiresAt replacedBy';
-const LIST_KEYS = `query ApiKeys { apiKeys { ${KEY_FIELDS} } }`;
+const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt expiresAt scopes replacedBy';
+const LIST_KEYS = `query ApiKeys { apiKeys { ${KEY_FIELDS} } availableScopes }`;
 const CREATE_KEY = `mutation CreateApiKey($input: CreateApiKeyInput) {
   createApiKey(input: $input) { key apiKey { ${KEY_FIELDS} } }
 }`;
@@ -372,6 +372,9 @@ $('token-form').addEventListener('submit', async (e) => {
 
 let keys = [];
 let loadSeq = 0;
+// The server's scope catalogue: a list, null when any name goes, undefined
+// until the keys have loaded.
+let catalogue;
 
 async function loadKeys() {
   const seq = ++loadSeq;
@@ -380,6 +383,7 @@ async function loadKeys() {
     const data = await graphql(LIST_KEYS, {});
     if (seq !== loadSeq || !session) return;
     keys = data.apiKeys;
+    catalogue = data.availableScopes;
     renderKeys();
   } catch (err) {
     if (seq !== loadSeq) return;
@@ -401,6 +405,13 @@ function renderKeys() {
   $('keys-body').replaceChildren(...keys.map(keyRow));
   $('keys-empty').hidden = keys.length > 0;
   $('keys-list').hidden = keys.length === 0;
+}
+
+/** A key's scopes for the list: "Full access" when unrestricted. */
+function scopesCell(k) {
+  if (k.scopes === null || k.scopes === undefined) return h('span', { class: 'badge badge-full' }, 'Full access');
+  if (k.scopes.length === 0) return h('span', { class: 'muted' }, 'No scopes');
+  return h('ul', { class: 'scope-list', 'aria-label': 'Scopes' }, ...k.scopes.map((s) => h('li', {}, h('code', {}, s))));
 }
 
 function keyRow(k) {
@@ -438,6 +449,7 @@ function keyRow(k) {
   return h('tr', { 'data-key-id': k.id },
     h('th', { scope: 'row', 'data-label': 'Name' }, k.name ? k.name : h('span', { class: 'muted' }, 'Unnamed key')),
     h('td', { 'data-label': 'Key' }, h('code', { class: 'prefix' }, `${k.keyPrefix}…`)),
+    h('td', { 'data-label': 'Scopes' }, scopesCell(k)),
     h('td', { 'data-label': 'Created' }, timeEl(k.createdAt)),
     h('td', { 'data-label': 'Last used' }, k.lastUsedAt ? timeEl(k.lastUsedAt) : never()),
     h('td', { 'data-label': 'Expires' }, expires),
@@ -457,6 +469,7 @@ $('create-open').addEventListener('click', () => {
   $('key-expiry-date').required = false;
   const tomorrow = new Date(Date.now() + 864e5);
   $('key-expiry-date').min = localDate(tomorrow);
+  renderScopeChoices();
   createDialog.showModal();
   $('key-name').focus();
 });
@@ -470,6 +483,25 @@ $('key-expiry').addEventListener('change', (e) => {
 function localDate(d) {
   const pad = (n) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** Offers the catalogue as checkboxes, or a text field when there is none. */
+function renderScopeChoices() {
+  const choices = $('key-scopes-choices');
+  const offered = Array.isArray(catalogue) && catalogue.length > 0;
+  choices.replaceChildren(...(offered ? catalogue : []).map((s, i) => h('div', { class: 'scope-choice' },
+    h('input', { type: 'checkbox', id: `key-scope-${i}`, name: 'scope', value: s }),
+    h('label', { for: `key-scope-${i}` }, h('code', {}, s)))));
+  choices.hidden = !offered;
+  $('key-scopes-free').hidden = offered;
+}
+
+/** The chosen scopes; an empty list means none chosen: full access. */
+function chosenScopes() {
+  if (!$('key-scopes-choices').hidden) {
+    return [...$('key-scopes-choices').querySelectorAll('input:checked')].map((c) => c.value);
+  }
+  return $('key-scopes-text').value.split(/[\s,]+/).filter(Boolean);
 }
 
 /** The chosen expiry as an ISO timestamp, null for never. */
@@ -496,6 +528,8 @@ createForm.addEventListener('submit', async (e) => {
   try {
     const expiresAt = chosenExpiry();
     if (expiresAt) input.expiresAt = expiresAt;
+    const scopes = chosenScopes();
+    if (scopes.length > 0) input.scopes = scopes;
     const data = await busy(createForm.querySelector('[type=submit]'), () => graphql(CREATE_KEY, { input }));
     const { key, apiKey } = data.createApiKey;
     keys = [apiKey, ...keys.filter((k) => k.id !== apiKey.id)];
