@@ -49,11 +49,13 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e := newEnv(t, "sqlite")
+	leakToken := "glrt-" + rand.Text() // a self-managed GitLab's, to report a key as leaked
+	e := newEnv(t, "sqlite", func(c *config.Config) { c.LeakRevocation = leakToken })
 	// A second server with a scope catalogue (web/e2e/scopes.test.mjs).
 	scoped := newEnv(t, "sqlite", func(c *config.Config) { c.Scopes = []string{"orders:read", "orders:write", "reports:read"} })
 	password := "pw-" + rand.Text() // the dashboard user's; must never be logged
 	e.remember(password)
+	e.remember(leakToken)
 	scoped.remember(password)
 	// The browser talks to apikeyd through proxies that check each of its
 	// exchanges against the OpenAPI document and remember the keys and
@@ -71,6 +73,7 @@ func TestBrowser(t *testing.T) {
 		"CHROMIUM_PATH="+chromium,
 		"SCREENSHOT_DIR="+shots,
 		"APIKEYD_E2E_PASSWORD="+password,
+		"APIKEYD_E2E_LEAK_TOKEN="+leakToken,
 		"NO_COLOR=1",
 	)
 	cmd.WaitDelay = 10 * time.Second

@@ -7,6 +7,7 @@
 //	apikeyd serve                  run the server (migrates first)
 //	apikeyd migrate up|down|status manage the database schema
 //	apikeyd token --sub USER       mint a login token (JWT) with the configured secret
+//	apikeyd scan [PATH…]           find API keys in files (exit 1 when found)
 //
 // Each command's flags: apikeyd COMMAND -h. The configuration and the wiring
 // live in internal/config and internal/app; this file only reads the command
@@ -29,6 +30,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/logsink"
+	"github.com/apikeyd/apikeyd/internal/scan"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
 
@@ -40,11 +42,21 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	err := run(context.Background(), os.Args[1:], os.Stdout, log)
 	logs.Close()
+	var status exitStatus
+	if errors.As(err, &status) {
+		os.Exit(int(status))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apikeyd:", err)
 		os.Exit(1)
 	}
 }
+
+// exitStatus is an error that only sets the process's exit status: the
+// command has already said what it had to.
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
 
 // logFlushEvery is how long a log line may wait in memory.
 const logFlushEvery = 100 * time.Millisecond
@@ -52,7 +64,8 @@ const logFlushEvery = 100 * time.Millisecond
 const usage = `usage:
   apikeyd serve [flags]                   run the server (see apikeyd serve -h)
   apikeyd migrate up|down|status [flags]  manage the database schema
-  apikeyd token --sub USER [--ttl 1h]     print a login token signed with the configured secret`
+  apikeyd token --sub USER [--ttl 1h]     print a login token signed with the configured secret
+  apikeyd scan [PATH…]                    find API keys in files or - (stdin); exit 1 if any, 2 on error`
 
 // run executes one command. Help (-h) goes to stdout and is no error.
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
@@ -72,6 +85,20 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return migrateCommand(ctx, args[1:], stdout)
 	case "token":
 		return tokenCommand(args[1:], stdout)
+	case "scan":
+		var fs *flag.FlagSet
+		cfg, err := parse(stdout, "scan", config.Scan, args[1:], func(f *flag.FlagSet) { fs = f })
+		if errors.Is(err, errHelped) {
+			return nil
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "apikeyd scan:", err)
+			return exitStatus(scan.ExitError)
+		}
+		if code := scan.Run(ctx, fs.Args(), os.Stdin, stdout, os.Stderr, cfg.KeyPrefix); code != scan.ExitNone {
+			return exitStatus(code)
+		}
+		return nil
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -5,6 +5,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -54,16 +55,27 @@ type ComplexityRoot struct {
 		Key    func(childComplexity int) int
 	}
 
+	LeakedApiKey struct {
+		ID        func(childComplexity int) int
+		KeyPrefix func(childComplexity int) int
+		LeakedAt  func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Source    func(childComplexity int) int
+		URL       func(childComplexity int) int
+	}
+
 	Mutation struct {
-		CreateAPIKey func(childComplexity int, input *apikey.CreateInput) int
-		RevokeAPIKey func(childComplexity int, id string) int
-		RollAPIKey   func(childComplexity int, id string, gracePeriodSeconds *int) int
-		UpdateAPIKey func(childComplexity int, id string, input model.UpdateAPIKeyInput) int
+		CreateAPIKey      func(childComplexity int, input *apikey.CreateInput) int
+		DismissLeakNotice func(childComplexity int, id string) int
+		RevokeAPIKey      func(childComplexity int, id string) int
+		RollAPIKey        func(childComplexity int, id string, gracePeriodSeconds *int) int
+		UpdateAPIKey      func(childComplexity int, id string, input model.UpdateAPIKeyInput) int
 	}
 
 	Query struct {
 		APIKeys         func(childComplexity int) int
 		AvailableScopes func(childComplexity int) int
+		LeakedAPIKeys   func(childComplexity int) int
 		Viewer          func(childComplexity int) int
 	}
 
@@ -95,9 +107,11 @@ type MutationResolver interface {
 	RevokeAPIKey(ctx context.Context, id string) (apikey.Revoked, error)
 	RollAPIKey(ctx context.Context, id string, gracePeriodSeconds *int) (model.RollAPIKeyPayload, error)
 	UpdateAPIKey(ctx context.Context, id string, input model.UpdateAPIKeyInput) (apikey.APIKey, error)
+	DismissLeakNotice(ctx context.Context, id string) (string, error)
 }
 type QueryResolver interface {
 	APIKeys(ctx context.Context) ([]apikey.APIKey, error)
+	LeakedAPIKeys(ctx context.Context) ([]apikey.LeakNotice, error)
 	Viewer(ctx context.Context) (*apikey.Principal, error)
 	AvailableScopes(ctx context.Context) ([]string, error)
 }
@@ -186,6 +200,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreateApiKeyPayload.Key(childComplexity), true
 
+	case "LeakedApiKey.id":
+		if e.ComplexityRoot.LeakedApiKey.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeakedApiKey.ID(childComplexity), true
+	case "LeakedApiKey.keyPrefix":
+		if e.ComplexityRoot.LeakedApiKey.KeyPrefix == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeakedApiKey.KeyPrefix(childComplexity), true
+	case "LeakedApiKey.revokedAt":
+		if e.ComplexityRoot.LeakedApiKey.LeakedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeakedApiKey.LeakedAt(childComplexity), true
+	case "LeakedApiKey.name":
+		if e.ComplexityRoot.LeakedApiKey.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeakedApiKey.Name(childComplexity), true
+	case "LeakedApiKey.source":
+		if e.ComplexityRoot.LeakedApiKey.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeakedApiKey.Source(childComplexity), true
+	case "LeakedApiKey.url":
+		if e.ComplexityRoot.LeakedApiKey.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeakedApiKey.URL(childComplexity), true
+
 	case "Mutation.createApiKey":
 		if e.ComplexityRoot.Mutation.CreateAPIKey == nil {
 			break
@@ -197,6 +248,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["input"].(*apikey.CreateInput)), true
+	case "Mutation.dismissLeakNotice":
+		if e.ComplexityRoot.Mutation.DismissLeakNotice == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_dismissLeakNotice_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DismissLeakNotice(childComplexity, args["id"].(string)), true
 	case "Mutation.revokeApiKey":
 		if e.ComplexityRoot.Mutation.RevokeAPIKey == nil {
 			break
@@ -244,6 +306,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.AvailableScopes(childComplexity), true
 
+	case "Query.leakedApiKeys":
+		if e.ComplexityRoot.Query.LeakedAPIKeys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.LeakedAPIKeys(childComplexity), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -481,9 +549,29 @@ type Viewer {
   scopes: [String!]
 }
 
+"""
+One of the caller's keys that a leak report revoked: a code host's secret
+scanning found it in public. The dashboard shows it prominently until the
+owner dismisses the notice (dismissLeakNotice).
+"""
+type LeakedApiKey {
+  id: ID!
+  "The key prefix and the first four characters of the secret, e.g. atiru_AbCd."
+  keyPrefix: String!
+  name: String
+  "Where it was found, as the report said (e.g. a commit's file URL); null when it did not say."
+  url: String
+  "What kind of place, in lower case: commit, issue, pull_request, …, or gitlab; null when not said."
+  source: String
+  "When the report revoked it."
+  revokedAt: Time!
+}
+
 type Query {
   "The caller's unrevoked keys, newest first. Requires a login token (JWT)."
   apiKeys: [ApiKey!]!
+  "The caller's keys revoked by leak reports whose notice is not dismissed, most recent first. Requires a login token (JWT)."
+  leakedApiKeys: [LeakedApiKey!]!
   "The caller, with any credential; null when anonymous."
   viewer: Viewer
   """
@@ -507,6 +595,12 @@ type Mutation {
   rollApiKey(id: ID!, gracePeriodSeconds: Int = 0): RollApiKeyPayload!
   "Renames one of the caller's keys. Requires a login token (JWT)."
   updateApiKey(id: ID!, input: UpdateApiKeyInput!): ApiKey!
+  """
+  Dismisses the leak notice of one of the caller's keys and returns its id.
+  NOT_FOUND unless it is an undismissed notice of the caller's. Requires a
+  login token (JWT).
+  """
+  dismissLeakNotice(id: ID!): ID!
 }
 `, BuiltIn: false},
 }
@@ -546,6 +640,24 @@ func (ec *executionContext) childFields_CreateApiKeyPayload(ctx context.Context,
 		return ec.fieldContext_CreateApiKeyPayload_key(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreateApiKeyPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_LeakedApiKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_LeakedApiKey_id(ctx, field)
+	case "keyPrefix":
+		return ec.fieldContext_LeakedApiKey_keyPrefix(ctx, field)
+	case "name":
+		return ec.fieldContext_LeakedApiKey_name(ctx, field)
+	case "url":
+		return ec.fieldContext_LeakedApiKey_url(ctx, field)
+	case "source":
+		return ec.fieldContext_LeakedApiKey_source(ctx, field)
+	case "revokedAt":
+		return ec.fieldContext_LeakedApiKey_revokedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeakedApiKey", field.Name)
 }
 
 func (ec *executionContext) childFields_RevokeApiKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -711,6 +823,20 @@ func (ec *executionContext) field_Mutation_createApiKey_args(ctx context.Context
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_dismissLeakNotice_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -1099,6 +1225,144 @@ func (ec *executionContext) fieldContext_CreateApiKeyPayload_key(_ context.Conte
 	return graphql.NewScalarFieldContext("CreateApiKeyPayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _LeakedApiKey_id(ctx context.Context, field graphql.CollectedField, obj *apikey.LeakNotice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeakedApiKey_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeakedApiKey_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeakedApiKey", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LeakedApiKey_keyPrefix(ctx context.Context, field graphql.CollectedField, obj *apikey.LeakNotice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeakedApiKey_keyPrefix(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyPrefix, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeakedApiKey_keyPrefix(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeakedApiKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeakedApiKey_name(ctx context.Context, field graphql.CollectedField, obj *apikey.LeakNotice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeakedApiKey_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeakedApiKey_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeakedApiKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeakedApiKey_url(ctx context.Context, field graphql.CollectedField, obj *apikey.LeakNotice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeakedApiKey_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeakedApiKey_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeakedApiKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeakedApiKey_source(ctx context.Context, field graphql.CollectedField, obj *apikey.LeakNotice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeakedApiKey_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeakedApiKey_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeakedApiKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeakedApiKey_revokedAt(ctx context.Context, field graphql.CollectedField, obj *apikey.LeakNotice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeakedApiKey_revokedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeakedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeakedApiKey_revokedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeakedApiKey", field, false, false, "Time")
+}
+
 func (ec *executionContext) _Mutation_createApiKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1275,6 +1539,50 @@ func (ec *executionContext) fieldContext_Mutation_updateApiKey(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_dismissLeakNotice(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_dismissLeakNotice(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DismissLeakNotice(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_dismissLeakNotice(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_dismissLeakNotice_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_apiKeys(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1302,6 +1610,38 @@ func (ec *executionContext) fieldContext_Query_apiKeys(_ context.Context, field 
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ApiKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_leakedApiKeys(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_leakedApiKeys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().LeakedAPIKeys(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []apikey.LeakNotice) graphql.Marshaler {
+			return ec.marshalNLeakedApiKey2ᚕgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐLeakNoticeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_leakedApiKeys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeakedApiKey(ctx, field)
 		},
 	}
 	return fc, nil
@@ -2957,6 +3297,64 @@ func (ec *executionContext) _CreateApiKeyPayload(ctx context.Context, sel ast.Se
 	return out
 }
 
+var leakedApiKeyImplementors = []string{"LeakedApiKey"}
+
+func (ec *executionContext) _LeakedApiKey(ctx context.Context, sel ast.SelectionSet, obj *apikey.LeakNotice) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leakedApiKeyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeakedApiKey")
+		case "id":
+			out.Values[i] = ec._LeakedApiKey_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keyPrefix":
+			out.Values[i] = ec._LeakedApiKey_keyPrefix(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._LeakedApiKey_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "url":
+			out.Values[i] = ec._LeakedApiKey_url(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._LeakedApiKey_source(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "revokedAt":
+			out.Values[i] = ec._LeakedApiKey_revokedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -3004,6 +3402,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "dismissLeakNotice":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_dismissLeakNotice(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3045,6 +3450,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_apiKeys(ctx, field)
+				})
+		case "leakedApiKeys":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_leakedApiKeys(ctx, field)
 				})
 		case "viewer":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -3642,6 +4053,26 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNLeakedApiKey2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐLeakNotice(ctx context.Context, sel ast.SelectionSet, v apikey.LeakNotice) graphql.Marshaler {
+	return ec._LeakedApiKey(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNLeakedApiKey2ᚕgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐLeakNoticeᚄ(ctx context.Context, sel ast.SelectionSet, v []apikey.LeakNotice) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLeakedApiKey2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐLeakNotice(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNRevokeApiKeyPayload2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRevoked(ctx context.Context, sel ast.SelectionSet, v apikey.Revoked) graphql.Marshaler {

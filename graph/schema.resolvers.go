@@ -34,8 +34,16 @@ func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id string, input mo
 	return r.Keys.Rename(ctx, id, input.Name)
 }
 
+func (r *mutationResolver) DismissLeakNotice(ctx context.Context, id string) (string, error) {
+	return id, r.Keys.DismissLeakNotice(ctx, id)
+}
+
 func (r *queryResolver) APIKeys(ctx context.Context) ([]apikey.APIKey, error) {
 	return r.Keys.List(ctx)
+}
+
+func (r *queryResolver) LeakedAPIKeys(ctx context.Context) ([]apikey.LeakNotice, error) {
+	return r.Keys.LeakNotices(ctx)
 }
 
 func (r *queryResolver) Viewer(ctx context.Context) (*apikey.Principal, error) {

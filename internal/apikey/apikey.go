@@ -116,4 +116,5 @@ type Store interface {
 	TouchKeys(ctx context.Context, ids []string, at time.Time) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
+	LeakStore
 }

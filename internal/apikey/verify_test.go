@@ -72,6 +72,21 @@ func (s *recordingStore) Ping(context.Context) error {
 	return nil
 }
 
+func (s *recordingStore) RevokeLeakedKey(context.Context, string, time.Time, apikey.Leak) (apikey.LeakOutcome, error) {
+	s.record("RevokeLeakedKey")
+	return apikey.LeakNotActive, nil
+}
+
+func (s *recordingStore) ListLeakNotices(context.Context, string) ([]apikey.LeakNotice, error) {
+	s.record("ListLeakNotices")
+	return nil, nil
+}
+
+func (s *recordingStore) DismissLeakNotice(context.Context, string, string, time.Time) error {
+	s.record("DismissLeakNotice")
+	return nil
+}
+
 // TestVerifyChecksTheKeyBeforeTheStore: a key with the wrong prefix, length,
 // alphabet or checksum is refused without any store call; a well-formed key
 // is looked up once, by its SHA-256, and never by scanning keys.

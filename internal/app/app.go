@@ -24,6 +24,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/httpx"
+	"github.com/apikeyd/apikeyd/internal/leak"
 	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -107,6 +108,10 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	leaks, err := leakVerifier(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	m := metrics.New()
 	m.WatchDB(db.DB)
 	cacheSize := cfg.CacheSize
@@ -156,6 +161,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	}
 	rest.New(keys, authn, log).Register(mux)
 	mountAccounts(mux, cfg, secret, st, client, failures, log)
+	rest.NewLeaks(keys, log, leaks, cfg.LeakRevocation, client, failures).Register(mux)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle(graphqlPath, httpx.Route(graphqlPath, gql)) // every method: gql answers the others 405
 	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
@@ -164,7 +170,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	}
 	mux.Handle(notFoundPattern, httpx.NotFound(log))
 
-	var h http.Handler = authn.Middleware(mux)
+	var h http.Handler = rest.SkipAuthentication(mux, authn.Middleware(mux))
 	h = httpx.CORS(cfg.CORSOrigins, h)
 	h = httpx.NoStore(noStorePaths, h)
 	h = httpx.SecurityHeaders(h)
@@ -211,6 +217,18 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 	})
 	byAccount := auth.NewFailureLimiter[string](cfg.LoginFailBurst, 1.0/60)
 	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux)
+}
+
+// leakVerifier returns the verifier of leak report signatures, or nil when
+// no key set is configured (POST /auth/leaks then answers 404).
+func leakVerifier(cfg config.Config, log *slog.Logger) (*leak.Verifier, error) {
+	switch {
+	case cfg.LeakKeysURL != nil:
+		return leak.NewVerifier(leak.VerifierConfig{URL: cfg.LeakKeysURL.String(), Log: log})
+	case cfg.LeakKeysFile != "":
+		return leak.NewVerifier(leak.VerifierConfig{File: cfg.LeakKeysFile, Log: log})
+	}
+	return nil, nil
 }
 
 // TokenSecret returns the HS256 secret that signs and checks login tokens:

@@ -26,6 +26,7 @@ const (
 	EmailTaken           Code = "EMAIL_TAKEN"
 	InvalidCredentials   Code = "INVALID_CREDENTIALS"
 	RateLimited          Code = "RATE_LIMITED"
+	InvalidSignature     Code = "INVALID_SIGNATURE"
 	ServerBusy           Code = "SERVER_BUSY"
 	Internal             Code = "INTERNAL"
 )

@@ -50,6 +50,10 @@ type Config struct {
 	Accounts       bool          // built-in accounts (register, login)
 	SessionTTL     time.Duration // lifetime of the login tokens /auth/login issues
 	LoginFailBurst int           // failed logins per account in a burst; 0: no limit
+
+	LeakKeysURL    *url.URL // the key set that signs leak reports (POST /auth/leaks); nil: none
+	LeakKeysFile   string   // the same, from a file; empty: none
+	LeakRevocation string   // the token a self-managed GitLab presents; empty: no GitLab routes
 }
 
 // Scope is the set of settings a command reads.
@@ -57,13 +61,18 @@ type Scope uint8
 
 // The groups of settings, and the scopes of apikeyd's commands.
 const (
-	Database Scope = 1 << iota // where the data is
-	Tokens                     // how login tokens are signed and checked
-	Server                     // everything else serve needs
+	Database  Scope = 1 << iota // where the data is
+	Tokens                      // how login tokens are signed and checked
+	KeyFormat                   // what a key looks like (its prefix)
+	Server                      // everything else serve needs
+	// Arguments is no group of settings: a command of this scope takes
+	// arguments after its flags, which the caller reads (fs.Args()).
+	Arguments
 
-	Serve   = Database | Tokens | Server
+	Serve   = Database | Tokens | KeyFormat | Server
 	Migrate = Database
 	Token   = Database | Tokens
+	Scan    = KeyFormat | Arguments
 )
 
 // setting is one environment variable and its flag.
@@ -111,24 +120,15 @@ var settings = []setting{
 			return nil
 		}},
 	{Tokens, "JWT_JWKS_URL", "jwt-jwks-url", "", "JWKS URL of an identity provider",
-		func(c *Config, v string) error {
-			if v == "" {
-				c.JWKSURL = nil
-				return nil
-			}
-			u, err := url.Parse(v)
-			if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-				// The URL is not echoed: it may carry credentials.
-				return errors.New("must be an absolute http or https URL")
-			}
-			c.JWKSURL = u
-			return nil
+		func(c *Config, v string) (err error) {
+			c.JWKSURL, err = httpURL(v)
+			return err
 		}},
 	{Tokens, "JWT_ISSUER", "jwt-issuer", "", "required iss claim",
 		func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
 	{Tokens, "JWT_AUDIENCE", "jwt-audience", "", "required aud claim",
 		func(c *Config, v string) error { c.JWTAudience = v; return nil }},
-	{Server, "API_KEY_PREFIX", "api-key-prefix", apikey.DefaultPrefix, "key prefix: lower-case letters and digits ending in _",
+	{KeyFormat, "API_KEY_PREFIX", "api-key-prefix", apikey.DefaultPrefix, "key prefix: lower-case letters and digits ending in _",
 		func(c *Config, v string) error {
 			if !apikey.ValidPrefix(v) {
 				return errors.New("must be lower-case letters and digits ending in _ (at most 32 bytes)")
@@ -178,6 +178,38 @@ var settings = []setting{
 		}},
 	{Server, "LOGIN_FAIL_BURST", "login-fail-burst", "10", "failed logins allowed per account in a burst, refilling at one a minute; 0 disables",
 		intSetting(0, func(c *Config) *int { return &c.LoginFailBurst })},
+	{Server, "LEAK_REPORT_KEYS_URL", "leak-report-keys-url", "", "URL of the public keys that sign leak reports (GitHub's: https://api.github.com/meta/public_keys/secret_scanning); enables POST /auth/leaks",
+		func(c *Config, v string) (err error) {
+			c.LeakKeysURL, err = httpURL(v)
+			return err
+		}},
+	{Server, "LEAK_REPORT_KEYS_FILE", "leak-report-keys-file", "", "file of the public keys that sign leak reports; enables POST /auth/leaks",
+		func(c *Config, v string) error { c.LeakKeysFile = v; return nil }},
+	{Server, "LEAK_REVOCATION_TOKEN", "leak-revocation-token", "", "the token a self-managed GitLab presents to /auth/leaks/gitlab/; prefer the variable to the flag",
+		func(c *Config, v string) error {
+			if v != "" && len(v) < 16 {
+				return errors.New("must be at least 16 characters (a random value)")
+			}
+			c.LeakRevocation = v
+			return nil
+		}},
+}
+
+// unechoed are the settings whose value an error never quotes: secrets, and
+// URLs that may carry credentials.
+var unechoed = map[string]bool{"JWT_SECRET": true, "JWT_JWKS_URL": true, "LEAK_REPORT_KEYS_URL": true, "LEAK_REVOCATION_TOKEN": true}
+
+// httpURL parses an optional absolute http or https URL; empty is nil.
+func httpURL(v string) (*url.URL, error) {
+	if v == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		// The URL is not echoed: it may carry credentials.
+		return nil, errors.New("must be an absolute http or https URL")
+	}
+	return u, nil
 }
 
 func intSetting(min int, field func(*Config) *int) func(*Config, string) error {
@@ -221,7 +253,7 @@ func boolSetting(field func(*Config) *bool) func(*Config, string) error {
 // os.LookupEnv), else its default. fs may hold flags of the caller's own,
 // which it reads after Parse; each setting's flag is added to it. Returns
 // flag.ErrHelp for -h, and an error naming the variable for a bad value or
-// for arguments that are not flags.
+// for arguments that are not flags (unless scope has Arguments).
 func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (string, bool)) (Config, error) {
 	var c Config
 	values := make([]*string, len(settings))
@@ -238,7 +270,7 @@ func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (st
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && scope&Arguments == 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	for i, s := range settings {
@@ -246,14 +278,17 @@ func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (st
 			continue
 		}
 		if err := s.set(&c, *values[i]); err != nil {
-			if s.env == "JWT_SECRET" || s.env == "JWT_JWKS_URL" {
-				return c, fmt.Errorf("%s: %w", s.env, err) // never echo a secret or a URL that may hold one
+			if unechoed[s.env] {
+				return c, fmt.Errorf("%s: %w", s.env, err)
 			}
 			return c, fmt.Errorf("%s=%q: %w", s.env, *values[i], err)
 		}
 	}
 	if c.JWTSecret != "" && c.JWKSURL != nil {
 		return c, errors.New("set JWT_SECRET or JWT_JWKS_URL, not both")
+	}
+	if c.LeakKeysURL != nil && c.LeakKeysFile != "" {
+		return c, errors.New("set LEAK_REPORT_KEYS_URL or LEAK_REPORT_KEYS_FILE, not both")
 	}
 	return c, nil
 }

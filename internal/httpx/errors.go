@@ -25,6 +25,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.EmailTaken:           http.StatusConflict,
 	apperr.InvalidCredentials:   http.StatusUnauthorized,
 	apperr.RateLimited:          http.StatusTooManyRequests,
+	apperr.InvalidSignature:     http.StatusUnauthorized,
 	apperr.ServerBusy:           http.StatusServiceUnavailable,
 	apperr.Internal:             http.StatusInternalServerError,
 }

@@ -182,13 +182,21 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 // on RevocationChannel (pg_notify in a data-modifying WITH query), delivered
 // to every listening server when, and only if, the revocation commits.
 func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) (string, error) {
-	revoke := s.db.NewUpdate().Model((*keyRow)(nil)).
+	return s.revoke(ctx, s.db.NewUpdate().Model((*keyRow)(nil)).
 		Set("revoked_at = ?", at).
 		Where("id = ?", id).
 		Where("user_id = ?", userID).
 		Where("revoked_at IS NULL").
-		Where(notGone, at)
-	hash, err := updateAndNotify(ctx, s.db, revoke)
+		Where(notGone, at))
+}
+
+// revoke runs update, a conditional UPDATE of api_keys that sets
+// revoked_at on at most one unrevoked row, returning the key's hash and, on
+// PostgreSQL, publishing it on RevocationChannel in the same statement
+// (updateAndNotify). Every revocation goes through here, so every one
+// reaches the other servers. Returns apperr.NotFound when no row changed.
+func (s *Store) revoke(ctx context.Context, update *bun.UpdateQuery) (string, error) {
+	hash, err := updateAndNotify(ctx, s.db, update)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.New(apperr.NotFound, "API key not found")
 	}

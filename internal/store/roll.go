@@ -109,7 +109,9 @@ func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, 
 		Where("user_id = ?", userID).
 		Where("revoked_at IS NULL").
 		Where(notGone, at).
-		Returning("*").
+		// The columns of keyRow, not *: other columns of api_keys are not
+		// a key's to show.
+		Returning("id, user_id, key_hash, key_prefix, name, created_at, last_used_at, expires_at, revoked_at, scopes, replaced_by").
 		Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apikey.APIKey{}, errNotFound

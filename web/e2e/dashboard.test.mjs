@@ -257,6 +257,47 @@ test('dashboard', async (t) => {
     assert.equal((await dashboardSession(page)).token, session.access_token);
   });
 
+  await step('a key reported as leaked shows a notice until dismissed', async () => {
+    const { token } = await dashboardSession(page);
+    const gql = async (query, variables) => {
+      const res = await fetch(new URL('/graphql', baseURL), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await res.json()).data;
+    };
+    const created = await gql('mutation { createApiKey(input: {name: "Deploy bot"}) { key apiKey { keyPrefix } } }');
+    const { key: leaked, apiKey } = created.createApiKey;
+    // A code host's secret scanning finds it in public and reports it.
+    const location = 'https://gitlab.example/acme/app/-/blob/main/deploy.yml';
+    const res = await fetch(new URL('/auth/leaks/gitlab/revoke_tokens', baseURL), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: process.env.APIKEYD_E2E_LEAK_TOKEN },
+      body: JSON.stringify([{ type: 'apikeyd_api_key', token: leaked, location }]),
+    });
+    assert.equal(res.status, 204);
+    assert.equal((await verifyKey(leaked)).status, 401);
+
+    await page.reload();
+    const notice = page.locator('.leak-notice');
+    await notice.waitFor();
+    assert.equal(await notice.getAttribute('role'), 'alert');
+    const text = await notice.textContent();
+    assert.match(text, /Key leaked and revoked/);
+    assert.ok(text.includes(`${apiKey.keyPrefix}…`) && text.includes('Deploy bot') && text.includes('gitlab'), text);
+    assert.ok(!text.includes(leaked), 'the notice never shows the key');
+    assert.equal(await notice.getByRole('link', { name: location }).getAttribute('href'), location);
+    await shoot(page, '10b-leak-notice');
+
+    await notice.getByRole('button', { name: 'Dismiss the notice about Deploy bot' }).click();
+    await notice.waitFor({ state: 'detached' });
+    await page.reload();
+    await page.getByRole('heading', { name: 'API Keys', exact: true }).waitFor();
+    await page.locator('#keys-loading').waitFor({ state: 'hidden' });
+    assert.equal(await page.locator('.leak-notice').count(), 0, 'a dismissed notice stays dismissed');
+  });
+
   await step('no request left this machine, and the CSP held', async () => {
     await assertNoCSPViolations(page);
     assert.deepEqual(b.offsite, []);

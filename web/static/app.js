@@ -8,7 +8,14 @@
 const SESSION_KEY = 'apikeyd.session';
 
 const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt expiresAt scopes replacedBy';
-const LIST_KEYS = `query ApiKeys { apiKeys { ${KEY_FIELDS} } availableScopes }`;
+// Keys revoked by a leak report come with the list, so their notice shows
+// on every load until dismissed.
+const LIST_KEYS = `query ApiKeys {
+  apiKeys { ${KEY_FIELDS} }
+  availableScopes
+  leakedApiKeys { id keyPrefix name url source revokedAt }
+}`;
+const DISMISS_LEAK = `mutation DismissLeakNotice($id: ID!) { dismissLeakNotice(id: $id) }`;
 const CREATE_KEY = `mutation CreateApiKey($input: CreateApiKeyInput) {
   createApiKey(input: $input) { key apiKey { ${KEY_FIELDS} } }
 }`;
@@ -384,7 +391,9 @@ async function loadKeys() {
     if (seq !== loadSeq || !session) return;
     keys = data.apiKeys;
     catalogue = data.availableScopes;
+    leaks = data.leakedApiKeys;
     renderKeys();
+    renderLeaks();
   } catch (err) {
     if (seq !== loadSeq) return;
     handle(err, (msg) => {
@@ -394,6 +403,56 @@ async function loadKeys() {
     });
   } finally {
     if (seq === loadSeq) $('keys-loading').hidden = true;
+  }
+}
+
+// Leak notices: a key that a code host found in public and reported was
+// revoked at once; its owner is told where and when until they dismiss it.
+
+let leaks = [];
+
+function renderLeaks() {
+  $('leak-notices').replaceChildren(...leaks.map(leakNotice));
+  $('leak-notices').hidden = leaks.length === 0;
+}
+
+// linkOrText shows a report's URL as a link only when it is http(s).
+function linkOrText(url) {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'https:' || u.protocol === 'http:') {
+      return h('a', { href: u.href, rel: 'noopener noreferrer nofollow', target: '_blank' }, url);
+    }
+  } catch { /* not a URL: shown as text */ }
+  return h('code', {}, url);
+}
+
+function leakNotice(k) {
+  const where = k.url ? [' at ', linkOrText(k.url)] : [' in public'];
+  const kind = k.source ? ` (${k.source.replace(/_/g, ' ')})` : '';
+  const dismiss = h('button', {
+    type: 'button',
+    class: 'button',
+    'aria-label': `Dismiss the notice about ${labelOf(k)}`,
+    onclick: (e) => dismissLeak(k, e.currentTarget),
+  }, 'Dismiss');
+  return h('div', { class: 'notice notice-error leak-notice', role: 'alert', 'data-leak-id': k.id },
+    h('p', {},
+      h('strong', {}, 'Key leaked and revoked: '),
+      h('code', { class: 'prefix' }, `${k.keyPrefix}…`), k.name ? ` (${k.name})` : '',
+      ' was found', ...where, kind, '. It was revoked ', timeEl(k.revokedAt),
+      ' and no longer works. Replace it wherever it was used, and remove it from that place.'),
+    dismiss);
+}
+
+async function dismissLeak(k, button) {
+  try {
+    await busy(button, () => graphql(DISMISS_LEAK, { id: k.id }));
+    leaks = leaks.filter((x) => x.id !== k.id);
+    renderLeaks();
+    announce('Notice dismissed.');
+  } catch (err) {
+    handle(err, (msg) => showPageError(`Could not dismiss the notice. ${msg}`));
   }
 }
 

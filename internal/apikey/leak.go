@@ -1,0 +1,138 @@
+package apikey
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// Leak is where a leak report says a key was found.
+type Leak struct {
+	URL    string // where it was found; empty when not said
+	Source string // what kind of place (commit, issue, …, gitlab), lower case; empty when not said
+}
+
+// LeakNotice is a key revoked by a leak report whose notice its owner has
+// not dismissed.
+type LeakNotice struct {
+	APIKey
+	LeakedAt time.Time // when the report revoked it (= RevokedAt)
+	URL      *string
+	Source   *string
+}
+
+// LeakOutcome is what a leak report did to a key.
+type LeakOutcome int
+
+// Leak outcomes.
+const (
+	// LeakNotActive: the string is no active key of this server (unknown,
+	// revoked by its owner, or expired); nothing changed.
+	LeakNotActive LeakOutcome = iota
+	// LeakRevoked: the key was active and is now revoked.
+	LeakRevoked
+	// LeakAlreadyRevoked: an earlier leak report revoked it; nothing changed.
+	LeakAlreadyRevoked
+)
+
+// Limits on what a report may store on a key: longer values are cut.
+const (
+	maxLeakURLLen    = 2048
+	maxLeakSourceLen = 64
+)
+
+// LeakStore is the part of the Store that leak reports need.
+type LeakStore interface {
+	// RevokeLeakedKey revokes the unrevoked, unexpired key whose hash is
+	// hash, in the same conditional update (and with the same notification
+	// to other servers) as RevokeKey, and records at and where on it.
+	// Returns LeakRevoked when it changed a row, LeakAlreadyRevoked when an
+	// earlier report revoked the key, LeakNotActive otherwise.
+	RevokeLeakedKey(ctx context.Context, hash string, at time.Time, where Leak) (LeakOutcome, error)
+	// ListLeakNotices returns the user's keys revoked by leak reports whose
+	// notice is not dismissed, most recent first.
+	ListLeakNotices(ctx context.Context, userID string) ([]LeakNotice, error)
+	// DismissLeakNotice marks the notice of the user's key id dismissed.
+	// Returns apperr.NotFound unless it is an undismissed notice of theirs.
+	DismissLeakNotice(ctx context.Context, userID, id string, at time.Time) error
+}
+
+// RevokeLeaked revokes key, which a leak report says was found in public at
+// where. The caller must have authenticated the report (its signature, or
+// the code host's pre-shared token): no principal is needed. A string that
+// is not well formed (prefix, length, alphabet, checksum) costs no query.
+// It reports whether key is a key of this server that a leak report revoked,
+// this one or an earlier one: a replayed report gets the same answer and
+// changes nothing. From the moment it returns, Verify refuses the key here;
+// other servers follow through the store's notification, as for Revoke.
+// Returns SERVER_BUSY when the database cannot be reached.
+func (s *Service) RevokeLeaked(ctx context.Context, key string, where Leak) (bool, error) {
+	if !s.format.WellFormed(key) {
+		return false, nil
+	}
+	d := Sum(key)
+	where = Leak{URL: cleanLeakText(where.URL, maxLeakURLLen), Source: strings.ToLower(cleanLeakText(where.Source, maxLeakSourceLen))}
+	o, err := s.store.RevokeLeakedKey(ctx, d.Hex(), s.timestamp(), where)
+	if err != nil {
+		return false, err
+	}
+	if o == LeakRevoked {
+		s.cache.evict(d)
+		s.observer.KeyRevoked()
+	}
+	return o != LeakNotActive, nil
+}
+
+// LeakNotices returns the JWT principal's keys revoked by leak reports whose
+// notice is not dismissed, most recent first: what the dashboard warns about.
+// Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN/JWT_REQUIRED as Create does.
+func (s *Service) LeakNotices(ctx context.Context) ([]LeakNotice, error) {
+	p, err := RequireJWT(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ListLeakNotices(ctx, p.UserID)
+}
+
+// DismissLeakNotice hides the leak notice of the JWT principal's key id.
+// Returns NOT_FOUND when id is malformed, unknown, another user's, not
+// revoked by a leak report or already dismissed, and the auth errors of
+// Create.
+func (s *Service) DismissLeakNotice(ctx context.Context, id string) error {
+	p, err := RequireJWT(ctx)
+	if err != nil {
+		return err
+	}
+	uid, ok := canonicalID(id)
+	if !ok {
+		return errNoLeakNotice
+	}
+	if err := s.store.DismissLeakNotice(ctx, p.UserID, uid, s.timestamp()); err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return errNoLeakNotice
+		}
+		return err
+	}
+	return nil
+}
+
+var errNoLeakNotice = apperr.New(apperr.NotFound, "no such leak notice")
+
+// cleanLeakText drops control characters from s, which a reporter chose,
+// and cuts it to n code points.
+func cleanLeakText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || isBidiControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n])
+	}
+	return strings.TrimSpace(s)
+}

@@ -1,0 +1,304 @@
+package leak_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/leak"
+)
+
+// signer is a P-256 key that signs reports as a code host does.
+type signer struct {
+	id  string
+	key *ecdsa.PrivateKey
+}
+
+func newSigner(t testing.TB, id string) signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer{id, k}
+}
+
+// sign returns the base64 ASN.1 signature of body.
+func (s signer) sign(t testing.TB, body []byte) string {
+	t.Helper()
+	sum := sha256.Sum256(body)
+	sig, err := ecdsa.SignASN1(rand.Reader, s.key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(sig)
+}
+
+// keySet returns the key set document of signers.
+func keySet(t testing.TB, signers ...signer) []byte {
+	t.Helper()
+	type entry struct {
+		ID      string `json:"key_identifier"`
+		Key     string `json:"key"`
+		Current bool   `json:"is_current"`
+	}
+	var doc struct {
+		Keys []entry `json:"public_keys"`
+	}
+	for _, s := range signers {
+		der, err := x509.MarshalPKIXPublicKey(&s.key.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc.Keys = append(doc.Keys, entry{s.id, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), true})
+	}
+	b, _ := json.Marshal(doc)
+	return b
+}
+
+func TestVerifierFile(t *testing.T) {
+	s := newSigner(t, "key-1")
+	path := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(path, keySet(t, s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v, err := leak.NewVerifier(leak.VerifierConfig{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`[{"token":"x","type":"t","url":"u","source":"commit"}]`)
+	other := newSigner(t, "key-1")
+	for _, tc := range []struct {
+		name, id, sig string
+		body          []byte
+		want          apperr.Code
+	}{
+		{"Good", "key-1", s.sign(t, body), body, ""},
+		{"Unsigned", "key-1", "", body, apperr.InvalidSignature},
+		{"NoIdentifier", "", s.sign(t, body), body, apperr.InvalidSignature},
+		{"NotBase64", "key-1", "%%%", body, apperr.InvalidSignature},
+		{"WrongKey", "key-1", other.sign(t, body), body, apperr.InvalidSignature},
+		{"UnknownIdentifier", "key-2", s.sign(t, body), body, apperr.InvalidSignature},
+		{"BodyAltered", "key-1", s.sign(t, body), []byte(strings.Replace(string(body), "commit", "issue", 1)), apperr.InvalidSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := apperr.CodeOf(v.Verify(context.Background(), tc.id, tc.sig, tc.body)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifierFileRefusesBadKeySets(t *testing.T) {
+	dir := t.TempDir()
+	rsaOnly := `{"public_keys":[{"key_identifier":"a","key":"-----BEGIN PUBLIC KEY-----\nMFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAK\n-----END PUBLIC KEY-----\n"}]}`
+	for name, content := range map[string]string{"empty": `{"public_keys":[]}`, "garbage": `{`, "rsa": rsaOnly} {
+		p := filepath.Join(dir, name)
+		_ = os.WriteFile(p, []byte(content), 0o600)
+		if _, err := leak.NewVerifier(leak.VerifierConfig{File: p}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := leak.NewVerifier(leak.VerifierConfig{File: filepath.Join(dir, "missing")}); err == nil {
+		t.Error("a missing file was accepted")
+	}
+	if _, err := leak.NewVerifier(leak.VerifierConfig{}); err == nil {
+		t.Error("no source was accepted")
+	}
+}
+
+// keyServer serves a key set that the test may change, counting fetches.
+type keyServer struct {
+	mu      sync.Mutex
+	doc     []byte
+	status  int
+	fetches atomic.Int32
+}
+
+func (k *keyServer) set(status int, doc []byte) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.status, k.doc = status, doc
+}
+
+func (k *keyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k.fetches.Add(1)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	w.WriteHeader(k.status)
+	_, _ = w.Write(k.doc)
+}
+
+// clock is a settable time.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestVerifierURL checks the fetched key set: fetched on first need, kept,
+// fetched again for an unknown identifier at most once a minute, and kept
+// serving when the URL fails.
+func TestVerifierURL(t *testing.T) {
+	ctx := context.Background()
+	k1, k2 := newSigner(t, "k1"), newSigner(t, "k2")
+	ks := &keyServer{}
+	ks.set(http.StatusOK, keySet(t, k1))
+	srv := httptest.NewServer(ks)
+	t.Cleanup(srv.Close)
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	v, err := leak.NewVerifier(leak.VerifierConfig{URL: srv.URL, Now: clk.now, Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ks.fetches.Load(); n != 0 {
+		t.Fatalf("%d fetches before any report", n)
+	}
+	body := []byte(`[]`)
+	verify := func(s signer) apperr.Code { return apperr.CodeOf(v.Verify(ctx, s.id, s.sign(t, body), body)) }
+	for range 3 {
+		if c := verify(k1); c != "" {
+			t.Fatalf("k1: %s", c)
+		}
+	}
+	if n := ks.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+
+	// The code host rotates its key: the new identifier is fetched for,
+	// but not more than once a minute.
+	ks.set(http.StatusOK, keySet(t, k1, k2))
+	if c := verify(k2); c != apperr.InvalidSignature || ks.fetches.Load() != 1 {
+		t.Fatalf("k2 within a minute of the last fetch: %q after %d fetches", c, ks.fetches.Load())
+	}
+	clk.add(time.Minute)
+	if c := verify(k2); c != "" || ks.fetches.Load() != 2 {
+		t.Fatalf("k2: %q after %d fetches", c, ks.fetches.Load())
+	}
+	k3 := newSigner(t, "k3")
+	for range 3 {
+		if c := verify(k3); c != apperr.InvalidSignature {
+			t.Fatalf("k3: %q", c)
+		}
+	}
+	if n := ks.fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches for one unknown identifier within a minute, want 1", n-1)
+	}
+	clk.add(time.Minute)
+	ks.set(http.StatusInternalServerError, nil)
+	if c := verify(k3); c != apperr.InvalidSignature || ks.fetches.Load() != 3 {
+		t.Fatalf("k3 with the URL failing: %q after %d fetches", c, ks.fetches.Load())
+	}
+	if c := verify(k1); c != "" {
+		t.Fatalf("k1 with the URL failing: %q; fetched keys must keep serving", c)
+	}
+}
+
+// TestVerifierURLDown checks that a key set that was never fetched is
+// SERVER_BUSY, not a refusal: the code host retries later.
+func TestVerifierURLDown(t *testing.T) {
+	ks := &keyServer{}
+	ks.set(http.StatusServiceUnavailable, nil)
+	srv := httptest.NewServer(ks)
+	t.Cleanup(srv.Close)
+	v, _ := leak.NewVerifier(leak.VerifierConfig{URL: srv.URL, Client: srv.Client()})
+	s := newSigner(t, "k1")
+	if c := apperr.CodeOf(v.Verify(context.Background(), s.id, s.sign(t, nil), nil)); c != apperr.ServerBusy {
+		t.Fatalf("got %q, want SERVER_BUSY", c)
+	}
+}
+
+func TestParseReport(t *testing.T) {
+	got, err := leak.ParseReport([]byte(`[{"token":"a","type":"apikeyd_api_key","url":"https://github.com/o/r/blob/x/f","source":"Commit","extra":1},{"token":"b","type":null}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []leak.Token{{"a", "apikeyd_api_key", "https://github.com/o/r/blob/x/f", "Commit"}, {Token: "b"}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("got %+v", got)
+	}
+	if got, err := leak.ParseReport([]byte(" [] ")); err != nil || len(got) != 0 {
+		t.Fatalf("empty report: %v %v", got, err)
+	}
+	many := "[" + strings.Repeat(`{"token":"x"},`, leak.MaxTokens) + `{"token":"x"}]`
+	for name, body := range map[string]string{
+		"Empty":       "",
+		"Object":      `{"token":"a"}`,
+		"Unclosed":    `[{"token":"a"}`,
+		"Trailing":    `[{"token":"a"}] []`,
+		"NoToken":     `[{"type":"a"}]`,
+		"EmptyToken":  `[{"token":""}]`,
+		"NumberToken": `[{"token":1}]`,
+		"NullEntry":   `[null]`,
+		"StringEntry": `["a"]`,
+		"BadURL":      `[{"token":"a","url":2}]`,
+		"BadUTF8":     "[{\"token\":\"\xff\"}]",
+		"TooMany":     many,
+	} {
+		if _, err := leak.ParseReport([]byte(body)); apperr.CodeOf(err) != apperr.InvalidRequest {
+			t.Errorf("%s: %v, want INVALID_REQUEST", name, err)
+		}
+	}
+}
+
+func TestParseGitLabRequest(t *testing.T) {
+	got, err := leak.ParseGitLabRequest([]byte(`[{"type":"apikeyd_api_key","token":"a","location":"https://gitlab.example/o/r/-/blob/x/f"}]`))
+	want := leak.Token{"a", "apikeyd_api_key", "https://gitlab.example/o/r/-/blob/x/f", "gitlab"}
+	if err != nil || len(got) != 1 || got[0] != want {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+}
+
+// FuzzParseReport checks that the report parser never panics, refuses what
+// it does not return, and returns only well-formed tokens, never more
+// than MaxTokens.
+func FuzzParseReport(f *testing.F) {
+	for _, s := range []string{
+		`[{"token":"atiru_x","type":"apikeyd_api_key","url":"https://x","source":"commit"}]`,
+		`[]`, `[null]`, `[{"token":""}]`, `[{"token":"a","token":"b"}]`, `{"token":"a"}`, "[{\"token\":\"\xff\"}]",
+		`[{"token":"a"},`, `[{"token":"a","url":{"x":1}}] x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, parse := range []func([]byte) ([]leak.Token, error){leak.ParseReport, leak.ParseGitLabRequest} {
+			ts, err := parse(b)
+			if err != nil {
+				if ts != nil || apperr.CodeOf(err) != apperr.InvalidRequest {
+					t.Fatalf("error %v with %d tokens", err, len(ts))
+				}
+				continue
+			}
+			if len(ts) > leak.MaxTokens {
+				t.Fatalf("%d tokens", len(ts))
+			}
+			for _, tk := range ts {
+				if tk.Token == "" {
+					t.Fatal("an empty token")
+				}
+			}
+		}
+	})
+}

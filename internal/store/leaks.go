@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// RevokeLeakedKey implements apikey.Store: the same conditional UPDATE, and
+// on PostgreSQL the same notification, as RevokeKey, also recording where
+// and when the key was found. Only when no row changed does a second query
+// tell a key already revoked by a leak report from anything else.
+func (s *Store) RevokeLeakedKey(ctx context.Context, hash string, at time.Time, where apikey.Leak) (apikey.LeakOutcome, error) {
+	_, err := s.revoke(ctx, s.db.NewUpdate().Model((*keyRow)(nil)).
+		Set("revoked_at = ?", at).
+		Set("leaked_at = ?", at).
+		Set("leak_url = ?", nullable(where.URL)).
+		Set("leak_source = ?", nullable(where.Source)).
+		Where("key_hash = ?", hash).
+		Where("revoked_at IS NULL").
+		Where("(expires_at IS NULL OR expires_at > ?)", at))
+	if err == nil {
+		return apikey.LeakRevoked, nil
+	}
+	if apperr.CodeOf(err) != apperr.NotFound {
+		return 0, err
+	}
+	var leaked int
+	err = s.db.NewSelect().Model((*keyRow)(nil)).ColumnExpr("1").
+		Where("key_hash = ?", hash).
+		Where("leaked_at IS NOT NULL").
+		Limit(1).Scan(ctx, &leaked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return apikey.LeakNotActive, nil
+	case err != nil:
+		return 0, translate(err)
+	}
+	return apikey.LeakAlreadyRevoked, nil
+}
+
+// ListLeakNotices implements apikey.Store.
+func (s *Store) ListLeakNotices(ctx context.Context, userID string) ([]apikey.LeakNotice, error) {
+	var rows []struct {
+		keyRow     `bun:",extend"`
+		LeakedAt   time.Time `bun:"leaked_at"`
+		LeakURL    *string   `bun:"leak_url"`
+		LeakSource *string   `bun:"leak_source"`
+	}
+	err := s.db.NewSelect().Model(&rows).
+		Column("id", "user_id", "key_prefix", "name", "created_at", "last_used_at", "expires_at", "revoked_at", "leaked_at", "leak_url", "leak_source").
+		Where("user_id = ?", userID).
+		Where("leaked_at IS NOT NULL").
+		Where("leak_dismissed_at IS NULL").
+		Order("leaked_at DESC", "id DESC").
+		Scan(ctx)
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := make([]apikey.LeakNotice, len(rows))
+	for i, r := range rows {
+		out[i] = apikey.LeakNotice{APIKey: r.domain(), LeakedAt: r.LeakedAt.UTC(), URL: r.LeakURL, Source: r.LeakSource}
+	}
+	return out, nil
+}
+
+// DismissLeakNotice implements apikey.Store with one conditional UPDATE.
+func (s *Store) DismissLeakNotice(ctx context.Context, userID, id string, at time.Time) error {
+	res, err := s.db.NewUpdate().Model((*keyRow)(nil)).
+		Set("leak_dismissed_at = ?", at).
+		Where("id = ?", id).
+		Where("user_id = ?", userID).
+		Where("leaked_at IS NOT NULL").
+		Where("leak_dismissed_at IS NULL").
+		Exec(ctx)
+	if err != nil {
+		return translate(err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return translate(err)
+	} else if n == 0 {
+		return apperr.New(apperr.NotFound, "no such leak notice")
+	}
+	return nil
+}
+
+// nullable stores an empty string as NULL.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+var _ bun.IDB = (*bun.DB)(nil)
