@@ -668,7 +668,7 @@ func TestRESTList(t *testing.T) {
 				fields = append(fields, f)
 			}
 			slices.Sort(fields)
-			if want := []string{"created_at", "expires_at", "id", "key_prefix", "last_used_at", "name", "scopes"}; !slices.Equal(fields, want) {
+			if want := []string{"created_at", "expires_at", "id", "key_prefix", "last_used_at", "name", "replaced_by", "scopes"}; !slices.Equal(fields, want) {
 				t.Errorf("listed fields %v, want %v", fields, want)
 			}
 		}
@@ -871,9 +871,10 @@ func TestRESTRoutes(t *testing.T) {
 				{"PutKeys", "PUT", "/auth/api-keys", []string{"GET", "HEAD", "POST"}},
 				{"DeleteKeys", "DELETE", "/auth/api-keys", []string{"GET", "HEAD", "POST"}},
 				{"PatchKeys", "PATCH", "/auth/api-keys", []string{"GET", "HEAD", "POST"}},
-				{"GetKeyID", "GET", "/auth/api-keys/" + k.ID, []string{"DELETE"}},
-				{"PostKeyID", "POST", "/auth/api-keys/" + k.ID, []string{"DELETE"}},
-				{"PutKeyID", "PUT", "/auth/api-keys/" + k.ID, []string{"DELETE"}},
+				{"GetKeyID", "GET", "/auth/api-keys/" + k.ID, []string{"DELETE", "PATCH"}},
+				{"PostKeyID", "POST", "/auth/api-keys/" + k.ID, []string{"DELETE", "PATCH"}},
+				{"PutKeyID", "PUT", "/auth/api-keys/" + k.ID, []string{"DELETE", "PATCH"}},
+				{"GetRoll", "GET", "/auth/api-keys/" + k.ID + "/roll", []string{"POST"}},
 				{"PostVerify", "POST", "/auth/verify", []string{"GET", "HEAD"}},
 				{"DeleteVerify", "DELETE", "/auth/verify", []string{"GET", "HEAD"}},
 				{"PostHealthz", "POST", "/healthz", []string{"GET", "HEAD"}},

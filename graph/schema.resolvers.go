@@ -25,6 +25,15 @@ func (r *mutationResolver) RevokeAPIKey(ctx context.Context, id string) (apikey.
 	return r.Keys.Revoke(ctx, id)
 }
 
+func (r *mutationResolver) RollAPIKey(ctx context.Context, id string, gracePeriodSeconds *int) (model.RollAPIKeyPayload, error) {
+	k, err := r.Keys.Roll(ctx, id, apikey.GraceSeconds(gracePeriodSeconds))
+	return model.RollAPIKeyPayload{APIKey: k.APIKey, Key: k.Secret, Previous: k.Previous}, err
+}
+
+func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id string, input model.UpdateAPIKeyInput) (apikey.APIKey, error) {
+	return r.Keys.Rename(ctx, id, input.Name)
+}
+
 func (r *mutationResolver) DismissLeakNotice(ctx context.Context, id string) (string, error) {
 	return id, r.Keys.DismissLeakNotice(ctx, id)
 }

@@ -23,6 +23,21 @@ type Mutation struct {
 type Query struct {
 }
 
+type RollAPIKeyPayload struct {
+	// The new key: it copies the old key's name, scopes and expiry.
+	APIKey apikey.APIKey `json:"apiKey"`
+	// The new key's full secret: returned here once, never again.
+	Key string `json:"key"`
+	// The key it replaces, as it now is: replacedBy is set; with a grace period it works until its expiresAt.
+	Previous apikey.APIKey `json:"previous"`
+}
+
+// Only the name of a key may change.
+type UpdateAPIKeyInput struct {
+	// As on create: trimmed; null or an empty string clears it.
+	Name *string `json:"name,omitempty"`
+}
+
 type AuthMethod string
 
 const (

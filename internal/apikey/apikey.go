@@ -22,6 +22,16 @@ type APIKey struct {
 	// Scopes limit what the key may do, sorted; nil means unrestricted and
 	// differs from an empty list (a key that holds no scope).
 	Scopes []string
+	// ReplacedBy is the id of the key that replaced this one in a roll;
+	// nil unless the key was rolled. A rolled key works until its ExpiresAt
+	// (the end of its grace, or its own earlier expiry).
+	ReplacedBy *string
+}
+
+// Gone reports whether k was rolled and its grace has ended at now: it no
+// longer verifies, is not listed and does not count toward the key limit.
+func (k *APIKey) Gone(now time.Time) bool {
+	return k.ReplacedBy != nil && k.ExpiresAt != nil && !now.Before(*k.ExpiresAt)
 }
 
 // NewKey is a key to insert: its row plus the hash of the secret.
@@ -42,6 +52,16 @@ type Revoked struct {
 	RevokedAt time.Time
 }
 
+// Rolled is the result of Service.Roll: the new key with its secret (shown
+// once, as on create) and the key it replaces, as it now is.
+type Rolled struct {
+	Created
+	Previous APIKey
+}
+
+// MaxGracePeriod is the longest a rolled key may keep working.
+const MaxGracePeriod = 7 * 24 * time.Hour
+
 // CreateInput is what a caller may choose about a new key.
 type CreateInput struct {
 	Name      *string
@@ -55,17 +75,39 @@ type CreateInput struct {
 // an unreachable database is apperr.ServerBusy; anything else is returned as is
 // and shown to clients as an internal error.
 type Store interface {
-	// CreateKey inserts k unless the user already has max unrevoked keys,
+	// CreateKey inserts k unless the user already has max unrevoked keys
+	// (rolled keys whose grace ended by k.CreatedAt do not count),
 	// atomically with respect to other CreateKey calls for the same user.
 	// Returns apperr.KeyLimitReached when the limit is reached.
 	CreateKey(ctx context.Context, k NewKey, max int) error
-	// ListKeys returns the user's unrevoked keys, newest first.
+	// ListKeys returns the user's unrevoked keys, newest first (rolled
+	// keys included, even past their grace: the caller drops those).
 	ListKeys(ctx context.Context, userID string) ([]APIKey, error)
 	// RevokeKey sets revoked_at on the user's unrevoked key id in one
 	// conditional update and returns the key's hash (hex SHA-256). A store
 	// shared by several servers tells the others, with the hash, once the
-	// revocation is committed. Returns apperr.NotFound when no row changed.
+	// revocation is committed. Returns apperr.NotFound when no row changed
+	// (among others, for a rolled key whose grace ended by at).
 	RevokeKey(ctx context.Context, userID, id string, at time.Time) (hash string, err error)
+	// RollKey replaces the user's unrevoked key id by next, in one
+	// transaction. next is inserted (regardless of the key limit) with the
+	// old key's settings copied into it (see copySettings in the store: name,
+	// expires_at, and every setting a key gains later); only its identity,
+	// secret and creation time are its own. The old key gets
+	// replaced_by = next.ID and, when graceEnd is after at, expires_at =
+	// the earlier of its own and graceEnd; otherwise it is revoked at at, as
+	// RevokeKey does. Either way a store shared by several servers tells the
+	// others, with the old key's hash, once the roll is committed (their
+	// caches must forget the old expiry too). Returns the new key, the old
+	// one as it now is, and the old key's hash.
+	// Returns apperr.KeyAlreadyRolled when the key was rolled before (exactly
+	// one of concurrent rolls of a key succeeds) and apperr.NotFound when the
+	// user has no such unrevoked key.
+	RollKey(ctx context.Context, userID, id string, next NewKey, at, graceEnd time.Time) (created, previous APIKey, hash string, err error)
+	// RenameKey sets the name of the user's key id, which must be unrevoked
+	// and not rolled past its grace at at, and returns the key.
+	// Returns apperr.NotFound when there is no such key.
+	RenameKey(ctx context.Context, userID, id string, name *string, at time.Time) (APIKey, error)
 	// FindKeyByHash returns the key whose hash is hash, revoked or not (its
 	// RevokedAt tells), so that a revoked key can be told from an unknown one
 	// in one indexed lookup. Returns apperr.NotFound when there is none.

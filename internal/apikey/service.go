@@ -167,7 +167,16 @@ func (s *Service) List(ctx context.Context) ([]APIKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.store.ListKeys(ctx, p.UserID)
+	keys, err := s.store.ListKeys(ctx, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return dropGone(keys, s.now()), nil
+}
+
+// dropGone removes from keys, in place, the rolled keys whose grace ended.
+func dropGone(keys []APIKey, now time.Time) []APIKey {
+	return slices.DeleteFunc(keys, func(k APIKey) bool { return k.Gone(now) })
 }
 
 // Revoke revokes the key id of the JWT principal of ctx. From the moment it

@@ -41,6 +41,16 @@ func (s *recordingStore) RevokeKey(context.Context, string, string, time.Time) (
 	return "", nil
 }
 
+func (s *recordingStore) RollKey(context.Context, string, string, apikey.NewKey, time.Time, time.Time) (apikey.APIKey, apikey.APIKey, string, error) {
+	s.record("RollKey")
+	return apikey.APIKey{}, apikey.APIKey{}, "", nil
+}
+
+func (s *recordingStore) RenameKey(context.Context, string, string, *string, time.Time) (apikey.APIKey, error) {
+	s.record("RenameKey")
+	return apikey.APIKey{}, nil
+}
+
 func (s *recordingStore) FindKeyByHash(_ context.Context, hash string) (apikey.APIKey, error) {
 	s.record("FindKeyByHash")
 	s.mu.Lock()

@@ -22,6 +22,7 @@ const (
 	PayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
 	UnsupportedMediaType Code = "UNSUPPORTED_MEDIA_TYPE"
 	KeyLimitReached      Code = "KEY_LIMIT_REACHED"
+	KeyAlreadyRolled     Code = "KEY_ALREADY_ROLLED"
 	EmailTaken           Code = "EMAIL_TAKEN"
 	InvalidCredentials   Code = "INVALID_CREDENTIALS"
 	RateLimited          Code = "RATE_LIMITED"

@@ -21,6 +21,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.PayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	apperr.UnsupportedMediaType: http.StatusUnsupportedMediaType,
 	apperr.KeyLimitReached:      http.StatusForbidden,
+	apperr.KeyAlreadyRolled:     http.StatusConflict,
 	apperr.EmailTaken:           http.StatusConflict,
 	apperr.InvalidCredentials:   http.StatusUnauthorized,
 	apperr.RateLimited:          http.StatusTooManyRequests,

@@ -38,13 +38,16 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.route(mux, "POST /auth/api-keys", a.create)
 	a.route(mux, "GET /auth/api-keys", a.list)
 	a.route(mux, "DELETE /auth/api-keys/{id}", a.revoke)
+	a.route(mux, "PATCH /auth/api-keys/{id}", a.rename)
+	a.route(mux, "POST /auth/api-keys/{id}/roll", a.roll)
 	a.route(mux, "GET /auth/verify", a.verify)
 	a.route(mux, "GET /auth/scopes", a.scopes)
 	a.route(mux, "GET /healthz", a.healthz)
 	a.route(mux, "GET /readyz", a.readyz)
 	a.route(mux, "GET /openapi.json", a.openapi)
 	a.methodNotAllowed(mux, "/auth/api-keys", "GET, HEAD, POST")
-	a.methodNotAllowed(mux, "/auth/api-keys/{id}", "DELETE")
+	a.methodNotAllowed(mux, "/auth/api-keys/{id}", "DELETE, PATCH")
+	a.methodNotAllowed(mux, "/auth/api-keys/{id}/roll", "POST")
 	a.methodNotAllowed(mux, "/auth/verify", "GET, HEAD")
 	a.methodNotAllowed(mux, "/auth/scopes", "GET, HEAD")
 	a.methodNotAllowed(mux, "/healthz", "GET, HEAD")
@@ -71,6 +74,21 @@ type keyJSON struct {
 	LastUsedAt *string  `json:"last_used_at"`
 	ExpiresAt  *string  `json:"expires_at"`
 	Scopes     []string `json:"scopes"` // null: unrestricted
+	ReplacedBy *string  `json:"replaced_by"`
+}
+
+// listed is k as listed.
+func listed(k apikey.APIKey) keyJSON {
+	return keyJSON{
+		ID:         k.ID,
+		KeyPrefix:  k.KeyPrefix,
+		Name:       k.Name,
+		CreatedAt:  apikey.FormatTime(k.CreatedAt),
+		LastUsedAt: optTime(k.LastUsedAt),
+		ExpiresAt:  optTime(k.ExpiresAt),
+		Scopes:     k.Scopes,
+		ReplacedBy: k.ReplacedBy,
+	}
 }
 
 // createdJSON is the answer to a create: the only one with the key.
@@ -82,6 +100,8 @@ type createdJSON struct {
 	CreatedAt string   `json:"created_at"`
 	ExpiresAt *string  `json:"expires_at"`
 	Scopes    []string `json:"scopes"` // null: unrestricted
+	// RolledFrom is the replaced key's id, in the answer to a roll only.
+	RolledFrom string `json:"rolled_from,omitempty"`
 }
 
 // optTime formats an optional timestamp; nil stays null.
@@ -188,15 +208,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		APIKeys []keyJSON `json:"api_keys"`
 	}{APIKeys: make([]keyJSON, len(keys))}
 	for i, k := range keys {
-		out.APIKeys[i] = keyJSON{
-			ID:         k.ID,
-			KeyPrefix:  k.KeyPrefix,
-			Name:       k.Name,
-			CreatedAt:  apikey.FormatTime(k.CreatedAt),
-			LastUsedAt: optTime(k.LastUsedAt),
-			ExpiresAt:  optTime(k.ExpiresAt),
-			Scopes:     k.Scopes,
-		}
+		out.APIKeys[i] = listed(k)
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -29,6 +29,7 @@ type keyRow struct {
 	ExpiresAt  *time.Time `bun:"expires_at"`
 	RevokedAt  *time.Time `bun:"revoked_at"`
 	Scopes     *string    `bun:"scopes"` // JSON array; NULL: unrestricted
+	ReplacedBy *string    `bun:"replaced_by"`
 }
 
 func (r *keyRow) domain() apikey.APIKey {
@@ -41,6 +42,7 @@ func (r *keyRow) domain() apikey.APIKey {
 		LastUsedAt: utc(r.LastUsedAt),
 		ExpiresAt:  utc(r.ExpiresAt),
 		RevokedAt:  utc(r.RevokedAt),
+		ReplacedBy: r.ReplacedBy,
 	}
 }
 
@@ -122,7 +124,7 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 				return err
 			}
 		}
-		n, err := activeKeys(tx, k.UserID).Count(ctx)
+		n, err := activeKeys(tx, k.UserID).Where(notGone, k.CreatedAt).Count(ctx)
 		if err != nil {
 			return err
 		}
@@ -134,6 +136,10 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 	})
 	return translate(err)
 }
+
+// notGone is the condition, given the time now, that a key was not rolled
+// or its grace has not ended (a rolled key always has an expires_at).
+const notGone = "(replaced_by IS NULL OR expires_at > ?)"
 
 // activeKeys selects a user's unrevoked keys.
 func activeKeys(db bun.IDB, userID string) *bun.SelectQuery {
@@ -153,7 +159,7 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	for rows.Next() {
 		var k apikey.APIKey
 		var scopes *string
-		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &scopes); err != nil {
+		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &scopes, &k.ReplacedBy); err != nil {
 			return nil, translate(err)
 		}
 		if k.Scopes, err = decodeScopes(scopes); err != nil {
@@ -180,30 +186,17 @@ func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) 
 		Set("revoked_at = ?", at).
 		Where("id = ?", id).
 		Where("user_id = ?", userID).
-		Where("revoked_at IS NULL"))
+		Where("revoked_at IS NULL").
+		Where(notGone, at))
 }
 
 // revoke runs update, a conditional UPDATE of api_keys that sets
 // revoked_at on at most one unrevoked row, returning the key's hash and, on
-// PostgreSQL, publishing it on RevocationChannel in the same statement.
-// Every revocation goes through here, so every one reaches the other
-// servers. Returns apperr.NotFound when no row changed.
+// PostgreSQL, publishing it on RevocationChannel in the same statement
+// (updateAndNotify). Every revocation goes through here, so every one
+// reaches the other servers. Returns apperr.NotFound when no row changed.
 func (s *Store) revoke(ctx context.Context, update *bun.UpdateQuery) (string, error) {
-	revoke := update.Returning("key_hash")
-	var hash string
-	var err error
-	if s.db.Dialect().Name() == dialect.PG {
-		// pg_notify returns void, which has no binary form: cast it.
-		var notified string
-		err = s.db.NewSelect().
-			With("revoked", revoke).
-			TableExpr("revoked").
-			ColumnExpr("key_hash").
-			ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
-			Scan(ctx, &hash, &notified)
-	} else {
-		err = revoke.Scan(ctx, &hash)
-	}
+	hash, err := updateAndNotify(ctx, s.db, update)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.New(apperr.NotFound, "API key not found")
 	}
@@ -211,6 +204,29 @@ func (s *Store) revoke(ctx context.Context, update *bun.UpdateQuery) (string, er
 		return "", translate(err)
 	}
 	return hash, nil
+}
+
+// updateAndNotify runs update, which changes at most one key in a way every
+// server's cache must learn of (a revocation, a roll), and returns the key's
+// hash. On PostgreSQL the same statement publishes the hash on
+// RevocationChannel (pg_notify in a data-modifying WITH query), delivered to
+// every listening server when, and only if, the change commits. Returns
+// sql.ErrNoRows when no row changed.
+func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (hash string, err error) {
+	update = update.Returning("key_hash")
+	if db.Dialect().Name() != dialect.PG {
+		err = update.Scan(ctx, &hash)
+		return hash, err
+	}
+	// pg_notify returns void, which has no binary form: cast it.
+	var notified string
+	err = db.NewSelect().
+		With("changed", update).
+		TableExpr("changed").
+		ColumnExpr("key_hash").
+		ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
+		Scan(ctx, &hash, &notified)
+	return hash, err
 }
 
 // FindKeyByHash implements apikey.Store with a prepared statement, through

@@ -1,5 +1,5 @@
 // The apikeyd dashboard: sign in, then create (optionally limited to
-// scopes), list and revoke API keys over the GraphQL API. Plain JavaScript, run as written: no framework, no build.
+// scopes), list, rename, roll and revoke API keys over the GraphQL API. Plain JavaScript, run as written: no framework, no build.
 //
 // The login token lives in sessionStorage (this tab only, gone when it
 // closes), never in a URL or a cookie. The playground page reads it from
@@ -7,7 +7,7 @@
 
 const SESSION_KEY = 'apikeyd.session';
 
-const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt expiresAt scopes';
+const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt expiresAt scopes replacedBy';
 // Keys revoked by a leak report come with the list, so their notice shows
 // on every load until dismissed.
 const LIST_KEYS = `query ApiKeys {
@@ -20,6 +20,12 @@ const CREATE_KEY = `mutation CreateApiKey($input: CreateApiKeyInput) {
   createApiKey(input: $input) { key apiKey { ${KEY_FIELDS} } }
 }`;
 const REVOKE_KEY = `mutation RevokeApiKey($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }`;
+const ROLL_KEY = `mutation RollApiKey($id: ID!, $grace: Int) {
+  rollApiKey(id: $id, gracePeriodSeconds: $grace) { key apiKey { ${KEY_FIELDS} } previous { ${KEY_FIELDS} } }
+}`;
+const UPDATE_KEY = `mutation UpdateApiKey($id: ID!, $input: UpdateApiKeyInput!) {
+  updateApiKey(id: $id, input: $input) { ${KEY_FIELDS} }
+}`;
 const VIEWER = `query Viewer { viewer { userId authMethod } }`;
 
 // Codes that mean the login token is no good any more.
@@ -474,6 +480,25 @@ function keyRow(k) {
   if (k.expiresAt) {
     expires = isExpired ? h('span', { class: 'badge badge-expired' }, 'Expired ', timeEl(k.expiresAt)) : timeEl(k.expiresAt);
   }
+  if (k.replacedBy && !isExpired) {
+    // In a roll's grace period: say when it stops and what replaced it.
+    const next = keys.find((x) => x.id === k.replacedBy);
+    expires = h('span', { class: 'grace' },
+      h('span', { class: 'badge badge-grace' }, 'Stops working ', timeEl(k.expiresAt)),
+      h('span', { class: 'replaced-by' }, 'Replaced by ', next ? h('code', { class: 'prefix' }, `${next.keyPrefix}…`) : 'a newer key'));
+  }
+  const rename = h('button', {
+    type: 'button',
+    class: 'button button-quiet',
+    'aria-label': `Rename ${labelOf(k)}`,
+    onclick: () => askRename(k),
+  }, 'Rename');
+  const roll = k.replacedBy ? null : h('button', {
+    type: 'button',
+    class: 'button button-quiet',
+    'aria-label': `Roll ${labelOf(k)}`,
+    onclick: () => askRoll(k),
+  }, 'Roll');
   const revoke = h('button', {
     type: 'button',
     class: 'button button-danger-quiet',
@@ -487,7 +512,7 @@ function keyRow(k) {
     h('td', { 'data-label': 'Created' }, timeEl(k.createdAt)),
     h('td', { 'data-label': 'Last used' }, k.lastUsedAt ? timeEl(k.lastUsedAt) : never()),
     h('td', { 'data-label': 'Expires' }, expires),
-    h('td', { class: 'row-actions' }, revoke),
+    h('td', { class: 'row-actions' }, rename, roll, revoke),
   );
 }
 
@@ -579,9 +604,11 @@ createForm.addEventListener('submit', async (e) => {
 
 const keyDialog = $('key-dialog');
 let shownKey = null;
+let shownNote = '';
 
-function showNewKey(secret, apiKey) {
+function showNewKey(secret, apiKey, note = `Created ${labelOf(apiKey)}.`) {
   shownKey = apiKey;
+  shownNote = note;
   $('key-value').textContent = secret;
   $('key-name-shown').textContent = apiKey.name ? `Name: ${apiKey.name}` : '';
   $('key-copy-status').textContent = '';
@@ -614,7 +641,7 @@ keyDialog.addEventListener('close', () => {
   $('key-value').textContent = '';
   getSelection().removeAllRanges();
   if (shownKey && session) {
-    announce(`Created ${labelOf(shownKey)}. From now on only its prefix, ${shownKey.keyPrefix}, is shown.`);
+    announce(`${shownNote} From now on only its prefix, ${shownKey.keyPrefix}, is shown.`);
     $('create-open').focus();
   }
   shownKey = null;
@@ -656,6 +683,92 @@ $('revoke-confirm').addEventListener('click', async (e) => {
 
 revokeDialog.addEventListener('close', () => {
   revoking = null;
+});
+
+// Roll
+
+const rollDialog = $('roll-dialog');
+const rollForm = $('roll-form');
+let rolling = null;
+
+function askRoll(k) {
+  rolling = k;
+  rollForm.reset();
+  $('roll-name').textContent = labelOf(k);
+  showFormError('roll-error', '');
+  rollDialog.showModal();
+  $('roll-grace').focus();
+}
+
+rollForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const k = rolling;
+  if (!k) return;
+  showFormError('roll-error', '');
+  const grace = Number($('roll-grace').value);
+  try {
+    const data = await busy(rollForm.querySelector('[type=submit]'), () => graphql(ROLL_KEY, { id: k.id, grace }));
+    const { key, apiKey, previous } = data.rollApiKey;
+    // Without grace the old key is revoked: it leaves the list.
+    const others = keys.filter((x) => x.id !== apiKey.id).flatMap((x) => {
+      if (x.id !== k.id) return [x];
+      return grace > 0 ? [previous] : [];
+    });
+    keys = [apiKey, ...others];
+    renderKeys();
+    rolling = null;
+    rollDialog.close();
+    const when = grace > 0 ? `keeps working until ${dateFormat.format(new Date(previous.expiresAt))}` : 'no longer works';
+    showNewKey(key, apiKey, `Rolled ${labelOf(k)}: the old key ${when}.`);
+  } catch (err) {
+    if (err.code === 'KEY_ALREADY_ROLLED' || err.code === 'NOT_FOUND') loadKeys();
+    handle(err, (msg) => showFormError('roll-error', msg));
+  }
+});
+
+rollDialog.addEventListener('close', () => {
+  rolling = null;
+});
+
+// Rename
+
+const renameDialog = $('rename-dialog');
+const renameForm = $('rename-form');
+let renaming = null;
+
+function askRename(k) {
+  renaming = k;
+  renameForm.reset();
+  $('rename-name').textContent = labelOf(k);
+  $('rename-input').value = k.name || '';
+  showFormError('rename-error', '');
+  renameDialog.showModal();
+  $('rename-input').select();
+}
+
+renameForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const k = renaming;
+  if (!k) return;
+  showFormError('rename-error', '');
+  const name = $('rename-input').value.trim();
+  try {
+    const data = await busy(renameForm.querySelector('[type=submit]'),
+      () => graphql(UPDATE_KEY, { id: k.id, input: { name: name || null } }));
+    const renamed = data.updateApiKey;
+    keys = keys.map((x) => (x.id === renamed.id ? renamed : x));
+    renderKeys();
+    renaming = null;
+    renameDialog.close();
+    $('create-open').focus();
+    announce(name ? `Renamed ${labelOf(k)} to ${name}.` : `Removed the name of ${labelOf(k)}.`);
+  } catch (err) {
+    handle(err, (msg) => showFormError('rename-error', msg));
+  }
+});
+
+renameDialog.addEventListener('close', () => {
+  renaming = null;
 });
 
 for (const b of document.querySelectorAll('[data-close]')) {

@@ -1,0 +1,105 @@
+package apikey
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// Roll replaces the key id of the JWT principal of ctx with a fresh secret.
+// The new key copies the old one's settings (name, expiry, …). The old key
+// keeps working for grace, then is refused; with a grace of 0 it is revoked
+// at once, exactly as Revoke does. Either way this server's cache forgets
+// the old key before Roll returns (others when the store's notification
+// reaches them), so that no cache serves it past its new expiry. A roll
+// does not count against MaxKeysPerUser.
+// Returns INVALID_REQUEST for a grace outside 0…MaxGracePeriod,
+// KEY_ALREADY_ROLLED when the key was rolled before, NOT_FOUND as Revoke
+// does, and the auth errors of Create.
+func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rolled, error) {
+	p, err := RequireJWT(ctx)
+	if err != nil {
+		return Rolled{}, err
+	}
+	if grace < 0 || grace > MaxGracePeriod {
+		return Rolled{}, errBadGrace
+	}
+	uid, ok := canonicalID(id)
+	if !ok {
+		return Rolled{}, errKeyNotFound
+	}
+	nid, err := uuid.NewV7()
+	if err != nil {
+		return Rolled{}, err
+	}
+	now := s.timestamp()
+	secret := s.format.Generate()
+	next := NewKey{
+		APIKey: APIKey{
+			ID:        nid.String(),
+			UserID:    p.UserID,
+			KeyPrefix: s.format.DisplayPrefix(secret),
+			CreatedAt: now,
+		},
+		Hash: Hash(secret),
+	}
+	created, previous, hash, err := s.store.RollKey(ctx, p.UserID, uid, next, now, now.Add(grace))
+	if err != nil {
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return Rolled{}, errKeyNotFound
+		}
+		return Rolled{}, err
+	}
+	if err := s.EvictHash(hash); err != nil {
+		s.cache.purge() // cannot tell which entry: drop them all
+	}
+	s.observer.KeyCreated()
+	if grace == 0 {
+		s.observer.KeyRevoked()
+	}
+	return Rolled{Created: Created{APIKey: created, Secret: secret}, Previous: previous}, nil
+}
+
+// Rename sets the name of the key id of the JWT principal of ctx (nil or
+// blank clears it) and returns the key as listed.
+// Returns INVALID_REQUEST for a bad name, NOT_FOUND as Revoke does (a rolled
+// key past its grace is gone), and the auth errors of Create.
+func (s *Service) Rename(ctx context.Context, id string, name *string) (APIKey, error) {
+	p, err := RequireJWT(ctx)
+	if err != nil {
+		return APIKey{}, err
+	}
+	n, err := normalizeName(name)
+	if err != nil {
+		return APIKey{}, err
+	}
+	uid, ok := canonicalID(id)
+	if !ok {
+		return APIKey{}, errKeyNotFound
+	}
+	k, err := s.store.RenameKey(ctx, p.UserID, uid, n, s.timestamp())
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return APIKey{}, errKeyNotFound
+	}
+	return k, err
+}
+
+// GraceSeconds is a grace period of n seconds (none when nil), for Roll. A
+// value out of range stays out of range, however large, so Roll refuses it.
+func GraceSeconds(n *int) time.Duration {
+	switch {
+	case n == nil:
+		return 0
+	case *n < 0:
+		return -1
+	case int64(*n) > int64(MaxGracePeriod/time.Second):
+		return MaxGracePeriod + time.Second
+	}
+	return time.Duration(*n) * time.Second
+}
+
+var errBadGrace = apperr.Errorf(apperr.InvalidRequest,
+	"grace_period_seconds must be an integer from 0 to %d", int(MaxGracePeriod/time.Second))

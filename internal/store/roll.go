@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// copySettings copies into the new key of a roll everything the owner chose
+// about the old one. It is the one place a roll copies settings: a column
+// added to api_keys that the owner sets is copied here.
+func copySettings(next, old *keyRow) {
+	next.Name = old.Name
+	next.ExpiresAt = old.ExpiresAt
+	next.Scopes = old.Scopes // as stored: the JSON array, or NULL (unrestricted)
+}
+
+// domainWithScopes is r.domain() with its scopes decoded.
+func domainWithScopes(r *keyRow) (apikey.APIKey, error) {
+	k := r.domain()
+	var err error
+	k.Scopes, err = decodeScopes(r.Scopes)
+	return k, err
+}
+
+// RollKey implements apikey.Store in one transaction. The old row is read
+// locked (PostgreSQL: FOR UPDATE; SQLite: the write lock taken at BEGIN
+// IMMEDIATE), so of concurrent rolls of one key exactly one sees it
+// unrolled; the others wait for it and then find replaced_by set. The old
+// key is changed through updateAndNotify, as RevokeKey does, so the other
+// servers forget it (a grace of 0) or its old expiry (a grace) on commit.
+func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewKey, at, graceEnd time.Time) (created, previous apikey.APIKey, hash string, err error) {
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var old keyRow
+		q := tx.NewSelect().Model(&old).Where("id = ?", id).Where("user_id = ?", userID)
+		if tx.Dialect().Name() == dialect.PG {
+			q = q.For("UPDATE")
+		}
+		if err := q.Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return errNotFound
+			}
+			return err
+		}
+		switch {
+		case old.ReplacedBy != nil:
+			return apperr.New(apperr.KeyAlreadyRolled, "this API key was already rolled; roll the key that replaced it")
+		case old.RevokedAt != nil:
+			return errNotFound
+		}
+
+		row := &keyRow{
+			ID:        next.ID,
+			UserID:    userID,
+			KeyHash:   next.Hash,
+			KeyPrefix: next.KeyPrefix,
+			CreatedAt: next.CreatedAt,
+		}
+		copySettings(row, &old)
+		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
+			return err
+		}
+
+		update := tx.NewUpdate().Model((*keyRow)(nil)).
+			Set("replaced_by = ?", next.ID).
+			Where("id = ?", id).
+			Where("revoked_at IS NULL").
+			Where("replaced_by IS NULL")
+		switch {
+		case !graceEnd.After(at):
+			update = update.Set("revoked_at = ?", at)
+			old.RevokedAt = &at
+		case old.ExpiresAt == nil || graceEnd.Before(*old.ExpiresAt):
+			// A grace never extends an earlier expiry.
+			update = update.Set("expires_at = ?", graceEnd)
+			old.ExpiresAt = &graceEnd
+		}
+		h, err := updateAndNotify(ctx, tx, update)
+		if err != nil {
+			return err // sql.ErrNoRows cannot happen: the row is locked
+		}
+		old.ReplacedBy = &row.ID
+		if created, err = domainWithScopes(row); err != nil {
+			return err
+		}
+		previous, err = domainWithScopes(&old)
+		hash = h
+		return err
+	})
+	if err != nil {
+		return apikey.APIKey{}, apikey.APIKey{}, "", translate(err)
+	}
+	return created, previous, hash, nil
+}
+
+// RenameKey implements apikey.Store with one conditional UPDATE … RETURNING.
+func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, at time.Time) (apikey.APIKey, error) {
+	var row keyRow
+	err := s.db.NewUpdate().Model(&row).
+		Set("name = ?", name).
+		Where("id = ?", id).
+		Where("user_id = ?", userID).
+		Where("revoked_at IS NULL").
+		Where(notGone, at).
+		// The columns of keyRow, not *: other columns of api_keys are not
+		// a key's to show.
+		Returning("id, user_id, key_hash, key_prefix, name, created_at, last_used_at, expires_at, revoked_at, scopes, replaced_by").
+		Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apikey.APIKey{}, errNotFound
+	}
+	if err != nil {
+		return apikey.APIKey{}, translate(err)
+	}
+	return domainWithScopes(&row)
+}
+
+var errNotFound = apperr.New(apperr.NotFound, "API key not found")
