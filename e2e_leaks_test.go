@@ -1,15 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,62 +14,21 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
+	"github.com/apikeyd/apikeyd/internal/leak/leaktest"
 )
 
-// reportSigner signs leak reports as a code host does: ECDSA P-256 over
-// SHA-256 of the raw body, the key named by its identifier in a key set.
-type reportSigner struct {
-	id  string
-	key *ecdsa.PrivateKey
-}
-
-func newReportSigner(t testing.TB, id string) reportSigner {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reportSigner{id, k}
-}
-
-func (s reportSigner) sign(t testing.TB, body string) string {
-	t.Helper()
-	sum := sha256.Sum256([]byte(body))
-	sig, err := ecdsa.SignASN1(rand.Reader, s.key, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(sig)
-}
-
-// keySetDoc is the key set that lists signers, in the format GitHub serves.
-func keySetDoc(t testing.TB, signers ...reportSigner) []byte {
-	t.Helper()
-	var keys []map[string]any
-	for _, s := range signers {
-		der, err := x509.MarshalPKIXPublicKey(&s.key.PublicKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, map[string]any{"key_identifier": s.id, "is_current": true,
-			"key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))})
-	}
-	b, _ := json.Marshal(map[string]any{"public_keys": keys})
-	return b
-}
-
 // keySetFile configures c to read signers' key set from a file.
-func keySetFile(t testing.TB, signers ...reportSigner) func(*config.Config) {
+func keySetFile(t testing.TB, signers ...leaktest.Signer) func(*config.Config) {
 	path := filepath.Join(t.TempDir(), "leak-keys.json")
-	if err := os.WriteFile(path, keySetDoc(t, signers...), 0o600); err != nil {
+	if err := os.WriteFile(path, leaktest.KeySet(t, signers...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return func(c *config.Config) { c.LeakKeysFile = path }
 }
 
 // keySetURL configures c to fetch signers' key set from a loopback server.
-func keySetURL(t testing.TB, signers ...reportSigner) func(*config.Config) {
-	doc := keySetDoc(t, signers...)
+func keySetURL(t testing.TB, signers ...leaktest.Signer) func(*config.Config) {
+	doc := leaktest.KeySet(t, signers...)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(doc)
@@ -116,9 +69,9 @@ func (e *testEnv) report(id, sig, body string) response {
 }
 
 // signedReport posts body signed by s.
-func (e *testEnv) signedReport(s reportSigner, body string) response {
+func (e *testEnv) signedReport(s leaktest.Signer, body string) response {
 	e.t.Helper()
-	return e.report(s.id, s.sign(e.t, body), body)
+	return e.report(s.ID, s.Sign(e.t, []byte(body)), body)
 }
 
 type feedback struct {
@@ -139,12 +92,12 @@ func lookAlikeKey(key string) string {
 // TestLeakReportRefused sends reports that must be refused, each with its
 // documented status, on each database: none revokes anything.
 func TestLeakReportRefused(t *testing.T) {
-	gh := newReportSigner(t, "gh-1")
+	gh := leaktest.NewSigner(t, "gh-1")
 	eachDBWith(t, keySetFile(t, gh), func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
 		k := e.create(tok, nil)
 		body := reportBody(k.Key)
-		stranger := newReportSigner(t, "gh-1") // the right identifier, another key
+		stranger := leaktest.NewSigner(t, "gh-1") // the right identifier, another key
 		tooBig := reportBody(k.Key)
 		tooBig = tooBig[:len(tooBig)-1] + `,{"token":"x","url":"` + strings.Repeat("a", 1<<20) + `"}]`
 
@@ -155,12 +108,12 @@ func TestLeakReportRefused(t *testing.T) {
 			code   string
 		}{
 			{"Unsigned", func() response { return e.report("", "", body) }, 401, "INVALID_SIGNATURE"},
-			{"NoIdentifier", func() response { return e.report("", gh.sign(t, body), body) }, 401, "INVALID_SIGNATURE"},
-			{"WronglySigned", func() response { return e.report(gh.id, stranger.sign(t, body), body) }, 401, "INVALID_SIGNATURE"},
-			{"NotBase64", func() response { return e.report(gh.id, "not base64!", body) }, 401, "INVALID_SIGNATURE"},
-			{"UnknownIdentifier", func() response { return e.report("gh-2", gh.sign(t, body), body) }, 401, "INVALID_SIGNATURE"},
+			{"NoIdentifier", func() response { return e.report("", gh.Sign(t, []byte(body)), body) }, 401, "INVALID_SIGNATURE"},
+			{"WronglySigned", func() response { return e.report(gh.ID, stranger.Sign(t, []byte(body)), body) }, 401, "INVALID_SIGNATURE"},
+			{"NotBase64", func() response { return e.report(gh.ID, "not base64!", body) }, 401, "INVALID_SIGNATURE"},
+			{"UnknownIdentifier", func() response { return e.report("gh-2", gh.Sign(t, []byte(body)), body) }, 401, "INVALID_SIGNATURE"},
 			{"AlteredAfterSigning", func() response {
-				return e.report(gh.id, gh.sign(t, body), strings.Replace(body, "Commit", "commit", 1))
+				return e.report(gh.ID, gh.Sign(t, []byte(body)), strings.Replace(body, "Commit", "commit", 1))
 			}, 401, "INVALID_SIGNATURE"},
 			{"Oversized", func() response { return e.signedReport(gh, tooBig) }, 413, "PAYLOAD_TOO_LARGE"},
 			{"MalformedJSON", func() response { return e.signedReport(gh, body[:len(body)-1]) }, 400, "INVALID_REQUEST"},
@@ -179,7 +132,7 @@ func TestLeakReportRefused(t *testing.T) {
 		// The signature is checked before the media type.
 		res := e.do("POST", "/auth/leaks", hdr("Content-Type", "text/plain"), &body)
 		wantError(t, res, 401, "INVALID_SIGNATURE")
-		res = e.do("POST", "/auth/leaks", hdr("Content-Type", "text/plain", "Github-Public-Key-Identifier", gh.id, "Github-Public-Key-Signature", gh.sign(t, body)), &body)
+		res = e.do("POST", "/auth/leaks", hdr("Content-Type", "text/plain", "Github-Public-Key-Identifier", gh.ID, "Github-Public-Key-Signature", gh.Sign(t, []byte(body))), &body)
 		wantError(t, res, 415, "UNSUPPORTED_MEDIA_TYPE")
 		if s := e.verifyKey(k.Key); s != http.StatusOK {
 			t.Fatalf("the key was revoked: verify answers %d", s)
@@ -191,15 +144,15 @@ func TestLeakReportRefused(t *testing.T) {
 // and from a URL, on each database: exactly the active keys among its
 // tokens are revoked, each token is labelled, and a replay changes nothing.
 func TestLeakReportRevokes(t *testing.T) {
-	gh := newReportSigner(t, "gh-1")
-	for name, source := range map[string]func(testing.TB, ...reportSigner) func(*config.Config){"File": keySetFile, "URL": keySetURL} {
+	gh := leaktest.NewSigner(t, "gh-1")
+	for name, source := range map[string]func(testing.TB, ...leaktest.Signer) func(*config.Config){"File": keySetFile, "URL": keySetURL} {
 		t.Run(name, func(t *testing.T) {
 			eachDBWith(t, source(t, gh), func(t *testing.T, e *testEnv) { testLeakReportRevokes(t, e, gh) })
 		})
 	}
 }
 
-func testLeakReportRevokes(t *testing.T, e *testEnv, gh reportSigner) {
+func testLeakReportRevokes(t *testing.T, e *testEnv, gh leaktest.Signer) {
 	alice, bob := e.token("alice"), e.token("bob")
 	leaked, kept, revoked, bobs := e.create(alice, nil), e.create(alice, nil), e.create(alice, nil), e.create(bob, nil)
 	e.revokeKey(alice, revoked.ID)
@@ -269,7 +222,7 @@ func (e *testEnv) leakNotices(tok string) []map[string]any {
 // TestLeakNotice checks the owner's side over GraphQL: the notice lists
 // where and when, only to its owner with a login token, until dismissed.
 func TestLeakNotice(t *testing.T) {
-	gh := newReportSigner(t, "gh-1")
+	gh := leaktest.NewSigner(t, "gh-1")
 	eachDBWith(t, keySetFile(t, gh), func(t *testing.T, e *testEnv) {
 		alice, bob := e.token("alice"), e.token("bob")
 		k, other := e.create(alice, str(`{"name":"CI"}`)), e.create(alice, nil)
@@ -391,7 +344,7 @@ func TestGitLabRevocation(t *testing.T) {
 // database: a key a report revokes through one is refused by the other
 // within a second.
 func TestLeakReportReachesReplicas(t *testing.T) {
-	gh := newReportSigner(t, "gh-1")
+	gh := leaktest.NewSigner(t, "gh-1")
 	keys := keySetFile(t, gh)
 	dsn := dbtest.DSN(t, "postgres")
 	a := newEnvDSN(t, dsn, keys)

@@ -2,14 +2,6 @@ package leak_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,60 +14,13 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/leak"
+	"github.com/apikeyd/apikeyd/internal/leak/leaktest"
 )
 
-// signer is a P-256 key that signs reports as a code host does.
-type signer struct {
-	id  string
-	key *ecdsa.PrivateKey
-}
-
-func newSigner(t testing.TB, id string) signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer{id, k}
-}
-
-// sign returns the base64 ASN.1 signature of body.
-func (s signer) sign(t testing.TB, body []byte) string {
-	t.Helper()
-	sum := sha256.Sum256(body)
-	sig, err := ecdsa.SignASN1(rand.Reader, s.key, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(sig)
-}
-
-// keySet returns the key set document of signers.
-func keySet(t testing.TB, signers ...signer) []byte {
-	t.Helper()
-	type entry struct {
-		ID      string `json:"key_identifier"`
-		Key     string `json:"key"`
-		Current bool   `json:"is_current"`
-	}
-	var doc struct {
-		Keys []entry `json:"public_keys"`
-	}
-	for _, s := range signers {
-		der, err := x509.MarshalPKIXPublicKey(&s.key.PublicKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc.Keys = append(doc.Keys, entry{s.id, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), true})
-	}
-	b, _ := json.Marshal(doc)
-	return b
-}
-
 func TestVerifierFile(t *testing.T) {
-	s := newSigner(t, "key-1")
+	s := leaktest.NewSigner(t, "key-1")
 	path := filepath.Join(t.TempDir(), "keys.json")
-	if err := os.WriteFile(path, keySet(t, s), 0o600); err != nil {
+	if err := os.WriteFile(path, leaktest.KeySet(t, s), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	v, err := leak.NewVerifier(leak.VerifierConfig{File: path})
@@ -83,19 +28,19 @@ func TestVerifierFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := []byte(`[{"token":"x","type":"t","url":"u","source":"commit"}]`)
-	other := newSigner(t, "key-1")
+	other := leaktest.NewSigner(t, "key-1")
 	for _, tc := range []struct {
 		name, id, sig string
 		body          []byte
 		want          apperr.Code
 	}{
-		{"Good", "key-1", s.sign(t, body), body, ""},
+		{"Good", "key-1", s.Sign(t, body), body, ""},
 		{"Unsigned", "key-1", "", body, apperr.InvalidSignature},
-		{"NoIdentifier", "", s.sign(t, body), body, apperr.InvalidSignature},
+		{"NoIdentifier", "", s.Sign(t, body), body, apperr.InvalidSignature},
 		{"NotBase64", "key-1", "%%%", body, apperr.InvalidSignature},
-		{"WrongKey", "key-1", other.sign(t, body), body, apperr.InvalidSignature},
-		{"UnknownIdentifier", "key-2", s.sign(t, body), body, apperr.InvalidSignature},
-		{"BodyAltered", "key-1", s.sign(t, body), []byte(strings.Replace(string(body), "commit", "issue", 1)), apperr.InvalidSignature},
+		{"WrongKey", "key-1", other.Sign(t, body), body, apperr.InvalidSignature},
+		{"UnknownIdentifier", "key-2", s.Sign(t, body), body, apperr.InvalidSignature},
+		{"BodyAltered", "key-1", s.Sign(t, body), []byte(strings.Replace(string(body), "commit", "issue", 1)), apperr.InvalidSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := apperr.CodeOf(v.Verify(context.Background(), tc.id, tc.sig, tc.body)); got != tc.want {
@@ -163,9 +108,9 @@ func (c *clock) add(d time.Duration) {
 // serving when the URL fails.
 func TestVerifierURL(t *testing.T) {
 	ctx := context.Background()
-	k1, k2 := newSigner(t, "k1"), newSigner(t, "k2")
+	k1, k2 := leaktest.NewSigner(t, "k1"), leaktest.NewSigner(t, "k2")
 	ks := &keyServer{}
-	ks.set(http.StatusOK, keySet(t, k1))
+	ks.set(http.StatusOK, leaktest.KeySet(t, k1))
 	srv := httptest.NewServer(ks)
 	t.Cleanup(srv.Close)
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -177,7 +122,7 @@ func TestVerifierURL(t *testing.T) {
 		t.Fatalf("%d fetches before any report", n)
 	}
 	body := []byte(`[]`)
-	verify := func(s signer) apperr.Code { return apperr.CodeOf(v.Verify(ctx, s.id, s.sign(t, body), body)) }
+	verify := func(s leaktest.Signer) apperr.Code { return apperr.CodeOf(v.Verify(ctx, s.ID, s.Sign(t, body), body)) }
 	for range 3 {
 		if c := verify(k1); c != "" {
 			t.Fatalf("k1: %s", c)
@@ -189,7 +134,7 @@ func TestVerifierURL(t *testing.T) {
 
 	// The code host rotates its key: the new identifier is fetched for,
 	// but not more than once a minute.
-	ks.set(http.StatusOK, keySet(t, k1, k2))
+	ks.set(http.StatusOK, leaktest.KeySet(t, k1, k2))
 	if c := verify(k2); c != apperr.InvalidSignature || ks.fetches.Load() != 1 {
 		t.Fatalf("k2 within a minute of the last fetch: %q after %d fetches", c, ks.fetches.Load())
 	}
@@ -197,7 +142,7 @@ func TestVerifierURL(t *testing.T) {
 	if c := verify(k2); c != "" || ks.fetches.Load() != 2 {
 		t.Fatalf("k2: %q after %d fetches", c, ks.fetches.Load())
 	}
-	k3 := newSigner(t, "k3")
+	k3 := leaktest.NewSigner(t, "k3")
 	for range 3 {
 		if c := verify(k3); c != apperr.InvalidSignature {
 			t.Fatalf("k3: %q", c)
@@ -224,8 +169,8 @@ func TestVerifierURLDown(t *testing.T) {
 	srv := httptest.NewServer(ks)
 	t.Cleanup(srv.Close)
 	v, _ := leak.NewVerifier(leak.VerifierConfig{URL: srv.URL, Client: srv.Client()})
-	s := newSigner(t, "k1")
-	if c := apperr.CodeOf(v.Verify(context.Background(), s.id, s.sign(t, nil), nil)); c != apperr.ServerBusy {
+	s := leaktest.NewSigner(t, "k1")
+	if c := apperr.CodeOf(v.Verify(context.Background(), s.ID, s.Sign(t, nil), nil)); c != apperr.ServerBusy {
 		t.Fatalf("got %q, want SERVER_BUSY", c)
 	}
 }
