@@ -130,15 +130,22 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, a.log, err)
 		return
 	}
+	writeCreated(w, k, "")
+}
+
+// writeCreated answers 201 with a new key and where it lives: the one
+// answer that holds the secret. rolledFrom names the key it replaced, if any.
+func writeCreated(w http.ResponseWriter, k apikey.Created, rolledFrom string) {
 	w.Header().Set("Location", "/auth/api-keys/"+k.ID)
 	httpx.WriteJSON(w, http.StatusCreated, createdJSON{
-		ID:        k.ID,
-		Key:       k.Secret,
-		KeyPrefix: k.KeyPrefix,
-		Name:      k.Name,
-		CreatedAt: apikey.FormatTime(k.CreatedAt),
-		ExpiresAt: optTime(k.ExpiresAt),
-		Scopes:    k.Scopes,
+		ID:         k.ID,
+		Key:        k.Secret,
+		KeyPrefix:  k.KeyPrefix,
+		Name:       k.Name,
+		CreatedAt:  apikey.FormatTime(k.CreatedAt),
+		ExpiresAt:  optTime(k.ExpiresAt),
+		Scopes:     k.Scopes,
+		RolledFrom: rolledFrom,
 	})
 }
 

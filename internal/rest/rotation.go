@@ -28,17 +28,7 @@ func (a *API) roll(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, a.log, err)
 		return
 	}
-	w.Header().Set("Location", "/auth/api-keys/"+k.ID)
-	httpx.WriteJSON(w, http.StatusCreated, createdJSON{
-		ID:         k.ID,
-		Key:        k.Secret,
-		KeyPrefix:  k.KeyPrefix,
-		Name:       k.Name,
-		CreatedAt:  apikey.FormatTime(k.CreatedAt),
-		ExpiresAt:  optTime(k.ExpiresAt),
-		Scopes:     k.Scopes,
-		RolledFrom: k.Previous.ID,
-	})
+	writeCreated(w, k.Created, k.Previous.ID)
 }
 
 var errGraceNotInteger = apperr.Errorf(apperr.InvalidRequest,

@@ -140,3 +140,21 @@ export async function verifyKey(key) {
 export async function dashboardSession(page) {
   return page.evaluate(() => JSON.parse(sessionStorage.getItem('apikeyd.session') || 'null'));
 }
+
+// stepper returns step(title, fn): a subtest of t that is skipped once an
+// earlier one has failed, for tests whose steps each need the ones before.
+export function stepper(t) {
+  let broken = false;
+  return (title, fn) => t.test(title, async (st) => {
+    if (broken) {
+      st.skip('an earlier step failed');
+      return;
+    }
+    try {
+      await fn(st);
+    } catch (err) {
+      broken = true;
+      throw err;
+    }
+  });
+}

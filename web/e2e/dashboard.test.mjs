@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  assertNoCSPViolations, baseURL, dashboardSession, DESKTOP, open, shoot, verifyKey, waitForText,
+  assertNoCSPViolations, baseURL, dashboardSession, DESKTOP, open, shoot, stepper, verifyKey, waitForText,
 } from './browser.mjs';
 
 const KEY_PATTERN = /^atiru_[0-9A-Za-z]{38}$/;
@@ -31,19 +31,7 @@ test('dashboard', async (t) => {
   const name = 'Production server';
 
   // Each step needs the ones before it: after a failure the rest are skipped.
-  let broken = false;
-  const step = (title, fn) => t.test(title, async (st) => {
-    if (broken) {
-      st.skip('an earlier step failed');
-      return;
-    }
-    try {
-      await fn(st);
-    } catch (err) {
-      broken = true;
-      throw err;
-    }
-  });
+  const step = stepper(t);
   const signInForm = () => page.getByRole('region', { name: 'Sign in' });
   const registerForm = () => page.getByRole('region', { name: 'Create an account' });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  assertNoCSPViolations, baseURL, dashboardSession, open, shoot, verifyKey, waitForText,
+  assertNoCSPViolations, baseURL, dashboardSession, open, shoot, stepper, verifyKey, waitForText,
 } from './browser.mjs';
 
 const KEY_PATTERN = /^atiru_[0-9A-Za-z]{38}$/;
@@ -34,19 +34,7 @@ after(async () => {
 });
 
 test('rotation', async (t) => {
-  let broken = false;
-  const step = (title, fn) => t.test(title, async (st) => {
-    if (broken) {
-      st.skip('an earlier step failed');
-      return;
-    }
-    try {
-      await fn(st);
-    } catch (err) {
-      broken = true;
-      throw err;
-    }
-  });
+  const step = stepper(t);
 
   let first; // the key created through the API
   let second; // the secret of the first roll, as copied
