@@ -22,6 +22,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
@@ -51,6 +52,7 @@ func (l *Limits) defaults() {
 // Options configures the GraphQL endpoint.
 type Options struct {
 	Keys          *apikey.Service
+	Audit         *audit.Service // the audit log (auditEvents)
 	Logger        *slog.Logger
 	Introspection bool // introspection queries and field suggestions
 	Limits        Limits
@@ -61,7 +63,7 @@ type Options struct {
 // cross-site request can run an operation.
 func NewHandler(o Options) http.Handler {
 	o.Limits.defaults()
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys}}))
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys, Audit: o.Audit}}))
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))

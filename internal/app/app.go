@@ -20,6 +20,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/httpx"
@@ -37,6 +38,7 @@ import (
 type App struct {
 	DB      *bun.DB
 	Keys    *apikey.Service
+	Audit   *audit.Service
 	Metrics *metrics.Metrics
 	Handler http.Handler
 
@@ -113,6 +115,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		cacheSize = -1 // off
 	}
 	st := store.New(db)
+	st.ObserveEvents(m.AuditEventWritten)
 	var keyStore apikey.Store = st
 	if deps.Keys != nil {
 		keyStore = deps.Keys
@@ -125,7 +128,14 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		CacheTTL:         cfg.CacheTTL,
 		Observer:         m,
 	})
-	a := &App{DB: db, Keys: keys, Metrics: m}
+	events := audit.NewService(st, audit.Config{
+		Principal: func(ctx context.Context) (string, error) {
+			p, err := apikey.RequireJWT(ctx)
+			return p.UserID, err
+		},
+		Retention: cfg.AuditRetention,
+	})
+	a := &App{DB: db, Keys: keys, Audit: events, Metrics: m}
 	if store.IsPostgres(cfg.DatabaseURL) && cfg.CacheSize > 0 {
 		// Other servers may revoke keys: cache nothing until their
 		// revocations reach this one.
@@ -148,8 +158,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		httpx.WriteError(w, r, log, err)
 	}
 	rest.New(keys, authn, log).Register(mux)
+	rest.NewAudit(events, log).Register(mux)
 	mountAccounts(mux, cfg, secret, st, client, failures, log)
-	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
+	gql := graph.NewHandler(graph.Options{Keys: keys, Audit: events, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle("GET /graphql", httpx.Route("/graphql", gql))
 	mux.Handle("POST /graphql", httpx.Route("/graphql", gql))
 	mux.Handle("/graphql", httpx.Route("/graphql", httpx.MethodNotAllowed(log, "GET, HEAD, POST")))
@@ -160,12 +171,26 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	mux.Handle(notFoundPattern, httpx.NotFound(log))
 
 	var h http.Handler = authn.Middleware(mux)
+	h = withOrigin(client, h)
 	h = httpx.CORS(cfg.CORSOrigins, h)
 	h = httpx.NoStore(noStorePaths, h)
 	h = httpx.SecurityHeaders(h)
 	h = httpx.Recover(log, h)
 	a.Handler = httpx.Observe(h, m.Request, accesslog.Writer(log))
 	return a, nil
+}
+
+// withOrigin records in each request's context where it came from (the
+// client address, honouring TRUSTED_PROXIES, and the user agent), for the
+// audit log and a key's last use.
+func withOrigin(client *auth.ClientIP, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o := audit.Origin{UserAgent: r.UserAgent()}
+		if a := client.Of(r); a.IsValid() {
+			o.IP = a.String()
+		}
+		next.ServeHTTP(w, r.WithContext(audit.WithOrigin(r.Context(), o)))
+	})
 }
 
 // noStorePaths are the paths whose answers no cache may keep: they carry
@@ -197,6 +222,7 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 	}
 	svc := account.NewService(st, account.Config{
 		SessionTTL: cfg.SessionTTL,
+		Log:        log,
 		Mint: func(sub string, iat time.Time, ttl time.Duration) (string, error) {
 			return auth.MintTokenAt(secret, sub, iat, ttl, cfg.JWTIssuer, cfg.JWTAudience)
 		},

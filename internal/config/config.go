@@ -48,6 +48,8 @@ type Config struct {
 	Accounts       bool          // built-in accounts (register, login)
 	SessionTTL     time.Duration // lifetime of the login tokens /auth/login issues
 	LoginFailBurst int           // failed logins per account in a burst; 0: no limit
+
+	AuditRetention time.Duration // how long audit events are kept
 }
 
 // Scope is the set of settings a command reads.
@@ -169,6 +171,15 @@ var settings = []setting{
 		}},
 	{Server, "LOGIN_FAIL_BURST", "login-fail-burst", "10", "failed logins allowed per account in a burst, refilling at one a minute; 0 disables",
 		intSetting(0, func(c *Config) *int { return &c.LoginFailBurst })},
+	{Server, "AUDIT_RETENTION", "audit-retention", "2160h", "how long audit events are kept before they are deleted",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Hour {
+				return errors.New("must be a duration of at least 1h such as 2160h")
+			}
+			c.AuditRetention = d
+			return nil
+		}},
 }
 
 func intSetting(min int, field func(*Config) *int) func(*Config, string) error {

@@ -65,6 +65,9 @@ type keyJSON struct {
 	CreatedAt  string  `json:"created_at"`
 	LastUsedAt *string `json:"last_used_at"`
 	ExpiresAt  *string `json:"expires_at"`
+	// Where the last use came from.
+	LastUsedIP        *string `json:"last_used_ip"`
+	LastUsedUserAgent *string `json:"last_used_user_agent"`
 }
 
 // createdJSON is the answer to a create: the only one with the key.
@@ -159,6 +162,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			CreatedAt:  apikey.FormatTime(k.CreatedAt),
 			LastUsedAt: optTime(k.LastUsedAt),
 			ExpiresAt:  optTime(k.ExpiresAt),
+
+			LastUsedIP:        k.LastUsedIP,
+			LastUsedUserAgent: k.LastUsedUserAgent,
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // keyRow is a row of api_keys.
@@ -24,8 +26,11 @@ type keyRow struct {
 	Name       *string    `bun:"name"`
 	CreatedAt  time.Time  `bun:"created_at,notnull"`
 	LastUsedAt *time.Time `bun:"last_used_at"`
-	ExpiresAt  *time.Time `bun:"expires_at"`
-	RevokedAt  *time.Time `bun:"revoked_at"`
+	// LastUsedIP and LastUsedUserAgent are written with last_used_at.
+	LastUsedIP        *string    `bun:"last_used_ip"`
+	LastUsedUserAgent *string    `bun:"last_used_user_agent"`
+	ExpiresAt         *time.Time `bun:"expires_at"`
+	RevokedAt         *time.Time `bun:"revoked_at"`
 }
 
 func (r *keyRow) domain() apikey.APIKey {
@@ -61,6 +66,9 @@ type Store struct {
 	db            *bun.DB
 	findKeyByHash *statement
 	listKeys      *statement
+
+	webhooks bool                // queue api_key.* events for delivery (QueueWebhooks)
+	onEvent  func(action string) // told of committed events (ObserveEvents)
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -101,10 +109,31 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 		if n >= int64(max) {
 			return apperr.Errorf(apperr.KeyLimitReached, "you already have %d active API keys; revoke one first", max)
 		}
-		_, err = tx.NewInsert().Model(row).Exec(ctx)
-		return err
+		if _, err = tx.NewInsert().Model(row).Exec(ctx); err != nil {
+			return err
+		}
+		return s.recordChangeEvent(ctx, tx, k.Event)
 	})
-	return translate(err)
+	if err != nil {
+		return translate(err)
+	}
+	s.changeEventWritten(k.Event)
+	return nil
+}
+
+// recordChangeEvent records ev unless it is the zero Event, which the store's
+// own tests pass when they exercise a key operation alone.
+func (s *Store) recordChangeEvent(ctx context.Context, tx bun.IDB, ev audit.Event) error {
+	if ev.ID == "" {
+		return nil
+	}
+	return s.RecordEvent(ctx, tx, ev)
+}
+
+func (s *Store) changeEventWritten(ev audit.Event) {
+	if ev.ID != "" {
+		s.eventWritten(ev)
+	}
 }
 
 // activeKeys selects a user's unrevoked keys.
@@ -124,7 +153,7 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	keys := make([]apikey.APIKey, 0, 8)
 	for rows.Next() {
 		var k apikey.APIKey
-		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt); err != nil {
+		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &k.LastUsedIP, &k.LastUsedUserAgent); err != nil {
 			return nil, translate(err)
 		}
 		k.CreatedAt = k.CreatedAt.UTC()
@@ -140,36 +169,50 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 
 // RevokeKey implements apikey.Store with one conditional UPDATE … RETURNING,
 // so of many concurrent revokes of one key exactly one changes a row and
-// learns the key's hash. On PostgreSQL the same statement publishes the hash
-// on RevocationChannel (pg_notify in a data-modifying WITH query), delivered
-// to every listening server when, and only if, the revocation commits.
-func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) (string, error) {
-	revoke := s.db.NewUpdate().Model((*keyRow)(nil)).
-		Set("revoked_at = ?", at).
-		Where("id = ?", id).
-		Where("user_id = ?", userID).
-		Where("revoked_at IS NULL").
-		Returning("key_hash")
+// learns the key's hash; that one records ev (completed with the key's id
+// and prefix) in the same transaction. On PostgreSQL the same statement
+// publishes the hash on RevocationChannel (pg_notify in a data-modifying
+// WITH query), delivered to every listening server when, and only if, the
+// revocation commits.
+func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time, ev audit.Event) (string, error) {
 	var hash string
-	var err error
-	if s.db.Dialect().Name() == dialect.PG {
-		// pg_notify returns void, which has no binary form: cast it.
-		var notified string
-		err = s.db.NewSelect().
-			With("revoked", revoke).
-			TableExpr("revoked").
-			ColumnExpr("key_hash").
-			ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
-			Scan(ctx, &hash, &notified)
-	} else {
-		err = revoke.Scan(ctx, &hash)
-	}
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		revoke := tx.NewUpdate().Model((*keyRow)(nil)).
+			Set("revoked_at = ?", at).
+			Where("id = ?", id).
+			Where("user_id = ?", userID).
+			Where("revoked_at IS NULL").
+			Returning("key_hash, key_prefix")
+		var prefix string
+		var err error
+		if tx.Dialect().Name() == dialect.PG {
+			// pg_notify returns void, which has no binary form: cast it.
+			var notified string
+			err = tx.NewSelect().
+				With("revoked", revoke).
+				TableExpr("revoked").
+				ColumnExpr("key_hash").
+				ColumnExpr("key_prefix").
+				ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
+				Scan(ctx, &hash, &prefix, &notified)
+		} else {
+			err = revoke.Scan(ctx, &hash, &prefix)
+		}
+		if err != nil {
+			return err
+		}
+		if ev.ID != "" {
+			ev.KeyID, ev.KeyPrefix = id, prefix
+		}
+		return s.recordChangeEvent(ctx, tx, ev)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.New(apperr.NotFound, "API key not found")
 	}
 	if err != nil {
 		return "", translate(err)
 	}
+	s.changeEventWritten(ev)
 	return hash, nil
 }
 
@@ -195,17 +238,30 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 	return r.domain(), nil
 }
 
-// TouchKeys implements apikey.Store in one statement.
-func (s *Store) TouchKeys(ctx context.Context, ids []string, at time.Time) error {
-	if len(ids) == 0 {
+// TouchKeys implements apikey.Store in one statement: an UPDATE … FROM a
+// VALUES list carries each key's own origin.
+func (s *Store) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) error {
+	if len(uses) == 0 {
 		return nil
 	}
-	_, err := s.db.NewUpdate().Model((*keyRow)(nil)).
-		Set("last_used_at = ?", at).
-		Where("id IN (?)", bun.In(ids)).
-		Where("revoked_at IS NULL").
-		Where("(last_used_at IS NULL OR last_used_at < ?)", at).
-		Exec(ctx)
+	var b strings.Builder
+	args := make([]any, 0, 3*len(uses)+3)
+	for i, u := range uses {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?)")
+		args = append(args, u.KeyID, nullable(u.IP), nullable(u.UserAgent))
+	}
+	idMatch := "api_keys.id = used.id"
+	if s.db.Dialect().Name() == dialect.PG {
+		idMatch = "api_keys.id = used.id::uuid"
+	}
+	args = append(args, at, at)
+	_, err := s.db.ExecContext(ctx, `WITH used (id, ip, ua) AS (VALUES `+b.String()+`)
+UPDATE api_keys SET last_used_at = ?, last_used_ip = used.ip, last_used_user_agent = used.ua
+FROM used
+WHERE `+idMatch+` AND api_keys.revoked_at IS NULL AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < ?)`, args...)
 	return translate(err)
 }
 
