@@ -27,6 +27,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/internal/webhook"
 	"github.com/apikeyd/apikeyd/web"
 )
 
@@ -36,11 +37,14 @@ import (
 // Config.MetricsAddr is set, in which case Serve exposes Metrics.Handler
 // there instead. Close releases them.
 type App struct {
-	DB      *bun.DB
-	Keys    *apikey.Service
-	Audit   *audit.Service
-	Metrics *metrics.Metrics
-	Handler http.Handler
+	DB    *bun.DB
+	Keys  *apikey.Service
+	Audit *audit.Service
+	// Webhooks delivers audit events; nil unless WEBHOOK_URL is set. Serve
+	// runs it.
+	Webhooks *webhook.Dispatcher
+	Metrics  *metrics.Metrics
+	Handler  http.Handler
 
 	stopListener context.CancelFunc
 	listener     sync.WaitGroup
@@ -116,6 +120,13 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	}
 	st := store.New(db)
 	st.ObserveEvents(m.AuditEventWritten)
+	var hooks *webhook.Dispatcher
+	if cfg.WebhookURL != nil {
+		st.QueueWebhooks()
+		hooks = webhook.NewDispatcher(st, webhook.Config{
+			URL: cfg.WebhookURL, Key: cfg.WebhookKey, Schedule: cfg.WebhookRetrySchedule, Observer: m, Log: log,
+		})
+	}
 	var keyStore apikey.Store = st
 	if deps.Keys != nil {
 		keyStore = deps.Keys
@@ -135,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		},
 		Retention: cfg.AuditRetention,
 	})
-	a := &App{DB: db, Keys: keys, Audit: events, Metrics: m}
+	a := &App{DB: db, Keys: keys, Audit: events, Webhooks: hooks, Metrics: m}
 	if store.IsPostgres(cfg.DatabaseURL) && cfg.CacheSize > 0 {
 		// Other servers may revoke keys: cache nothing until their
 		// revocations reach this one.

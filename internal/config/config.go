@@ -19,6 +19,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/httpx"
+	"github.com/apikeyd/apikeyd/internal/webhook"
 )
 
 // Config is apikeyd's configuration. Every value is parsed and checked.
@@ -50,6 +51,10 @@ type Config struct {
 	LoginFailBurst int           // failed logins per account in a burst; 0: no limit
 
 	AuditRetention time.Duration // how long audit events are kept
+
+	WebhookURL           *url.URL        // where api_key.* events are POSTed; nil: no webhooks
+	WebhookKey           []byte          // the HMAC key: the decoded part of WEBHOOK_SECRET
+	WebhookRetrySchedule []time.Duration // the wait before each retry
 }
 
 // Scope is the set of settings a command reads.
@@ -180,6 +185,45 @@ var settings = []setting{
 			c.AuditRetention = d
 			return nil
 		}},
+	{Server, "WEBHOOK_URL", "webhook-url", "", "POST every api_key.* audit event to this http(s) URL (Standard Webhooks); needs WEBHOOK_SECRET",
+		func(c *Config, v string) error {
+			if v == "" {
+				c.WebhookURL = nil
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+				return errors.New("must be an absolute http or https URL")
+			}
+			c.WebhookURL = u
+			return nil
+		}},
+	{Server, "WEBHOOK_SECRET", "webhook-secret", "", "the webhook signing secret, whsec_ + base64 of at least 24 bytes; prefer the variable to the flag",
+		func(c *Config, v string) error {
+			if v == "" {
+				c.WebhookKey = nil
+				return nil
+			}
+			key, err := webhook.ParseSecret(v)
+			c.WebhookKey = key
+			return err
+		}},
+	{Server, "WEBHOOK_RETRY_SCHEDULE", "webhook-retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "the waits before each webhook retry, comma-separated; after the last the event is given up",
+		func(c *Config, v string) error {
+			var sched []time.Duration
+			for _, f := range strings.Split(v, ",") {
+				d, err := time.ParseDuration(strings.TrimSpace(f))
+				if err != nil || d <= 0 {
+					return errors.New("must be comma-separated positive durations such as 5s,5m,30m")
+				}
+				sched = append(sched, d)
+			}
+			if len(sched) > 50 {
+				return errors.New("must list at most 50 retries")
+			}
+			c.WebhookRetrySchedule = sched
+			return nil
+		}},
 }
 
 func intSetting(min int, field func(*Config) *int) func(*Config, string) error {
@@ -248,7 +292,7 @@ func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (st
 			continue
 		}
 		if err := s.set(&c, *values[i]); err != nil {
-			if s.env == "JWT_SECRET" || s.env == "JWT_JWKS_URL" {
+			if s.env == "JWT_SECRET" || s.env == "JWT_JWKS_URL" || s.env == "WEBHOOK_SECRET" || s.env == "WEBHOOK_URL" {
 				return c, fmt.Errorf("%s: %w", s.env, err) // never echo a secret or a URL that may hold one
 			}
 			return c, fmt.Errorf("%s=%q: %w", s.env, *values[i], err)
@@ -256,6 +300,9 @@ func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (st
 	}
 	if c.JWTSecret != "" && c.JWKSURL != nil {
 		return c, errors.New("set JWT_SECRET or JWT_JWKS_URL, not both")
+	}
+	if (c.WebhookURL == nil) != (c.WebhookKey == nil) && scope&Server != 0 {
+		return c, errors.New("set both WEBHOOK_URL and WEBHOOK_SECRET, or neither")
 	}
 	return c, nil
 }

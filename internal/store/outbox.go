@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/webhook"
@@ -40,4 +41,59 @@ func (s *Store) enqueueWebhook(ctx context.Context, db bun.IDB, ev audit.Event) 
 		CreatedAt:     ev.OccurredAt.UTC(),
 	}).Exec(ctx)
 	return err
+}
+
+var _ webhook.Outbox = (*Store)(nil)
+
+// ClaimDeliveries implements webhook.Outbox in one conditional UPDATE …
+// RETURNING. On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so
+// servers claiming at once take different rows without waiting for each
+// other; a row another server has just claimed is no longer due when it is
+// looked at again. SQLite has one writer: the UPDATE alone is atomic.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, n int) ([]webhook.Delivery, error) {
+	due := s.db.NewSelect().Model((*outboxRow)(nil)).
+		Column("event_id").
+		Where("next_attempt_at <= ?", now.UTC()).
+		OrderExpr("next_attempt_at").
+		Limit(int64(n))
+	if s.db.Dialect().Name() == dialect.PG {
+		due = due.For("UPDATE SKIP LOCKED")
+	}
+	var rows []outboxRow
+	err := s.db.NewUpdate().Model((*outboxRow)(nil)).
+		Set("attempts = attempts + 1").
+		Set("next_attempt_at = ?", now.Add(lease).UTC()).
+		Where("event_id IN (?)", due).
+		Returning("event_id, payload, attempts").
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := make([]webhook.Delivery, len(rows))
+	for i, r := range rows {
+		out[i] = webhook.Delivery{EventID: r.EventID, Payload: []byte(r.Payload), Attempt: r.Attempts}
+	}
+	return out, nil
+}
+
+// FinishDelivery implements webhook.Outbox.
+func (s *Store) FinishDelivery(ctx context.Context, eventID string) error {
+	_, err := s.db.NewDelete().Model((*outboxRow)(nil)).Where("event_id = ?", eventID).Exec(ctx)
+	return translate(err)
+}
+
+// RetryDelivery implements webhook.Outbox.
+func (s *Store) RetryDelivery(ctx context.Context, eventID string, attempt int, at time.Time) error {
+	_, err := s.db.NewUpdate().Model((*outboxRow)(nil)).
+		Set("next_attempt_at = ?", at.UTC()).
+		Where("event_id = ?", eventID).
+		Where("attempts = ?", attempt).
+		Exec(ctx)
+	return translate(err)
+}
+
+// QueueDepth implements webhook.Outbox.
+func (s *Store) QueueDepth(ctx context.Context) (int, error) {
+	n, err := s.db.NewSelect().Model((*outboxRow)(nil)).Count(ctx)
+	return int(n), translate(err)
 }
