@@ -116,6 +116,14 @@ func TestAuditLog(t *testing.T) {
 		other := e.create(tok, nil)
 		wantError(t, e.do("GET", "/auth/audit-events", bearer(other.Key), nil), http.StatusForbidden, "JWT_REQUIRED")
 		wantError(t, e.do("GET", "/auth/audit-events", nil, nil), http.StatusUnauthorized, "MISSING_AUTH")
+
+		// Committed events are counted, by action.
+		metrics := string(e.do("GET", "/metrics", nil, nil).Body)
+		for _, line := range []string{`apikeyd_audit_events_total{action="api_key.created"} 2`, `apikeyd_audit_events_total{action="api_key.revoked"} 1`} {
+			if !strings.Contains(metrics, line) {
+				t.Errorf("metrics lack %s", line)
+			}
+		}
 	})
 }
 
