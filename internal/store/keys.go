@@ -239,13 +239,13 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 }
 
 // TouchKeys implements apikey.Store in one statement: an UPDATE … FROM a
-// VALUES list carries each key's own origin.
+// VALUES list that carries each key's own origin.
 func (s *Store) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) error {
 	if len(uses) == 0 {
 		return nil
 	}
 	var b strings.Builder
-	args := make([]any, 0, 3*len(uses)+3)
+	args := make([]any, 0, 3*len(uses)+2)
 	for i, u := range uses {
 		if i > 0 {
 			b.WriteString(", ")
@@ -253,14 +253,16 @@ func (s *Store) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) 
 		b.WriteString("(?, ?, ?)")
 		args = append(args, u.KeyID, nullable(u.IP), nullable(u.UserAgent))
 	}
-	idMatch := "api_keys.id = used.id"
+	// VALUES names its columns column1, column2, … on both databases. The
+	// statement starts with UPDATE, as the load test's count expects.
+	idMatch := "api_keys.id = used.column1"
 	if s.db.Dialect().Name() == dialect.PG {
-		idMatch = "api_keys.id = used.id::uuid"
+		idMatch = "api_keys.id = used.column1::uuid"
 	}
-	args = append(args, at, at)
-	_, err := s.db.ExecContext(ctx, `WITH used (id, ip, ua) AS (VALUES `+b.String()+`)
-UPDATE api_keys SET last_used_at = ?, last_used_ip = used.ip, last_used_user_agent = used.ua
-FROM used
+	args = append([]any{at}, args...)
+	args = append(args, at)
+	_, err := s.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ?, last_used_ip = used.column2, last_used_user_agent = used.column3
+FROM (VALUES `+b.String()+`) AS used
 WHERE `+idMatch+` AND api_keys.revoked_at IS NULL AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < ?)`, args...)
 	return translate(err)
 }
