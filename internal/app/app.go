@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,7 +120,6 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		cacheSize = -1 // off
 	}
 	st := store.New(db)
-	st.ObserveEvents(m.AuditEventWritten)
 	var hooks *webhook.Dispatcher
 	if cfg.WebhookURL != nil {
 		st.QueueWebhooks()
@@ -127,6 +127,12 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 			URL: cfg.WebhookURL, Key: cfg.WebhookKey, Schedule: cfg.WebhookRetrySchedule, Observer: m, Log: log,
 		})
 	}
+	st.ObserveEvents(func(action string) {
+		m.AuditEventWritten(action)
+		if hooks != nil && strings.HasPrefix(action, "api_key.") {
+			hooks.Wake() // queued with the event: deliver it now
+		}
+	})
 	var keyStore apikey.Store = st
 	if deps.Keys != nil {
 		keyStore = deps.Keys

@@ -75,6 +75,7 @@ type Config struct {
 type Dispatcher struct {
 	cfg    Config
 	outbox Outbox
+	wake   chan struct{}
 }
 
 // workers is how many attempts one dispatcher makes at once, so that one
@@ -106,7 +107,16 @@ func NewDispatcher(outbox Outbox, cfg Config) *Dispatcher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Dispatcher{cfg: cfg, outbox: outbox}
+	return &Dispatcher{cfg: cfg, outbox: outbox, wake: make(chan struct{}, 1)}
+}
+
+// Wake has Run look at the queue now rather than at its next poll: call it
+// once an event has been queued. It never blocks.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
 type nopObserver struct{}
@@ -133,6 +143,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		}
 		select {
 		case <-t.C:
+		case <-d.wake:
 		case <-ctx.Done():
 			return
 		}
