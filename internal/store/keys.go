@@ -26,11 +26,12 @@ type keyRow struct {
 	Name       *string    `bun:"name"`
 	CreatedAt  time.Time  `bun:"created_at,notnull"`
 	LastUsedAt *time.Time `bun:"last_used_at"`
-	// LastUsedIP and LastUsedUserAgent are written with last_used_at.
-	LastUsedIP        *string    `bun:"last_used_ip"`
-	LastUsedUserAgent *string    `bun:"last_used_user_agent"`
-	ExpiresAt         *time.Time `bun:"expires_at"`
-	RevokedAt         *time.Time `bun:"revoked_at"`
+	ExpiresAt  *time.Time `bun:"expires_at"`
+	RevokedAt  *time.Time `bun:"revoked_at"`
+
+	// Where the last use came from, written with last_used_at.
+	LastUsedIP        *string `bun:"last_used_ip"`
+	LastUsedUserAgent *string `bun:"last_used_user_agent"`
 }
 
 func (r *keyRow) domain() apikey.APIKey {
@@ -119,21 +120,6 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 	}
 	s.changeEventWritten(k.Event)
 	return nil
-}
-
-// recordChangeEvent records ev unless it is the zero Event, which the store's
-// own tests pass when they exercise a key operation alone.
-func (s *Store) recordChangeEvent(ctx context.Context, tx bun.IDB, ev audit.Event) error {
-	if ev.ID == "" {
-		return nil
-	}
-	return s.RecordEvent(ctx, tx, ev)
-}
-
-func (s *Store) changeEventWritten(ev audit.Event) {
-	if ev.ID != "" {
-		s.eventWritten(ev)
-	}
 }
 
 // activeKeys selects a user's unrevoked keys.
