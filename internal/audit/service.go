@@ -47,7 +47,10 @@ type Config struct {
 	Principal func(ctx context.Context) (userID string, err error)
 	// Retention is how long events are kept; 2160h (90 days) when zero.
 	Retention time.Duration
-	Now       func() time.Time
+	// PruneBatch is how many events one prune statement deletes at most;
+	// DefaultPruneBatch when zero.
+	PruneBatch int
+	Now        func() time.Time
 }
 
 // DefaultRetention is how long events are kept unless configured.
@@ -58,6 +61,7 @@ type Service struct {
 	store     Store
 	principal func(context.Context) (string, error)
 	retention time.Duration
+	batch     int
 	now       func() time.Time
 }
 
@@ -69,10 +73,13 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
+	if cfg.PruneBatch <= 0 {
+		cfg.PruneBatch = DefaultPruneBatch
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: store, principal: cfg.Principal, retention: cfg.Retention, now: cfg.Now}
+	return &Service{store: store, principal: cfg.Principal, retention: cfg.Retention, batch: cfg.PruneBatch, now: cfg.Now}
 }
 
 // List returns a page of the caller's own events, newest first: limit of
@@ -135,9 +142,9 @@ func DecodeCursor(c string) (string, error) {
 
 var errBadCursor = apperr.New(apperr.InvalidRequest, "cursor is not valid: pass next_cursor of a previous page as it is")
 
-// PruneBatch is how many events one prune statement deletes at most, so that
-// retention never holds a long lock.
-const PruneBatch = 1000
+// DefaultPruneBatch is how many events one prune statement deletes at most,
+// so that retention never holds a long lock.
+const DefaultPruneBatch = 1000
 
 // Prune deletes the events older than the retention, in batches, and
 // returns how many it deleted.
@@ -145,9 +152,9 @@ func (s *Service) Prune(ctx context.Context) (int, error) {
 	cutoff := s.now().Add(-s.retention)
 	total := 0
 	for {
-		n, err := s.store.PruneEvents(ctx, cutoff, PruneBatch)
+		n, err := s.store.PruneEvents(ctx, cutoff, s.batch)
 		total += n
-		if err != nil || n < PruneBatch {
+		if err != nil || n < s.batch {
 			return total, err
 		}
 	}

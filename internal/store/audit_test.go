@@ -160,3 +160,33 @@ func TestAuditEvents(t *testing.T) {
 		})
 	})
 }
+
+// TestAuditRetention: the service prunes everything past the retention, a
+// bounded batch per statement, and nothing newer.
+func TestAuditRetention(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		s := mustStore(t, dsn)
+		for i := range 7 {
+			if err := s.AddEvent(ctx, eventOf("grace", audit.UserLogin, now.Add(-91*24*time.Hour-time.Duration(i)*time.Hour))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kept := eventOf("grace", audit.UserLogin, now.Add(-89*24*time.Hour))
+		if err := s.AddEvent(ctx, kept); err != nil {
+			t.Fatal(err)
+		}
+		svc := audit.NewService(s, audit.Config{
+			Principal:  func(context.Context) (string, error) { return "grace", nil },
+			PruneBatch: 3,
+			Now:        func() time.Time { return now },
+		})
+		if n, err := svc.Prune(ctx); err != nil || n != 7 {
+			t.Fatalf("pruned %d %v, want 7", n, err)
+		}
+		if evs := allEvents(t, s, "grace"); len(evs) != 1 || evs[0].ID != kept.ID {
+			t.Errorf("left %+v, want the event within the retention", evs)
+		}
+	})
+}
