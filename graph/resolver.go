@@ -2,9 +2,13 @@
 // schema.graphqls and resolvers that are one-line calls into apikey.Service.
 package graph
 
-import "github.com/apikeyd/apikeyd/internal/apikey"
+import (
+	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/audit"
+)
 
 // Resolver holds the resolvers' dependencies, nothing else.
 type Resolver struct {
-	Keys *apikey.Service
+	Keys  *apikey.Service
+	Audit *audit.Service
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/graph/model"
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 func (r *mutationResolver) CreateAPIKey(ctx context.Context, input *apikey.CreateInput) (model.CreateAPIKeyPayload, error) {
@@ -44,6 +45,10 @@ func (r *queryResolver) APIKeys(ctx context.Context) ([]apikey.APIKey, error) {
 
 func (r *queryResolver) LeakedAPIKeys(ctx context.Context) ([]apikey.LeakNotice, error) {
 	return r.Keys.LeakNotices(ctx)
+}
+
+func (r *queryResolver) AuditEvents(ctx context.Context, first *int, after *string) (model.AuditEventConnection, error) {
+	return model.AuditConnection(r.Audit.List(ctx, model.OrDefault(first, audit.DefaultLimit), model.OrDefault(after, "")))
 }
 
 func (r *queryResolver) Viewer(ctx context.Context) (*apikey.Principal, error) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
@@ -54,6 +55,7 @@ func (l *Limits) defaults() {
 // Options configures the GraphQL endpoint.
 type Options struct {
 	Keys          *apikey.Service
+	Audit         *audit.Service // the audit log (auditEvents)
 	Logger        *slog.Logger
 	Introspection bool // introspection queries and field suggestions
 	Limits        Limits
@@ -64,7 +66,7 @@ type Options struct {
 // cross-site request can run an operation.
 func NewHandler(o Options) http.Handler {
 	o.Limits.defaults()
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys}}))
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys, Audit: o.Audit}}))
 	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(o.Limits.ParserTokens)

@@ -7,9 +7,42 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 )
+
+// Who made a change: type is user, leak_report or system.
+type AuditActor struct {
+	Type string  `json:"type"`
+	ID   *string `json:"id,omitempty"`
+}
+
+// One recorded change. It never holds a secret, a hash or a token.
+type AuditEvent struct {
+	ID string `json:"id"`
+	// api_key.created, api_key.revoked, user.login, …
+	Action     string     `json:"action"`
+	OccurredAt time.Time  `json:"occurredAt"`
+	Actor      AuditActor `json:"actor"`
+	KeyID      *string    `json:"keyId,omitempty"`
+	KeyPrefix  *string    `json:"keyPrefix,omitempty"`
+	// The client address, honouring TRUSTED_PROXIES.
+	IP        *string `json:"ip,omitempty"`
+	UserAgent *string `json:"userAgent,omitempty"`
+	// The action's details, as JSON text.
+	Details *string `json:"details,omitempty"`
+}
+
+type AuditEventConnection struct {
+	Edges    []AuditEventEdge `json:"edges"`
+	PageInfo PageInfo         `json:"pageInfo"`
+}
+
+type AuditEventEdge struct {
+	Cursor string     `json:"cursor"`
+	Node   AuditEvent `json:"node"`
+}
 
 type CreateAPIKeyPayload struct {
 	APIKey apikey.APIKey `json:"apiKey"`
@@ -18,6 +51,11 @@ type CreateAPIKeyPayload struct {
 }
 
 type Mutation struct {
+}
+
+type PageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor,omitempty"`
 }
 
 type Query struct {

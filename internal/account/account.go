@@ -8,6 +8,8 @@ package account
 import (
 	"context"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // User is an account as its owner may see it. The password hash is never
@@ -40,8 +42,11 @@ type Session struct {
 type Store interface {
 	// CreateUser inserts u. Returns apperr.EmailTaken when a user with the
 	// same EmailNormalized exists, also when both are created concurrently.
-	CreateUser(ctx context.Context, u StoredUser) error
+	// ev (user.registered) is recorded in the same transaction.
+	CreateUser(ctx context.Context, u StoredUser, ev audit.Event) error
 	// FindUserByEmail returns the user whose EmailNormalized is normalized.
 	// Returns apperr.NotFound when there is none.
 	FindUserByEmail(ctx context.Context, normalized string) (StoredUser, error)
+	// AddEvent records ev (a login, a failed login) in the audit log.
+	AddEvent(ctx context.Context, ev audit.Event) error
 }

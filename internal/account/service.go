@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // DefaultSessionTTL is how long a login token lasts unless configured.
@@ -30,6 +33,9 @@ type Config struct {
 	// Existing hashes are verified with the costs recorded in them.
 	Params Params
 	Now    func() time.Time
+	// Log receives the failures to record a failed login, which are
+	// written in the background; slog.Default() when nil.
+	Log *slog.Logger
 }
 
 // Service owns every rule about accounts: what a valid email and password
@@ -40,6 +46,7 @@ type Service struct {
 	ttl    time.Duration
 	params Params
 	now    func() time.Time
+	log    *slog.Logger
 
 	// dummy is the hash of a random password, verified when a login names no
 	// account, so that an unknown email costs what a wrong password costs.
@@ -49,6 +56,8 @@ type Service struct {
 	slots chan struct{}
 	// verify is VerifyPassword; tests observe its calls through it.
 	verify func(encoded, password string) (bool, error)
+	// background counts the failed logins being recorded.
+	background sync.WaitGroup
 }
 
 // NewService returns a Service over store. It hashes once, for the dummy
@@ -67,7 +76,11 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
 	return &Service{
+		log:    cfg.Log,
 		store:  store,
 		mint:   cfg.Mint,
 		ttl:    ttl,
@@ -110,7 +123,8 @@ func (s *Service) Register(ctx context.Context, email, password string) (User, e
 	hash := HashPassword(password, s.params)
 	s.release()
 	u := User{ID: id.String(), Email: trimmed, CreatedAt: s.now().UTC().Truncate(time.Millisecond)}
-	err = s.store.CreateUser(ctx, StoredUser{User: u, EmailNormalized: normalized, PasswordHash: hash})
+	ev := audit.New(ctx, u.ID, audit.UserRegistered, u.CreatedAt)
+	err = s.store.CreateUser(ctx, StoredUser{User: u, EmailNormalized: normalized, PasswordHash: hash}, ev)
 	if apperr.CodeOf(err) == apperr.EmailTaken {
 		return User{}, errEmailTaken
 	}
@@ -143,7 +157,11 @@ func (s *Service) Login(ctx context.Context, email, password string) (Session, e
 	if err != nil {
 		return Session{}, apperr.Wrap(apperr.Internal, "internal error", fmt.Errorf("account: password hash of user %s: %w", u.ID, err))
 	}
-	if !found || !ok {
+	if !found {
+		return Session{}, errInvalidCredentials
+	}
+	if !ok {
+		s.recordFailedLogin(ctx, u.ID)
 		return Session{}, errInvalidCredentials
 	}
 	iat := s.now().UTC().Truncate(time.Second)
@@ -151,8 +169,28 @@ func (s *Service) Login(ctx context.Context, email, password string) (Session, e
 	if err != nil {
 		return Session{}, err
 	}
+	if err := s.store.AddEvent(ctx, audit.New(ctx, u.ID, audit.UserLogin, s.now())); err != nil {
+		return Session{}, err
+	}
 	return Session{User: u.User, AccessToken: tok, TokenType: "bearer", ExpiresIn: s.ttl, ExpiresAt: iat.Add(s.ttl)}, nil
 }
+
+// recordFailedLogin records a failed login to userID's account. It is
+// written in the background: the answer to a wrong password must take as
+// long as the answer to an unknown email, which records nothing.
+func (s *Service) recordFailedLogin(ctx context.Context, userID string) {
+	ev := audit.New(ctx, userID, audit.UserLoginFailed, s.now())
+	s.background.Go(func() {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := s.store.AddEvent(bctx, ev); err != nil {
+			s.log.Warn("recording a failed login failed", "user_id", userID, "err", err)
+		}
+	})
+}
+
+// Wait waits for the failed logins being recorded in the background.
+func (s *Service) Wait() { s.background.Wait() }
 
 // lookup finds the account a login names. found is false, with no error,
 // when there is none, also when the email or password could never have been

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // memStore is an in-memory Store.
@@ -22,7 +23,9 @@ type memStore struct {
 
 func newMemStore() *memStore { return &memStore{users: map[string]StoredUser{}} }
 
-func (m *memStore) CreateUser(_ context.Context, u StoredUser) error {
+func (m *memStore) AddEvent(context.Context, audit.Event) error { return nil }
+
+func (m *memStore) CreateUser(_ context.Context, u StoredUser, _ audit.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {

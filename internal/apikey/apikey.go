@@ -7,6 +7,8 @@ package apikey
 import (
 	"context"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // APIKey is a key as its owner may see it. The secret is never part of it.
@@ -26,6 +28,10 @@ type APIKey struct {
 	// nil unless the key was rolled. A rolled key works until its ExpiresAt
 	// (the end of its grace, or its own earlier expiry).
 	ReplacedBy *string
+	// LastUsedIP and LastUsedUserAgent tell where the use of LastUsedAt
+	// came from; nil when unknown.
+	LastUsedIP        *string
+	LastUsedUserAgent *string
 }
 
 // Gone reports whether k was rolled and its grace has ended at now: it no
@@ -38,6 +44,15 @@ func (k *APIKey) Gone(now time.Time) bool {
 type NewKey struct {
 	APIKey
 	Hash string
+	// Event is the api_key.created event, recorded with the key.
+	Event audit.Event
+}
+
+// Use is one recorded use of a key: which, and from where.
+type Use struct {
+	KeyID     string
+	IP        string // empty: unknown
+	UserAgent string // empty: none
 }
 
 // Created is the result of Service.Create: the key and, once only, its secret.
@@ -78,7 +93,8 @@ type Store interface {
 	// CreateKey inserts k unless the user already has max unrevoked keys
 	// (rolled keys whose grace ended by k.CreatedAt do not count),
 	// atomically with respect to other CreateKey calls for the same user.
-	// Returns apperr.KeyLimitReached when the limit is reached.
+	// Returns apperr.KeyLimitReached when the limit is reached. k.Event
+	// is recorded in the same transaction.
 	CreateKey(ctx context.Context, k NewKey, max int) error
 	// ListKeys returns the user's unrevoked keys, newest first (rolled
 	// keys included, even past their grace: the caller drops those).
@@ -86,9 +102,11 @@ type Store interface {
 	// RevokeKey sets revoked_at on the user's unrevoked key id in one
 	// conditional update and returns the key's hash (hex SHA-256). A store
 	// shared by several servers tells the others, with the hash, once the
-	// revocation is committed. Returns apperr.NotFound when no row changed
-	// (among others, for a rolled key whose grace ended by at).
-	RevokeKey(ctx context.Context, userID, id string, at time.Time) (hash string, err error)
+	// revocation is committed. ev, given the key's id and prefix, is
+	// recorded in the same transaction, only by the call that changed the
+	// row. Returns apperr.NotFound when no row changed (among others, for a
+	// rolled key whose grace ended by at).
+	RevokeKey(ctx context.Context, userID, id string, at time.Time, ev audit.Event) (hash string, err error)
 	// RollKey replaces the user's unrevoked key id by next, in one
 	// transaction. next is inserted (regardless of the key limit) with the
 	// old key's settings copied into it (see copySettings in the store: name,
@@ -112,8 +130,9 @@ type Store interface {
 	// RevokedAt tells), so that a revoked key can be told from an unknown one
 	// in one indexed lookup. Returns apperr.NotFound when there is none.
 	FindKeyByHash(ctx context.Context, hash string) (APIKey, error)
-	// TouchKeys sets last_used_at = at on the given keys where it is older.
-	TouchKeys(ctx context.Context, ids []string, at time.Time) error
+	// TouchKeys sets last_used_at = at, and the last use's IP and user
+	// agent, on the keys used where last_used_at is older, in one statement.
+	TouchKeys(ctx context.Context, uses []Use, at time.Time) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	LeakStore

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // MaxNameLen is the longest key name, in Unicode code points.
@@ -152,7 +153,10 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		ExpiresAt: expires,
 		Scopes:    scopes,
 	}
-	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret)}, s.max); err != nil {
+	ev := audit.New(ctx, p.UserID, audit.KeyCreated, now)
+	ev.KeyID, ev.KeyPrefix = k.ID, k.KeyPrefix
+	ev.Details = map[string]any{"name": k.Name, "expires_at": optTime(k.ExpiresAt)}
+	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret), Event: ev}, s.max); err != nil {
 		return Created{}, err
 	}
 	s.observer.KeyCreated()
@@ -195,7 +199,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
 		return Revoked{}, errKeyNotFound
 	}
 	at := s.timestamp()
-	hash, err := s.store.RevokeKey(ctx, p.UserID, uid, at)
+	hash, err := s.store.RevokeKey(ctx, p.UserID, uid, at, audit.New(ctx, p.UserID, audit.KeyRevoked, at))
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
 			return Revoked{}, errKeyNotFound
@@ -227,7 +231,7 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, Outcome, e
 		s.observer.CacheLookup(found != cacheMiss)
 		switch found {
 		case cacheHit:
-			s.usage.touch(p.KeyID, start)
+			s.usage.touch(p.KeyID, start, audit.OriginOf(ctx))
 			return p, OutcomeOK, nil
 		case cacheUnknown:
 			return Principal{}, why, errInvalidKey
@@ -255,7 +259,7 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, Outcome, e
 	// The entry's lifetime counts from before the query: never longer
 	// than the TTL past what the database said.
 	s.cache.put(d, gen, p, start, k.ExpiresAt)
-	s.usage.touch(k.ID, now)
+	s.usage.touch(k.ID, now, audit.OriginOf(ctx))
 	return p, OutcomeOK, nil
 }
 
@@ -320,6 +324,15 @@ var (
 	errInvalidKey  = apperr.New(apperr.InvalidToken, "invalid or expired token")
 	errBadHash     = errors.New("apikey: a key hash is 64 hex digits")
 )
+
+// optTime is t as the API writes it, or nil.
+func optTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	f := FormatTime(*t)
+	return &f
+}
 
 // canonicalID returns id as a lower-case hyphenated UUID, or false.
 func canonicalID(id string) (string, bool) {

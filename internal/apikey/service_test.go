@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,11 +40,15 @@ func (s *watchedStore) FindKeyByHash(ctx context.Context, hash string) (apikey.A
 	return k, err
 }
 
-func (s *watchedStore) TouchKeys(ctx context.Context, ids []string, at time.Time) error {
+func (s *watchedStore) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) error {
+	ids := make([]string, len(uses))
+	for i, u := range uses {
+		ids[i] = u.KeyID
+	}
 	s.mu.Lock()
-	s.touches = append(s.touches, slices.Clone(ids))
+	s.touches = append(s.touches, ids)
 	s.mu.Unlock()
-	return s.Store.TouchKeys(ctx, ids, at)
+	return s.Store.TouchKeys(ctx, uses, at)
 }
 
 // takeTouches returns the ids written since the last call, one slice per

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // flushEvery is how often recorded key uses are written: the first use of a
@@ -18,16 +20,17 @@ type usage struct {
 	interval time.Duration
 
 	mu      sync.RWMutex
-	marked  map[string]time.Time // key id -> when its use was last marked
-	pending map[string]struct{}  // marked since the last flush
+	marked  map[string]time.Time    // key id -> when its use was last marked
+	pending map[string]audit.Origin // marked since the last flush, with where the use came from
 }
 
 func newUsage(interval time.Duration) *usage {
-	return &usage{interval: interval, marked: map[string]time.Time{}, pending: map[string]struct{}{}}
+	return &usage{interval: interval, marked: map[string]time.Time{}, pending: map[string]audit.Origin{}}
 }
 
-// touch records a use of key id at now; it never blocks on the database.
-func (u *usage) touch(id string, now time.Time) {
+// touch records a use of key id at now from o; it never blocks on the
+// database. The origin written is that of the use that was marked.
+func (u *usage) touch(id string, now time.Time, o audit.Origin) {
 	// Nearly every use finds its key marked: a shared lookup says so.
 	u.mu.RLock()
 	last, ok := u.marked[id]
@@ -41,17 +44,17 @@ func (u *usage) touch(id string, now time.Time) {
 		return
 	}
 	u.marked[id] = now
-	u.pending[id] = struct{}{}
+	u.pending[id] = o
 }
 
-// take returns the pending key ids and forgets marks older than the interval,
+// take returns the pending uses and forgets marks older than the interval,
 // so the map holds only keys used recently.
-func (u *usage) take(now time.Time) []string {
+func (u *usage) take(now time.Time) []Use {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	ids := make([]string, 0, len(u.pending))
-	for id := range u.pending {
-		ids = append(ids, id)
+	ids := make([]Use, 0, len(u.pending))
+	for id, o := range u.pending {
+		ids = append(ids, Use{KeyID: id, IP: o.IP, UserAgent: o.UserAgent})
 	}
 	clear(u.pending)
 	for id, t := range u.marked {
@@ -62,12 +65,15 @@ func (u *usage) take(now time.Time) []string {
 	return ids
 }
 
-// putBack re-queues ids whose write failed.
-func (u *usage) putBack(ids []string) {
+// putBack re-queues uses whose write failed, unless a newer use of the
+// same key is pending.
+func (u *usage) putBack(uses []Use) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for _, id := range ids {
-		u.pending[id] = struct{}{}
+	for _, us := range uses {
+		if _, ok := u.pending[us.KeyID]; !ok {
+			u.pending[us.KeyID] = audit.Origin{IP: us.IP, UserAgent: us.UserAgent}
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // recordingStore is an apikey.Store that records every call and knows one key.
@@ -36,7 +37,7 @@ func (s *recordingStore) ListKeys(context.Context, string) ([]apikey.APIKey, err
 	return nil, nil
 }
 
-func (s *recordingStore) RevokeKey(context.Context, string, string, time.Time) (string, error) {
+func (s *recordingStore) RevokeKey(context.Context, string, string, time.Time, audit.Event) (string, error) {
 	s.record("RevokeKey")
 	return "", nil
 }
@@ -62,7 +63,7 @@ func (s *recordingStore) FindKeyByHash(_ context.Context, hash string) (apikey.A
 	return apikey.APIKey{}, apperr.New(apperr.NotFound, "API key not found")
 }
 
-func (s *recordingStore) TouchKeys(context.Context, []string, time.Time) error {
+func (s *recordingStore) TouchKeys(context.Context, []apikey.Use, time.Time) error {
 	s.record("TouchKeys")
 	return nil
 }

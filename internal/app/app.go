@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/httpx"
@@ -28,6 +30,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/internal/webhook"
 	"github.com/apikeyd/apikeyd/web"
 )
 
@@ -37,10 +40,14 @@ import (
 // Config.MetricsAddr is set, in which case Serve exposes Metrics.Handler
 // there instead. Close releases them.
 type App struct {
-	DB      *bun.DB
-	Keys    *apikey.Service
-	Metrics *metrics.Metrics
-	Handler http.Handler
+	DB    *bun.DB
+	Keys  *apikey.Service
+	Audit *audit.Service
+	// Webhooks delivers audit events; nil unless WEBHOOK_URL is set. Serve
+	// runs it.
+	Webhooks *webhook.Dispatcher
+	Metrics  *metrics.Metrics
+	Handler  http.Handler
 
 	stopListener context.CancelFunc
 	listener     sync.WaitGroup
@@ -119,6 +126,19 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		cacheSize = -1 // off
 	}
 	st := store.New(db)
+	var hooks *webhook.Dispatcher
+	if cfg.WebhookURL != nil {
+		st.QueueWebhooks()
+		hooks = webhook.NewDispatcher(st, webhook.Config{
+			URL: cfg.WebhookURL, Key: cfg.WebhookKey, Schedule: cfg.WebhookRetrySchedule, Observer: m, Log: log,
+		})
+	}
+	st.ObserveEvents(func(action string) {
+		m.AuditEventWritten(action)
+		if hooks != nil && strings.HasPrefix(action, "api_key.") {
+			hooks.Wake() // queued with the event: deliver it now
+		}
+	})
 	var keyStore apikey.Store = st
 	if deps.Keys != nil {
 		keyStore = deps.Keys
@@ -132,7 +152,14 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		Scopes:           cfg.Scopes,
 		Observer:         m,
 	})
-	a := &App{DB: db, Keys: keys, Metrics: m}
+	events := audit.NewService(st, audit.Config{
+		Principal: func(ctx context.Context) (string, error) {
+			p, err := apikey.RequireJWT(ctx)
+			return p.UserID, err
+		},
+		Retention: cfg.AuditRetention,
+	})
+	a := &App{DB: db, Keys: keys, Audit: events, Webhooks: hooks, Metrics: m}
 	if store.IsPostgres(cfg.DatabaseURL) && cfg.CacheSize > 0 {
 		// Other servers may revoke keys: cache nothing until their
 		// revocations reach this one.
@@ -160,9 +187,10 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		httpx.WriteError(w, r, log, err)
 	}
 	rest.New(keys, authn, log).Register(mux)
+	rest.NewAudit(events, log).Register(mux)
 	mountAccounts(mux, cfg, secret, st, client, failures, log)
 	rest.NewLeaks(keys, log, leaks, cfg.LeakRevocation, client, failures).Register(mux)
-	gql := graph.NewHandler(graph.Options{Keys: keys, Logger: log, Introspection: cfg.Introspection})
+	gql := graph.NewHandler(graph.Options{Keys: keys, Audit: events, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle(graphqlPath, httpx.Route(graphqlPath, gql)) // every method: gql answers the others 405
 	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
 	if cfg.MetricsAddr == "" {
@@ -171,12 +199,26 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	mux.Handle(notFoundPattern, httpx.NotFound(log))
 
 	var h http.Handler = rest.SkipAuthentication(mux, authn.Middleware(mux))
+	h = withOrigin(client, h)
 	h = httpx.CORS(cfg.CORSOrigins, h)
 	h = httpx.NoStore(noStorePaths, h)
 	h = httpx.SecurityHeaders(h)
 	h = httpx.Recover(log, h)
 	a.Handler = httpx.Observe(h, m.Request, accesslog.Writer(log))
 	return a, nil
+}
+
+// withOrigin records in each request's context where it came from (the
+// client address, honouring TRUSTED_PROXIES, and the user agent), for the
+// audit log and a key's last use.
+func withOrigin(client *auth.ClientIP, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o := audit.Origin{UserAgent: r.UserAgent()}
+		if a := client.Of(r); a.IsValid() {
+			o.IP = a.String()
+		}
+		next.ServeHTTP(w, r.WithContext(audit.WithOrigin(r.Context(), o)))
+	})
 }
 
 // noStorePaths are the paths whose answers no cache may keep: they carry
@@ -211,6 +253,7 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 	}
 	svc := account.NewService(st, account.Config{
 		SessionTTL: cfg.SessionTTL,
+		Log:        log,
 		Mint: func(sub string, iat time.Time, ttl time.Duration) (string, error) {
 			return auth.MintTokenAt(secret, sub, iat, ttl, cfg.JWTIssuer, cfg.JWTAudience)
 		},

@@ -55,6 +55,10 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Keys.RunUsageFlusher(flushCtx, log) })
+	wg.Go(func() { a.Audit.RunPruner(flushCtx, log.Warn) })
+	if a.Webhooks != nil {
+		wg.Go(func() { a.Webhooks.Run(flushCtx) })
+	}
 
 	errc := make(chan error, len(servers))
 	for srv, l := range servers {

@@ -20,6 +20,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/httpx"
+	"github.com/apikeyd/apikeyd/internal/webhook"
 )
 
 // Config is apikeyd's configuration. Every value is parsed and checked.
@@ -54,6 +55,12 @@ type Config struct {
 	LeakKeysURL    *url.URL // the key set that signs leak reports (POST /auth/leaks); nil: none
 	LeakKeysFile   string   // the same, from a file; empty: none
 	LeakRevocation string   // the token a self-managed GitLab presents; empty: no GitLab routes
+
+	AuditRetention time.Duration // how long audit events are kept
+
+	WebhookURL           *url.URL        // where api_key.* events are POSTed; nil: no webhooks
+	WebhookKey           []byte          // the HMAC key: the decoded part of WEBHOOK_SECRET
+	WebhookRetrySchedule []time.Duration // the wait before each retry
 }
 
 // Scope is the set of settings a command reads.
@@ -193,11 +200,52 @@ var settings = []setting{
 			c.LeakRevocation = v
 			return nil
 		}},
+	{Server, "AUDIT_RETENTION", "audit-retention", "2160h", "how long audit events are kept before they are deleted",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Hour {
+				return errors.New("must be a duration of at least 1h such as 2160h")
+			}
+			c.AuditRetention = d
+			return nil
+		}},
+	{Server, "WEBHOOK_URL", "webhook-url", "", "POST every api_key.* audit event to this http(s) URL (Standard Webhooks); needs WEBHOOK_SECRET",
+		func(c *Config, v string) (err error) {
+			c.WebhookURL, err = httpURL(v)
+			return err
+		}},
+	{Server, "WEBHOOK_SECRET", "webhook-secret", "", "the webhook signing secret, whsec_ + base64 of at least 24 bytes; prefer the variable to the flag",
+		func(c *Config, v string) error {
+			if v == "" {
+				c.WebhookKey = nil
+				return nil
+			}
+			key, err := webhook.ParseSecret(v)
+			c.WebhookKey = key
+			return err
+		}},
+	{Server, "WEBHOOK_RETRY_SCHEDULE", "webhook-retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "the waits before each webhook retry, comma-separated; after the last the event is given up",
+		func(c *Config, v string) error {
+			var sched []time.Duration
+			for _, f := range strings.Split(v, ",") {
+				d, err := time.ParseDuration(strings.TrimSpace(f))
+				if err != nil || d <= 0 {
+					return errors.New("must be comma-separated positive durations such as 5s,5m,30m")
+				}
+				sched = append(sched, d)
+			}
+			if len(sched) > 50 {
+				return errors.New("must list at most 50 retries")
+			}
+			c.WebhookRetrySchedule = sched
+			return nil
+		}},
 }
 
 // unechoed are the settings whose value an error never quotes: secrets, and
 // URLs that may carry credentials.
-var unechoed = map[string]bool{"JWT_SECRET": true, "JWT_JWKS_URL": true, "LEAK_REPORT_KEYS_URL": true, "LEAK_REVOCATION_TOKEN": true}
+var unechoed = map[string]bool{"JWT_SECRET": true, "JWT_JWKS_URL": true, "LEAK_REPORT_KEYS_URL": true, "LEAK_REVOCATION_TOKEN": true,
+	"WEBHOOK_URL": true, "WEBHOOK_SECRET": true}
 
 // httpURL parses an optional absolute http or https URL; empty is nil.
 func httpURL(v string) (*url.URL, error) {
@@ -289,6 +337,9 @@ func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (st
 	}
 	if c.LeakKeysURL != nil && c.LeakKeysFile != "" {
 		return c, errors.New("set LEAK_REPORT_KEYS_URL or LEAK_REPORT_KEYS_FILE, not both")
+	}
+	if (c.WebhookURL == nil) != (c.WebhookKey == nil) && scope&Server != 0 {
+		return c, errors.New("set both WEBHOOK_URL and WEBHOOK_SECRET, or neither")
 	}
 	return c, nil
 }

@@ -35,6 +35,7 @@ type Metrics struct {
 	flushes       *prometheus.CounterVec
 	flushKeys     prometheus.Histogram
 	cacheLookups  *prometheus.CounterVec
+	eventMetrics
 }
 
 var _ apikey.Observer = (*Metrics)(nil)
@@ -104,6 +105,7 @@ func New() *Metrics {
 	}
 	m.flushes.WithLabelValues("ok")
 	m.flushes.WithLabelValues("error")
+	m.eventMetrics = newEventMetrics(m.registry)
 	// Cache lookups are left out until a cache reports one: a zero for a
 	// cache that does not exist would mislead.
 	return m

@@ -75,6 +75,9 @@ type keyJSON struct {
 	ExpiresAt  *string  `json:"expires_at"`
 	Scopes     []string `json:"scopes"` // null: unrestricted
 	ReplacedBy *string  `json:"replaced_by"`
+	// Where the last use came from.
+	LastUsedIP        *string `json:"last_used_ip"`
+	LastUsedUserAgent *string `json:"last_used_user_agent"`
 }
 
 // listed is k as listed.
@@ -88,6 +91,9 @@ func listed(k apikey.APIKey) keyJSON {
 		ExpiresAt:  optTime(k.ExpiresAt),
 		Scopes:     k.Scopes,
 		ReplacedBy: k.ReplacedBy,
+
+		LastUsedIP:        k.LastUsedIP,
+		LastUsedUserAgent: k.LastUsedUserAgent,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // keyRow is a row of api_keys.
@@ -30,6 +32,10 @@ type keyRow struct {
 	RevokedAt  *time.Time `bun:"revoked_at"`
 	Scopes     *string    `bun:"scopes"` // JSON array; NULL: unrestricted
 	ReplacedBy *string    `bun:"replaced_by"`
+
+	// Where the last use came from, written with last_used_at.
+	LastUsedIP        *string `bun:"last_used_ip"`
+	LastUsedUserAgent *string `bun:"last_used_user_agent"`
 }
 
 func (r *keyRow) domain() apikey.APIKey {
@@ -43,6 +49,9 @@ func (r *keyRow) domain() apikey.APIKey {
 		ExpiresAt:  utc(r.ExpiresAt),
 		RevokedAt:  utc(r.RevokedAt),
 		ReplacedBy: r.ReplacedBy,
+
+		LastUsedIP:        r.LastUsedIP,
+		LastUsedUserAgent: r.LastUsedUserAgent,
 	}
 }
 
@@ -90,6 +99,9 @@ type Store struct {
 	db            *bun.DB
 	findKeyByHash *statement
 	listKeys      *statement
+
+	webhooks bool                // queue api_key.* events for delivery (QueueWebhooks)
+	onEvent  func(action string) // told of committed events (ObserveEvents)
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -131,10 +143,16 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 		if n >= int64(max) {
 			return apperr.Errorf(apperr.KeyLimitReached, "you already have %d active API keys; revoke one first", max)
 		}
-		_, err = tx.NewInsert().Model(row).Exec(ctx)
-		return err
+		if _, err = tx.NewInsert().Model(row).Exec(ctx); err != nil {
+			return err
+		}
+		return s.recordChangeEvent(ctx, tx, k.Event)
 	})
-	return translate(err)
+	if err != nil {
+		return translate(err)
+	}
+	s.changeEventWritten(k.Event)
+	return nil
 }
 
 // notGone is the condition, given the time now, that a key was not rolled
@@ -159,7 +177,7 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	for rows.Next() {
 		var k apikey.APIKey
 		var scopes *string
-		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &scopes, &k.ReplacedBy); err != nil {
+		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &scopes, &k.ReplacedBy, &k.LastUsedIP, &k.LastUsedUserAgent); err != nil {
 			return nil, translate(err)
 		}
 		if k.Scopes, err = decodeScopes(scopes); err != nil {
@@ -178,55 +196,87 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 
 // RevokeKey implements apikey.Store with one conditional UPDATE … RETURNING,
 // so of many concurrent revokes of one key exactly one changes a row and
-// learns the key's hash. On PostgreSQL the same statement publishes the hash
-// on RevocationChannel (pg_notify in a data-modifying WITH query), delivered
-// to every listening server when, and only if, the revocation commits.
-func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time) (string, error) {
-	return s.revoke(ctx, s.db.NewUpdate().Model((*keyRow)(nil)).
-		Set("revoked_at = ?", at).
-		Where("id = ?", id).
-		Where("user_id = ?", userID).
-		Where("revoked_at IS NULL").
-		Where(notGone, at))
+// learns the key's hash; that one records ev (completed with the key's id
+// and prefix) in the same transaction. On PostgreSQL the same statement
+// publishes the hash on RevocationChannel (pg_notify in a data-modifying
+// WITH query), delivered to every listening server when, and only if, the
+// revocation commits.
+func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time, ev audit.Event) (string, error) {
+	return s.revoke(ctx, ev, func(db bun.IDB) *bun.UpdateQuery {
+		return db.NewUpdate().Model((*keyRow)(nil)).
+			Set("revoked_at = ?", at).
+			Where("id = ?", id).
+			Where("user_id = ?", userID).
+			Where("revoked_at IS NULL").
+			Where(notGone, at)
+	})
 }
 
-// revoke runs update, a conditional UPDATE of api_keys that sets
-// revoked_at on at most one unrevoked row, returning the key's hash and, on
-// PostgreSQL, publishing it on RevocationChannel in the same statement
-// (updateAndNotify). Every revocation goes through here, so every one
-// reaches the other servers. Returns apperr.NotFound when no row changed.
-func (s *Store) revoke(ctx context.Context, update *bun.UpdateQuery) (string, error) {
-	hash, err := updateAndNotify(ctx, s.db, update)
+// revoke runs, in one transaction, the update that update builds on it (a
+// conditional UPDATE of api_keys that sets revoked_at on at most one
+// unrevoked row) through updateAndNotify, and records ev about the key it
+// changed (changedKey.event). Every revocation goes through here, so every
+// one reaches the other servers and the audit log. Returns the key's hash,
+// or apperr.NotFound when no row changed (and nothing is recorded).
+func (s *Store) revoke(ctx context.Context, ev audit.Event, update func(bun.IDB) *bun.UpdateQuery) (string, error) {
+	var k changedKey
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if k, err = updateAndNotify(ctx, tx, update(tx)); err != nil {
+			return err
+		}
+		ev = k.event(ev)
+		return s.recordChangeEvent(ctx, tx, ev)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", apperr.New(apperr.NotFound, "API key not found")
 	}
 	if err != nil {
 		return "", translate(err)
 	}
-	return hash, nil
+	s.changeEventWritten(ev)
+	return k.Hash, nil
+}
+
+// changedKey is the key an update changed: its hash for the other servers'
+// caches, the rest for the audit log.
+type changedKey struct {
+	ID, UserID, Prefix, Hash string
+}
+
+// event completes ev (unless it is the zero Event) with the key it is about.
+func (k changedKey) event(ev audit.Event) audit.Event {
+	if ev.ID == "" {
+		return ev
+	}
+	if ev.UserID == "" {
+		ev.UserID = k.UserID
+	}
+	ev.KeyID, ev.KeyPrefix = k.ID, k.Prefix
+	return ev
 }
 
 // updateAndNotify runs update, which changes at most one key in a way every
-// server's cache must learn of (a revocation, a roll), and returns the key's
-// hash. On PostgreSQL the same statement publishes the hash on
-// RevocationChannel (pg_notify in a data-modifying WITH query), delivered to
-// every listening server when, and only if, the change commits. Returns
-// sql.ErrNoRows when no row changed.
-func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (hash string, err error) {
-	update = update.Returning("key_hash")
+// server's cache must learn of (a revocation, a roll), and returns the key.
+// On PostgreSQL the same statement publishes its hash on RevocationChannel
+// (pg_notify in a data-modifying WITH query), delivered to every listening
+// server when, and only if, the change commits. Returns sql.ErrNoRows when
+// no row changed.
+func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (k changedKey, err error) {
+	update = update.Returning("id, user_id, key_prefix, key_hash")
 	if db.Dialect().Name() != dialect.PG {
-		err = update.Scan(ctx, &hash)
-		return hash, err
+		err = update.Scan(ctx, &k.ID, &k.UserID, &k.Prefix, &k.Hash)
+		return k, err
 	}
 	// pg_notify returns void, which has no binary form: cast it.
 	var notified string
 	err = db.NewSelect().
 		With("changed", update).
 		TableExpr("changed").
-		ColumnExpr("key_hash").
+		ColumnExpr("id::text, user_id, key_prefix, key_hash").
 		ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
-		Scan(ctx, &hash, &notified)
-	return hash, err
+		Scan(ctx, &k.ID, &k.UserID, &k.Prefix, &k.Hash, &notified)
+	return k, err
 }
 
 // FindKeyByHash implements apikey.Store with a prepared statement, through
@@ -255,17 +305,32 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 	return k, nil
 }
 
-// TouchKeys implements apikey.Store in one statement.
-func (s *Store) TouchKeys(ctx context.Context, ids []string, at time.Time) error {
-	if len(ids) == 0 {
+// TouchKeys implements apikey.Store in one statement: an UPDATE … FROM a
+// VALUES list that carries each key's own origin.
+func (s *Store) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) error {
+	if len(uses) == 0 {
 		return nil
 	}
-	_, err := s.db.NewUpdate().Model((*keyRow)(nil)).
-		Set("last_used_at = ?", at).
-		Where("id IN (?)", bun.In(ids)).
-		Where("revoked_at IS NULL").
-		Where("(last_used_at IS NULL OR last_used_at < ?)", at).
-		Exec(ctx)
+	var b strings.Builder
+	args := make([]any, 0, 3*len(uses)+2)
+	for i, u := range uses {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?)")
+		args = append(args, u.KeyID, nullable(u.IP), nullable(u.UserAgent))
+	}
+	// VALUES names its columns column1, column2, … on both databases. The
+	// statement starts with UPDATE, as the load test's count expects.
+	idMatch := "api_keys.id = used.column1"
+	if s.db.Dialect().Name() == dialect.PG {
+		idMatch = "api_keys.id = used.column1::uuid"
+	}
+	args = append([]any{at}, args...)
+	args = append(args, at)
+	_, err := s.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ?, last_used_ip = used.column2, last_used_user_agent = used.column3
+FROM (VALUES `+b.String()+`) AS used
+WHERE `+idMatch+` AND api_keys.revoked_at IS NULL AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < ?)`, args...)
 	return translate(err)
 }
 

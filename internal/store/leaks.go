@@ -10,6 +10,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // RevokeLeakedKey implements apikey.Store: the same conditional UPDATE, and
@@ -17,14 +18,16 @@ import (
 // and when the key was found. Only when no row changed does a second query
 // tell a key already revoked by a leak report from anything else.
 func (s *Store) RevokeLeakedKey(ctx context.Context, hash string, at time.Time, where apikey.Leak) (apikey.LeakOutcome, error) {
-	_, err := s.revoke(ctx, s.db.NewUpdate().Model((*keyRow)(nil)).
-		Set("revoked_at = ?", at).
-		Set("leaked_at = ?", at).
-		Set("leak_url = ?", nullable(where.URL)).
-		Set("leak_source = ?", nullable(where.Source)).
-		Where("key_hash = ?", hash).
-		Where("revoked_at IS NULL").
-		Where("(expires_at IS NULL OR expires_at > ?)", at))
+	_, err := s.revoke(ctx, audit.Event{}, func(db bun.IDB) *bun.UpdateQuery {
+		return db.NewUpdate().Model((*keyRow)(nil)).
+			Set("revoked_at = ?", at).
+			Set("leaked_at = ?", at).
+			Set("leak_url = ?", nullable(where.URL)).
+			Set("leak_source = ?", nullable(where.Source)).
+			Where("key_hash = ?", hash).
+			Where("revoked_at IS NULL").
+			Where("(expires_at IS NULL OR expires_at > ?)", at)
+	})
 	if err == nil {
 		return apikey.LeakRevoked, nil
 	}
@@ -88,14 +91,6 @@ func (s *Store) DismissLeakNotice(ctx context.Context, userID, id string, at tim
 		return apperr.New(apperr.NotFound, "no such leak notice")
 	}
 	return nil
-}
-
-// nullable stores an empty string as NULL.
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }
 
 var _ bun.IDB = (*bun.DB)(nil)

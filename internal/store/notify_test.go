@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
@@ -92,7 +93,7 @@ func revoke(t *testing.T, s *store.Store, user string) string {
 	if err := s.CreateKey(ctx, k, 100); err != nil {
 		t.Fatal(err)
 	}
-	hash, err := s.RevokeKey(ctx, user, k.ID, time.Now())
+	hash, err := s.RevokeKey(ctx, user, k.ID, time.Now(), audit.Event{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestRevocationListener(t *testing.T) {
 	t.Run("RevocationArrives", func(t *testing.T) {
 		// A revoke that finds nothing publishes nothing: the next
 		// notification is the real revocation's.
-		if _, err := writer.RevokeKey(ctx, "nobody", "00000000-0000-0000-0000-000000000000", time.Now()); err == nil {
+		if _, err := writer.RevokeKey(ctx, "nobody", "00000000-0000-0000-0000-000000000000", time.Now(), audit.Event{}); err == nil {
 			t.Fatal("revoking an unknown key succeeded")
 		}
 		hash := revoke(t, writer, "alice")

@@ -21,7 +21,7 @@ import (
 const (
 	findKeyByHashQuery = `SELECT id, user_id, key_prefix, created_at, expires_at, revoked_at, scopes FROM api_keys
 WHERE key_hash = ? LIMIT 1`
-	listKeysQuery = `SELECT id, user_id, key_prefix, name, created_at, last_used_at, expires_at, scopes, replaced_by FROM api_keys
+	listKeysQuery = `SELECT id, user_id, key_prefix, name, created_at, last_used_at, expires_at, scopes, replaced_by, last_used_ip, last_used_user_agent FROM api_keys
 WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`
 )
 

@@ -82,7 +82,7 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 			update = update.Set("expires_at = ?", graceEnd)
 			old.ExpiresAt = &graceEnd
 		}
-		h, err := updateAndNotify(ctx, tx, update)
+		changed, err := updateAndNotify(ctx, tx, update)
 		if err != nil {
 			return err // sql.ErrNoRows cannot happen: the row is locked
 		}
@@ -91,7 +91,7 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 			return err
 		}
 		previous, err = domainWithScopes(&old)
-		hash = h
+		hash = changed.Hash
 		return err
 	})
 	if err != nil {
@@ -111,7 +111,7 @@ func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, 
 		Where(notGone, at).
 		// The columns of keyRow, not *: other columns of api_keys are not
 		// a key's to show.
-		Returning("id, user_id, key_hash, key_prefix, name, created_at, last_used_at, expires_at, revoked_at, scopes, replaced_by").
+		Returning("id, user_id, key_hash, key_prefix, name, created_at, last_used_at, expires_at, revoked_at, scopes, replaced_by, last_used_ip, last_used_user_agent").
 		Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apikey.APIKey{}, errNotFound

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
@@ -53,14 +54,14 @@ func TestRollKey(t *testing.T) {
 				t.Fatalf("second roll: %v, want KEY_ALREADY_ROLLED", err)
 			}
 			// Past the grace the old key is gone: not revocable, not renamable.
-			if _, err := s.RevokeKey(ctx, "rita", old.ID, end); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RevokeKey(ctx, "rita", old.ID, end, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("revoke after the grace: %v, want NOT_FOUND", err)
 			}
 			if _, err := s.RenameKey(ctx, "rita", old.ID, nil, end); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("rename after the grace: %v, want NOT_FOUND", err)
 			}
 			// During it, it is.
-			if _, err := s.RevokeKey(ctx, "rita", old.ID, at); err != nil {
+			if _, err := s.RevokeKey(ctx, "rita", old.ID, at, audit.Event{}); err != nil {
 				t.Fatalf("revoke during the grace: %v", err)
 			}
 		})
@@ -111,7 +112,7 @@ func TestRollKey(t *testing.T) {
 			if _, _, _, err := s.RollKey(ctx, "someone-else", old.ID, next, base, base); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("another user's key: %v", err)
 			}
-			if _, err := s.RevokeKey(ctx, "uma", old.ID, base); err != nil {
+			if _, err := s.RevokeKey(ctx, "uma", old.ID, base, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
 			if _, _, _, err := s.RollKey(ctx, "uma", old.ID, next, base, base); apperr.CodeOf(err) != apperr.NotFound {

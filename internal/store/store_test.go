@@ -13,6 +13,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
@@ -125,17 +126,17 @@ func TestStore(t *testing.T) {
 			if err := s.CreateKey(ctx, k, 100); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.RevokeKey(ctx, "mallory", k.ID, base); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RevokeKey(ctx, "mallory", k.ID, base, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("revoke by another user: %v, want NOT_FOUND", err)
 			}
-			hash, err := s.RevokeKey(ctx, "erin", k.ID, base)
+			hash, err := s.RevokeKey(ctx, "erin", k.ID, base, audit.Event{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if hash != apikey.Hash(secret) {
 				t.Errorf("revoke returned hash %q, want the key's", hash)
 			}
-			if _, err := s.RevokeKey(ctx, "erin", k.ID, base); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RevokeKey(ctx, "erin", k.ID, base, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("second revoke: %v, want NOT_FOUND", err)
 			}
 			if got, err := s.FindKeyByHash(ctx, apikey.Hash(secret)); err != nil || got.RevokedAt == nil || !got.RevokedAt.Equal(base) {
@@ -153,11 +154,12 @@ func TestStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			at := base.Add(time.Hour)
-			if err := s.TouchKeys(ctx, []string{k.ID, uuid.NewString()}, at); err != nil {
+			uses := []apikey.Use{{KeyID: k.ID, IP: "192.0.2.7", UserAgent: "curl/8.5.0"}, {KeyID: uuid.NewString()}}
+			if err := s.TouchKeys(ctx, uses, at); err != nil {
 				t.Fatal(err)
 			}
-			// An older time never moves last_used_at backwards.
-			if err := s.TouchKeys(ctx, []string{k.ID}, base.Add(time.Minute)); err != nil {
+			// An older time never moves last_used_at backwards, nor its origin.
+			if err := s.TouchKeys(ctx, []apikey.Use{{KeyID: k.ID, IP: "198.51.100.1"}}, base.Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			keys, err := s.ListKeys(ctx, "frank")
@@ -165,7 +167,10 @@ func TestStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(keys) != 1 || keys[0].LastUsedAt == nil || !keys[0].LastUsedAt.Equal(at) {
-				t.Errorf("last_used_at = %v, want %v", keys[0].LastUsedAt, at)
+				t.Fatalf("last_used_at = %v, want %v", keys[0].LastUsedAt, at)
+			}
+			if ip, ua := keys[0].LastUsedIP, keys[0].LastUsedUserAgent; ip == nil || *ip != "192.0.2.7" || ua == nil || *ua != "curl/8.5.0" {
+				t.Errorf("last use from %v %v, want 192.0.2.7 curl/8.5.0", ip, ua)
 			}
 		})
 
@@ -178,7 +183,7 @@ func TestStore(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 12 {
 				wg.Go(func() {
-					_, err := s.RevokeKey(ctx, "grace", k.ID, base)
+					_, err := s.RevokeKey(ctx, "grace", k.ID, base, audit.Event{})
 					switch apperr.CodeOf(err) {
 					case "":
 						ok.Add(1)
@@ -232,7 +237,7 @@ func TestStore(t *testing.T) {
 			if err := s.CreateKey(ctx, k2, 1); apperr.CodeOf(err) != apperr.KeyLimitReached {
 				t.Fatalf("second key: %v, want KEY_LIMIT_REACHED", err)
 			}
-			if _, err := s.RevokeKey(ctx, "ivan", k.ID, base); err != nil {
+			if _, err := s.RevokeKey(ctx, "ivan", k.ID, base, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.CreateKey(ctx, k2, 1); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // userRow is a row of users.
@@ -35,19 +36,29 @@ var _ account.Store = (*Store)(nil)
 
 // CreateUser implements account.Store. The unique index on email_normalized
 // decides between concurrent registrations of one address: exactly one
-// insert succeeds, the others get EMAIL_TAKEN.
-func (s *Store) CreateUser(ctx context.Context, u account.StoredUser) error {
-	_, err := s.db.NewInsert().Model(&userRow{
-		ID:              u.ID,
-		Email:           u.Email,
-		EmailNormalized: u.EmailNormalized,
-		PasswordHash:    u.PasswordHash,
-		CreatedAt:       u.CreatedAt,
-	}).Exec(ctx)
+// insert succeeds, the others get EMAIL_TAKEN. The user and ev commit together.
+func (s *Store) CreateUser(ctx context.Context, u account.StoredUser, ev audit.Event) error {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewInsert().Model(&userRow{
+			ID:              u.ID,
+			Email:           u.Email,
+			EmailNormalized: u.EmailNormalized,
+			PasswordHash:    u.PasswordHash,
+			CreatedAt:       u.CreatedAt,
+		}).Exec(ctx)
+		if err != nil {
+			return err
+		}
+		return s.recordChangeEvent(ctx, tx, ev)
+	})
 	if uniqueViolation(err) {
 		return apperr.New(apperr.EmailTaken, "an account with this email already exists")
 	}
-	return translate(err)
+	if err != nil {
+		return translate(err)
+	}
+	s.changeEventWritten(ev)
+	return nil
 }
 
 // FindUserByEmail implements account.Store through the unique index on

@@ -12,6 +12,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
@@ -38,7 +39,7 @@ func TestUsers(t *testing.T) {
 
 		t.Run("CreateAndFind", func(t *testing.T) {
 			u := newUser(t, "Alice@Example.com", base)
-			if err := s.CreateUser(ctx, u); err != nil {
+			if err := s.CreateUser(ctx, u, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
 			got, err := s.FindUserByEmail(ctx, "alice@example.com")
@@ -54,7 +55,7 @@ func TestUsers(t *testing.T) {
 		})
 
 		t.Run("FindByTheNormalizedFormOnly", func(t *testing.T) {
-			if err := s.CreateUser(ctx, newUser(t, "Bob@Example.com", base)); err != nil {
+			if err := s.CreateUser(ctx, newUser(t, "Bob@Example.com", base), audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
 			for _, email := range []string{"Bob@Example.com", "nobody@example.com", ""} {
@@ -66,7 +67,7 @@ func TestUsers(t *testing.T) {
 
 		t.Run("NonASCIIEmail", func(t *testing.T) {
 			u := newUser(t, "ÉLODIE@exemple.fr", base)
-			if err := s.CreateUser(ctx, u); err != nil {
+			if err := s.CreateUser(ctx, u, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
 			got, err := s.FindUserByEmail(ctx, "élodie@exemple.fr")
@@ -77,16 +78,16 @@ func TestUsers(t *testing.T) {
 
 		t.Run("LongestEmail", func(t *testing.T) {
 			email := strings.Repeat("x", 64) + "@" + strings.Repeat("d", 185) + ".com" // 254 bytes
-			if err := s.CreateUser(ctx, newUser(t, email, base)); err != nil {
+			if err := s.CreateUser(ctx, newUser(t, email, base), audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
 		})
 
 		t.Run("EmailTaken", func(t *testing.T) {
-			if err := s.CreateUser(ctx, newUser(t, "carol@example.com", base)); err != nil {
+			if err := s.CreateUser(ctx, newUser(t, "carol@example.com", base), audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
-			err := s.CreateUser(ctx, newUser(t, "CAROL@example.com", base))
+			err := s.CreateUser(ctx, newUser(t, "CAROL@example.com", base), audit.Event{})
 			if apperr.CodeOf(err) != apperr.EmailTaken {
 				t.Fatalf("second user with one normalized email: err %v, want EMAIL_TAKEN", err)
 			}
@@ -106,7 +107,7 @@ func TestUsers(t *testing.T) {
 					if i%2 == 1 {
 						email = "dave@EXAMPLE.com"
 					}
-					err := s.CreateUser(ctx, newUser(t, email, base))
+					err := s.CreateUser(ctx, newUser(t, email, base), audit.Event{})
 					switch apperr.CodeOf(err) {
 					case "":
 						created.Add(1)

@@ -286,6 +286,65 @@ test('dashboard', async (t) => {
     assert.equal(await page.locator('.leak-notice').count(), 0, 'a dismissed notice stays dismissed');
   });
 
+  await step('the key list shows where a key was last used from', async () => {
+    const { token } = await dashboardSession(page);
+    const gql = async (query, variables) => {
+      const res = await fetch(new URL('/graphql', baseURL), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = await res.json();
+      assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+      return body.data;
+    };
+    const created = await gql('mutation($input: CreateApiKeyInput) { createApiKey(input: $input) { key } }', { input: { name: 'Billing worker' } });
+    const res = await fetch(new URL('/auth/verify', baseURL), {
+      headers: { 'X-Api-Key': created.createApiKey.key, 'User-Agent': 'billing-worker/3.1' },
+    });
+    assert.equal(res.status, 200);
+    const row = page.getByRole('row', { name: /Billing worker/ });
+    // The use is written within a few seconds: reload until it shows.
+    for (let i = 0; ; i++) {
+      await page.reload();
+      await row.waitFor();
+      if (/billing-worker/.test(await row.textContent())) break;
+      assert.ok(i < 50, 'the last use never showed');
+      await page.waitForTimeout(200);
+    }
+    assert.match(await row.locator('td[data-label="Last used"]').textContent(), /from 127\.0\.0\.1 · billing-worker\/3\.1/);
+    await shoot(page, '11-last-used-from');
+    // More events than one page holds, for the next step.
+    for (let i = 0; i < 20; i++) {
+      await gql('mutation($input: CreateApiKeyInput) { createApiKey(input: $input) { apiKey { id } } }', { input: { name: `Batch ${i}` } });
+    }
+  });
+
+  await step('the activity page lists what happened, page by page', async () => {
+    await page.getByRole('link', { name: 'Activity' }).click();
+    await page.getByRole('heading', { name: 'Activity', exact: true }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'Activity' }).getAttribute('aria-current'), 'page');
+    const rows = page.locator('#activity-body tr');
+    await rows.first().waitFor();
+    assert.equal(await rows.count(), 20, 'one page of 20');
+    const first = await rows.first().textContent();
+    assert.match(first, /Created key “Batch 19”/, 'newest first');
+    assert.match(first, /127\.0\.0\.1/, 'from where');
+    await shoot(page, '12-activity');
+    const more = page.getByRole('button', { name: 'Show older activity' });
+    await more.click();
+    await more.waitFor({ state: 'hidden' });
+    const all = await page.locator('#activity-body').textContent();
+    for (const what of ['Account created', 'Failed sign-in', 'Signed in', 'Created key “Production server”', 'Revoked key']) {
+      assert.ok(all.includes(what), `the activity shows "${what}"`);
+    }
+    assert.ok(await rows.count() > 20, 'the second page is appended');
+    const html = await page.content();
+    assert.ok(!html.includes((await dashboardSession(page)).token), 'no token on the page');
+    await page.getByRole('link', { name: 'API Keys' }).click();
+    await page.getByRole('heading', { name: 'API Keys', exact: true }).waitFor();
+  });
+
   await step('no request left this machine, and the CSP held', async () => {
     await assertNoCSPViolations(page);
     assert.deepEqual(b.offsite, []);

@@ -7,7 +7,7 @@
 
 const SESSION_KEY = 'apikeyd.session';
 
-const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt expiresAt scopes replacedBy';
+const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt lastUsedIp lastUsedUserAgent expiresAt scopes replacedBy';
 // Keys revoked by a leak report come with the list, so their notice shows
 // on every load until dismissed.
 const LIST_KEYS = `query ApiKeys {
@@ -27,6 +27,13 @@ const UPDATE_KEY = `mutation UpdateApiKey($id: ID!, $input: UpdateApiKeyInput!) 
   updateApiKey(id: $id, input: $input) { ${KEY_FIELDS} }
 }`;
 const VIEWER = `query Viewer { viewer { userId authMethod } }`;
+const ACTIVITY_PAGE = 20;
+const AUDIT_EVENTS = `query AuditEvents($first: Int, $after: String) {
+  auditEvents(first: $first, after: $after) {
+    edges { node { id action occurredAt actor { type id } keyId keyPrefix ip userAgent details } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
 
 // Codes that mean the login token is no good any more.
 const SESSION_ENDED = new Set(['INVALID_OR_EXPIRED_TOKEN', 'MISSING_AUTH']);
@@ -85,9 +92,11 @@ function endSession(message) {
   clearTimeout(expiryTimer);
   session = null;
   keys = [];
+  activity = [];
   sessionStorage.clear();
   for (const d of document.querySelectorAll('dialog[open]')) d.close();
   $('keys-body').replaceChildren();
+  $('activity-body').replaceChildren();
   route({ focus: true });
   if (message) showPageError(message);
 }
@@ -260,11 +269,15 @@ async function busy(button, fn) {
 // ---------------------------------------------------------------------------
 // Views
 
-const VIEWS = ['loading', 'signin', 'register', 'keys'];
+const VIEWS = ['loading', 'signin', 'register', 'keys', 'activity'];
 
 function show(view, { focus = false } = {}) {
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
-  const signedIn = view === 'keys';
+  const signedIn = view === 'keys' || view === 'activity';
+  for (const [v, link] of [['keys', 'keys-link'], ['activity', 'activity-link']]) {
+    if (v === view) $(link).setAttribute('aria-current', 'page');
+    else $(link).removeAttribute('aria-current');
+  }
   $('nav').hidden = !signedIn;
   $('account').hidden = !signedIn;
   $('account-name').textContent = signedIn && session ? session.name : '';
@@ -272,6 +285,7 @@ function show(view, { focus = false } = {}) {
     signin: 'Sign in · apikeyd',
     register: 'Create an account · apikeyd',
     keys: 'API Keys · apikeyd',
+    activity: 'Activity · apikeyd',
   }[view] || 'apikeyd';
   if (focus) {
     const heading = $(`view-${view}`).querySelector('h1');
@@ -283,7 +297,10 @@ function show(view, { focus = false } = {}) {
 }
 
 function route({ focus = false } = {}) {
-  if (session) {
+  if (session && location.hash === '#activity') {
+    show('activity', { focus });
+    loadActivity();
+  } else if (session) {
     show('keys', { focus });
     loadKeys();
   } else if (location.hash === '#register') {
@@ -510,10 +527,17 @@ function keyRow(k) {
     h('td', { 'data-label': 'Key' }, h('code', { class: 'prefix' }, `${k.keyPrefix}…`)),
     h('td', { 'data-label': 'Scopes' }, scopesCell(k)),
     h('td', { 'data-label': 'Created' }, timeEl(k.createdAt)),
-    h('td', { 'data-label': 'Last used' }, k.lastUsedAt ? timeEl(k.lastUsedAt) : never()),
+    h('td', { 'data-label': 'Last used' }, k.lastUsedAt ? lastUse(k) : never()),
     h('td', { 'data-label': 'Expires' }, expires),
     h('td', { class: 'row-actions' }, rename, roll, revoke),
   );
+}
+
+/** When a key was last used, and from where (address and client). */
+function lastUse(k) {
+  const from = [k.lastUsedIp, k.lastUsedUserAgent].filter(Boolean).join(' · ');
+  return h('span', { class: 'last-use' }, timeEl(k.lastUsedAt),
+    from ? h('span', { class: 'muted small last-use-from' }, `from ${from}`) : null);
 }
 
 // Create
@@ -774,6 +798,76 @@ renameDialog.addEventListener('close', () => {
 for (const b of document.querySelectorAll('[data-close]')) {
   b.addEventListener('click', () => b.closest('dialog').close());
 }
+
+// ---------------------------------------------------------------------------
+// Activity
+
+let activity = [];
+let activityCursor = null;
+let activitySeq = 0;
+
+const ACTIONS = {
+  'api_key.created': 'Created key',
+  'api_key.updated': 'Renamed key',
+  'api_key.rolled': 'Rolled key',
+  'api_key.revoked': 'Revoked key',
+  'api_key.leaked': 'Revoked key: found leaked',
+  'user.registered': 'Account created',
+  'user.login': 'Signed in',
+  'user.login_failed': 'Failed sign-in',
+};
+
+/** Loads the first page of the activity (more: the next one). */
+async function loadActivity({ more = false } = {}) {
+  const seq = ++activitySeq;
+  if (!more) {
+    activity = [];
+    activityCursor = null;
+  }
+  $('activity-loading').hidden = more;
+  try {
+    const data = await graphql(AUDIT_EVENTS, { first: ACTIVITY_PAGE, after: activityCursor });
+    if (seq !== activitySeq || !session) return;
+    const conn = data.auditEvents;
+    activity = [...activity, ...conn.edges.map((e) => e.node)];
+    activityCursor = conn.pageInfo.hasNextPage ? conn.pageInfo.endCursor : null;
+    renderActivity();
+  } catch (err) {
+    if (seq !== activitySeq) return;
+    handle(err, (msg) => showPageError(`Could not load your activity. ${msg}`));
+  } finally {
+    if (seq === activitySeq) $('activity-loading').hidden = true;
+  }
+}
+
+function renderActivity() {
+  $('activity-body').replaceChildren(...activity.map(activityRow));
+  $('activity-empty').hidden = activity.length > 0;
+  $('activity-list').hidden = activity.length === 0;
+  $('activity-more').hidden = !activityCursor;
+}
+
+function activityRow(ev) {
+  const muted = (text) => h('span', { class: 'muted' }, text);
+  let what = ACTIONS[ev.action] || ev.action;
+  let details = {};
+  try {
+    details = JSON.parse(ev.details || '{}') || {};
+  } catch {
+    // shown without details
+  }
+  if (ev.action === 'api_key.created' && details.name) what += ` “${details.name}”`;
+  if (ev.actor && ev.actor.type === 'leak_report') what += ' (leak report)';
+  const from = [ev.ip, ev.userAgent].filter(Boolean).join(' · ');
+  return h('tr', { 'data-event-id': ev.id },
+    h('th', { scope: 'row', 'data-label': 'What' }, what),
+    h('td', { 'data-label': 'Key' }, ev.keyPrefix ? h('code', { class: 'prefix' }, `${ev.keyPrefix}…`) : muted('—')),
+    h('td', { 'data-label': 'When' }, timeEl(ev.occurredAt)),
+    h('td', { 'data-label': 'From', class: 'from' }, from || muted('unknown')),
+  );
+}
+
+$('activity-more').addEventListener('click', (e) => busy(e.currentTarget, () => loadActivity({ more: true })));
 
 // ---------------------------------------------------------------------------
 

@@ -1,0 +1,51 @@
+package audit
+
+import "time"
+
+// JSON is an event as the REST API and webhooks show it.
+type JSON struct {
+	ID         string         `json:"id"`
+	Action     string         `json:"action"`
+	OccurredAt string         `json:"occurred_at"`
+	Actor      ActorJSON      `json:"actor"`
+	KeyID      *string        `json:"key_id"`
+	KeyPrefix  *string        `json:"key_prefix"`
+	IP         *string        `json:"ip"`
+	UserAgent  *string        `json:"user_agent"`
+	Details    map[string]any `json:"details"`
+}
+
+// ActorJSON is who made a change.
+type ActorJSON struct {
+	Type string  `json:"type"`
+	ID   *string `json:"id"`
+}
+
+// ToJSON returns ev as the REST API and webhooks show it.
+func (ev Event) ToJSON() JSON {
+	d := ev.Details
+	if d == nil {
+		d = map[string]any{}
+	}
+	return JSON{
+		ID:         ev.ID,
+		Action:     ev.Action,
+		OccurredAt: FormatTime(ev.OccurredAt),
+		Actor:      ActorJSON{Type: ev.ActorType, ID: opt(ev.ActorID)},
+		KeyID:      opt(ev.KeyID),
+		KeyPrefix:  opt(ev.KeyPrefix),
+		IP:         opt(ev.IP),
+		UserAgent:  opt(ev.UserAgent),
+		Details:    d,
+	}
+}
+
+// FormatTime writes t as the API does: UTC RFC 3339 with milliseconds.
+func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func opt(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

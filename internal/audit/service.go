@@ -1,0 +1,180 @@
+package audit
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// The page sizes of List.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 100
+)
+
+// Store persists events. Each change's own store method records its event
+// in its transaction; this is the rest. Implementations translate their own
+// failures as apikey.Store does: an unreachable database is
+// apperr.ServerBusy.
+type Store interface {
+	// AddEvent records ev alone: for events that are themselves the
+	// change (a login).
+	AddEvent(ctx context.Context, ev Event) error
+	// ListEvents returns up to limit events of userID whose id is below
+	// before (all when before is empty), newest (highest id) first.
+	ListEvents(ctx context.Context, userID, before string, limit int) ([]Event, error)
+	// PruneEvents deletes up to batch events that occurred before cutoff
+	// and returns how many it deleted.
+	PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error)
+}
+
+// Page is one page of a user's log.
+type Page struct {
+	Events []Event
+	// Next is the cursor of the following page; empty on the last one.
+	Next string
+}
+
+// Config holds the Service's settings.
+type Config struct {
+	// Principal returns the user a request may read the log of, or the
+	// coded error refusing it (apikey.RequireJWT). Required.
+	Principal func(ctx context.Context) (userID string, err error)
+	// Retention is how long events are kept; 2160h (90 days) when zero.
+	Retention time.Duration
+	// PruneBatch is how many events one prune statement deletes at most;
+	// DefaultPruneBatch when zero.
+	PruneBatch int
+	Now        func() time.Time
+}
+
+// DefaultRetention is how long events are kept unless configured.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// Service reads the log and prunes it.
+type Service struct {
+	store     Store
+	principal func(context.Context) (string, error)
+	retention time.Duration
+	batch     int
+	now       func() time.Time
+}
+
+// NewService returns a Service over store.
+func NewService(store Store, cfg Config) *Service {
+	if cfg.Principal == nil {
+		panic("audit: Config.Principal is required")
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.PruneBatch <= 0 {
+		cfg.PruneBatch = DefaultPruneBatch
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{store: store, principal: cfg.Principal, retention: cfg.Retention, batch: cfg.PruneBatch, now: cfg.Now}
+}
+
+// List returns a page of the caller's own events, newest first: limit of
+// them (1 to MaxLimit), after cursor (a Page.Next; empty for the first
+// page). Pages are keyset-paginated on the event id, so events recorded
+// meanwhile never shift a later page.
+// Returns INVALID_REQUEST for a limit out of range or a cursor that is not
+// one this service issued, and the auth errors of Config.Principal.
+func (s *Service) List(ctx context.Context, limit int, cursor string) (Page, error) {
+	userID, err := s.principal(ctx)
+	if err != nil {
+		return Page{}, err
+	}
+	if limit < 1 || limit > MaxLimit {
+		return Page{}, apperr.Errorf(apperr.InvalidRequest, "limit must be an integer from 1 to %d", MaxLimit)
+	}
+	before := ""
+	if cursor != "" {
+		if before, err = DecodeCursor(cursor); err != nil {
+			return Page{}, err
+		}
+	}
+	events, err := s.store.ListEvents(ctx, userID, before, limit+1)
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{Events: events}
+	if len(events) > limit {
+		p.Events = events[:limit]
+		p.Next = EncodeCursor(p.Events[limit-1].ID)
+	}
+	return p, nil
+}
+
+// cursorVersion starts every cursor, so that the format may change.
+const cursorVersion = "e1:"
+
+// EncodeCursor returns the cursor that resumes after the event id.
+func EncodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorVersion + id))
+}
+
+// DecodeCursor returns the event id a cursor resumes after.
+// Returns INVALID_REQUEST for anything EncodeCursor did not make.
+func DecodeCursor(c string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(c) > 128 {
+		return "", errBadCursor
+	}
+	id, ok := strings.CutPrefix(string(b), cursorVersion)
+	if !ok || len(id) != 36 {
+		return "", errBadCursor
+	}
+	u, err := uuid.Parse(id)
+	if err != nil || u.Version() != 7 || u.String() != id {
+		return "", errBadCursor
+	}
+	return id, nil
+}
+
+var errBadCursor = apperr.New(apperr.InvalidRequest, "cursor is not valid: pass next_cursor of a previous page as it is")
+
+// DefaultPruneBatch is how many events one prune statement deletes at most,
+// so that retention never holds a long lock.
+const DefaultPruneBatch = 1000
+
+// Prune deletes the events older than the retention, in batches, and
+// returns how many it deleted.
+func (s *Service) Prune(ctx context.Context) (int, error) {
+	cutoff := s.now().Add(-s.retention)
+	total := 0
+	for {
+		n, err := s.store.PruneEvents(ctx, cutoff, s.batch)
+		total += n
+		if err != nil || n < s.batch {
+			return total, err
+		}
+	}
+}
+
+// pruneEvery is how often RunPruner prunes.
+const pruneEvery = 10 * time.Minute
+
+// RunPruner prunes now and then every pruneEvery until ctx is done.
+func (s *Service) RunPruner(ctx context.Context, warn func(msg string, args ...any)) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if _, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+			warn("audit retention failed", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

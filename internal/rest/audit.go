@@ -1,0 +1,62 @@
+package rest
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
+	"github.com/apikeyd/apikeyd/internal/httpx"
+)
+
+// Audit serves GET /auth/audit-events over one audit.Service.
+type Audit struct {
+	svc *audit.Service
+	log *slog.Logger
+}
+
+// NewAudit returns the REST adapter of the audit log.
+func NewAudit(svc *audit.Service, log *slog.Logger) *Audit { return &Audit{svc: svc, log: log} }
+
+// Register mounts the route on mux; other methods answer 405.
+func (a *Audit) Register(mux *http.ServeMux) {
+	mux.Handle("GET /auth/audit-events", httpx.Route("GET /auth/audit-events", http.HandlerFunc(a.list)))
+	mux.Handle("/auth/audit-events", httpx.Route("/auth/audit-events", httpx.MethodNotAllowed(a.log, "GET, HEAD")))
+}
+
+var errBadLimit = apperr.Errorf(apperr.InvalidRequest, "limit must be an integer from 1 to %d", audit.MaxLimit)
+
+func (a *Audit) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := audit.DefaultLimit
+	if vs, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(vs[0])
+		if err != nil || len(vs) > 1 {
+			httpx.WriteError(w, r, a.log, errBadLimit)
+			return
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	if vs, ok := q["cursor"]; ok && (len(vs) > 1 || vs[0] == "") {
+		httpx.WriteError(w, r, a.log, apperr.New(apperr.InvalidRequest, "cursor must be next_cursor of a previous page"))
+		return
+	}
+	page, err := a.svc.List(r.Context(), limit, cursor)
+	if err != nil {
+		httpx.WriteError(w, r, a.log, err)
+		return
+	}
+	out := struct {
+		Events []audit.JSON `json:"audit_events"`
+		Next   *string      `json:"next_cursor"`
+	}{Events: make([]audit.JSON, len(page.Events))}
+	for i, ev := range page.Events {
+		out.Events[i] = ev.ToJSON()
+	}
+	if page.Next != "" {
+		out.Next = &page.Next
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,181 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/apikeyd/apikeyd/internal/audit"
+)
+
+// eventRow is a row of audit_events.
+type eventRow struct {
+	bun.BaseModel `bun:"table:audit_events"`
+
+	ID         string    `bun:"id,pk"`
+	UserID     string    `bun:"user_id,notnull"`
+	Action     string    `bun:"action,notnull"`
+	OccurredAt time.Time `bun:"occurred_at,notnull"`
+	ActorType  string    `bun:"actor_type,notnull"`
+	ActorID    *string   `bun:"actor_id"`
+	KeyID      *string   `bun:"key_id"`
+	KeyPrefix  *string   `bun:"key_prefix"`
+	IP         *string   `bun:"ip"`
+	UserAgent  *string   `bun:"user_agent"`
+	Details    string    `bun:"details,notnull"`
+}
+
+func (r *eventRow) domain() (audit.Event, error) {
+	ev := audit.Event{
+		ID:         r.ID,
+		UserID:     r.UserID,
+		Action:     r.Action,
+		OccurredAt: r.OccurredAt.UTC(),
+		ActorType:  r.ActorType,
+		ActorID:    deref(r.ActorID),
+		KeyID:      deref(r.KeyID),
+		KeyPrefix:  deref(r.KeyPrefix),
+		IP:         deref(r.IP),
+		UserAgent:  deref(r.UserAgent),
+	}
+	if err := json.Unmarshal([]byte(r.Details), &ev.Details); err != nil {
+		return audit.Event{}, err
+	}
+	return ev, nil
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+var _ audit.Store = (*Store)(nil)
+
+// RecordEvent writes ev through db, which is the transaction of the change
+// ev records: the event commits with the change or not at all. With
+// webhooks on (QueueWebhooks), an api_key.* event is queued in the outbox
+// in the same transaction. Every change's store method calls it (through
+// recordChangeEvent) inside its transaction and, once that has committed,
+// changeEventWritten(ev) for the metrics. Build ev with audit.New.
+func (s *Store) RecordEvent(ctx context.Context, db bun.IDB, ev audit.Event) error {
+	details := ev.Details
+	if details == nil {
+		details = map[string]any{}
+	}
+	d, err := json.Marshal(details)
+	if err != nil {
+		return err
+	}
+	row := &eventRow{
+		ID:         ev.ID,
+		UserID:     ev.UserID,
+		Action:     ev.Action,
+		OccurredAt: ev.OccurredAt.UTC(),
+		ActorType:  ev.ActorType,
+		ActorID:    nullable(ev.ActorID),
+		KeyID:      nullable(ev.KeyID),
+		KeyPrefix:  nullable(ev.KeyPrefix),
+		IP:         nullable(ev.IP),
+		UserAgent:  nullable(ev.UserAgent),
+		Details:    string(d),
+	}
+	if _, err := db.NewInsert().Model(row).Exec(ctx); err != nil {
+		return err
+	}
+	if s.webhooks && strings.HasPrefix(ev.Action, "api_key.") {
+		return s.enqueueWebhook(ctx, db, ev)
+	}
+	return nil
+}
+
+// recordChangeEvent records ev unless it is the zero Event, which the store's
+// own tests pass when they exercise a key operation alone.
+func (s *Store) recordChangeEvent(ctx context.Context, tx bun.IDB, ev audit.Event) error {
+	if ev.ID == "" {
+		return nil
+	}
+	return s.RecordEvent(ctx, tx, ev)
+}
+
+// changeEventWritten counts ev once its change has committed.
+func (s *Store) changeEventWritten(ev audit.Event) {
+	if ev.ID != "" {
+		s.eventWritten(ev)
+	}
+}
+
+// eventWritten tells the observer of a committed event.
+func (s *Store) eventWritten(ev audit.Event) {
+	if s.onEvent != nil {
+		s.onEvent(ev.Action)
+	}
+}
+
+// ObserveEvents has f told the action of every event once it is committed
+// (for metrics). Call it before the Store is used.
+func (s *Store) ObserveEvents(f func(action string)) { s.onEvent = f }
+
+// AddEvent implements audit.Store.
+func (s *Store) AddEvent(ctx context.Context, ev audit.Event) error {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return s.RecordEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return translate(err)
+	}
+	s.eventWritten(ev)
+	return nil
+}
+
+// ListEvents implements audit.Store through the (user_id, id) index.
+func (s *Store) ListEvents(ctx context.Context, userID, before string, limit int) ([]audit.Event, error) {
+	var rows []eventRow
+	q := s.db.NewSelect().Model(&rows).
+		Where("user_id = ?", userID).
+		OrderExpr("id DESC").
+		Limit(int64(limit))
+	if before != "" {
+		q = q.Where("id < ?", before)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, translate(err)
+	}
+	out := make([]audit.Event, len(rows))
+	for i := range rows {
+		ev, err := rows[i].domain()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+// PruneEvents implements audit.Store: one DELETE of the oldest batch.
+func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error) {
+	oldest := s.db.NewSelect().Model((*eventRow)(nil)).
+		Column("id").
+		Where("occurred_at < ?", cutoff.UTC()).
+		OrderExpr("occurred_at").
+		Limit(int64(batch))
+	res, err := s.db.NewDelete().Model((*eventRow)(nil)).
+		Where("id IN (?)", oldest).
+		Exec(ctx)
+	if err != nil {
+		return 0, translate(err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
