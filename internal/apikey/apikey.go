@@ -117,15 +117,19 @@ type Store interface {
 	// RevokeKey does. Either way a store shared by several servers tells the
 	// others, with the old key's hash, once the roll is committed (their
 	// caches must forget the old expiry too). Returns the new key, the old
-	// one as it now is, and the old key's hash.
+	// one as it now is, and the old key's hash. events (api_key.rolled, and
+	// api_key.revoked for a grace of 0), given the old key's id and prefix,
+	// are recorded in the same transaction.
 	// Returns apperr.KeyAlreadyRolled when the key was rolled before (exactly
 	// one of concurrent rolls of a key succeeds) and apperr.NotFound when the
 	// user has no such unrevoked key.
-	RollKey(ctx context.Context, userID, id string, next NewKey, at, graceEnd time.Time) (created, previous APIKey, hash string, err error)
+	RollKey(ctx context.Context, userID, id string, next NewKey, at, graceEnd time.Time, events []audit.Event) (created, previous APIKey, hash string, err error)
 	// RenameKey sets the name of the user's key id, which must be unrevoked
-	// and not rolled past its grace at at, and returns the key.
+	// and not rolled past its grace at at, and returns the key. ev
+	// (api_key.updated), given the key's id and prefix and the old and new
+	// names in its details, is recorded in the same transaction.
 	// Returns apperr.NotFound when there is no such key.
-	RenameKey(ctx context.Context, userID, id string, name *string, at time.Time) (APIKey, error)
+	RenameKey(ctx context.Context, userID, id string, name *string, at time.Time, ev audit.Event) (APIKey, error)
 	// FindKeyByHash returns the key whose hash is hash, revoked or not (its
 	// RevokedAt tells), so that a revoked key can be told from an unknown one
 	// in one indexed lookup. Returns apperr.NotFound when there is none.

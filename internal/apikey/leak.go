@@ -7,6 +7,7 @@ import (
 	"unicode"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // Leak is where a leak report says a key was found.
@@ -48,10 +49,12 @@ const (
 type LeakStore interface {
 	// RevokeLeakedKey revokes the unrevoked, unexpired key whose hash is
 	// hash, in the same conditional update (and with the same notification
-	// to other servers) as RevokeKey, and records at and where on it.
-	// Returns LeakRevoked when it changed a row, LeakAlreadyRevoked when an
-	// earlier report revoked the key, LeakNotActive otherwise.
-	RevokeLeakedKey(ctx context.Context, hash string, at time.Time, where Leak) (LeakOutcome, error)
+	// to other servers) as RevokeKey, and records at and where on it, and
+	// ev (api_key.leaked), given the key's owner, id and prefix, in the same
+	// transaction. Returns LeakRevoked when it changed a row,
+	// LeakAlreadyRevoked when an earlier report revoked the key,
+	// LeakNotActive otherwise.
+	RevokeLeakedKey(ctx context.Context, hash string, at time.Time, where Leak, ev audit.Event) (LeakOutcome, error)
 	// ListLeakNotices returns the user's keys revoked by leak reports whose
 	// notice is not dismissed, most recent first.
 	ListLeakNotices(ctx context.Context, userID string) ([]LeakNotice, error)
@@ -75,7 +78,11 @@ func (s *Service) RevokeLeaked(ctx context.Context, key string, where Leak) (boo
 	}
 	d := Sum(key)
 	where = Leak{URL: cleanLeakText(where.URL, maxLeakURLLen), Source: strings.ToLower(cleanLeakText(where.Source, maxLeakSourceLen))}
-	o, err := s.store.RevokeLeakedKey(ctx, d.Hex(), s.timestamp(), where)
+	at := s.timestamp()
+	ev := audit.New(ctx, "", audit.KeyLeaked, at) // the store names the owner
+	ev.ActorType, ev.ActorID = audit.ActorLeakReport, ""
+	ev.Details = map[string]any{"url": where.URL, "source": where.Source}
+	o, err := s.store.RevokeLeakedKey(ctx, d.Hex(), at, where, ev)
 	if err != nil {
 		return false, err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // Roll replaces the key id of the JWT principal of ctx with a fresh secret.
@@ -46,7 +47,13 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 		},
 		Hash: Hash(secret),
 	}
-	created, previous, hash, err := s.store.RollKey(ctx, p.UserID, uid, next, now, now.Add(grace))
+	rolled := audit.New(ctx, p.UserID, audit.KeyRolled, now)
+	rolled.Details = map[string]any{"new_key_id": next.ID, "grace_period_seconds": int64(grace / time.Second)}
+	events := []audit.Event{rolled}
+	if grace == 0 {
+		events = append(events, audit.New(ctx, p.UserID, audit.KeyRevoked, now))
+	}
+	created, previous, hash, err := s.store.RollKey(ctx, p.UserID, uid, next, now, now.Add(grace), events)
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
 			return Rolled{}, errKeyNotFound
@@ -80,7 +87,8 @@ func (s *Service) Rename(ctx context.Context, id string, name *string) (APIKey, 
 	if !ok {
 		return APIKey{}, errKeyNotFound
 	}
-	k, err := s.store.RenameKey(ctx, p.UserID, uid, n, s.timestamp())
+	at := s.timestamp()
+	k, err := s.store.RenameKey(ctx, p.UserID, uid, n, at, audit.New(ctx, p.UserID, audit.KeyUpdated, at))
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return APIKey{}, errKeyNotFound
 	}

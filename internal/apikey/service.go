@@ -155,7 +155,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	}
 	ev := audit.New(ctx, p.UserID, audit.KeyCreated, now)
 	ev.KeyID, ev.KeyPrefix = k.ID, k.KeyPrefix
-	ev.Details = map[string]any{"name": k.Name, "expires_at": optTime(k.ExpiresAt)}
+	ev.Details = map[string]any{"name": k.Name, "scopes": k.Scopes, "expires_at": optTime(k.ExpiresAt)}
 	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret), Event: ev}, s.max); err != nil {
 		return Created{}, err
 	}

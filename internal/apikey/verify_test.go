@@ -42,12 +42,12 @@ func (s *recordingStore) RevokeKey(context.Context, string, string, time.Time, a
 	return "", nil
 }
 
-func (s *recordingStore) RollKey(context.Context, string, string, apikey.NewKey, time.Time, time.Time) (apikey.APIKey, apikey.APIKey, string, error) {
+func (s *recordingStore) RollKey(context.Context, string, string, apikey.NewKey, time.Time, time.Time, []audit.Event) (apikey.APIKey, apikey.APIKey, string, error) {
 	s.record("RollKey")
 	return apikey.APIKey{}, apikey.APIKey{}, "", nil
 }
 
-func (s *recordingStore) RenameKey(context.Context, string, string, *string, time.Time) (apikey.APIKey, error) {
+func (s *recordingStore) RenameKey(context.Context, string, string, *string, time.Time, audit.Event) (apikey.APIKey, error) {
 	s.record("RenameKey")
 	return apikey.APIKey{}, nil
 }
@@ -73,7 +73,7 @@ func (s *recordingStore) Ping(context.Context) error {
 	return nil
 }
 
-func (s *recordingStore) RevokeLeakedKey(context.Context, string, time.Time, apikey.Leak) (apikey.LeakOutcome, error) {
+func (s *recordingStore) RevokeLeakedKey(context.Context, string, time.Time, apikey.Leak, audit.Event) (apikey.LeakOutcome, error) {
 	s.record("RevokeLeakedKey")
 	return apikey.LeakNotActive, nil
 }

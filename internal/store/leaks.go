@@ -17,8 +17,8 @@ import (
 // on PostgreSQL the same notification, as RevokeKey, also recording where
 // and when the key was found. Only when no row changed does a second query
 // tell a key already revoked by a leak report from anything else.
-func (s *Store) RevokeLeakedKey(ctx context.Context, hash string, at time.Time, where apikey.Leak) (apikey.LeakOutcome, error) {
-	_, err := s.revoke(ctx, audit.Event{}, func(db bun.IDB) *bun.UpdateQuery {
+func (s *Store) RevokeLeakedKey(ctx context.Context, hash string, at time.Time, where apikey.Leak, ev audit.Event) (apikey.LeakOutcome, error) {
+	_, err := s.revoke(ctx, ev, func(db bun.IDB) *bun.UpdateQuery {
 		return db.NewUpdate().Model((*keyRow)(nil)).
 			Set("revoked_at = ?", at).
 			Set("leaked_at = ?", at).

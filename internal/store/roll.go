@@ -11,6 +11,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 // copySettings copies into the new key of a roll everything the owner chose
@@ -36,7 +37,7 @@ func domainWithScopes(r *keyRow) (apikey.APIKey, error) {
 // unrolled; the others wait for it and then find replaced_by set. The old
 // key is changed through updateAndNotify, as RevokeKey does, so the other
 // servers forget it (a grace of 0) or its old expiry (a grace) on commit.
-func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewKey, at, graceEnd time.Time) (created, previous apikey.APIKey, hash string, err error) {
+func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewKey, at, graceEnd time.Time, events []audit.Event) (created, previous apikey.APIKey, hash string, err error) {
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var old keyRow
 		q := tx.NewSelect().Model(&old).Where("id = ?", id).Where("user_id = ?", userID)
@@ -86,6 +87,12 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 		if err != nil {
 			return err // sql.ErrNoRows cannot happen: the row is locked
 		}
+		for i, ev := range events {
+			events[i] = changed.event(ev)
+			if err := s.recordChangeEvent(ctx, tx, events[i]); err != nil {
+				return err
+			}
+		}
 		old.ReplacedBy = &row.ID
 		if created, err = domainWithScopes(row); err != nil {
 			return err
@@ -97,28 +104,54 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 	if err != nil {
 		return apikey.APIKey{}, apikey.APIKey{}, "", translate(err)
 	}
+	for _, ev := range events {
+		s.changeEventWritten(ev)
+	}
 	return created, previous, hash, nil
 }
 
-// RenameKey implements apikey.Store with one conditional UPDATE … RETURNING.
-func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, at time.Time) (apikey.APIKey, error) {
+// RenameKey implements apikey.Store in one transaction: the old name is
+// read with the row locked (PostgreSQL: FOR UPDATE; SQLite: the write lock
+// taken at BEGIN IMMEDIATE), so the event tells the name the rename
+// replaced.
+func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, at time.Time, ev audit.Event) (apikey.APIKey, error) {
 	var row keyRow
-	err := s.db.NewUpdate().Model(&row).
-		Set("name = ?", name).
-		Where("id = ?", id).
-		Where("user_id = ?", userID).
-		Where("revoked_at IS NULL").
-		Where(notGone, at).
-		// The columns of keyRow, not *: other columns of api_keys are not
-		// a key's to show.
-		Returning("id, user_id, key_hash, key_prefix, name, created_at, last_used_at, expires_at, revoked_at, scopes, replaced_by, last_used_ip, last_used_user_agent").
-		Scan(ctx)
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var old keyRow
+		q := tx.NewSelect().Model(&old).Column("name").
+			Where("id = ?", id).
+			Where("user_id = ?", userID).
+			Where("revoked_at IS NULL").
+			Where(notGone, at)
+		if tx.Dialect().Name() == dialect.PG {
+			q = q.For("UPDATE")
+		}
+		if err := q.Scan(ctx); err != nil {
+			return err
+		}
+		err := tx.NewUpdate().Model(&row).
+			Set("name = ?", name).
+			Where("id = ?", id).
+			// The columns of keyRow, not *: other columns of api_keys are
+			// not a key's to show.
+			Returning("id, user_id, key_hash, key_prefix, name, created_at, last_used_at, expires_at, revoked_at, scopes, replaced_by, last_used_ip, last_used_user_agent").
+			Scan(ctx)
+		if err != nil {
+			return err
+		}
+		if ev.ID != "" {
+			ev.KeyID, ev.KeyPrefix = row.ID, row.KeyPrefix
+			ev.Details = map[string]any{"name": map[string]any{"old": old.Name, "new": row.Name}}
+		}
+		return s.recordChangeEvent(ctx, tx, ev)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return apikey.APIKey{}, errNotFound
 	}
 	if err != nil {
 		return apikey.APIKey{}, translate(err)
 	}
+	s.changeEventWritten(ev)
 	return domainWithScopes(&row)
 }
 

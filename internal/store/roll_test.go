@@ -27,7 +27,7 @@ func TestRollKey(t *testing.T) {
 			}
 			next, _ := newKey(t, "rita", base.Add(time.Second))
 			at, end := base.Add(time.Second), base.Add(time.Hour)
-			created, prev, hash, err := s.RollKey(ctx, "rita", old.ID, next, at, end)
+			created, prev, hash, err := s.RollKey(ctx, "rita", old.ID, next, at, end, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +49,7 @@ func TestRollKey(t *testing.T) {
 				t.Fatalf("list after roll: %+v, %v", keys, err)
 			}
 
-			_, _, _, err = s.RollKey(ctx, "rita", old.ID, next, at, end)
+			_, _, _, err = s.RollKey(ctx, "rita", old.ID, next, at, end, nil)
 			if apperr.CodeOf(err) != apperr.KeyAlreadyRolled {
 				t.Fatalf("second roll: %v, want KEY_ALREADY_ROLLED", err)
 			}
@@ -57,7 +57,7 @@ func TestRollKey(t *testing.T) {
 			if _, err := s.RevokeKey(ctx, "rita", old.ID, end, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("revoke after the grace: %v, want NOT_FOUND", err)
 			}
-			if _, err := s.RenameKey(ctx, "rita", old.ID, nil, end); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RenameKey(ctx, "rita", old.ID, nil, end, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("rename after the grace: %v, want NOT_FOUND", err)
 			}
 			// During it, it is.
@@ -74,7 +74,7 @@ func TestRollKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			next, _ := newKey(t, "sam", base)
-			_, prev, _, err := s.RollKey(ctx, "sam", old.ID, next, base, base.Add(time.Hour))
+			_, prev, _, err := s.RollKey(ctx, "sam", old.ID, next, base, base.Add(time.Hour), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +90,7 @@ func TestRollKey(t *testing.T) {
 			}
 			next, _ := newKey(t, "tia", base)
 			// At the limit of one key, the roll still succeeds.
-			_, prev, _, err := s.RollKey(ctx, "tia", old.ID, next, base, base)
+			_, prev, _, err := s.RollKey(ctx, "tia", old.ID, next, base, base, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,13 +109,13 @@ func TestRollKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			next, _ := newKey(t, "uma", base)
-			if _, _, _, err := s.RollKey(ctx, "someone-else", old.ID, next, base, base); apperr.CodeOf(err) != apperr.NotFound {
+			if _, _, _, err := s.RollKey(ctx, "someone-else", old.ID, next, base, base, nil); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("another user's key: %v", err)
 			}
 			if _, err := s.RevokeKey(ctx, "uma", old.ID, base, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, _, err := s.RollKey(ctx, "uma", old.ID, next, base, base); apperr.CodeOf(err) != apperr.NotFound {
+			if _, _, _, err := s.RollKey(ctx, "uma", old.ID, next, base, base, nil); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("a revoked key: %v", err)
 			}
 		})
@@ -130,7 +130,7 @@ func TestRollKey(t *testing.T) {
 			for i := range codes {
 				wg.Go(func() {
 					next, _ := newKey(t, "vic", base)
-					_, _, _, err := s.RollKey(ctx, "vic", old.ID, next, base, base.Add(time.Hour))
+					_, _, _, err := s.RollKey(ctx, "vic", old.ID, next, base, base.Add(time.Hour), nil)
 					codes[i] = apperr.CodeOf(err)
 				})
 			}
@@ -160,15 +160,15 @@ func TestRollKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := "renamed"
-			got, err := s.RenameKey(ctx, "wes", k.ID, &name, base)
+			got, err := s.RenameKey(ctx, "wes", k.ID, &name, base, audit.Event{})
 			if err != nil || got.Name == nil || *got.Name != name || got.ID != k.ID || !got.CreatedAt.Equal(k.CreatedAt) {
 				t.Fatalf("rename: %+v, %v", got, err)
 			}
-			got, err = s.RenameKey(ctx, "wes", k.ID, nil, base)
+			got, err = s.RenameKey(ctx, "wes", k.ID, nil, base, audit.Event{})
 			if err != nil || got.Name != nil {
 				t.Fatalf("clearing the name: %+v, %v", got, err)
 			}
-			if _, err := s.RenameKey(ctx, "someone-else", k.ID, &name, base); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RenameKey(ctx, "someone-else", k.ID, &name, base, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("another user's key: %v", err)
 			}
 		})
