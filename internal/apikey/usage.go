@@ -3,6 +3,7 @@ package apikey
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -54,7 +55,7 @@ func (u *usage) take(now time.Time) []Use {
 	defer u.mu.Unlock()
 	ids := make([]Use, 0, len(u.pending))
 	for id, o := range u.pending {
-		ids = append(ids, Use{KeyID: id, IP: o.IP, UserAgent: o.UserAgent})
+		ids = append(ids, Use{KeyID: id, IP: o.IP(), UserAgent: o.UserAgent()})
 	}
 	clear(u.pending)
 	for id, t := range u.marked {
@@ -72,7 +73,8 @@ func (u *usage) putBack(uses []Use) {
 	defer u.mu.Unlock()
 	for _, us := range uses {
 		if _, ok := u.pending[us.KeyID]; !ok {
-			u.pending[us.KeyID] = audit.Origin{IP: us.IP, UserAgent: us.UserAgent}
+			addr, _ := netip.ParseAddr(us.IP)                                          // as IP() wrote it; "" stays unknown
+			u.pending[us.KeyID] = audit.Origin{Addr: addr, RawUserAgent: us.UserAgent} // cleaning is idempotent
 		}
 	}
 }

@@ -199,26 +199,21 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	mux.Handle(notFoundPattern, httpx.NotFound(log))
 
 	var h http.Handler = rest.SkipAuthentication(mux, authn.Middleware(mux))
-	h = withOrigin(client, h)
 	h = httpx.CORS(cfg.CORSOrigins, h)
 	h = httpx.NoStore(noStorePaths, h)
 	h = httpx.SecurityHeaders(h)
 	h = httpx.Recover(log, h)
-	a.Handler = httpx.Observe(h, m.Request, accesslog.Writer(log))
+	a.Handler = httpx.Observe(h, withOrigin(client), m.Request, accesslog.Writer(log))
 	return a, nil
 }
 
 // withOrigin records in each request's context where it came from (the
 // client address, honouring TRUSTED_PROXIES, and the user agent), for the
 // audit log and a key's last use.
-func withOrigin(client *auth.ClientIP, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o := audit.Origin{UserAgent: r.UserAgent()}
-		if a := client.Of(r); a.IsValid() {
-			o.IP = a.String()
-		}
-		next.ServeHTTP(w, r.WithContext(audit.WithOrigin(r.Context(), o)))
-	})
+func withOrigin(client *auth.ClientIP) func(context.Context, *http.Request) context.Context {
+	return func(ctx context.Context, r *http.Request) context.Context {
+		return audit.WithOrigin(ctx, audit.Origin{Addr: client.Of(r), RawUserAgent: r.UserAgent()})
+	}
 }
 
 // noStorePaths are the paths whose answers no cache may keep: they carry

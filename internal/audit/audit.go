@@ -7,6 +7,7 @@ package audit
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
@@ -65,22 +66,34 @@ func New(ctx context.Context, userID, action string, at time.Time) Event {
 		OccurredAt: at.UTC().Truncate(time.Millisecond),
 		ActorType:  ActorUser,
 		ActorID:    userID,
-		IP:         o.IP,
-		UserAgent:  o.UserAgent,
+		IP:         o.IP(),
+		UserAgent:  o.UserAgent(),
 	}
 }
 
-// Origin is where a request came from, as recorded.
+// Origin is where a request came from, as it arrived. It is formatted and
+// cleaned only when recorded (IP, UserAgent): every request carries one, few
+// record a change or a key's use.
 type Origin struct {
-	IP        string // the client address, honouring TRUSTED_PROXIES; empty: unknown
-	UserAgent string // cleaned (see CleanUserAgent)
+	Addr         netip.Addr // the client address, honouring TRUSTED_PROXIES; invalid: unknown
+	RawUserAgent string     // the User-Agent header as sent
 }
+
+// IP returns the client address as recorded; empty when unknown.
+func (o Origin) IP() string {
+	if !o.Addr.IsValid() {
+		return ""
+	}
+	return o.Addr.String()
+}
+
+// UserAgent returns the user agent as recorded (see CleanUserAgent).
+func (o Origin) UserAgent() string { return CleanUserAgent(o.RawUserAgent) }
 
 type originKey struct{}
 
-// WithOrigin returns ctx carrying o, its user agent cleaned.
+// WithOrigin returns ctx carrying o.
 func WithOrigin(ctx context.Context, o Origin) context.Context {
-	o.UserAgent = CleanUserAgent(o.UserAgent)
 	return context.WithValue(ctx, originKey{}, o)
 }
 

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestCleanUserAgent(t *testing.T) {
 }
 
 func TestNewEventCarriesTheOrigin(t *testing.T) {
-	ctx := audit.WithOrigin(context.Background(), audit.Origin{IP: "192.0.2.1", UserAgent: "ua\x00/1"})
+	ctx := audit.WithOrigin(context.Background(), audit.Origin{Addr: netip.MustParseAddr("192.0.2.1"), RawUserAgent: "ua\x00/1"})
 	at := time.Date(2026, 1, 15, 12, 0, 0, 123_456_789, time.UTC)
 	ev := audit.New(ctx, "alice", audit.KeyCreated, at)
 	if ev.IP != "192.0.2.1" || ev.UserAgent != "ua/1" || ev.ActorType != audit.ActorUser || ev.ActorID != "alice" ||

@@ -51,11 +51,17 @@ func Written(ctx context.Context) bool {
 
 // Observe gives each request a Record and answers it through one
 // StatusRecorder; once the request is answered, each of done is called with
-// the record (the access log, the metrics). It is the outermost handler.
-func Observe(next http.Handler, done ...func(*http.Request, *Record)) http.Handler {
+// the record (the access log, the metrics). prepare, when not nil, adds what
+// else every handler may need to the request's context (where the request
+// came from), in the same copy of the request. It is the outermost handler.
+func Observe(next http.Handler, prepare func(context.Context, *http.Request) context.Context, done ...func(*http.Request, *Record)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &Record{Method: r.Method, Route: Unmatched, Start: time.Now()}
-		next.ServeHTTP(&statusRecorder{ResponseWriter: w, rec: rec}, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
+		ctx := context.WithValue(r.Context(), recordKey{}, rec)
+		if prepare != nil {
+			ctx = prepare(ctx, r)
+		}
+		next.ServeHTTP(&statusRecorder{ResponseWriter: w, rec: rec}, r.WithContext(ctx))
 		if rec.Status == 0 {
 			rec.Status = http.StatusOK // net/http's answer to a handler that wrote nothing
 		}

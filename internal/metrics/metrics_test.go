@@ -58,7 +58,7 @@ func TestRequestLabels(t *testing.T) {
 			httpx.SetRoute(r.Context(), "GET /known/{id}")
 		}
 		w.WriteHeader(http.StatusTeapot)
-	}), m.Request)
+	}), nil, m.Request)
 	for _, req := range []*http.Request{
 		httptest.NewRequest("GET", "/known", nil),
 		httptest.NewRequest("GET", "/random/path/123", nil),
@@ -79,7 +79,7 @@ func TestRequestLabels(t *testing.T) {
 		t.Errorf("%d request series, want 3", n)
 	}
 	// A handler that writes nothing answers 200, and is counted so.
-	httpx.Observe(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), m.Request).
+	httpx.Observe(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), nil, m.Request).
 		ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 	if got := testutil.ToFloat64(m.requests.WithLabelValues("unmatched", "GET", "200")); got != 1 {
 		t.Errorf("request whose handler wrote nothing: %v", got)
