@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
-	"strconv"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -91,8 +90,8 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 		addr := a.client.Of(r)
 		if ok, wait := a.limiter.Allow(addr); !ok {
 			a.observer.Verified(c.method(), apikey.OutcomeRateLimited)
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			a.Refuse(w, r, errRateLimited)
+			httpx.RetryAfter(w, wait)
+			a.Refuse(w, r, ErrAddressLimited)
 			return
 		}
 		var found apikey.Auth
@@ -136,4 +135,6 @@ func (a *Authenticator) Forward(ctx context.Context, required []string) (apikey.
 	return p, nil
 }
 
-var errRateLimited = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
+// ErrAddressLimited refuses a request from an address that has used up its
+// budget of failed authentications.
+var ErrAddressLimited = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")

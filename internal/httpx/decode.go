@@ -26,6 +26,23 @@ var (
 // returned as nil. Returns UNSUPPORTED_MEDIA_TYPE for a non-empty body that
 // is not application/json and PAYLOAD_TOO_LARGE past the cap.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, err := ReadCapped(w, r, limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	if !IsJSON(r.Header.Get("Content-Type")) {
+		return nil, errMediaType
+	}
+	return b, nil
+}
+
+// ReadCapped reads a request body of at most limit bytes, as it is,
+// however it is framed (chunked bodies without a length are capped too).
+// Returns PAYLOAD_TOO_LARGE past the cap.
+func ReadCapped(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
@@ -35,12 +52,6 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 			return nil, tooLarge(limit)
 		}
 		return nil, apperr.Wrap(apperr.InvalidRequest, "could not read the request body", err)
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, nil
-	}
-	if !IsJSON(r.Header.Get("Content-Type")) {
-		return nil, errMediaType
 	}
 	return b, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
 )
@@ -79,6 +81,12 @@ func LogFailure(ctx context.Context, log *slog.Logger, msg string, code apperr.C
 	}
 	attrs = append(attrs, slog.String("code", string(code)), slog.String("err", err.Error()))
 	log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// RetryAfter tells a refused client, in Retry-After, to come back in wait
+// (whole seconds, at least one).
+func RetryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 }
 
 // WriteJSON answers with status and v as JSON.

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/account"
@@ -47,7 +46,6 @@ func (a *Accounts) Register(mux *http.ServeMux) {
 
 var (
 	errNoCredentials = apperr.New(apperr.InvalidRequest, `request body must be a JSON object with "email" and "password"`)
-	errLoginsByAddr  = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
 	errLoginsByAcct  = apperr.New(apperr.RateLimited, "too many failed logins for this account; retry later")
 )
 
@@ -76,7 +74,7 @@ func (a *Accounts) register(w http.ResponseWriter, r *http.Request) {
 func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 	addr := a.client.Of(r)
 	if ok, wait := a.byAddress.Allow(addr); !ok {
-		a.refuse(w, r, errLoginsByAddr, wait)
+		refuse(w, r, a.log, auth.ErrAddressLimited, wait)
 		return
 	}
 	email, password, err := decodeCredentials(w, r)
@@ -91,7 +89,7 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 	limitAccount := emailErr == nil
 	if limitAccount {
 		if ok, wait := a.byAccount.Allow(acct); !ok {
-			a.refuse(w, r, errLoginsByAcct, wait)
+			refuse(w, r, a.log, errLoginsByAcct, wait)
 			return
 		}
 	}
@@ -127,10 +125,10 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// refuse answers 429 RATE_LIMITED with Retry-After in whole seconds.
-func (a *Accounts) refuse(w http.ResponseWriter, r *http.Request, err error, wait time.Duration) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-	httpx.WriteError(w, r, a.log, err)
+// refuse answers 429 RATE_LIMITED with Retry-After.
+func refuse(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, wait time.Duration) {
+	httpx.RetryAfter(w, wait)
+	httpx.WriteError(w, r, log, err)
 }
 
 // decodeCredentials reads {"email": "…", "password": "…"}: both required

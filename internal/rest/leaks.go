@@ -4,12 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
@@ -104,7 +101,6 @@ func SkipAuthentication(mux, authenticated http.Handler) http.Handler {
 var (
 	errReportTooLarge  = apperr.Errorf(apperr.PayloadTooLarge, "a leak report is at most %d bytes", leak.MaxReportBytes)
 	errRevocationAuth  = apperr.New(apperr.InvalidToken, "the token revocation service needs 'Authorization: <LEAK_REVOCATION_TOKEN>'")
-	errLeaksLimited    = apperr.New(apperr.RateLimited, "too many failed authentications from this address; retry later")
 	errReportMediaType = apperr.New(apperr.UnsupportedMediaType, "request body must be application/json")
 )
 
@@ -112,8 +108,7 @@ var (
 func (l *Leaks) allow(w http.ResponseWriter, r *http.Request) (netip.Addr, bool) {
 	addr := l.client.Of(r)
 	if ok, wait := l.failures.Allow(addr); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		httpx.WriteError(w, r, l.log, errLeaksLimited)
+		refuse(w, r, l.log, auth.ErrAddressLimited, wait)
 		return addr, false
 	}
 	return addr, true
@@ -122,17 +117,11 @@ func (l *Leaks) allow(w http.ResponseWriter, r *http.Request) (netip.Addr, bool)
 // readReport reads a report body of at most leak.MaxReportBytes, however it
 // is framed.
 func readReport(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > leak.MaxReportBytes {
+	b, err := httpx.ReadCapped(w, r, leak.MaxReportBytes)
+	if apperr.CodeOf(err) == apperr.PayloadTooLarge {
 		return nil, errReportTooLarge
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, leak.MaxReportBytes))
-	if err != nil {
-		if errors.As(err, new(*http.MaxBytesError)) {
-			return nil, errReportTooLarge
-		}
-		return nil, apperr.Wrap(apperr.InvalidRequest, "could not read the request body", err)
-	}
-	return b, nil
+	return b, err
 }
 
 // report is POST /auth/leaks: the signature over the raw body is checked
