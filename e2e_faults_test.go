@@ -22,6 +22,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
@@ -197,7 +198,7 @@ func TestDatabaseOutageAndRecovery(t *testing.T) {
 				t.Errorf("%s: %d %s", c.name, res.Status, res.Body)
 			}
 		}
-		wantError(t, e.do("GET", "/auth/verify", bearer(badChecksum(k.Key)), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
+		wantError(t, e.do("GET", "/auth/verify", bearer(apikeytest.BadChecksum(k.Key)), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
 	})
 	logs := e.Logs.String()
 	if !strings.Contains(logs, "SERVER_BUSY") {

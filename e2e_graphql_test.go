@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
@@ -550,9 +551,7 @@ func TestGraphQLCredentialProblems(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
 		jwt := e.token("victim")
 		target := e.create(jwt, str(`{"name":"target"}`))
-		// Another base62 digit at the end breaks the checksum.
-		wrongKey := []byte(target.Key)
-		wrongKey[len(wrongKey)-1] = map[bool]byte{true: '1', false: '0'}[wrongKey[len(wrongKey)-1] == '0']
+		wrongKey := apikeytest.BadChecksum(target.Key)
 
 		creds := []struct {
 			name, code string
@@ -563,7 +562,7 @@ func TestGraphQLCredentialProblems(t *testing.T) {
 			{"BothHeaders", "MISSING_AUTH", hdr("Authorization", "Bearer "+jwt, "X-Api-Key", target.Key)},
 			{"BadJWT", "INVALID_OR_EXPIRED_TOKEN", bearer("not.a.jwt")},
 			{"ExpiredJWT", "INVALID_OR_EXPIRED_TOKEN", bearer(e.sign("victim", issuedAt(time.Now().Add(-2*time.Hour))))},
-			{"BadKey", "INVALID_OR_EXPIRED_TOKEN", hdr("X-Api-Key", string(wrongKey))},
+			{"BadKey", "INVALID_OR_EXPIRED_TOKEN", hdr("X-Api-Key", wrongKey)},
 			{"APIKey", "JWT_REQUIRED", bearer(target.Key)},
 			{"APIKeyHeader", "JWT_REQUIRED", hdr("X-Api-Key", target.Key)},
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/leak/leaktest"
@@ -78,15 +79,6 @@ type feedback struct {
 	TokenHash string `json:"token_hash"`
 	TokenType string `json:"token_type"`
 	Label     string `json:"label"`
-}
-
-// lookAlikeKey returns key with its last checksum character changed.
-func lookAlikeKey(key string) string {
-	c := byte('0')
-	if key[len(key)-1] == '0' {
-		c = '1'
-	}
-	return key[:len(key)-1] + string(c)
 }
 
 // TestLeakReportRefused sends reports that must be refused, each with its
@@ -158,7 +150,7 @@ func testLeakReportRevokes(t *testing.T, e *testEnv, gh leaktest.Signer) {
 	e.revokeKey(alice, revoked.ID)
 	e.waitCached(leaked.Key)
 	other := "ghp_" + strings.Repeat("x", 36)
-	tokens := []string{leaked.Key, revoked.Key, lookAlikeKey(kept.Key), other, bobs.Key, leaked.Key}
+	tokens := []string{leaked.Key, revoked.Key, apikeytest.BadChecksum(kept.Key), other, bobs.Key, leaked.Key}
 	body := reportBody(tokens...)
 
 	res := e.signedReport(gh, body)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/config"
 )
 
@@ -360,11 +361,7 @@ func TestNginxForwardAuth(t *testing.T) {
 	})
 	t.Run("Refused", func(t *testing.T) {
 		unknown := apikey.NewFormat(apikey.DefaultPrefix).Generate()
-		last := byte('0')
-		if key.Key[len(key.Key)-1] == last {
-			last = 'a'
-		}
-		forgedKey := key.Key[:len(key.Key)-1] + string(last) // checksum no longer matches
+		forgedKey := apikeytest.BadChecksum(key.Key)
 		refused(t, client, nil, http.StatusUnauthorized, "MISSING_AUTH")
 		refused(t, client, hdr("Authorization", "Basic YWxpY2U6cHc="), http.StatusUnauthorized, "MISSING_AUTH")
 		refused(t, client, hdr("X-Api-Key", forgedKey), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")

@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
@@ -74,15 +75,6 @@ func (e *testEnv) unknownKey() string {
 	k := apikey.NewFormat(apikey.DefaultPrefix).Generate()
 	e.remember(k)
 	return k
-}
-
-// badChecksum returns key with its last checksum character changed.
-func badChecksum(key string) string {
-	c := "0"
-	if strings.HasSuffix(key, "0") {
-		c = "1"
-	}
-	return key[:len(key)-1] + c
 }
 
 // secretPart is the random part of a key: what follows the prefix, before
@@ -250,8 +242,8 @@ func TestRESTCredentials(t *testing.T) {
 			{name: "JWTGarbage", h: bearer("garbage"), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTGarbageSegments", h: bearer("aaaa.bbbb.cccc"), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "JWTInXApiKey", h: hdr("X-Api-Key", alice), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "KeyBadChecksum", h: bearer(badChecksum(live.Key)), code: "INVALID_OR_EXPIRED_TOKEN"},
-			{name: "KeyBadChecksumXApiKey", h: hdr("X-Api-Key", badChecksum(live.Key)), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "KeyBadChecksum", h: bearer(apikeytest.BadChecksum(live.Key)), code: "INVALID_OR_EXPIRED_TOKEN"},
+			{name: "KeyBadChecksumXApiKey", h: hdr("X-Api-Key", apikeytest.BadChecksum(live.Key)), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "KeyTruncated", h: bearer(live.Key[:20]), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "KeyUnknown", h: bearer(unknown), code: "INVALID_OR_EXPIRED_TOKEN"},
 			{name: "KeyUnknownXApiKey", h: hdr("X-Api-Key", unknown), code: "INVALID_OR_EXPIRED_TOKEN"},
@@ -805,7 +797,7 @@ func TestRESTVerify(t *testing.T) {
 			}{
 				{"NoCredential", nil, "MISSING_AUTH"},
 				{"BothHeaders", hdr("Authorization", "Bearer "+alice, "X-Api-Key", k.Key), "MISSING_AUTH"},
-				{"BadChecksum", hdr("X-Api-Key", badChecksum(k.Key)), "INVALID_OR_EXPIRED_TOKEN"},
+				{"BadChecksum", hdr("X-Api-Key", apikeytest.BadChecksum(k.Key)), "INVALID_OR_EXPIRED_TOKEN"},
 				{"UnknownKey", bearer(e.unknownKey()), "INVALID_OR_EXPIRED_TOKEN"},
 			} {
 				t.Run(c.name, func(t *testing.T) {
@@ -949,7 +941,7 @@ func TestRESTDatabaseUnreachable(t *testing.T) {
 		}
 	})
 	t.Run("BadChecksumNeedsNoDatabase", func(t *testing.T) {
-		wantError(t, e.do("GET", "/auth/verify", bearer(badChecksum(key)), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
+		wantError(t, e.do("GET", "/auth/verify", bearer(apikeytest.BadChecksum(key)), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
 	})
 	t.Run("MalformedIDNeedsNoDatabase", func(t *testing.T) {
 		wantError(t, e.do("DELETE", "/auth/api-keys/not-a-uuid", bearer(alice), nil), 404, "NOT_FOUND")
@@ -1011,7 +1003,7 @@ func TestRESTRateLimit(t *testing.T) {
 					code string
 				}{
 					{bearer("garbage"), "INVALID_OR_EXPIRED_TOKEN"},
-					{hdr("X-Api-Key", badChecksum(k.Key)), "INVALID_OR_EXPIRED_TOKEN"},
+					{hdr("X-Api-Key", apikeytest.BadChecksum(k.Key)), "INVALID_OR_EXPIRED_TOKEN"},
 					{hdr("Authorization", "Basic eA=="), "MISSING_AUTH"},
 					{bearer(e.unknownKey()), "INVALID_OR_EXPIRED_TOKEN"},
 					{hdr("X-Api-Key", ""), "MISSING_AUTH"},

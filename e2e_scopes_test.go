@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/config"
 )
 
@@ -239,7 +240,7 @@ func TestScopesVerify(t *testing.T) {
 
 		// No credential, or a bad one, is still the 401 it always was.
 		wantError(t, e.do("GET", "/auth/verify?scope=reports:read", nil, nil), http.StatusUnauthorized, "MISSING_AUTH")
-		wantError(t, e.verifyScoped(scoped.Key[:len(scoped.Key)-2]+"xx", "scope=reports:read"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		wantError(t, e.verifyScoped(apikeytest.BadChecksum(scoped.Key), "scope=reports:read"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
 
 		// Management stays JWT-only, whatever a key holds.
 		for _, k := range []string{scoped.Key, free.Key} {
@@ -486,7 +487,7 @@ func TestNginxScope(t *testing.T) {
 		// The client's query string and headers change nothing.
 		refused(t, "/reports/q1?scope=orders:read", hdr("X-Api-Key", orders.Key, "X-Auth-Scopes", "*"), http.StatusForbidden, "INSUFFICIENT_SCOPE")
 		refused(t, "/reports/q1", nil, http.StatusUnauthorized, "MISSING_AUTH")
-		refused(t, "/reports/q1", hdr("X-Api-Key", orders.Key[:len(orders.Key)-2]+"xx"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		refused(t, "/reports/q1", hdr("X-Api-Key", apikeytest.BadChecksum(orders.Key)), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
 	})
 	t.Run("OtherPathsNeedNoScope", func(t *testing.T) {
 		passes(t, "/private/data", hdr("X-Api-Key", orders.Key, "X-Auth-Scopes", "*"), "orders:read")

@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"strings"
 	"testing"
+
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 )
 
 // refChecksum computes the checksum independently: CRC-32 (IEEE) as a big
@@ -70,15 +72,6 @@ func TestGenerateUsesWholeAlphabet(t *testing.T) {
 func TestWellFormed(t *testing.T) {
 	f := NewFormat(DefaultPrefix)
 	k := f.Generate()
-	flip := func(s string, i int) string {
-		b := []byte(s)
-		if b[i] == 'a' {
-			b[i] = 'b'
-		} else {
-			b[i] = 'a'
-		}
-		return string(b)
-	}
 	cases := []struct {
 		name string
 		key  string
@@ -90,8 +83,8 @@ func TestWellFormed(t *testing.T) {
 		{"Truncated", k[:len(k)-1], OutcomeMalformed},
 		{"Extended", k + "0", OutcomeMalformed},
 		{"OtherPrefix", "other_" + k[6:], OutcomeMalformed},
-		{"SecretTypo", flip(k, 10), OutcomeBadChecksum},
-		{"ChecksumTypo", flip(k, len(k)-1), OutcomeBadChecksum},
+		{"SecretTypo", apikeytest.Typo(k, 10), OutcomeBadChecksum},
+		{"ChecksumTypo", apikeytest.Typo(k, len(k)-1), OutcomeBadChecksum},
 		{"NonBase62", k[:10] + "-" + k[11:], OutcomeMalformed},
 		{"NonASCII", k[:10] + "é" + k[12:], OutcomeMalformed},
 		{"KnownVector", "atiru_" + strings.Repeat("0", 32) + refChecksum("atiru_"+strings.Repeat("0", 32)), OutcomeOK},
@@ -163,11 +156,7 @@ func BenchmarkGenerate(b *testing.B) {
 func BenchmarkWellFormed(b *testing.B) {
 	f := NewFormat(DefaultPrefix)
 	good := f.Generate()
-	last := "0"
-	if good[len(good)-1] == '0' {
-		last = "1"
-	}
-	bad := good[:len(good)-1] + last
+	bad := apikeytest.BadChecksum(good)
 	for _, c := range []struct{ name, key string }{{"Valid", good}, {"BadChecksum", bad}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

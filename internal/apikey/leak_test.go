@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
@@ -107,7 +108,7 @@ func TestRevokeLeakedChecksTheKeyBeforeTheStore(t *testing.T) {
 	st := &recordingStore{}
 	svc := apikey.NewService(st, apikey.Config{})
 	good := svc.Format().Generate()
-	for _, s := range []string{"", "ghp_abc", good[:len(good)-1] + "x", apikey.NewFormat("other_").Generate(), good + "0"} {
+	for _, s := range []string{"", "ghp_abc", apikeytest.BadChecksum(good), apikey.NewFormat("other_").Generate(), good + "0"} {
 		if ok, err := svc.RevokeLeaked(context.Background(), s, apikey.Leak{}); ok || err != nil {
 			t.Fatalf("%q: %v %v", s, ok, err)
 		}

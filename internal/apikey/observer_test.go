@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
@@ -60,12 +61,7 @@ func TestVerifyOutcomes(t *testing.T) {
 		now = now.Add(2 * time.Minute) // expiring has expired
 
 		f := svc.Format()
-		// The last checksum character changed: right shape, wrong sum.
-		last := byte('0')
-		if good.Secret[len(good.Secret)-1] == last {
-			last = 'a'
-		}
-		badSum := good.Secret[:len(good.Secret)-1] + string(last)
+		badSum := apikeytest.BadChecksum(good.Secret)
 		cases := []struct {
 			key  string
 			want apikey.Outcome

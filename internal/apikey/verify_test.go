@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
@@ -98,18 +99,9 @@ func TestVerifyChecksTheKeyBeforeTheStore(t *testing.T) {
 	svc := apikey.NewService(st, apikey.Config{})
 	ctx := context.Background()
 
-	flip := func(key string, i int) string {
-		b := []byte(key)
-		if b[i] == 'A' {
-			b[i] = 'B'
-		} else {
-			b[i] = 'A'
-		}
-		return string(b)
-	}
 	for _, bad := range []string{
 		"", "atiru_", "garbage", good[:len(good)-1], good + "0", strings.ToUpper(good[:6]) + good[6:],
-		"other_" + good[6:], flip(good, len(good)-1), flip(good, 6), flip(good, 20),
+		"other_" + good[6:], apikeytest.Typo(good, len(good)-1), apikeytest.Typo(good, 6), apikeytest.Typo(good, 20),
 		good[:10] + "-" + good[11:], good[:10] + "é" + good[12:], good[:len(good)-6] + "000000",
 		"eyJhbGciOiJIUzI1NiJ9.e30.sig", strings.Repeat("a", 1<<20),
 	} {

@@ -9,19 +9,9 @@ import (
 	"testing"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/scan"
 )
-
-// lookAlike returns key with its last checksum character changed: the same
-// shape, a checksum that does not hold.
-func lookAlike(key string) string {
-	last := key[len(key)-1]
-	c := byte('0')
-	if last == '0' {
-		c = '1'
-	}
-	return key[:len(key)-1] + string(c)
-}
 
 // writeFile writes content to dir/name, creating its directories.
 func writeFile(t *testing.T, dir, name string, content []byte) {
@@ -45,8 +35,8 @@ func fixtureTree(t *testing.T, f apikey.Format) (dir string, keys []string) {
 	k1, k2, k3 := f.Generate(), f.Generate(), f.Generate()
 	other := apikey.NewFormat("other_").Generate()
 	writeFile(t, dir, "config/app.env", []byte("# settings\nDEBUG=1\nAPI_KEY="+k1+"\n"))
-	writeFile(t, dir, "src/main.go", []byte("package main\n\nconst a = \""+k2+"\" // and "+k3+"\nconst b = \""+lookAlike(k1)+"\"\nconst c = \""+other+"\"\n"))
-	writeFile(t, dir, "docs/example.md", []byte("Keys look like "+f.Prefix()+"AbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab or "+lookAlike(k2)+".\n"))
+	writeFile(t, dir, "src/main.go", []byte("package main\n\nconst a = \""+k2+"\" // and "+k3+"\nconst b = \""+apikeytest.BadChecksum(k1)+"\"\nconst c = \""+other+"\"\n"))
+	writeFile(t, dir, "docs/example.md", []byte("Keys look like "+f.Prefix()+"AbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab or "+apikeytest.BadChecksum(k2)+".\n"))
 	writeFile(t, dir, ".git/objects/ab/cdef", []byte(k1+"\n"))
 	writeFile(t, dir, "bin/tool", append([]byte{0x7f, 'E', 'L', 'F', 0}, []byte(k1)...))
 	big := bytes.Repeat([]byte("x"), scan.MaxFileSize)
@@ -83,7 +73,7 @@ func TestScanFixtureTree(t *testing.T) {
 func TestScanExitStatus(t *testing.T) {
 	f := apikey.NewFormat(apikey.DefaultPrefix)
 	clean := t.TempDir()
-	writeFile(t, clean, "a.txt", []byte("nothing "+lookAlike(f.Generate())+" here\n"))
+	writeFile(t, clean, "a.txt", []byte("nothing "+apikeytest.BadChecksum(f.Generate())+" here\n"))
 	key := f.Generate()
 
 	for _, tc := range []struct {
@@ -95,7 +85,7 @@ func TestScanExitStatus(t *testing.T) {
 	}{
 		{"NoneFound", []string{clean}, "", scan.ExitNone, ""},
 		{"StdinFound", []string{"-"}, "line one\n\nx=" + key, scan.ExitFound, "-:3: " + f.DisplayPrefix(key) + "…\n"},
-		{"StdinLookAlike", []string{"-"}, lookAlike(key), scan.ExitNone, ""},
+		{"StdinLookAlike", []string{"-"}, apikeytest.BadChecksum(key), scan.ExitNone, ""},
 		{"MissingPath", []string{filepath.Join(clean, "nope")}, "", scan.ExitError, ""},
 		{"ErrorWinsOverFound", []string{"-", filepath.Join(clean, "nope")}, key, scan.ExitError, "-:1: " + f.DisplayPrefix(key) + "…\n"},
 	} {
