@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -242,6 +243,33 @@ func TestScopesVerify(t *testing.T) {
 		wantError(t, e.do("GET", "/auth/verify?scope=reports:read", nil, nil), http.StatusUnauthorized, "MISSING_AUTH")
 		wantError(t, e.verifyScoped(apikeytest.BadChecksum(scoped.Key), "scope=reports:read"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
 
+		// A refusal is no use of the key: neither a missing scope nor a
+		// malformed scope parameter moves last_used_at; a check that passes
+		// does.
+		lastUsed := func(k createdKey) *string {
+			t.Helper()
+			if err := e.App.Keys.FlushUsage(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			l, ok := findListed(e.list(tok), k.ID)
+			if !ok {
+				t.Fatalf("key %s is not listed", k.ID)
+			}
+			return l.LastUsedAt
+		}
+		unused, _ := e.createScoped(tok, `["reports:read"]`)
+		wantError(t, e.verifyScoped(unused.Key, "scope=orders:read"), http.StatusForbidden, "INSUFFICIENT_SCOPE")
+		wantError(t, e.verifyScoped(unused.Key, "scope=Bad"), http.StatusBadRequest, "INVALID_REQUEST")
+		if at := lastUsed(unused); at != nil {
+			t.Errorf("refused requests recorded a use at %s", *at)
+		}
+		if res := e.verifyScoped(unused.Key, "scope=reports:read"); res.Status != http.StatusOK {
+			t.Fatalf("verify: %d %s", res.Status, res.Body)
+		}
+		if lastUsed(unused) == nil {
+			t.Error("a verification that passed recorded no use")
+		}
+
 		// Management stays JWT-only, whatever a key holds.
 		for _, k := range []string{scoped.Key, free.Key} {
 			wantError(t, e.do("POST", "/auth/api-keys", hdr("X-Api-Key", k), nil), http.StatusForbidden, "JWT_REQUIRED")
@@ -287,8 +315,8 @@ func TestScopesCatalogue(t *testing.T) {
 }
 
 // TestScopesMetrics: a verification refused for a missing scope is counted
-// under its own outcome, after the ok of the key itself; and a cached key's
-// scope checks are all cache hits.
+// once, under its own outcome; a malformed scope parameter is refused before
+// any verification; and a cached key's scope checks are all cache hits.
 func TestScopesMetrics(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	tok := e.token("alice")
@@ -300,16 +328,16 @@ func TestScopesMetrics(t *testing.T) {
 	before := e.scrape()
 	const verify = "/auth/verify"
 	s.send("GET", verify+"?scope=reports:read", verify, hdr("X-Api-Key", k.Key), nil, 200, "api_key/ok")
-	s.send("GET", verify+"?scope=orders:read", verify, hdr("X-Api-Key", k.Key), nil, 403, "api_key/ok", "api_key/insufficient_scope")
+	s.send("GET", verify+"?scope=orders:read", verify, hdr("X-Api-Key", k.Key), nil, 403, "api_key/insufficient_scope")
 	s.send("GET", verify+"?scope=orders:read", verify, bearer(tok), nil, 200, "jwt/ok")
-	s.send("GET", verify+"?scope=Bad", verify, hdr("X-Api-Key", k.Key), nil, 400, "api_key/ok")
+	s.send("GET", verify+"?scope=Bad", verify, hdr("X-Api-Key", k.Key), nil, 400) // refused before any verification
 	after := e.scrape()
 	s.check(before, after)
 	// The key was verified (and cached) before: every scope check above was
 	// answered from the cache, without a query.
 	if hit, miss := after.value("apikeyd_verify_cache_lookups_total", "result", "hit")-before.value("apikeyd_verify_cache_lookups_total", "result", "hit"),
-		after.value("apikeyd_verify_cache_lookups_total", "result", "miss")-before.value("apikeyd_verify_cache_lookups_total", "result", "miss"); hit != 3 || miss != 0 {
-		t.Errorf("cache lookups: %v hits, %v misses; want 3 hits, no miss", hit, miss)
+		after.value("apikeyd_verify_cache_lookups_total", "result", "miss")-before.value("apikeyd_verify_cache_lookups_total", "result", "miss"); hit != 2 || miss != 0 {
+		t.Errorf("cache lookups: %v hits, %v misses; want 2 hits, no miss", hit, miss)
 	}
 }
 

@@ -18,9 +18,8 @@ const (
 	OutcomeInvalid     Outcome = "invalid"      // a login token that does not verify (signature, claims)
 	OutcomeRateLimited Outcome = "rate_limited" // refused before verification: too many failures
 	OutcomeError       Outcome = "error"        // could not be decided: database or key set unavailable
-	// OutcomeInsufficientScope is a key that verified (and was counted ok)
-	// but lacks a scope a forward-authentication request required: counted
-	// once more, as refused.
+	// OutcomeInsufficientScope is a valid key that lacks a scope a
+	// forward-authentication request required.
 	OutcomeInsufficientScope Outcome = "insufficient_scope"
 )
 

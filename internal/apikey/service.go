@@ -220,6 +220,17 @@ func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
 // Returns INVALID_OR_EXPIRED_TOKEN for a malformed, unknown, revoked or
 // expired key, and SERVER_BUSY when the database cannot be reached.
 func (s *Service) Verify(ctx context.Context, key string) (Principal, Outcome, error) {
+	return s.VerifyScoped(ctx, key, nil)
+}
+
+// VerifyScoped is Verify for a request that requires scopes (a sorted set,
+// as ParseScopeList returns; nil requires none). A key that lacks any is
+// refused with the outcome OutcomeInsufficientScope and its principal, and
+// its use is not recorded: a refused request is no use of the key. The
+// scope check needs no query: the cache holds a key's scopes.
+// Returns the errors of Verify, and INSUFFICIENT_SCOPE naming the scopes
+// the key lacks.
+func (s *Service) VerifyScoped(ctx context.Context, key string, required []string) (Principal, Outcome, error) {
 	if o := s.format.Check(key); o != OutcomeOK {
 		return Principal{}, o, errInvalidKey
 	}
@@ -231,8 +242,7 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, Outcome, e
 		s.observer.CacheLookup(found != cacheMiss)
 		switch found {
 		case cacheHit:
-			s.usage.touch(p.KeyID, start, audit.OriginOf(ctx))
-			return p, OutcomeOK, nil
+			return s.accept(ctx, p, required, start)
 		case cacheUnknown:
 			return Principal{}, why, errInvalidKey
 		}
@@ -259,7 +269,16 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, Outcome, e
 	// The entry's lifetime counts from before the query: never longer
 	// than the TTL past what the database said.
 	s.cache.put(d, gen, p, start, k.ExpiresAt)
-	s.usage.touch(k.ID, now, audit.OriginOf(ctx))
+	return s.accept(ctx, p, required, now)
+}
+
+// accept ends a verification of the key p that is valid at now: it checks
+// the required scopes and, when they hold, records the use.
+func (s *Service) accept(ctx context.Context, p Principal, required []string, now time.Time) (Principal, Outcome, error) {
+	if err := CheckScopes(p, required); err != nil {
+		return p, OutcomeInsufficientScope, err
+	}
+	s.usage.touch(p.KeyID, now, audit.OriginOf(ctx))
 	return p, OutcomeOK, nil
 }
 

@@ -52,17 +52,18 @@ type nopObserver struct{}
 
 func (nopObserver) Verified(apikey.Method, apikey.Outcome) {}
 
-// authenticate verifies a credential that is present and counts the outcome.
-// It returns the coded error (INVALID_OR_EXPIRED_TOKEN, SERVER_BUSY, …) of a
-// bad one.
-func (a *Authenticator) authenticate(ctx context.Context, c Credential) (apikey.Principal, error) {
+// authenticate verifies a credential that is present, requiring scopes
+// (nil: none), and counts the outcome. It returns the coded error
+// (INVALID_OR_EXPIRED_TOKEN, INSUFFICIENT_SCOPE, SERVER_BUSY, …) of a bad
+// one. A login token is the user themself: it holds every scope.
+func (a *Authenticator) authenticate(ctx context.Context, c Credential, required []string) (apikey.Principal, error) {
 	var (
 		p   apikey.Principal
 		o   apikey.Outcome
 		err error
 	)
 	if c.Kind == APIKey {
-		p, o, err = a.keys.Verify(ctx, c.Value)
+		p, o, err = a.keys.VerifyScoped(ctx, c.Value, required)
 	} else {
 		var sub string
 		sub, err = a.tokens.Verify(ctx, c.Value)
@@ -75,6 +76,49 @@ func (a *Authenticator) authenticate(ctx context.Context, c Credential) (apikey.
 	return p, err
 }
 
+// check authenticates the credential r brings, if any, requiring scopes
+// (nil: none), and charges the client's own failures to its address. It
+// reports false, having counted the refusal and set Retry-After on w, when
+// the address has no failure budget left.
+func (a *Authenticator) check(w http.ResponseWriter, r *http.Request, required []string) (apikey.Auth, bool) {
+	c, err := ParseCredential(r.Header, a.keys.Format())
+	if err == nil && c.Kind == None {
+		return apikey.Auth{}, true
+	}
+	addr := a.client.Of(r)
+	if ok, wait := a.limiter.Allow(addr); !ok {
+		a.observer.Verified(c.method(), apikey.OutcomeRateLimited)
+		httpx.RetryAfter(w, wait)
+		return apikey.Auth{}, false
+	}
+	var found apikey.Auth
+	if err != nil {
+		a.observer.Verified(apikey.MethodNone, apikey.OutcomeMalformed)
+		found.Err = err
+	} else {
+		p, err := a.authenticate(r.Context(), c, required)
+		switch {
+		case err == nil:
+			found.Principal = &p
+		case apperr.CodeOf(err) == apperr.InsufficientScope:
+			found.Err = err // a valid key: the log still says whose
+		default:
+			found.Err = err
+			p = apikey.Principal{}
+		}
+		if p.UserID != "" {
+			httpx.SetPrincipal(r.Context(), p.UserID, p.KeyID)
+		}
+	}
+	// Only the client's own failures are charged: an outage of the
+	// database or the identity provider (SERVER_BUSY) is not, nor is a
+	// valid key that lacks a scope.
+	if code := apperr.CodeOf(found.Err); code == apperr.MissingAuth || code == apperr.InvalidToken {
+		a.limiter.Fail(addr)
+	}
+	return found, true
+}
+
 // Middleware authenticates every request that brings a credential and hands
 // what it found to the handlers in the request's context (apikey.AuthOf). It
 // answers a request itself only when its address is rate limited: otherwise
@@ -82,57 +126,36 @@ func (a *Authenticator) authenticate(ctx context.Context, c Credential) (apikey.
 // token still gets a normal GraphQL response.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := ParseCredential(r.Header, a.keys.Format())
-		if err == nil && c.Kind == None {
-			next.ServeHTTP(w, r)
-			return
-		}
-		addr := a.client.Of(r)
-		if ok, wait := a.limiter.Allow(addr); !ok {
-			a.observer.Verified(c.method(), apikey.OutcomeRateLimited)
-			httpx.RetryAfter(w, wait)
+		found, ok := a.check(w, r, nil)
+		if !ok {
 			a.Refuse(w, r, ErrAddressLimited)
 			return
 		}
-		var found apikey.Auth
-		if err != nil {
-			a.observer.Verified(apikey.MethodNone, apikey.OutcomeMalformed)
-			found.Err = err
-		} else if p, err := a.authenticate(r.Context(), c); err != nil {
-			found.Err = err
-		} else {
-			found.Principal = &p
-			httpx.SetPrincipal(r.Context(), p.UserID, p.KeyID)
+		if !found.Anonymous() {
+			r = r.WithContext(apikey.WithAuth(r.Context(), found))
 		}
-		// Only the client's own failures are charged: an outage of the
-		// database or the identity provider (SERVER_BUSY) is not.
-		if code := apperr.CodeOf(found.Err); code == apperr.MissingAuth || code == apperr.InvalidToken {
-			a.limiter.Fail(addr)
-		}
-		next.ServeHTTP(w, r.WithContext(apikey.WithAuth(r.Context(), found)))
+		next.ServeHTTP(w, r)
 	})
 }
 
-// Forward returns the principal of a request that asks whether it may pass
-// (forward authentication, GET /auth/verify) holding the scopes required
-// (see apikey.CheckScopes), or the error to refuse it with. Unlike
-// elsewhere, a request without any credential is a verification here,
-// refused with MISSING_AUTH and counted as such; a key that lacks a scope
-// is refused with INSUFFICIENT_SCOPE and counted once more, as such.
-func (a *Authenticator) Forward(ctx context.Context, required []string) (apikey.Principal, error) {
-	found := apikey.AuthOf(ctx)
+// Forward authenticates a forward-authentication request (GET /auth/verify),
+// which does not pass through Middleware, requiring scopes (a sorted set, as
+// apikey.ParseScopeList returns). It returns the principal or the error to
+// refuse the request with: ErrAddressLimited (Retry-After set on w) when the
+// address is out of failure budget. Each request is counted once, under its
+// outcome. Unlike elsewhere, a request without any credential is a
+// verification here, refused with MISSING_AUTH and counted as such; a key
+// that lacks a scope is refused with INSUFFICIENT_SCOPE, and its use is not
+// recorded.
+func (a *Authenticator) Forward(w http.ResponseWriter, r *http.Request, required []string) (apikey.Principal, error) {
+	found, ok := a.check(w, r, required)
+	if !ok {
+		return apikey.Principal{}, ErrAddressLimited
+	}
 	if found.Anonymous() {
 		a.observer.Verified(apikey.MethodNone, apikey.OutcomeMissing)
 	}
-	p, err := found.Require()
-	if err != nil {
-		return p, err
-	}
-	if err := apikey.CheckScopes(p, required); err != nil {
-		a.observer.Verified(apikey.MethodAPIKey, apikey.OutcomeInsufficientScope)
-		return p, err
-	}
-	return p, nil
+	return found.Require()
 }
 
 // ErrAddressLimited refuses a request from an address that has used up its

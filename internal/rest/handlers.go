@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,9 @@ import (
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
+// verifyPath is the forward-authentication route.
+const verifyPath = "/auth/verify"
+
 // API serves the REST routes over one apikey.Service.
 type API struct {
 	svc *apikey.Service
@@ -21,10 +23,10 @@ type API struct {
 	log *slog.Logger
 }
 
-// Forwarder decides a forward-authentication request, which may require
-// scopes, from what authentication found (auth.Authenticator.Forward).
+// Forwarder authenticates a forward-authentication request, which may
+// require scopes, and counts its outcome (auth.Authenticator.Forward).
 type Forwarder interface {
-	Forward(ctx context.Context, required []string) (apikey.Principal, error)
+	Forward(w http.ResponseWriter, r *http.Request, required []string) (apikey.Principal, error)
 }
 
 // New returns the REST adapter of svc; fwd decides GET /auth/verify.
@@ -40,7 +42,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.route(mux, "DELETE /auth/api-keys/{id}", a.revoke)
 	a.route(mux, "PATCH /auth/api-keys/{id}", a.rename)
 	a.route(mux, "POST /auth/api-keys/{id}/roll", a.roll)
-	a.route(mux, "GET /auth/verify", a.verify)
+	a.route(mux, "GET "+verifyPath, a.verify)
 	a.route(mux, "GET /auth/scopes", a.scopes)
 	a.route(mux, "GET /healthz", a.healthz)
 	a.route(mux, "GET /readyz", a.readyz)
@@ -48,11 +50,31 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.methodNotAllowed(mux, "/auth/api-keys", "GET, HEAD, POST")
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}", "DELETE, PATCH")
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}/roll", "POST")
-	a.methodNotAllowed(mux, "/auth/verify", "GET, HEAD")
+	a.methodNotAllowed(mux, verifyPath, "GET, HEAD")
 	a.methodNotAllowed(mux, "/auth/scopes", "GET, HEAD")
 	a.methodNotAllowed(mux, "/healthz", "GET, HEAD")
 	a.methodNotAllowed(mux, "/readyz", "GET, HEAD")
 	a.methodNotAllowed(mux, "/openapi.json", "GET, HEAD")
+}
+
+// SkipAuthentication serves the routes that check their own credential from
+// mux directly, and every other request through authenticated (mux behind
+// the authentication middleware):
+//   - GET /auth/verify, which must know the scopes a request requires before
+//     it verifies the key, so that a refusal is counted once and is no use
+//     of the key (Forwarder);
+//   - the leak routes: the middleware would read GitLab's
+//     "Authorization: <token>" as a malformed credential and count each call
+//     as a failed authentication, rate limiting a code host for doing its
+//     job.
+func SkipAuthentication(mux, authenticated http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == verifyPath || p == leakPrefix || strings.HasPrefix(p, leakPrefix+"/") {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		authenticated.ServeHTTP(w, r)
+	})
 }
 
 // route mounts h at pattern, naming the route in the request's record.
@@ -236,7 +258,10 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 
 // verify is the forward-auth endpoint: 200 with the principal in the body and
 // in X-Auth-* headers, or the 401 of the credential, or 403 when an API key
-// lacks a scope named by ?scope= (repeated or comma-separated).
+// lacks a scope named by ?scope= (repeated or comma-separated). The route
+// authenticates its own request (see SkipAuthentication): a malformed scope
+// parameter is refused before the credential is looked at, so nothing is
+// verified, counted or recorded.
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	var buf [8]string // a proxy names a scope or two: parse them without allocating
 	required, err := scopeParams(buf[:0], r.URL.RawQuery)
@@ -244,7 +269,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, a.log, err)
 		return
 	}
-	p, err := a.fwd.Forward(r.Context(), required)
+	p, err := a.fwd.Forward(w, r, required)
 	if err != nil {
 		httpx.WriteError(w, r, a.log, err)
 		return

@@ -82,22 +82,6 @@ func off404(log *slog.Logger, why string) http.Handler {
 	})
 }
 
-// SkipAuthentication serves the leak routes from mux directly and every
-// other request through authenticated (mux behind the authentication
-// middleware). The middleware would read GitLab's "Authorization: <token>"
-// as a malformed credential and count each call as a failed
-// authentication, rate limiting a code host for doing its job; the leak
-// routes check their callers themselves.
-func SkipAuthentication(mux, authenticated http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == leakPrefix || strings.HasPrefix(r.URL.Path, leakPrefix+"/") {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		authenticated.ServeHTTP(w, r)
-	})
-}
-
 var (
 	errReportTooLarge  = apperr.Errorf(apperr.PayloadTooLarge, "a leak report is at most %d bytes", leak.MaxReportBytes)
 	errRevocationAuth  = apperr.New(apperr.InvalidToken, "the token revocation service needs 'Authorization: <LEAK_REVOCATION_TOKEN>'")
