@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -142,6 +143,31 @@ func TestRollGraceNeverExtendsExpiry(t *testing.T) {
 		}
 		if o := e.rotatedList(tok)[old.ID]; o.ExpiresAt == nil || *o.ExpiresAt != expires {
 			t.Fatalf("the old key expires %v, want its own %s", o.ExpiresAt, expires)
+		}
+	})
+}
+
+// TestRollExpiredKey: an expired key cannot be rolled, on either face, since
+// its successor would copy the expiry and be born expired; the refusal
+// changes nothing and records nothing.
+func TestRollExpiredKey(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		tok := e.token("alice")
+		k, exp := e.createExpiring(tok)
+		sleepPast(exp)
+		wantError(t, e.do("POST", "/auth/api-keys/"+k.ID+"/roll", bearer(tok), str(`{"grace_period_seconds": 3600}`)), http.StatusConflict, "KEY_EXPIRED")
+		_, res := e.gql(bearer(tok), `mutation($id: ID!) { rollApiKey(id: $id) { key } }`, map[string]any{"id": k.ID})
+		if !slices.Equal(res.codes(), []string{"KEY_EXPIRED"}) {
+			t.Fatalf("GraphQL: codes %v", res.codes())
+		}
+		keys := e.rotatedList(tok)
+		if got, ok := keys[k.ID]; len(keys) != 1 || !ok || got.ReplacedBy != nil || got.ExpiresAt == nil || *got.ExpiresAt != apikey.FormatTime(exp) {
+			t.Fatalf("a refused roll changed the keys: %+v", keys)
+		}
+		for _, ev := range e.eventsOf(tok) {
+			if ev.Action != "api_key.created" {
+				t.Errorf("a refused roll recorded %s", ev.Action)
+			}
 		}
 	})
 }

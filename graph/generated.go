@@ -803,7 +803,8 @@ type Mutation {
   Replaces a key with a fresh secret. The old key keeps working for
   gracePeriodSeconds (0 to 604800, 7 days), then is refused everywhere; with 0
   it is revoked at once, as revokeApiKey does. A key already rolled answers
-  KEY_ALREADY_ROLLED. Requires a login token (JWT).
+  KEY_ALREADY_ROLLED, an expired one KEY_EXPIRED (its successor would copy
+  the expiry). Requires a login token (JWT).
   """
   rollApiKey(id: ID!, gracePeriodSeconds: Int = 0): RollApiKeyPayload!
   "Renames one of the caller's keys. Requires a login token (JWT)."

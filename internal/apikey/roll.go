@@ -18,7 +18,8 @@ import (
 // reaches them), so that no cache serves it past its new expiry. A roll
 // does not count against MaxKeysPerUser.
 // Returns INVALID_REQUEST for a grace outside 0…MaxGracePeriod,
-// KEY_ALREADY_ROLLED when the key was rolled before, NOT_FOUND as Revoke
+// KEY_ALREADY_ROLLED when the key was rolled before, KEY_EXPIRED when it
+// has expired (its successor would be born expired), NOT_FOUND as Revoke
 // does, and the auth errors of Create.
 func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rolled, error) {
 	p, err := RequireJWT(ctx)

@@ -23,6 +23,7 @@ const (
 	UnsupportedMediaType Code = "UNSUPPORTED_MEDIA_TYPE"
 	KeyLimitReached      Code = "KEY_LIMIT_REACHED"
 	KeyAlreadyRolled     Code = "KEY_ALREADY_ROLLED"
+	KeyExpired           Code = "KEY_EXPIRED"
 	EmailTaken           Code = "EMAIL_TAKEN"
 	InvalidCredentials   Code = "INVALID_CREDENTIALS"
 	RateLimited          Code = "RATE_LIMITED"

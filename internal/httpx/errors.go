@@ -24,6 +24,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.UnsupportedMediaType: http.StatusUnsupportedMediaType,
 	apperr.KeyLimitReached:      http.StatusForbidden,
 	apperr.KeyAlreadyRolled:     http.StatusConflict,
+	apperr.KeyExpired:           http.StatusConflict,
 	apperr.EmailTaken:           http.StatusConflict,
 	apperr.InvalidCredentials:   http.StatusUnauthorized,
 	apperr.RateLimited:          http.StatusTooManyRequests,

@@ -55,6 +55,9 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 			return apperr.New(apperr.KeyAlreadyRolled, "this API key was already rolled; roll the key that replaced it")
 		case old.RevokedAt != nil:
 			return errNotFound
+		case old.ExpiresAt != nil && !at.Before(*old.ExpiresAt):
+			// The new key would copy the expiry: it would be born expired.
+			return apperr.New(apperr.KeyExpired, "this API key has expired, and a roll copies its expiry; create a new key instead")
 		}
 
 		row := &keyRow{

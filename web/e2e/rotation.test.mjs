@@ -38,6 +38,7 @@ test('rotation', async (t) => {
 
   let first; // the key created through the API
   let second; // the secret of the first roll, as copied
+  let expiring; // a key created through the API that expires meanwhile
   const name = 'Billing worker';
 
   await step('sign in with a key already made', async () => {
@@ -47,6 +48,10 @@ test('rotation', async (t) => {
     const created = await post('/auth/api-keys', { name: 'billing' }, login.body.session.access_token);
     assert.equal(created.status, 201);
     first = created.body;
+    const soon = new Date(Date.now() + 2000).toISOString();
+    const short = await post('/auth/api-keys', { name: 'Nightly export', expires_at: soon }, login.body.session.access_token);
+    assert.equal(short.status, 201);
+    expiring = short.body;
 
     await page.goto('/');
     const form = page.getByRole('region', { name: 'Sign in' });
@@ -123,6 +128,16 @@ test('rotation', async (t) => {
     assert.equal((await verifyKey(second)).status, 401, 'a roll without grace revokes the old key');
     assert.equal((await verifyKey(third)).status, 200);
     await row.waitFor({ state: 'detached' });
+  });
+
+  await step('an expired key offers no roll', async () => {
+    // Its successor would copy the expiry: the server refuses (KEY_EXPIRED).
+    await new Promise((resolve) => { setTimeout(resolve, Math.max(0, Date.parse(expiring.expires_at) - Date.now() + 100)); });
+    await page.reload();
+    const row = page.getByRole('row', { name: /^Nightly export/ });
+    await waitForText(row, /Expired/);
+    assert.equal(await row.getByRole('button', { name: /^Roll/ }).count(), 0, 'an expired key cannot be rolled');
+    assert.equal(await row.getByRole('button', { name: 'Revoke Nightly export', exact: true }).count(), 1, 'an expired key can still be revoked');
     await assertNoCSPViolations(page);
     assert.deepEqual(b.offsite, []);
     assert.deepEqual(b.problems, []);

@@ -510,7 +510,9 @@ function keyRow(k) {
     'aria-label': `Rename ${labelOf(k)}`,
     onclick: () => askRename(k),
   }, 'Rename');
-  const roll = k.replacedBy ? null : h('button', {
+  // A rolled key has a successor already; an expired one's would copy its
+  // expiry, so the server refuses (KEY_EXPIRED).
+  const roll = k.replacedBy || isExpired ? null : h('button', {
     type: 'button',
     class: 'button button-quiet',
     'aria-label': `Roll ${labelOf(k)}`,
