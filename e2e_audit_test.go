@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/config"
+	"github.com/google/uuid"
 )
 
 // auditEvent is an event as GET /auth/audit-events lists it.
@@ -127,6 +129,23 @@ func TestAuditLog(t *testing.T) {
 	})
 }
 
+// forgedCursors returns cursors an attacker who read one could make: the
+// same encoding, naming another user's event, or an event that never was.
+func forgedCursors(e *testEnv) []string {
+	e.t.Helper()
+	other := e.token("mallory-" + uuid.NewString())
+	e.create(other, nil)
+	theirs := e.eventsOf(other)
+	if len(theirs) == 0 {
+		e.t.Fatal("no event to forge a cursor from")
+	}
+	var out []string
+	for _, id := range []string{theirs[0].ID, uuid.Must(uuid.NewV7()).String()} {
+		out = append(out, base64.RawURLEncoding.EncodeToString([]byte("e1:"+id)))
+	}
+	return out
+}
+
 func TestAuditLogPagination(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
 		tok := e.token("carol")
@@ -156,6 +175,11 @@ func TestAuditLogPagination(t *testing.T) {
 
 		for _, q := range []string{"?limit=0", "?limit=101", "?limit=ten", "?limit=", "?limit=1.5", "?cursor=bm9wZQ", "?cursor=%25%25", "?cursor=" + strings.Repeat("A", 200)} {
 			wantError(t, e.do("GET", "/auth/audit-events"+q, bearer(tok), nil), http.StatusBadRequest, "INVALID_REQUEST")
+		}
+		// Cursors forged in the right shape: naming another user's event,
+		// or one that never was, they are refused, not served.
+		for _, c := range forgedCursors(e) {
+			wantError(t, e.do("GET", "/auth/audit-events?cursor="+c, bearer(tok), nil), http.StatusBadRequest, "INVALID_REQUEST")
 		}
 	})
 }
@@ -316,7 +340,11 @@ func TestAuditLogGraphQL(t *testing.T) {
 		if len(ids) != 3 || slices.Compact(slices.Clone(ids))[2] != ids[2] {
 			t.Errorf("ids %v: want 3 distinct", ids)
 		}
-		for _, bad := range []map[string]any{{"first": 0}, {"first": 101}, {"after": "forged"}} {
+		bads := []map[string]any{{"first": 0}, {"first": 101}, {"after": "forged"}}
+		for _, c := range forgedCursors(e) {
+			bads = append(bads, map[string]any{"after": c})
+		}
+		for _, bad := range bads {
 			_, g := e.gql(bearer(tok), q, bad)
 			if !slices.Equal(g.codes(), []string{"INVALID_REQUEST"}) {
 				t.Errorf("%v: codes %v", bad, g.codes())

@@ -27,6 +27,7 @@ type Store interface {
 	AddEvent(ctx context.Context, ev Event) error
 	// ListEvents returns up to limit events of userID whose id is below
 	// before (all when before is empty), newest (highest id) first.
+	// Returns NOT_FOUND when before is not the id of an event of userID.
 	ListEvents(ctx context.Context, userID, before string, limit int) ([]Event, error)
 	// PruneEvents deletes up to batch events that occurred before cutoff
 	// and returns how many it deleted.
@@ -87,7 +88,9 @@ func NewService(store Store, cfg Config) *Service {
 // page). Pages are keyset-paginated on the event id, so events recorded
 // meanwhile never shift a later page.
 // Returns INVALID_REQUEST for a limit out of range or a cursor that is not
-// one this service issued, and the auth errors of Config.Principal.
+// one this service issued to the caller (malformed, or naming an event
+// that is not theirs, or no longer kept), and the auth errors of
+// Config.Principal.
 func (s *Service) List(ctx context.Context, limit int, cursor string) (Page, error) {
 	userID, err := s.principal(ctx)
 	if err != nil {
@@ -103,6 +106,9 @@ func (s *Service) List(ctx context.Context, limit int, cursor string) (Page, err
 		}
 	}
 	events, err := s.store.ListEvents(ctx, userID, before, limit+1)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return Page{}, errBadCursor
+	}
 	if err != nil {
 		return Page{}, err
 	}
@@ -140,7 +146,7 @@ func DecodeCursor(c string) (string, error) {
 	return id, nil
 }
 
-var errBadCursor = apperr.New(apperr.InvalidRequest, "cursor is not valid: pass next_cursor of a previous page as it is")
+var errBadCursor = apperr.New(apperr.InvalidRequest, "cursor is not valid: pass next_cursor of a previous page as it is, or start again from the first page")
 
 // DefaultPruneBatch is how many events one prune statement deletes at most,
 // so that retention never holds a long lock.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
@@ -139,7 +140,10 @@ func (s *Store) AddEvent(ctx context.Context, ev audit.Event) error {
 	return nil
 }
 
-// ListEvents implements audit.Store through the (user_id, id) index.
+// ListEvents implements audit.Store through the (user_id, id) index. A
+// page after a cursor is one query, which also checks that the cursor's
+// event is the user's; only an empty page asks again, to tell the end of
+// the log from a cursor that is not theirs.
 func (s *Store) ListEvents(ctx context.Context, userID, before string, limit int) ([]audit.Event, error) {
 	var rows []eventRow
 	q := s.db.NewSelect().Model(&rows).
@@ -147,10 +151,20 @@ func (s *Store) ListEvents(ctx context.Context, userID, before string, limit int
 		OrderExpr("id DESC").
 		Limit(int64(limit))
 	if before != "" {
-		q = q.Where("id < ?", before)
+		q = q.Where("id < ?", before).
+			Where("EXISTS (?)", s.ownEvent(userID, before))
 	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, translate(err)
+	}
+	if len(rows) == 0 && before != "" {
+		ok, err := s.ownEvent(userID, before).Exists(ctx)
+		if err != nil {
+			return nil, translate(err)
+		}
+		if !ok {
+			return nil, errEventNotFound
+		}
 	}
 	out := make([]audit.Event, len(rows))
 	for i := range rows {
@@ -162,6 +176,15 @@ func (s *Store) ListEvents(ctx context.Context, userID, before string, limit int
 	}
 	return out, nil
 }
+
+// ownEvent selects the event id of userID, if there is one.
+func (s *Store) ownEvent(userID, id string) *bun.SelectQuery {
+	return s.db.NewSelect().TableExpr("audit_events AS own").ColumnExpr("1").
+		Where("own.id = ?", id).
+		Where("own.user_id = ?", userID)
+}
+
+var errEventNotFound = apperr.New(apperr.NotFound, "audit event not found")
 
 // PruneEvents implements audit.Store: one DELETE of the oldest batch.
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
+	"github.com/google/uuid"
 )
 
 // eventOf returns an event of action by user at t.
@@ -134,6 +135,16 @@ func TestAuditEvents(t *testing.T) {
 			}
 			if !slices.Equal(got, ids) {
 				t.Errorf("pages %v, want %v", got, ids)
+			}
+			// A cursor that is not the user's own event is NOT_FOUND, whether
+			// older events exist or not; the oldest own one is an empty page.
+			for _, c := range []struct{ user, before string }{{"eve", ids[0]}, {"eve", ids[6]}, {"dave", uuid.Must(uuid.NewV7()).String()}} {
+				if page, err := s.ListEvents(ctx, c.user, c.before, 3); apperr.CodeOf(err) != apperr.NotFound {
+					t.Errorf("%s after %s: %v, %v; want NOT_FOUND", c.user, c.before, page, err)
+				}
+			}
+			if page, err := s.ListEvents(ctx, "dave", ids[6], 3); err != nil || len(page) != 0 {
+				t.Errorf("after the oldest: %v, %v", page, err)
 			}
 		})
 
