@@ -270,27 +270,52 @@ func TestWebhookSlowEndpointNeverSlowsRequests(t *testing.T) {
 	close(release)
 }
 
+// TestWebhooksTwoServersNeverSendOneAttemptTwice runs two apikeyd processes
+// on one PostgreSQL, each with its dispatcher, against a receiver that
+// fails every first attempt and counts attempts: each event is attempted
+// exactly twice (the failure, then its retry), never by both servers at
+// once.
 func TestWebhooksTwoServersNeverSendOneAttemptTwice(t *testing.T) {
 	dsn := dbtest.DSN(t, "postgres")
+	bin := buildServer(t)
 	r := newHookReceiver(t)
-	r.setAnswer(func(w http.ResponseWriter, _ *http.Request) { time.Sleep(5 * time.Millisecond) })
-	sharedSecret := func(c *config.Config) { c.JWTSecret = strings.Repeat("s", 40) }
-	a := newEnvDSN(t, dsn, webhooksTo(r, 50*time.Millisecond), sharedSecret)
-	b := newEnvDSN(t, dsn, webhooksTo(r, 50*time.Millisecond), sharedSecret)
-	a.remember(testWebhookSecret)
-	b.remember(testWebhookSecret)
-	tok := a.token("dave")
-	b.remember(tok)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	r.setAnswer(func(w http.ResponseWriter, req *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if id := req.Header.Get("webhook-id"); !seen[id] {
+			seen[id] = true
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	secret := strings.Repeat("s", 40)
+	env := []string{
+		"DATABASE_URL=" + dsn,
+		"JWT_SECRET=" + secret,
+		"WEBHOOK_URL=" + r.URL,
+		"WEBHOOK_SECRET=" + testWebhookSecret,
+		"WEBHOOK_RETRY_SCHEDULE=50ms",
+	}
+	servers := []string{startServer(t, bin, env...).URL, startServer(t, bin, env...).URL}
+	tok, err := auth.MintToken([]byte(secret), "dave", time.Hour, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	const keys = 30
 	for i := range keys {
-		e := a
-		if i%2 == 1 {
-			e = b
+		req, _ := http.NewRequest("POST", servers[i%2]+"/auth/api-keys", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
-		e.create(tok, nil)
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("create on server %d: %d", i%2, res.StatusCode)
+		}
 	}
-	runWebhooks(t, a)
-	runWebhooks(t, b)
 	r.waitDelivered(keys)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -298,12 +323,31 @@ func TestWebhooksTwoServersNeverSendOneAttemptTwice(t *testing.T) {
 		t.Errorf("%d events attempted, want %d", len(r.attempts), keys)
 	}
 	for id, n := range r.attempts {
-		if n != 1 {
-			t.Errorf("event %s sent %d times", id, n)
+		if n != 2 {
+			t.Errorf("event %s attempted %d times, want 2 (a failure, then one retry)", id, n)
 		}
 	}
 	if r.overlaps != 0 {
 		t.Errorf("%d attempts overlapped another of the same event", r.overlaps)
+	}
+	// Both servers took part: the test proves the locking, not the luck of
+	// one server doing all the work.
+	total := 0.0
+	for i, srv := range servers {
+		res, err := http.Get(srv + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		n := parseMetrics(t, body).value("apikeyd_webhook_deliveries_total")
+		if n == 0 {
+			t.Errorf("server %d attempted no delivery", i)
+		}
+		total += n
+	}
+	if total != 2*keys {
+		t.Errorf("the servers count %v attempts, want %d", total, 2*keys)
 	}
 }
 
@@ -311,10 +355,7 @@ func TestWebhooksTwoServersNeverSendOneAttemptTwice(t *testing.T) {
 // delivery is in flight: the restarted server delivers it.
 func TestWebhookSurvivesKill9(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "apikeyd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServer(t)
 	r := newHookReceiver(t)
 	hang := make(chan struct{})
 	r.setAnswer(func(w http.ResponseWriter, req *http.Request) {
@@ -324,56 +365,20 @@ func TestWebhookSurvivesKill9(t *testing.T) {
 		}
 	})
 	secret := strings.Repeat("k", 40)
-	env := append(os.Environ(),
-		"ADDR=127.0.0.1:0",
-		"DATABASE_URL=file:"+filepath.Join(dir, "apikeyd.db"),
-		"JWT_SECRET="+secret,
-		"WEBHOOK_URL="+r.URL,
-		"WEBHOOK_SECRET="+testWebhookSecret,
+	env := []string{
+		"DATABASE_URL=file:" + filepath.Join(dir, "apikeyd.db"),
+		"JWT_SECRET=" + secret,
+		"WEBHOOK_URL=" + r.URL,
+		"WEBHOOK_SECRET=" + testWebhookSecret,
 		"WEBHOOK_RETRY_SCHEDULE=1s",
-	)
-	start := func() (*exec.Cmd, string) {
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = env
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		addr := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), testWebhookSecret) {
-					t.Error("WEBHOOK_SECRET appears in the log")
-				}
-				var line struct {
-					Msg  string `json:"msg"`
-					Addr string `json:"addr"`
-				}
-				if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "apikeyd listening" {
-					addr <- line.Addr
-				}
-			}
-		}()
-		select {
-		case a := <-addr:
-			return cmd, "http://" + a
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Fatal("the server did not start")
-		}
-		return nil, ""
 	}
 
-	first, url := start()
+	first := startServer(t, bin, env...)
 	tok, err := auth.MintToken([]byte(secret), "erin", time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", url+"/auth/api-keys", nil)
+	req, _ := http.NewRequest("POST", first.URL+"/auth/api-keys", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil || res.StatusCode != http.StatusCreated {
@@ -387,13 +392,73 @@ func TestWebhookSurvivesKill9(t *testing.T) {
 	_ = first.Wait()
 	close(hang)
 
-	second, _ := start()
-	defer func() {
-		_ = second.Process.Signal(syscall.SIGTERM)
-		_ = second.Wait()
-	}()
+	startServer(t, bin, env...)
 	got := r.waitDelivered(1)
 	if got[0].ID != id || got[0].Body.Type != "api_key.created" {
 		t.Errorf("delivered %+v, want event %s", got[0], id)
 	}
+}
+
+// buildServer builds the apikeyd binary for a test that runs it as a
+// process, and returns its path.
+func buildServer(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "apikeyd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// serverProcess is apikeyd running as a process, serving at URL.
+type serverProcess struct {
+	*exec.Cmd
+	URL string
+}
+
+// startServer runs bin serve on a free loopback port with the environment
+// plus env, waits until it listens, and stops it (SIGTERM) when the test
+// ends, unless the test killed it first. It fails the test if the secret
+// of WEBHOOK_SECRET ever appears in the server's log.
+func startServer(t testing.TB, bin string, env ...string) serverProcess {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(append(os.Environ(), "ADDR=127.0.0.1:0"), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), testWebhookSecret) {
+				t.Error("WEBHOOK_SECRET appears in the log")
+			}
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "apikeyd listening" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return serverProcess{Cmd: cmd, URL: "http://" + a}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the server did not start")
+	}
+	return serverProcess{}
 }
