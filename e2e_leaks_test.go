@@ -256,6 +256,66 @@ func TestLeakNotice(t *testing.T) {
 	})
 }
 
+// TestLeakNoticeREST checks the owner's side over REST: GET
+// /auth/leak-notices answers what GraphQL's leakedApiKeys does, and DELETE
+// dismisses a notice for both faces, with the same refusals.
+func TestLeakNoticeREST(t *testing.T) {
+	gh := leaktest.NewSigner(t, "gh-1")
+	eachDBWith(t, keySetFile(t, gh), func(t *testing.T, e *testEnv) {
+		alice, bob := e.token("alice"), e.token("bob")
+		k, other := e.create(alice, str(`{"name":"CI"}`)), e.create(alice, nil)
+		body := `[{"token":"` + k.Key + `","type":"apikeyd_api_key","url":"https://github.com/o/r/blob/main/ci.yml","source":"commit"}]`
+		if res := e.signedReport(gh, body); res.Status != http.StatusOK {
+			t.Fatalf("report: %d %s", res.Status, res.Body)
+		}
+		list := func(h http.Header) response {
+			t.Helper()
+			return e.do("GET", "/auth/leak-notices", h, nil)
+		}
+		res := list(bearer(alice))
+		if res.Status != http.StatusOK {
+			t.Fatalf("list: %d %s", res.Status, res.Body)
+		}
+		var out struct {
+			LeakNotices []map[string]any `json:"leak_notices"`
+		}
+		if err := json.Unmarshal(res.Body, &out); err != nil {
+			t.Fatal(err)
+		}
+		g := e.leakNotices(alice)
+		if n := out.LeakNotices; len(n) != 1 || len(g) != 1 || n[0]["id"] != k.ID || n[0]["key_prefix"] != k.KeyPrefix || n[0]["name"] != "CI" ||
+			n[0]["url"] != "https://github.com/o/r/blob/main/ci.yml" || n[0]["source"] != "commit" ||
+			n[0]["url"] != g[0]["url"] || n[0]["source"] != g[0]["source"] || n[0]["revoked_at"] != g[0]["revokedAt"] {
+			t.Fatalf("REST %v, GraphQL %v", n, g)
+		}
+		if res := list(bearer(bob)); res.Status != http.StatusOK || !strings.Contains(string(res.Body), `"leak_notices":[]`) {
+			t.Fatalf("bob: %d %s", res.Status, res.Body)
+		}
+		wantError(t, list(hdr("X-Api-Key", other.Key)), http.StatusForbidden, "JWT_REQUIRED")
+		wantError(t, list(nil), http.StatusUnauthorized, "MISSING_AUTH")
+
+		dismiss := func(h http.Header, id string) response {
+			t.Helper()
+			return e.do("DELETE", "/auth/leak-notices/"+id, h, nil)
+		}
+		wantError(t, dismiss(bearer(bob), k.ID), http.StatusNotFound, "NOT_FOUND")
+		wantError(t, dismiss(bearer(alice), other.ID), http.StatusNotFound, "NOT_FOUND")
+		wantError(t, dismiss(bearer(alice), "nope"), http.StatusNotFound, "NOT_FOUND")
+		wantError(t, dismiss(hdr("X-Api-Key", other.Key), k.ID), http.StatusForbidden, "JWT_REQUIRED")
+		wantError(t, e.do("POST", "/auth/leak-notices", bearer(alice), nil), http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+		if n := e.leakNotices(alice); len(n) != 1 {
+			t.Fatalf("refused dismissals changed the notices: %v", n)
+		}
+		if res := dismiss(bearer(alice), k.ID); res.Status != http.StatusNoContent {
+			t.Fatalf("dismiss: %d %s", res.Status, res.Body)
+		}
+		wantError(t, dismiss(bearer(alice), k.ID), http.StatusNotFound, "NOT_FOUND")
+		if n := e.leakNotices(alice); len(n) != 0 {
+			t.Fatalf("dismissed over REST, still listed over GraphQL: %v", n)
+		}
+	})
+}
+
 // TestLeakRoutesOff checks that without the settings the leak routes answer
 // 404, and a report revokes nothing.
 func TestLeakRoutesOff(t *testing.T) {
