@@ -43,7 +43,8 @@ func wantGQLRequestError(t testing.TB, res response, status int, code string, se
 }
 
 // TestGraphQLStrictStrings: a String input takes a JSON string and nothing
-// else, as REST's name does.
+// else, as REST's name does. A number in a variable fails the variable's
+// coercion: a request error, before anything runs.
 func TestGraphQLStrictStrings(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, e *testEnv) {
@@ -60,14 +61,14 @@ func TestGraphQLStrictStrings(t *testing.T) {
 			t.Run("Name"+tc.name, func(t *testing.T) {
 				e := e.subEnv(t)
 				status, res := e.gql(bearer(tok), gqlCreateMutation, map[string]any{"input": map[string]any{"name": tc.v}})
-				wantGQLError(t, status, res, "INVALID_REQUEST")
+				wantGQLError(t, status, res, "GRAPHQL_VALIDATION_FAILED")
 			})
 		}
 		// Any String argument, not only the key name.
 		t.Run("IntrospectionArgument", func(t *testing.T) {
 			e := e.subEnv(t)
 			status, res := e.gql(bearer(tok), `query($n: String!) { __type(name: $n) { name } }`, map[string]any{"n": 7})
-			wantGQLError(t, status, res, "INVALID_REQUEST")
+			wantGQLError(t, status, res, "GRAPHQL_VALIDATION_FAILED")
 		})
 		// Wrongly typed values that never reach the scalar are refused by
 		// validation, as before.

@@ -174,6 +174,12 @@ func TestGraphQLResponseMediaType(t *testing.T) {
 		{"UnknownOperationName", `{"query":"query A { viewer { userId } }","operationName":"B"}`, "GRAPHQL_VALIDATION_FAILED"},
 		{"VariableCoercion", `{"query":"mutation R($id: ID!) { revokeApiKey(id: $id) { id } }","variables":{"id":null}}`, "GRAPHQL_VALIDATION_FAILED"},
 		{"VariableWrongType", `{"query":"mutation C($input: CreateApiKeyInput) { createApiKey(input: $input) { key } }","variables":{"input":{"name":true}}}`, "GRAPHQL_VALIDATION_FAILED"},
+		// A number is no String, at any depth: GraphQL's String input
+		// coercion refuses it (an ID may be one).
+		{"VariableNumberAsString", `{"query":"mutation C($input: CreateApiKeyInput) { createApiKey(input: $input) { key } }","variables":{"input":{"name":42}}}`, "GRAPHQL_VALIDATION_FAILED"},
+		{"VariableNumberInStringList", `{"query":"mutation C($input: CreateApiKeyInput) { createApiKey(input: $input) { key } }","variables":{"input":{"scopes":["reports:read",7]}}}`, "GRAPHQL_VALIDATION_FAILED"},
+		{"VariableNumberAsStringArgument", `{"query":"query A($after: String) { auditEvents(after: $after) { pageInfo { hasNextPage } } }","variables":{"after":5}}`, "GRAPHQL_VALIDATION_FAILED"},
+		{"VariableNumberAsStringItem", `{"query":"mutation C($scopes: [String!]) { createApiKey(input: {scopes: $scopes}) { key } }","variables":{"scopes":1}}`, "GRAPHQL_VALIDATION_FAILED"},
 		{"TokenLimit", gqlBody("{ " + aliased(3334, "__typename") + "}"), "GRAPHQL_PARSE_FAILED"},
 		{"DepthLimit", gqlBody(`{ __schema { types { fields { type { ` + nestOfType(gqlMaxDepth-4, "name") + ` } } } } }`), "DEPTH_LIMIT_EXCEEDED"},
 		{"ComplexityLimit", gqlBody("{ " + aliased(1001, "__typename") + "}"), "COMPLEXITY_LIMIT_EXCEEDED"},
