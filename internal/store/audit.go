@@ -177,7 +177,7 @@ func (s *Store) ListEvents(ctx context.Context, userID, before string, limit int
 	return out, nil
 }
 
-// ownEvent selects the event id of userID, if there is one.
+// ownEvent selects a row when id is an event of userID, none otherwise.
 func (s *Store) ownEvent(userID, id string) *bun.SelectQuery {
 	return s.db.NewSelect().TableExpr("audit_events AS own").ColumnExpr("1").
 		Where("own.id = ?", id).
