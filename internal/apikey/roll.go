@@ -61,9 +61,7 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 		}
 		return Rolled{}, err
 	}
-	if err := s.EvictHash(hash); err != nil {
-		s.cache.purge() // cannot tell which entry: drop them all
-	}
+	s.forget(hash)
 	s.observer.KeyCreated()
 	if grace == 0 {
 		s.observer.KeyRevoked()

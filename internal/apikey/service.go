@@ -206,9 +206,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
 		}
 		return Revoked{}, err
 	}
-	if err := s.EvictHash(hash); err != nil {
-		s.cache.purge() // cannot tell which entry: drop them all
-	}
+	s.forget(hash)
 	s.observer.KeyRevoked()
 	return Revoked{ID: uid, RevokedAt: at}, nil
 }
@@ -295,6 +293,15 @@ func (s *Service) EvictHash(hash string) error {
 	}
 	s.cache.evict(d)
 	return nil
+}
+
+// forget drops from this server's verification cache the key this server
+// just changed, whose SHA-256 is hash, as the store returned it; when hash
+// cannot be read, every entry, so that no cache serves the key as it was.
+func (s *Service) forget(hash string) {
+	if err := s.EvictHash(hash); err != nil {
+		s.cache.purge()
+	}
 }
 
 // SuspendCache empties the verification cache and keeps it empty until
