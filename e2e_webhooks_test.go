@@ -298,23 +298,14 @@ func TestWebhooksTwoServersNeverSendOneAttemptTwice(t *testing.T) {
 		"WEBHOOK_SECRET=" + testWebhookSecret,
 		"WEBHOOK_RETRY_SCHEDULE=50ms",
 	}
-	servers := []string{startServer(t, bin, env...).URL, startServer(t, bin, env...).URL}
+	servers := []serverProcess{startServer(t, bin, env...), startServer(t, bin, env...)}
 	tok, err := auth.MintToken([]byte(secret), "dave", time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const keys = 30
 	for i := range keys {
-		req, _ := http.NewRequest("POST", servers[i%2]+"/auth/api-keys", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusCreated {
-			t.Fatalf("create on server %d: %d", i%2, res.StatusCode)
-		}
+		servers[i%2].createKey(t, tok)
 	}
 	r.waitDelivered(keys)
 	r.mu.Lock()
@@ -334,7 +325,7 @@ func TestWebhooksTwoServersNeverSendOneAttemptTwice(t *testing.T) {
 	// one server doing all the work.
 	total := 0.0
 	for i, srv := range servers {
-		res, err := http.Get(srv + "/metrics")
+		res, err := http.Get(srv.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -378,13 +369,7 @@ func TestWebhookSurvivesKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", first.URL+"/auth/api-keys", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil || res.StatusCode != http.StatusCreated {
-		t.Fatalf("create: %v %v", res, err)
-	}
-	res.Body.Close()
+	first.createKey(t, tok)
 	id := <-r.arrived // the first attempt is in flight
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -414,6 +399,25 @@ func buildServer(t testing.TB) string {
 type serverProcess struct {
 	*exec.Cmd
 	URL string
+}
+
+// createKey creates a key with the login token tok, failing the test unless
+// the server answers 201.
+func (p serverProcess) createKey(t testing.TB, tok string) {
+	t.Helper()
+	req, err := http.NewRequest("POST", p.URL+"/auth/api-keys", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("create on %s: %d", p.URL, res.StatusCode)
+	}
 }
 
 // startServer runs bin serve on a free loopback port with the environment
