@@ -155,7 +155,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	}
 	ev := audit.New(ctx, p.UserID, audit.KeyCreated, now)
 	ev.KeyID, ev.KeyPrefix = k.ID, k.KeyPrefix
-	ev.Details = map[string]any{"name": k.Name, "scopes": k.Scopes, "expires_at": optTime(k.ExpiresAt)}
+	ev.Details = map[string]any{"name": k.Name, "scopes": k.Scopes, "expires_at": FormatOptionalTime(k.ExpiresAt)}
 	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret), Event: ev}, s.max); err != nil {
 		return Created{}, err
 	}
@@ -350,15 +350,6 @@ var (
 	errInvalidKey  = apperr.New(apperr.InvalidToken, "invalid or expired token")
 	errBadHash     = errors.New("apikey: a key hash is 64 hex digits")
 )
-
-// optTime is t as the API writes it, or nil.
-func optTime(t *time.Time) *string {
-	if t == nil {
-		return nil
-	}
-	f := FormatTime(*t)
-	return &f
-}
 
 // canonicalID returns id as a lower-case hyphenated UUID, or false.
 func canonicalID(id string) (string, bool) {

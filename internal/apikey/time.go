@@ -13,6 +13,15 @@ const TimeLayout = "2006-01-02T15:04:05.000Z"
 // FormatTime writes t as the API does.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
+// FormatOptionalTime writes t as the API does; nil stays nil (null).
+func FormatOptionalTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := FormatTime(*t)
+	return &s
+}
+
 // ParseTime reads an RFC 3339 timestamp sent by a client.
 // Returns INVALID_REQUEST when s is not one.
 func ParseTime(field, s string) (time.Time, error) {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -113,8 +112,8 @@ func listed(k apikey.APIKey) keyJSON {
 		KeyPrefix:  k.KeyPrefix,
 		Name:       k.Name,
 		CreatedAt:  apikey.FormatTime(k.CreatedAt),
-		LastUsedAt: optTime(k.LastUsedAt),
-		ExpiresAt:  optTime(k.ExpiresAt),
+		LastUsedAt: apikey.FormatOptionalTime(k.LastUsedAt),
+		ExpiresAt:  apikey.FormatOptionalTime(k.ExpiresAt),
 		Scopes:     k.Scopes,
 		ReplacedBy: k.ReplacedBy,
 
@@ -134,15 +133,6 @@ type createdJSON struct {
 	Scopes    []string `json:"scopes"` // null: unrestricted
 	// RolledFrom is the replaced key's id, in the answer to a roll only.
 	RolledFrom string `json:"rolled_from,omitempty"`
-}
-
-// optTime formats an optional timestamp; nil stays null.
-func optTime(t *time.Time) *string {
-	if t == nil {
-		return nil
-	}
-	s := apikey.FormatTime(*t)
-	return &s
 }
 
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +165,7 @@ func writeCreated(w http.ResponseWriter, k apikey.Created, rolledFrom string) {
 		KeyPrefix:  k.KeyPrefix,
 		Name:       k.Name,
 		CreatedAt:  apikey.FormatTime(k.CreatedAt),
-		ExpiresAt:  optTime(k.ExpiresAt),
+		ExpiresAt:  apikey.FormatOptionalTime(k.ExpiresAt),
 		Scopes:     k.Scopes,
 		RolledFrom: rolledFrom,
 	})
