@@ -55,6 +55,14 @@ func (r *keyRow) domain() apikey.APIKey {
 	}
 }
 
+// domainWithScopes is r.domain() with its scopes decoded.
+func domainWithScopes(r *keyRow) (apikey.APIKey, error) {
+	k := r.domain()
+	var err error
+	k.Scopes, err = decodeScopes(r.Scopes)
+	return k, err
+}
+
 // encodeScopes writes a key's scopes as stored: a JSON array, or NULL
 // (nil) for an unrestricted key.
 func encodeScopes(scopes []string) *string {
@@ -254,7 +262,7 @@ func (s *Store) revoke(ctx context.Context, ev audit.Event, update func(bun.IDB)
 		return s.recordChangeEvent(ctx, tx, ev)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", apperr.New(apperr.NotFound, "API key not found")
+		return "", errNotFound
 	}
 	if err != nil {
 		return "", translate(err)
@@ -317,18 +325,17 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 		if err := rows.Err(); err != nil {
 			return apikey.APIKey{}, translate(err)
 		}
-		return apikey.APIKey{}, apperr.New(apperr.NotFound, "API key not found")
+		return apikey.APIKey{}, errNotFound
 	}
 	var r keyRow
 	if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.CreatedAt, &r.ExpiresAt, &r.RevokedAt, &r.Scopes); err != nil {
 		return apikey.APIKey{}, translate(err)
 	}
-	k := r.domain()
-	if k.Scopes, err = decodeScopes(r.Scopes); err != nil {
-		return apikey.APIKey{}, err
-	}
-	return k, nil
+	return domainWithScopes(&r)
 }
+
+// errNotFound is the answer for a key that is not there for this caller.
+var errNotFound = apperr.New(apperr.NotFound, "API key not found")
 
 // TouchKeys implements apikey.Store in one statement: an UPDATE … FROM a
 // VALUES list that carries each key's own origin.

@@ -92,5 +92,3 @@ func (s *Store) DismissLeakNotice(ctx context.Context, userID, id string, at tim
 	}
 	return nil
 }
-
-var _ bun.IDB = (*bun.DB)(nil)

@@ -23,14 +23,6 @@ func copySettings(next, old *keyRow) {
 	next.Scopes = old.Scopes // as stored: the JSON array, or NULL (unrestricted)
 }
 
-// domainWithScopes is r.domain() with its scopes decoded.
-func domainWithScopes(r *keyRow) (apikey.APIKey, error) {
-	k := r.domain()
-	var err error
-	k.Scopes, err = decodeScopes(r.Scopes)
-	return k, err
-}
-
 // RollKey implements apikey.Store in one transaction. The old row is read
 // locked (PostgreSQL: FOR UPDATE; SQLite: the write lock taken at BEGIN
 // IMMEDIATE), so of concurrent rolls of one key exactly one sees it
@@ -157,5 +149,3 @@ func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, 
 	s.changeEventWritten(ev)
 	return domainWithScopes(&row)
 }
-
-var errNotFound = apperr.New(apperr.NotFound, "API key not found")
