@@ -276,7 +276,7 @@ func (s *Service) accept(ctx context.Context, p Principal, required []string, no
 	if err := CheckScopes(p, required); err != nil {
 		return p, OutcomeInsufficientScope, err
 	}
-	s.usage.touch(p.KeyID, now, audit.OriginOf(ctx))
+	s.usage.touch(ctx, p.KeyID, now)
 	return p, OutcomeOK, nil
 }
 

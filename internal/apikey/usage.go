@@ -29,9 +29,10 @@ func newUsage(interval time.Duration) *usage {
 	return &usage{interval: interval, marked: map[string]time.Time{}, pending: map[string]audit.Origin{}}
 }
 
-// touch records a use of key id at now from o; it never blocks on the
-// database. The origin written is that of the use that was marked.
-func (u *usage) touch(id string, now time.Time, o audit.Origin) {
+// touch records a use of key id at now, from where ctx's request came; it
+// never blocks on the database. The origin written is that of the use that
+// was marked, looked up only then: most uses find their key marked.
+func (u *usage) touch(ctx context.Context, id string, now time.Time) {
 	// Nearly every use finds its key marked: a shared lookup says so.
 	u.mu.RLock()
 	last, ok := u.marked[id]
@@ -45,7 +46,7 @@ func (u *usage) touch(id string, now time.Time, o audit.Origin) {
 		return
 	}
 	u.marked[id] = now
-	u.pending[id] = o
+	u.pending[id] = audit.OriginOf(ctx)
 }
 
 // take returns the pending uses and forgets marks older than the interval,
