@@ -344,7 +344,8 @@ func (s *Store) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) 
 		return nil
 	}
 	var b strings.Builder
-	args := make([]any, 0, 3*len(uses)+2)
+	args := make([]any, 1, 3*len(uses)+2)
+	args[0] = at // last_used_at = ?, before the VALUES list
 	for i, u := range uses {
 		if i > 0 {
 			b.WriteString(", ")
@@ -358,7 +359,6 @@ func (s *Store) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) 
 	if s.db.Dialect().Name() == dialect.PG {
 		idMatch = "api_keys.id = used.column1::uuid"
 	}
-	args = append([]any{at}, args...)
 	args = append(args, at)
 	_, err := s.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ?, last_used_ip = used.column2, last_used_user_agent = used.column3
 FROM (VALUES `+b.String()+`) AS used
