@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -229,25 +228,17 @@ func TestRollGraceEnds(t *testing.T) {
 }
 
 // TestConcurrentRollsOneWins: of twelve concurrent rolls of one key exactly
-// one answers 201, the others 409 KEY_ALREADY_ROLLED.
+// one answers 201, the others 409 KEY_ALREADY_ROLLED, and the audit log has
+// exactly one api_key.rolled.
 func TestConcurrentRollsOneWins(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
 		old := e.create(tok, nil)
-		var wg sync.WaitGroup
-		answers := make([]response, 12)
-		errs := make([]error, len(answers))
-		for i := range answers {
-			wg.Go(func() {
-				answers[i], errs[i] = e.send("POST", "/auth/api-keys/"+old.ID+"/roll", bearer(tok), str(`{"grace_period_seconds": 60}`))
-			})
-		}
-		wg.Wait()
+		answers := e.sendAll(t, 12, func(int) (string, string, http.Header, *string) {
+			return "POST", "/auth/api-keys/" + old.ID + "/roll", bearer(tok), str(`{"grace_period_seconds": 60}`)
+		})
 		created := 0
-		for i, res := range answers {
-			if errs[i] != nil {
-				t.Fatal(errs[i])
-			}
+		for _, res := range answers {
 			switch res.Status {
 			case http.StatusCreated:
 				created++
@@ -266,6 +257,7 @@ func TestConcurrentRollsOneWins(t *testing.T) {
 		if n := len(e.rotatedList(tok)); n != 2 {
 			t.Fatalf("%d keys listed, want the old one and one new", n)
 		}
+		only(t, e.eventsOf(tok), "api_key.rolled")
 	})
 }
 
