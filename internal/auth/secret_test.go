@@ -39,8 +39,10 @@ func TestLoadOrCreateSecretConcurrently(t *testing.T) {
 		if err != nil || string(b) != secrets[0]+"\n" {
 			t.Fatalf("round %d: the file holds another secret (%v)", round, err)
 		}
-		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-			t.Fatalf("round %d: mode %v (%v), want 0600", round, fi.Mode(), err)
+		if fi, err := os.Stat(path); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("round %d: mode %v, want 0600", round, fi.Mode())
 		}
 		if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 1 {
 			t.Fatalf("round %d: %d files left beside the secret", round, len(entries)-1)
