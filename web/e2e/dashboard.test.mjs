@@ -278,6 +278,16 @@ test('dashboard', async (t) => {
     assert.equal(await notice.getByRole('link', { name: location }).getAttribute('href'), location);
     await shoot(page, '10b-leak-notice');
 
+    // Signing out forgets the notices with the keys: whoever signs in next
+    // at this tab never sees them, even before their own list loads.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
+    assert.equal(await page.locator('.leak-notice').count(), 0, 'signing out clears the notices');
+    await signInForm().getByLabel('Email').fill(email);
+    await signInForm().getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await notice.waitFor();
+
     await notice.getByRole('button', { name: 'Dismiss the notice about Deploy bot' }).click();
     await notice.waitFor({ state: 'detached' });
     await page.reload();

@@ -93,10 +93,12 @@ function endSession(message) {
   session = null;
   keys = [];
   activity = [];
+  leaks = [];
   sessionStorage.clear();
   for (const d of document.querySelectorAll('dialog[open]')) d.close();
   $('keys-body').replaceChildren();
   $('activity-body').replaceChildren();
+  renderLeaks();
   route({ focus: true });
   if (message) showPageError(message);
 }
