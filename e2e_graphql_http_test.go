@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -325,16 +324,6 @@ func TestGraphQLMutationLimit(t *testing.T) {
 			}
 		})
 	})
-}
-
-// aliasedFrom is aliased with the aliases numbered from start, so that two
-// runs in one selection set do not collide.
-func aliasedFrom(start, n int, sel string) string {
-	var b strings.Builder
-	for i := range n {
-		fmt.Fprintf(&b, "m%d: %s ", start+i, sel)
-	}
-	return b.String()
 }
 
 // wantGQLShape checks an error answer of /graphql refused before GraphQL

@@ -807,10 +807,14 @@ func nestOfType(n int, leaf string) string {
 }
 
 // aliased selects sel n times under distinct aliases.
-func aliased(n int, sel string) string {
+func aliased(n int, sel string) string { return aliasedFrom(0, n, sel) }
+
+// aliasedFrom is aliased with the aliases numbered from start, so that two
+// runs in one selection set do not collide.
+func aliasedFrom(start, n int, sel string) string {
 	var b strings.Builder
 	for i := range n {
-		fmt.Fprintf(&b, "a%d: %s ", i, sel)
+		fmt.Fprintf(&b, "a%d: %s ", start+i, sel)
 	}
 	return b.String()
 }

@@ -76,7 +76,7 @@ func (e *testEnv) refusedWithin(key string, d time.Duration) time.Duration {
 // verifications of it run concurrently and refill the cache.
 func TestRevokedKeyIsRefusedFromThe204(t *testing.T) {
 	// Many refusals from one address follow: no rate limit here.
-	eachDBWith(t, func(c *config.Config) { c.AuthFailBurst = 0 }, testRefusedFromThe204)
+	eachDBWith(t, noFailLimit, testRefusedFromThe204)
 }
 
 func testRefusedFromThe204(t *testing.T, e *testEnv) {

@@ -73,7 +73,7 @@ func waitPast(t testing.TB, ts string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(at) + 10*time.Millisecond)
+	sleepPast(at)
 }
 
 // TestRollWithGrace: the new key copies the old one's settings; the old key
