@@ -14,7 +14,6 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/config"
-	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/leak/leaktest"
 )
 
@@ -398,13 +397,9 @@ func TestGitLabRevocation(t *testing.T) {
 func TestLeakReportReachesReplicas(t *testing.T) {
 	gh := leaktest.NewSigner(t, "gh-1")
 	keys := keySetFile(t, gh)
-	dsn := dbtest.DSN(t, "postgres")
-	a := newEnvDSN(t, dsn, keys)
-	b := newEnvDSN(t, dsn, keys, func(c *config.Config) { c.JWTSecret = string(a.Secret) })
+	a, b := replicas(t, keys)
 	tok := a.token("alice")
-	k := a.create(tok, nil)
-	b.remember(k.Key)
-	b.remember(hashOf(k.Key))
+	k := b.keep(a.create(tok, nil))
 	b.waitCached(k.Key)
 
 	if res := a.signedReport(gh, reportBody(k.Key)); res.Status != http.StatusOK || !strings.Contains(string(res.Body), "true_positive") {

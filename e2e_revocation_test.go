@@ -136,16 +136,31 @@ func testRefusedFromThe204(t *testing.T, e *testEnv) {
 	}
 }
 
+// replicas starts two servers, a and b, on one new PostgreSQL database, with
+// one JWT secret and the settings of configure.
+func replicas(t *testing.T, configure ...func(*config.Config)) (a, b *testEnv) {
+	t.Helper()
+	dsn := dbtest.DSN(t, "postgres")
+	a = newEnvDSN(t, dsn, configure...)
+	b = newEnvDSN(t, dsn, append(configure, func(c *config.Config) { c.JWTSecret = string(a.Secret) })...)
+	return a, b
+}
+
+// keep has e's log checks watch for k, created through another server (its
+// secret and its hash must never appear in e's log either), and returns k.
+func (e *testEnv) keep(k createdKey) createdKey {
+	e.remember(k.Key)
+	e.remember(hashOf(k.Key))
+	return k
+}
+
 // TestReplicasSeeRevocations runs two servers on one PostgreSQL database: a
 // key revoked through one is refused by the other within a second, also
 // after their listening connections have been killed.
 func TestReplicasSeeRevocations(t *testing.T) {
-	dsn := dbtest.DSN(t, "postgres")
-	a := newEnvDSN(t, dsn)
-	b := newEnvDSN(t, dsn, func(c *config.Config) { c.JWTSecret = string(a.Secret) })
+	a, b := replicas(t)
 	tok := a.token("alice")
-	keep := func(k createdKey) createdKey { b.remember(k.Key); b.remember(hashOf(k.Key)); return k }
-	k1, k2 := keep(a.create(tok, nil)), keep(a.create(tok, nil))
+	k1, k2 := b.keep(a.create(tok, nil)), b.keep(a.create(tok, nil))
 	for _, e := range []*testEnv{a, b} {
 		e.waitCached(k1.Key)
 		e.waitCached(k2.Key)

@@ -4,9 +4,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/apikeyd/apikeyd/internal/config"
-	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
 // TestReplicasSeeRolls runs two servers on one PostgreSQL database, each
@@ -15,12 +12,9 @@ import (
 // both within a second of the end, whether the other server re-cached it
 // during the grace or still held it from before the roll.
 func TestReplicasSeeRolls(t *testing.T) {
-	dsn := dbtest.DSN(t, "postgres")
-	a := newEnvDSN(t, dsn)
-	b := newEnvDSN(t, dsn, func(c *config.Config) { c.JWTSecret = string(a.Secret) })
+	a, b := replicas(t)
 	tok := a.token("alice")
-	keep := func(k createdKey) createdKey { b.remember(k.Key); b.remember(hashOf(k.Key)); return k }
-	now, held, recached := keep(a.create(tok, nil)), keep(a.create(tok, nil)), keep(a.create(tok, nil))
+	now, held, recached := b.keep(a.create(tok, nil)), b.keep(a.create(tok, nil)), b.keep(a.create(tok, nil))
 	for _, e := range []*testEnv{a, b} {
 		e.waitCached(now.Key)
 		e.waitCached(held.Key)
