@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +17,7 @@ import (
 
 // keySetFile configures c to read signers' key set from a file.
 func keySetFile(t testing.TB, signers ...leaktest.Signer) func(*config.Config) {
-	path := filepath.Join(t.TempDir(), "leak-keys.json")
-	if err := os.WriteFile(path, leaktest.KeySet(t, signers...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := leaktest.KeySetFile(t, signers...)
 	return func(c *config.Config) { c.LeakKeysFile = path }
 }
 

@@ -19,11 +19,7 @@ import (
 
 func TestVerifierFile(t *testing.T) {
 	s := leaktest.NewSigner(t, "key-1")
-	path := filepath.Join(t.TempDir(), "keys.json")
-	if err := os.WriteFile(path, leaktest.KeySet(t, s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	v, err := leak.NewVerifier(leak.VerifierConfig{File: path})
+	v, err := leak.NewVerifier(leak.VerifierConfig{File: leaktest.KeySetFile(t, s)})
 	if err != nil {
 		t.Fatal(err)
 	}

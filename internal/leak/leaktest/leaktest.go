@@ -12,6 +12,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -66,4 +68,15 @@ func KeySet(t testing.TB, signers ...Signer) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// KeySetFile writes the key set document that lists signers to a file in a
+// temporary directory of t and returns its path.
+func KeySetFile(t testing.TB, signers ...Signer) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "leak-keys.json")
+	if err := os.WriteFile(path, KeySet(t, signers...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
