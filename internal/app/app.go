@@ -51,14 +51,19 @@ type App struct {
 
 	stopListener context.CancelFunc
 	listener     sync.WaitGroup
+	accounts     *account.Service // nil when built-in accounts are off
 }
 
-// Close stops the revocation listener and closes the database.
+// Close stops the revocation listener, waits for the failed logins still
+// being recorded in the background, and closes the database.
 func (a *App) Close() error {
 	if a.stopListener != nil {
 		a.stopListener()
 	}
 	a.listener.Wait()
+	if a.accounts != nil {
+		a.accounts.Wait()
+	}
 	return a.DB.Close()
 }
 
@@ -188,7 +193,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	}
 	rest.New(keys, authn, log).Register(mux)
 	rest.NewAudit(events, log).Register(mux)
-	mountAccounts(mux, cfg, secret, st, client, failures, log)
+	a.accounts = mountAccounts(mux, cfg, secret, st, client, failures, log)
 	rest.NewLeaks(keys, log, leaks, cfg.LeakRevocation, client, failures).Register(mux)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Audit: events, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle(graphqlPath, httpx.Route(graphqlPath, gql)) // every method: gql answers the others 405
@@ -236,15 +241,16 @@ func mountMetrics(mux *http.ServeMux, m *metrics.Metrics, log *slog.Logger) {
 // mountAccounts mounts the built-in accounts when apikeyd is its own token
 // issuer: unless ACCOUNTS is false or an identity provider (JWT_JWKS_URL)
 // issues the tokens. Failed logins share the per-address budget of failed
-// authentications, and each account has its own.
-func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr], log *slog.Logger) {
+// authentications, and each account has its own. It returns the accounts
+// service, or nil when accounts are off.
+func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr], log *slog.Logger) *account.Service {
 	switch {
 	case !cfg.Accounts:
 		log.Info("built-in accounts are off (ACCOUNTS=false)")
-		return
+		return nil
 	case cfg.JWKSURL != nil:
 		log.Info("built-in accounts are off: login tokens come from the identity provider (JWT_JWKS_URL)")
-		return
+		return nil
 	}
 	svc := account.NewService(st, account.Config{
 		SessionTTL: cfg.SessionTTL,
@@ -255,6 +261,7 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 	})
 	byAccount := auth.NewFailureLimiter[string](cfg.LoginFailBurst, 1.0/60)
 	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux)
+	return svc
 }
 
 // leakVerifier returns the verifier of leak report signatures, or nil when
