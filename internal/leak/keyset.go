@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // KeySet is what signs leak reports:
@@ -177,8 +178,9 @@ func (v *Verifier) key(ctx context.Context, id string) (*ecdsa.PublicKey, error)
 		v.fetchedAt = v.now()
 		ks, err := v.fetch(ctx)
 		if err != nil {
-			// Keys fetched before keep serving. The URL holds no secret.
-			v.log.Warn("leak report key set fetch failed", "url", v.url, "err", err.Error())
+			// Keys fetched before keep serving. The URL is not logged:
+			// it may carry credentials.
+			v.log.Warn("leak report key set fetch failed", "err", err.Error())
 		} else {
 			v.mu.Lock()
 			v.keys = ks
@@ -216,7 +218,7 @@ func (v *Verifier) fetch(ctx context.Context) (KeySet, error) {
 	req.Header.Set("Accept", "application/json")
 	res, err := v.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, httpx.WithoutURL(err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {

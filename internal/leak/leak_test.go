@@ -1,9 +1,12 @@
 package leak_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,6 +171,38 @@ func TestVerifierURLDown(t *testing.T) {
 	s := leaktest.NewSigner(t, "k1")
 	if c := apperr.CodeOf(v.Verify(context.Background(), s.ID, s.Sign(t, nil), nil)); c != apperr.ServerBusy {
 		t.Fatalf("got %q, want SERVER_BUSY", c)
+	}
+}
+
+// TestVerifierURLNeverLogged: a key set URL may carry credentials; a failed
+// fetch, answered or not, logs neither the URL nor them.
+func TestVerifierURLNeverLogged(t *testing.T) {
+	ks := &keyServer{}
+	ks.set(http.StatusServiceUnavailable, nil)
+	srv := httptest.NewServer(ks)
+	t.Cleanup(srv.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // nothing listens there any more
+	for _, base := range []string{srv.URL, closed.URL} {
+		u, _ := url.Parse(base + "/keys?token=query-secret")
+		u.User = url.UserPassword("user", "password-secret")
+		var log bytes.Buffer
+		v, err := leak.NewVerifier(leak.VerifierConfig{URL: u.String(), Log: slog.New(slog.NewTextHandler(&log, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := leaktest.NewSigner(t, "k1")
+		if c := apperr.CodeOf(v.Verify(context.Background(), s.ID, s.Sign(t, nil), nil)); c != apperr.ServerBusy {
+			t.Fatalf("%s: got %q, want SERVER_BUSY", base, c)
+		}
+		if !strings.Contains(log.String(), "key set fetch failed") {
+			t.Fatalf("%s: nothing logged: %q", base, log.String())
+		}
+		for _, secret := range []string{"password-secret", "query-secret"} {
+			if strings.Contains(log.String(), secret) {
+				t.Errorf("%s: the log holds %q: %s", base, secret, log.String())
+			}
+		}
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // Delivery is a queued event taken for one attempt.
@@ -213,7 +215,7 @@ func (d *Dispatcher) send(ctx context.Context, dl Delivery) error {
 	req.Header.Set("webhook-signature", Sign(d.cfg.Key, dl.EventID, ts, dl.Payload))
 	res, err := d.cfg.Client.Do(req)
 	if err != nil {
-		return redact(err)
+		return httpx.WithoutURL(err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
@@ -221,12 +223,4 @@ func (d *Dispatcher) send(ctx context.Context, dl Delivery) error {
 		return statusError(res.StatusCode)
 	}
 	return nil
-}
-
-// redact drops the URL from a transport error: it may hold credentials.
-func redact(err error) error {
-	if u, ok := err.(*url.Error); ok {
-		return u.Err
-	}
-	return err
 }
