@@ -271,7 +271,7 @@ func TestRollAndRenameBadInput(t *testing.T) {
 		for _, body := range []string{
 			`{"grace_period_seconds": "60"}`, `{"grace_period_seconds": -1}`, `{"grace_period_seconds": 604801}`,
 			`{"grace_period_seconds": 1.5}`, `{"grace_period_seconds": 1e3}`, `{"grace_period_seconds": null}`,
-			`{"grace_period_seconds": 60} {}`, `[]`,
+			`{"grace_period_seconds": 60} {}`, `[]`, `{"grace_period_seconds": tru}`,
 		} {
 			wantError(t, e.do("POST", roll, bearer(tok), str(body)), http.StatusBadRequest, "INVALID_REQUEST")
 		}

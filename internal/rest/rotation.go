@@ -46,8 +46,8 @@ func decodeRoll(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
 		if name != "grace_period_seconds" {
 			return httpx.SkipValue(dec)
 		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
+		raw, err := httpx.DecodeRaw(dec)
+		if err != nil {
 			return err
 		}
 		// Only an integer literal: not 1.5, 1e3, "60" or null.
