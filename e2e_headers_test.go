@@ -153,6 +153,10 @@ func TestCORS(t *testing.T) {
 			if m := res.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(m, "POST") || strings.Contains(m, "*") {
 				t.Errorf("Access-Control-Allow-Methods %q", m)
 			}
+			// A rename (PATCH) is a management call like any other.
+			if m := preflight(e, origin, "/auth/api-keys/x", "PATCH").Header.Get("Access-Control-Allow-Methods"); !strings.Contains(m, "PATCH") {
+				t.Errorf("preflight for PATCH: Access-Control-Allow-Methods %q", m)
+			}
 			if h := strings.ToLower(res.Header.Get("Access-Control-Allow-Headers")); !strings.Contains(h, "authorization") || strings.Contains(h, "*") {
 				t.Errorf("Access-Control-Allow-Headers %q", h)
 			}
