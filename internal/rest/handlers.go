@@ -9,6 +9,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
@@ -18,18 +19,12 @@ const verifyPath = "/auth/verify"
 // API serves the REST routes over one apikey.Service.
 type API struct {
 	svc *apikey.Service
-	fwd Forwarder
+	fwd *auth.Authenticator // decides GET /auth/verify (Forward)
 	log *slog.Logger
 }
 
-// Forwarder authenticates a forward-authentication request, which may
-// require scopes, and counts its outcome (auth.Authenticator.Forward).
-type Forwarder interface {
-	Forward(w http.ResponseWriter, r *http.Request, required []string) (apikey.Principal, error)
-}
-
 // New returns the REST adapter of svc; fwd decides GET /auth/verify.
-func New(svc *apikey.Service, fwd Forwarder, log *slog.Logger) *API {
+func New(svc *apikey.Service, fwd *auth.Authenticator, log *slog.Logger) *API {
 	return &API{svc: svc, fwd: fwd, log: log}
 }
 
@@ -65,7 +60,7 @@ func (a *API) Register(mux *http.ServeMux) {
 // the authentication middleware):
 //   - GET /auth/verify, which must know the scopes a request requires before
 //     it verifies the key, so that a refusal is counted once and is no use
-//     of the key (Forwarder);
+//     of the key (auth.Authenticator.Forward);
 //   - the leak routes: the middleware would read GitLab's
 //     "Authorization: <token>" as a malformed credential and count each call
 //     as a failed authentication, rate limiting a code host for doing its
