@@ -47,6 +47,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // The algorithms a JWK set may provide, and the key type each is bound to.
@@ -222,7 +224,7 @@ func (c *jwksCache) fetch(ctx context.Context) (map[string][]jwksKey, error) {
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: fetch: %w", err)
+		return nil, fmt.Errorf("jwks: fetch: %w", httpx.WithoutURL(err)) // the URL may carry credentials
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -11,9 +11,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -783,5 +785,30 @@ func TestJWTJWKSMalformedKeysAreSkipped(t *testing.T) {
 				t.Fatalf("lookup(%q) = %T, %v; want unknown key", kid, key, err)
 			}
 		})
+	}
+}
+
+// TestJWTJWKSURLNeverLogged: JWT_JWKS_URL may carry credentials; a fetch
+// that fails in transport logs neither them nor the URL's query.
+func TestJWTJWKSURLNeverLogged(t *testing.T) {
+	ks := jwtTestKeys()
+	srv := newJWKSTestServer(t)
+	u, _ := url.Parse(srv.URL + "?token=query-secret")
+	u.User = url.UserPassword("user", "password-secret")
+	srv.Close() // connection refused: an error that quotes the URL
+	clock := newJWTFakeClock()
+	var log bytes.Buffer
+	v, err := newJWTVerifier(JWTConfig{JWKSURL: u.String(), Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}, jwksDefaultTuning())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwtMustBeUnavailable(t, v, jwtSign(t, jwt.SigningMethodRS256, ks.rsa, map[string]any{"kid": "rsa-1"}, jwtTestClaims(clock.Now())))
+	if !strings.Contains(log.String(), "JWKS fetch failed") {
+		t.Fatalf("nothing logged: %q", log.String())
+	}
+	for _, secret := range []string{"password-secret", "query-secret"} {
+		if strings.Contains(log.String(), secret) {
+			t.Errorf("the log holds %q: %s", secret, log.String())
+		}
 	}
 }
