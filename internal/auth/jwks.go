@@ -48,7 +48,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apikeyd/apikeyd/internal/httpx"
+	"github.com/apikeyd/apikeyd/internal/outbound"
 )
 
 // The algorithms a JWK set may provide, and the key type each is bound to.
@@ -224,7 +224,7 @@ func (c *jwksCache) fetch(ctx context.Context) (map[string][]jwksKey, error) {
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: fetch: %w", httpx.WithoutURL(err)) // the URL may carry credentials
+		return nil, fmt.Errorf("jwks: fetch: %w", outbound.WithoutURL(err)) // the URL may carry credentials
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
-	"github.com/apikeyd/apikeyd/internal/httpx"
+	"github.com/apikeyd/apikeyd/internal/outbound"
 )
 
 // KeySet is what signs leak reports:
@@ -218,7 +218,7 @@ func (v *Verifier) fetch(ctx context.Context) (KeySet, error) {
 	req.Header.Set("Accept", "application/json")
 	res, err := v.client.Do(req)
 	if err != nil {
-		return nil, httpx.WithoutURL(err)
+		return nil, outbound.WithoutURL(err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {

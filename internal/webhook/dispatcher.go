@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apikeyd/apikeyd/internal/httpx"
+	"github.com/apikeyd/apikeyd/internal/outbound"
 )
 
 // Delivery is a queued event taken for one attempt.
@@ -215,7 +215,7 @@ func (d *Dispatcher) send(ctx context.Context, dl Delivery) error {
 	req.Header.Set("webhook-signature", Sign(d.cfg.Key, dl.EventID, ts, dl.Payload))
 	res, err := d.cfg.Client.Do(req)
 	if err != nil {
-		return httpx.WithoutURL(err)
+		return outbound.WithoutURL(err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	res.Body.Close()
