@@ -18,7 +18,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/config"
 )
 
-// GraphQL over HTTP, to the letter (README, "GraphQL"): the media type of
+// GraphQL over HTTP, to the letter (docs/graphql.md): the media type of
 // every answer follows Accept, and a request error (a document that does not
 // parse or validate, variables that fail coercion, an operation over a
 // limit) is 200 with errors under application/json, 400 under

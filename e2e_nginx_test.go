@@ -408,10 +408,10 @@ func TestNginxForwardAuth(t *testing.T) {
 	})
 }
 
-// TestReadmeShowsNginxConfig keeps the README's copy of the nginx example
-// identical to the file the nginx test runs.
-func TestReadmeShowsNginxConfig(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+// TestDocsShowNginxConfig keeps the copy of the nginx example in
+// docs/proxies.md identical to the file the nginx test runs.
+func TestDocsShowNginxConfig(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("docs", "proxies.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +419,7 @@ func TestReadmeShowsNginxConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```nginx\n"+string(conf)+"```\n") {
-		t.Error("README.md does not show examples/nginx/apikeyd.conf as it is: copy the file into its nginx block")
+	if !strings.Contains(string(doc), "```nginx\n"+string(conf)+"```\n") {
+		t.Error("docs/proxies.md does not show examples/nginx/apikeyd.conf as it is: copy the file into its nginx block")
 	}
 }

@@ -127,7 +127,8 @@ func TestScopesCreateAndList(t *testing.T) {
 			}
 		}
 
-		// The README's body and no body at all: unrestricted, as before.
+		// The walk-through's body (docs/walk-through.md) and no body at all:
+		// unrestricted, as before.
 		for _, body := range []*string{nil, str(`{"name": "Production server"}`)} {
 			res := e.do("POST", "/auth/api-keys", bearer(tok), body)
 			if res.Status != http.StatusCreated || !strings.Contains(string(res.Body), `"scopes":null`) {

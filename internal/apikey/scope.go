@@ -10,7 +10,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
-// Scope limits, part of the public contract (README, OpenAPI).
+// Scope limits, part of the public contract (docs/scopes.md, OpenAPI).
 const (
 	MaxScopeLen    = 64 // characters of one scope name
 	MaxScopesOfKey = 50 // distinct scopes one key may hold

@@ -50,7 +50,7 @@ type Event struct {
 	KeyPrefix  string // empty: none
 	IP         string // empty: unknown
 	UserAgent  string // empty: none
-	// Details are the action's own facts (see the README's table); nil is
+	// Details are the action's own facts (see the table of docs/audit.md); nil is
 	// an empty object. Never a secret, a hash or a token.
 	Details map[string]any
 }
