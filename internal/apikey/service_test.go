@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -394,4 +395,110 @@ func TestLastUsedIsWrittenOnShutdown(t *testing.T) {
 			t.Fatalf("last_used_at not written on shutdown: %+v", keys)
 		}
 	})
+}
+
+// TestLastUsedBacklogIsWrittenInBatches checks that a backlog larger than a
+// statement's batch goes out in several bounded statements, and that a row
+// the database refuses is dropped, named, while every other is written.
+func TestLastUsedBacklogIsWrittenInBatches(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		const keys, batch = 101, 50
+		apikey.SetTouchBatch(t, batch)
+		f := newFixture(t, dsn, apikey.Config{MaxKeysPerUser: keys})
+		created := make([]apikey.Created, keys)
+		for i := range created {
+			created[i] = f.create(t, nil)
+		}
+		useAll := func() {
+			for _, k := range created {
+				if code := f.verify(t, k.Secret); code != "" {
+					t.Fatalf("verify: %s", code)
+				}
+			}
+		}
+		// lastUsed returns each key's last_used_at.
+		lastUsed := func() map[string]*time.Time {
+			listed, err := f.svc.List(f.jwt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]*time.Time{}
+			for _, k := range listed {
+				m[k.ID] = k.LastUsedAt
+			}
+			return m
+		}
+		checkBatches := func() (statements int) {
+			for _, ids := range f.store.takeTouches() {
+				if len(ids) > batch {
+					t.Errorf("one statement wrote %d uses, more than %d", len(ids), batch)
+				}
+				statements++
+			}
+			return statements
+		}
+
+		useAll()
+		if err := f.svc.FlushUsage(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := checkBatches(); n != 3 {
+			t.Errorf("%d uses written in %d statements, want 3", keys, n)
+		}
+		for id, at := range lastUsed() {
+			if at == nil {
+				t.Fatalf("key %s: last_used_at not written", id)
+			}
+		}
+
+		// The database now refuses to update one key: it is dropped, the
+		// others are written, and the next flush does not try it again.
+		bad := created[keys/2].ID
+		refuseUpdates(t, dsn, bad)
+		f.clock.Advance(time.Hour)
+		useAll()
+		err := f.svc.FlushUsage(context.Background())
+		if err == nil || !strings.Contains(err.Error(), bad) {
+			t.Fatalf("flush with a refused row: err %v, want one naming key %s", err, bad)
+		}
+		checkBatches()
+		want := f.clock.Now().UTC().Truncate(time.Millisecond)
+		for id, at := range lastUsed() {
+			if id != bad && (at == nil || !at.Equal(want)) {
+				t.Fatalf("key %s: last_used_at %v, want %v", id, at, want)
+			}
+			if id == bad && (at == nil || at.Equal(want)) {
+				t.Fatalf("refused key: last_used_at %v", at)
+			}
+		}
+		if err := f.svc.FlushUsage(context.Background()); err != nil {
+			t.Fatalf("second flush: %v", err)
+		}
+		if n := checkBatches(); n != 0 {
+			t.Fatalf("the refused use was written again (%d statements)", n)
+		}
+	})
+}
+
+// refuseUpdates makes the database of dsn refuse any update of key id, as
+// it would a row it cannot take.
+func refuseUpdates(t *testing.T, dsn, id string) {
+	t.Helper()
+	db, err := store.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stmts := []string{`CREATE TRIGGER refuse_update BEFORE UPDATE ON api_keys WHEN (OLD.id = '` + id + `') BEGIN SELECT RAISE(ABORT, 'refused'); END`}
+	if store.IsPostgres(dsn) {
+		stmts = []string{
+			`CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$`,
+			`CREATE TRIGGER refuse_update BEFORE UPDATE ON api_keys FOR EACH ROW WHEN (OLD.id = '` + id + `') EXECUTE FUNCTION refuse_update()`,
+		}
+	}
+	for _, q := range stmts {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -2,11 +2,14 @@ package apikey
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
@@ -15,7 +18,7 @@ import (
 const flushEvery = time.Second
 
 // usage coalesces last_used_at writes: each key is marked at most once per
-// interval, and marks are written in one statement per flush, off the
+// interval, and marks are written in few statements per flush, off the
 // verification path.
 type usage struct {
 	interval time.Duration
@@ -80,19 +83,58 @@ func (u *usage) putBack(uses []Use) {
 	}
 }
 
-// FlushUsage writes the recorded key uses now.
+// touchBatch is the most key uses written in one statement, so that the
+// backlog of an outage goes out in statements of bounded size. A variable
+// only for tests.
+var touchBatch = 500
+
+// FlushUsage writes the recorded key uses now, in statements of at most
+// touchBatch uses. When the database is unavailable, the uses of the batch
+// that failed and of the batches after it are kept for the next flush. A batch the database refuses (a row it will
+// never take, not an outage) is split until the refused uses stand alone;
+// these are dropped, not retried, and the returned error names their keys.
 func (s *Service) FlushUsage(ctx context.Context) error {
-	ids := s.usage.take(s.now())
-	if len(ids) == 0 {
+	uses := s.usage.take(s.now())
+	if len(uses) == 0 {
 		return nil
 	}
-	err := s.store.TouchKeys(ctx, ids, s.timestamp())
-	s.observer.UsageFlushed(len(ids), err)
-	if err != nil {
-		s.usage.putBack(ids)
-		return err
+	at := s.timestamp()
+	var errs []error
+	for start := 0; start < len(uses); start += touchBatch {
+		dropped, err := s.touch(ctx, uses[start:min(start+touchBatch, len(uses))], at)
+		errs = append(errs, dropped...)
+		if err != nil {
+			s.usage.putBack(uses[start:])
+			errs = append(errs, err)
+			break
+		}
 	}
-	return nil
+	err := errors.Join(errs...)
+	s.observer.UsageFlushed(len(uses), err)
+	return err
+}
+
+// touch writes uses in one statement. If the database refuses it, it
+// writes each half the same way, so that only the uses it refuses alone
+// are dropped, each with an error naming its key. err is an outage: the
+// database is unavailable or ctx is done.
+func (s *Service) touch(ctx context.Context, uses []Use, at time.Time) (dropped []error, err error) {
+	err = s.store.TouchKeys(ctx, uses, at)
+	switch {
+	case err == nil:
+		return nil, nil
+	case apperr.CodeOf(err) == apperr.ServerBusy || ctx.Err() != nil:
+		return nil, err
+	case len(uses) == 1:
+		return []error{fmt.Errorf("last_used_at of key %s refused by the database, dropped: %w", uses[0].KeyID, err)}, nil
+	}
+	half := len(uses) / 2
+	dropped, err = s.touch(ctx, uses[:half], at)
+	if err != nil {
+		return dropped, err
+	}
+	more, err := s.touch(ctx, uses[half:], at)
+	return append(dropped, more...), err
 }
 
 // RunUsageFlusher writes recorded key uses every second until ctx is done,
