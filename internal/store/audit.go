@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -43,7 +44,7 @@ func (r *eventRow) domain() (audit.Event, error) {
 		UserAgent:  deref(r.UserAgent),
 	}
 	if err := json.Unmarshal([]byte(r.Details), &ev.Details); err != nil {
-		return audit.Event{}, err
+		return audit.Event{}, rowError("audit_events", r.ID, fmt.Errorf("details: %w", err))
 	}
 	return ev, nil
 }

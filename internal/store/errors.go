@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -27,6 +28,17 @@ func translate(err error) error {
 		return apperr.Wrap(apperr.ServerBusy, "the database is unavailable; try again later", err)
 	}
 	return err
+}
+
+// rowError is err, a row of table that cannot be read (a column that does
+// not scan or decode), naming the row, so that the log says which row to
+// look at; clients see an internal error without detail. id is the row's
+// id, empty when even that could not be read.
+func rowError(table, id string, err error) error {
+	if id == "" {
+		id = "(id unreadable)"
+	}
+	return fmt.Errorf("store: %s row %s: %w", table, id, err)
 }
 
 // unavailable reports whether err means the database cannot be reached now.

@@ -59,8 +59,10 @@ func (r *keyRow) domain() apikey.APIKey {
 func domainWithScopes(r *keyRow) (apikey.APIKey, error) {
 	k := r.domain()
 	var err error
-	k.Scopes, err = decodeScopes(r.Scopes)
-	return k, err
+	if k.Scopes, err = decodeScopes(r.Scopes); err != nil {
+		return k, rowError("api_keys", r.ID, err)
+	}
+	return k, nil
 }
 
 // encodeScopes writes a key's scopes as stored: a JSON array, or NULL
@@ -85,7 +87,7 @@ func decodeScopes(col *string) ([]string, error) {
 	}
 	scopes := []string{}
 	if err := json.Unmarshal([]byte(*col), &scopes); err != nil {
-		return nil, fmt.Errorf("store: api_keys.scopes is not a JSON array of strings: %w", err)
+		return nil, fmt.Errorf("scopes: not a JSON array of strings: %w", err)
 	}
 	return scopes, nil
 }
@@ -211,10 +213,10 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 		var k apikey.APIKey
 		var scopes *string
 		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &scopes, &k.ReplacedBy, &k.LastUsedIP, &k.LastUsedUserAgent); err != nil {
-			return nil, translate(err)
+			return nil, rowError("api_keys", k.ID, err)
 		}
 		if k.Scopes, err = decodeScopes(scopes); err != nil {
-			return nil, err
+			return nil, rowError("api_keys", k.ID, err)
 		}
 		k.CreatedAt = k.CreatedAt.UTC()
 		toUTC(k.LastUsedAt)
@@ -329,7 +331,7 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 	}
 	var r keyRow
 	if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.CreatedAt, &r.ExpiresAt, &r.RevokedAt, &r.Scopes); err != nil {
-		return apikey.APIKey{}, translate(err)
+		return apikey.APIKey{}, rowError("api_keys", r.ID, err)
 	}
 	return domainWithScopes(&r)
 }
