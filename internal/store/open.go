@@ -41,10 +41,11 @@ func SQLitePath(dsn string) (path, params string, ok bool) {
 // connect; use Ping to check the database answers.
 func Open(dsn string) (*bun.DB, error) {
 	if IsPostgres(dsn) {
-		sqldb := sql.OpenDB(pgdriver.NewConnector(
-			pgdriver.WithDSN(dsn),
-			pgdriver.WithTimeout(5*time.Second),
-		))
+		connector, err := pgConnector(dsn)
+		if err != nil {
+			return nil, err
+		}
+		sqldb := sql.OpenDB(connector)
 		sqldb.SetMaxOpenConns(20)
 		sqldb.SetMaxIdleConns(20)
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
@@ -62,6 +63,21 @@ func Open(dsn string) (*bun.DB, error) {
 	sqldb.SetMaxIdleConns(8)
 	sqldb.SetConnMaxIdleTime(0)
 	return bun.NewDB(sqldb, sqlitedialect.New()), nil
+}
+
+// pgConnector returns pgdriver's connector to the database dsn names.
+// pgdriver panics on a DSN it cannot use, quoting a URL it cannot parse
+// whole, password included; here either is an error that never quotes dsn.
+func pgConnector(dsn string) (c *pgdriver.Connector, err error) {
+	if _, err := url.Parse(dsn); err != nil {
+		return nil, errors.New("store: DATABASE_URL is not a valid URL: check its port, and percent-encode special characters of the user name and password")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, fmt.Errorf("store: DATABASE_URL: %v", r) // a bad parameter, never the URL
+		}
+	}()
+	return pgdriver.NewConnector(pgdriver.WithDSN(dsn), pgdriver.WithTimeout(5*time.Second)), nil
 }
 
 // sqliteDSN returns a modernc.org/sqlite DSN for dsn with the settings
