@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,4 +63,63 @@ func TestTokenCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"token"}, new(bytes.Buffer), slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("token without --sub succeeded")
 	}
+}
+
+// TestCommandsShowNoSecret: neither the help nor an error nor a log line of
+// serve, token or migrate shows a secret, whether it came from the
+// environment, a flag or the file of the generated JWT secret.
+func TestCommandsShowNoSecret(t *testing.T) {
+	secrets := []string{"jwt-secret-from", "d2ViaG9vay1zZWNyZXQ", "gitlab-token-from", "hook-token", "database-password",
+		"webhook-flag-secret", "short-secret-in-the-file", "short-flag"}
+	const badDatabase = "postgres://apikeyd:database-password@127.0.0.1:port/apikeyd" // not a port
+	good := map[string]string{
+		"JWT_SECRET":            "jwt-secret-from-the-environment-0123456789",
+		"WEBHOOK_URL":           "https://hooks.example/services/hook-token-in-path",
+		"WEBHOOK_SECRET":        "whsec_d2ViaG9vay1zZWNyZXQtZnJvbS10aGUtZW52aXJvbm1lbnQ=",
+		"LEAK_REVOCATION_TOKEN": "gitlab-token-from-the-environment",
+		"DATABASE_URL":          badDatabase,
+	}
+	check := func(t *testing.T, env map[string]string, args ...string) {
+		t.Helper()
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		var out, logs bytes.Buffer
+		err := run(context.Background(), args, &out, slog.New(slog.NewJSONHandler(&logs, nil)))
+		shown := out.String() + logs.String()
+		if err != nil {
+			shown += err.Error() // what main prints to stderr
+		} else if !slices.Contains(args, "-h") {
+			t.Errorf("%v succeeded", args)
+		}
+		for _, s := range secrets {
+			if strings.Contains(shown, s) {
+				t.Errorf("%v shows %q:\n%s", args, s, shown)
+			}
+		}
+	}
+	flags := []string{"--jwt-secret", "short-flag", "--database-url", badDatabase}
+	for _, args := range [][]string{
+		{"serve", "-h"}, {"token", "-h"}, {"migrate", "status", "-h"},
+		append(append([]string{"serve"}, flags...), "--webhook-secret", "whsec_webhook-flag-secret", "-h"),
+		append(append([]string{"token"}, flags...), "-h"),
+		// Errors: each secret in turn refused, then the database.
+		{"serve"}, {"migrate", "status"},
+		append([]string{"serve"}, flags...), append([]string{"token", "--sub", "alice"}, flags...),
+		{"serve", "--webhook-secret", "whsec_webhook-flag-secret!"}, {"serve", "--leak-revocation-token", "short-flag"},
+	} {
+		check(t, good, args...)
+	}
+	check(t, map[string]string{"JWT_SECRET": "jwt-secret-from-env"}, "token", "--sub", "alice")
+	check(t, map[string]string{"WEBHOOK_SECRET": "whsec_d2ViaG9vay1zZWNyZXQ"}, "serve")
+	check(t, map[string]string{"LEAK_REVOCATION_TOKEN": "gitlab-token-from"}, "serve")
+
+	// A JWT secret read from its file beside the SQLite database.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "apikeyd.jwt-secret"), []byte("short-secret-in-the-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JWT_SECRET", "")
+	check(t, map[string]string{"DATABASE_URL": "file:" + filepath.Join(dir, "apikeyd.db")}, "token", "--sub", "alice")
+	check(t, nil, "token", "-h")
 }

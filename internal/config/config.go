@@ -88,15 +88,16 @@ type setting struct {
 	env, flag string
 	def       string
 	usage     string
+	shown     shown // how much of the value help and errors may show
 	// set parses and checks v into c; its error says what is expected
 	// (Parse names the variable).
 	set func(c *Config, v string) error
 }
 
 var settings = []setting{
-	{Server, "ADDR", "addr", "127.0.0.1:8080", "listen address",
+	{Server, "ADDR", "addr", "127.0.0.1:8080", "listen address", plain,
 		func(c *Config, v string) error { c.Addr = v; return nil }},
-	{Server, "METRICS_ADDR", "metrics-addr", "", "serve /metrics only on this address, e.g. 127.0.0.1:9090; empty: on the main listener",
+	{Server, "METRICS_ADDR", "metrics-addr", "", "serve /metrics only on this address, e.g. 127.0.0.1:9090; empty: on the main listener", plain,
 		func(c *Config, v string) error {
 			if v != "" {
 				if _, _, err := net.SplitHostPort(v); err != nil {
@@ -106,7 +107,7 @@ var settings = []setting{
 			c.MetricsAddr = v
 			return nil
 		}},
-	{Database, "DATABASE_URL", "database-url", "file:apikeyd.db", "postgres://… for PostgreSQL, file:PATH for SQLite",
+	{Database, "DATABASE_URL", "database-url", "file:apikeyd.db", "postgres://… for PostgreSQL, file:PATH for SQLite", redacted,
 		func(c *Config, v string) error {
 			if strings.TrimSpace(v) == "" {
 				return errors.New("must name a database")
@@ -114,9 +115,9 @@ var settings = []setting{
 			c.DatabaseURL = v
 			return nil
 		}},
-	{Server, "AUTO_MIGRATE", "migrate", "true", "apply pending migrations on start",
+	{Server, "AUTO_MIGRATE", "migrate", "true", "apply pending migrations on start", plain,
 		boolSetting(func(c *Config) *bool { return &c.Migrate })},
-	{Tokens, "JWT_SECRET", "jwt-secret", "", "HS256 secret, at least 32 bytes; prefer the variable to the flag",
+	{Tokens, "JWT_SECRET", "jwt-secret", "", "HS256 secret, at least 32 bytes; prefer the variable to the flag", secret,
 		func(c *Config, v string) error {
 			if v != "" {
 				if err := auth.CheckSecret([]byte(v)); err != nil {
@@ -126,16 +127,16 @@ var settings = []setting{
 			c.JWTSecret = v
 			return nil
 		}},
-	{Tokens, "JWT_JWKS_URL", "jwt-jwks-url", "", "JWKS URL of an identity provider",
+	{Tokens, "JWT_JWKS_URL", "jwt-jwks-url", "", "JWKS URL of an identity provider", secret,
 		func(c *Config, v string) (err error) {
 			c.JWKSURL, err = httpURL(v)
 			return err
 		}},
-	{Tokens, "JWT_ISSUER", "jwt-issuer", "", "required iss claim",
+	{Tokens, "JWT_ISSUER", "jwt-issuer", "", "required iss claim", plain,
 		func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
-	{Tokens, "JWT_AUDIENCE", "jwt-audience", "", "required aud claim",
+	{Tokens, "JWT_AUDIENCE", "jwt-audience", "", "required aud claim", plain,
 		func(c *Config, v string) error { c.JWTAudience = v; return nil }},
-	{KeyFormat, "API_KEY_PREFIX", "api-key-prefix", apikey.DefaultPrefix, "key prefix: lower-case letters and digits ending in _",
+	{KeyFormat, "API_KEY_PREFIX", "api-key-prefix", apikey.DefaultPrefix, "key prefix: lower-case letters and digits ending in _", plain,
 		func(c *Config, v string) error {
 			if !apikey.ValidPrefix(v) {
 				return errors.New("must be lower-case letters and digits ending in _ (at most 32 bytes)")
@@ -143,38 +144,38 @@ var settings = []setting{
 			c.KeyPrefix = v
 			return nil
 		}},
-	{Server, "MAX_KEYS_PER_USER", "max-keys-per-user", "100", "active keys a user may hold",
+	{Server, "MAX_KEYS_PER_USER", "max-keys-per-user", "100", "active keys a user may hold", plain,
 		intSetting(1, func(c *Config) *int { return &c.MaxKeysPerUser })},
-	{Server, "LAST_USED_INTERVAL", "last-used-interval", "60s", "how often one key's last_used_at may be written",
+	{Server, "LAST_USED_INTERVAL", "last-used-interval", "60s", "how often one key's last_used_at may be written", plain,
 		durationSetting(time.Nanosecond, func(c *Config) *time.Duration { return &c.LastUsedInterval })},
-	{Server, "VERIFY_CACHE_SIZE", "verify-cache-size", strconv.Itoa(apikey.DefaultCacheSize), "verified API keys kept in memory; 0 turns the cache off",
+	{Server, "VERIFY_CACHE_SIZE", "verify-cache-size", strconv.Itoa(apikey.DefaultCacheSize), "verified API keys kept in memory; 0 turns the cache off", plain,
 		intSetting(0, func(c *Config) *int { return &c.CacheSize })},
-	{Server, "VERIFY_CACHE_TTL", "verify-cache-ttl", apikey.DefaultCacheTTL.String(), "how long a cached verification is trusted without asking the database",
+	{Server, "VERIFY_CACHE_TTL", "verify-cache-ttl", apikey.DefaultCacheTTL.String(), "how long a cached verification is trusted without asking the database", plain,
 		durationSetting(time.Nanosecond, func(c *Config) *time.Duration { return &c.CacheTTL })},
-	{Server, "SCOPES", "scopes", "", "comma-separated scope catalogue keys may draw from; empty: any well-formed name",
+	{Server, "SCOPES", "scopes", "", "comma-separated scope catalogue keys may draw from; empty: any well-formed name", plain,
 		func(c *Config, v string) (err error) {
 			if c.Scopes, err = apikey.ParseScopeList(v); err != nil {
 				return errors.New(apperr.MessageOf(err))
 			}
 			return nil
 		}},
-	{Server, "GRAPHQL_INTROSPECTION", "graphql-introspection", "true", "GraphQL introspection and the playground",
+	{Server, "GRAPHQL_INTROSPECTION", "graphql-introspection", "true", "GraphQL introspection and the playground", plain,
 		boolSetting(func(c *Config) *bool { return &c.Introspection })},
-	{Server, "TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed",
+	{Server, "TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed", plain,
 		func(c *Config, v string) (err error) {
 			c.TrustedProxies, err = auth.ParsePrefixes(v)
 			return err
 		}},
-	{Server, "CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed to call from a browser",
+	{Server, "CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed to call from a browser", plain,
 		func(c *Config, v string) (err error) {
 			c.CORSOrigins, err = httpx.ParseOrigins(v)
 			return err
 		}},
-	{Server, "AUTH_FAIL_BURST", "auth-fail-burst", "30", "failed authentications allowed per address in a burst, refilling at one a second; 0 disables",
+	{Server, "AUTH_FAIL_BURST", "auth-fail-burst", "30", "failed authentications allowed per address in a burst, refilling at one a second; 0 disables", plain,
 		intSetting(0, func(c *Config) *int { return &c.AuthFailBurst })},
-	{Server, "ACCOUNTS", "accounts", "true", "built-in accounts (POST /auth/register, /auth/login) when no JWT_JWKS_URL is set",
+	{Server, "ACCOUNTS", "accounts", "true", "built-in accounts (POST /auth/register, /auth/login) when no JWT_JWKS_URL is set", plain,
 		boolSetting(func(c *Config) *bool { return &c.Accounts })},
-	{Server, "SESSION_TTL", "session-ttl", "1h", "lifetime of the login tokens /auth/login issues",
+	{Server, "SESSION_TTL", "session-ttl", "1h", "lifetime of the login tokens /auth/login issues", plain,
 		func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < time.Second || d%time.Second != 0 {
@@ -183,16 +184,16 @@ var settings = []setting{
 			c.SessionTTL = d
 			return nil
 		}},
-	{Server, "LOGIN_FAIL_BURST", "login-fail-burst", "10", "failed logins allowed per account in a burst, refilling at one a minute; 0 disables",
+	{Server, "LOGIN_FAIL_BURST", "login-fail-burst", "10", "failed logins allowed per account in a burst, refilling at one a minute; 0 disables", plain,
 		intSetting(0, func(c *Config) *int { return &c.LoginFailBurst })},
-	{Server, "LEAK_REPORT_KEYS_URL", "leak-report-keys-url", "", "URL of the public keys that sign leak reports (GitHub's: https://api.github.com/meta/public_keys/secret_scanning); enables POST /auth/leaks",
+	{Server, "LEAK_REPORT_KEYS_URL", "leak-report-keys-url", "", "URL of the public keys that sign leak reports (GitHub's: https://api.github.com/meta/public_keys/secret_scanning); enables POST /auth/leaks", secret,
 		func(c *Config, v string) (err error) {
 			c.LeakKeysURL, err = httpURL(v)
 			return err
 		}},
-	{Server, "LEAK_REPORT_KEYS_FILE", "leak-report-keys-file", "", "file of the public keys that sign leak reports; enables POST /auth/leaks",
+	{Server, "LEAK_REPORT_KEYS_FILE", "leak-report-keys-file", "", "file of the public keys that sign leak reports; enables POST /auth/leaks", plain,
 		func(c *Config, v string) error { c.LeakKeysFile = v; return nil }},
-	{Server, "LEAK_REVOCATION_TOKEN", "leak-revocation-token", "", "the token a self-managed GitLab presents to /auth/leaks/gitlab/; prefer the variable to the flag",
+	{Server, "LEAK_REVOCATION_TOKEN", "leak-revocation-token", "", "the token a self-managed GitLab presents to /auth/leaks/gitlab/; prefer the variable to the flag", secret,
 		func(c *Config, v string) error {
 			if v != "" && len(v) < 16 {
 				return errors.New("must be at least 16 characters (a random value)")
@@ -200,7 +201,7 @@ var settings = []setting{
 			c.LeakRevocation = v
 			return nil
 		}},
-	{Server, "AUDIT_RETENTION", "audit-retention", "2160h", "how long audit events are kept before they are deleted",
+	{Server, "AUDIT_RETENTION", "audit-retention", "2160h", "how long audit events are kept before they are deleted", plain,
 		func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < time.Hour {
@@ -209,12 +210,12 @@ var settings = []setting{
 			c.AuditRetention = d
 			return nil
 		}},
-	{Server, "WEBHOOK_URL", "webhook-url", "", "POST every api_key.* audit event to this http(s) URL (Standard Webhooks); needs WEBHOOK_SECRET",
+	{Server, "WEBHOOK_URL", "webhook-url", "", "POST every api_key.* audit event to this http(s) URL (Standard Webhooks); needs WEBHOOK_SECRET", secret,
 		func(c *Config, v string) (err error) {
 			c.WebhookURL, err = httpURL(v)
 			return err
 		}},
-	{Server, "WEBHOOK_SECRET", "webhook-secret", "", "the webhook signing secret, whsec_ + base64 of at least 24 bytes; prefer the variable to the flag",
+	{Server, "WEBHOOK_SECRET", "webhook-secret", "", "the webhook signing secret, whsec_ + base64 of at least 24 bytes; prefer the variable to the flag", secret,
 		func(c *Config, v string) error {
 			if v == "" {
 				c.WebhookKey = nil
@@ -224,7 +225,7 @@ var settings = []setting{
 			c.WebhookKey = key
 			return err
 		}},
-	{Server, "WEBHOOK_RETRY_SCHEDULE", "webhook-retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "the waits before each webhook retry, comma-separated; after the last the event is given up",
+	{Server, "WEBHOOK_RETRY_SCHEDULE", "webhook-retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "the waits before each webhook retry, comma-separated; after the last the event is given up", plain,
 		func(c *Config, v string) error {
 			var sched []time.Duration
 			for _, f := range strings.Split(v, ",") {
@@ -242,10 +243,33 @@ var settings = []setting{
 		}},
 }
 
-// unechoed are the settings whose value an error never quotes: secrets, and
-// URLs that may carry credentials.
-var unechoed = map[string]bool{"JWT_SECRET": true, "JWT_JWKS_URL": true, "LEAK_REPORT_KEYS_URL": true, "LEAK_REVOCATION_TOKEN": true,
-	"WEBHOOK_URL": true, "WEBHOOK_SECRET": true}
+// shown is how much of a setting's value help and error messages may show,
+// whether the value came from the environment, a flag or the default.
+type shown uint8
+
+const (
+	plain    shown = iota // all of it
+	redacted              // a URL, with its password replaced (url.URL.Redacted)
+	secret                // nothing: a secret, or a URL that may carry one in its path or query
+)
+
+// show returns what may be shown of the value v, or ok=false for nothing.
+func (s shown) show(v string) (_ string, ok bool) {
+	switch s {
+	case plain:
+		return v, true
+	case redacted:
+		u, err := url.Parse(v)
+		if err != nil {
+			return "", false // no telling where a password would be
+		}
+		if _, has := u.User.Password(); has {
+			return u.Redacted(), true
+		}
+		return v, true
+	}
+	return "", false
+}
 
 // httpURL parses an optional absolute http or https URL; empty is nil.
 func httpURL(v string) (*url.URL, error) {
@@ -299,9 +323,10 @@ func boolSetting(field func(*Config) *bool) func(*Config, string) error {
 // Parse reads the settings of scope into a Config: each from its flag in
 // args when given there, else from its environment variable (lookup, such as
 // os.LookupEnv), else its default. fs may hold flags of the caller's own,
-// which it reads after Parse; each setting's flag is added to it. Returns
-// flag.ErrHelp for -h, and an error naming the variable for a bad value or
-// for arguments that are not flags (unless scope has Arguments).
+// which it reads after Parse; each setting's flag is added to it, its
+// default in help being only what may be shown of the value (see shown).
+// Returns flag.ErrHelp for -h, and an error naming the variable for a bad
+// value or for arguments that are not flags (unless scope has Arguments).
 func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (string, bool)) (Config, error) {
 	var c Config
 	values := make([]*string, len(settings))
@@ -313,7 +338,15 @@ func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (st
 		if !ok {
 			v = s.def
 		}
-		values[i] = fs.String(s.flag, v, s.usage+" ("+s.env+")")
+		values[i] = &v
+		// The flag's default is what help prints: only what may be shown
+		// of v, which stays the value unless the flag is given.
+		usage := s.usage + " (" + s.env + ")"
+		def, ok := s.shown.show(v)
+		if !ok && v != "" {
+			usage = s.usage + " (" + s.env + "; set, not shown)"
+		}
+		fs.String(s.flag, def, usage)
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -321,15 +354,22 @@ func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (st
 	if fs.NArg() > 0 && scope&Arguments == 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	fs.Visit(func(f *flag.Flag) {
+		for i, s := range settings {
+			if values[i] != nil && s.flag == f.Name {
+				*values[i] = f.Value.String()
+			}
+		}
+	})
 	for i, s := range settings {
 		if values[i] == nil {
 			continue
 		}
 		if err := s.set(&c, *values[i]); err != nil {
-			if unechoed[s.env] {
-				return c, fmt.Errorf("%s: %w", s.env, err)
+			if v, ok := s.shown.show(*values[i]); ok {
+				return c, fmt.Errorf("%s=%q: %w", s.env, v, err)
 			}
-			return c, fmt.Errorf("%s=%q: %w", s.env, *values[i], err)
+			return c, fmt.Errorf("%s: %w", s.env, err)
 		}
 	}
 	if c.JWTSecret != "" && c.JWKSURL != nil {

@@ -45,6 +45,14 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 	if err != nil || c.CacheSize != 0 || c.CacheTTL != time.Minute {
 		t.Errorf("flags win: size %d, TTL %s, err %v", c.CacheSize, c.CacheTTL, err)
 	}
+	// Help shows neither of these values; the configuration has them whole.
+	secrets := map[string]string{"DATABASE_URL": "postgres://u:pw@db/x", "JWT_SECRET": strings.Repeat("s", 32)}
+	if c, err := parse(Serve, secrets); err != nil || c.DatabaseURL != secrets["DATABASE_URL"] || c.JWTSecret != secrets["JWT_SECRET"] {
+		t.Errorf("from the environment: DATABASE_URL %q, JWT_SECRET %q, err %v", c.DatabaseURL, c.JWTSecret, err)
+	}
+	if c, err := parse(Serve, secrets, "-database-url", "postgres://v:pw2@db/y", "-jwt-secret", ""); err != nil || c.DatabaseURL != "postgres://v:pw2@db/y" || c.JWTSecret != "" {
+		t.Errorf("flags win: DATABASE_URL %q, JWT_SECRET %q, err %v", c.DatabaseURL, c.JWTSecret, err)
+	}
 }
 
 func TestBadValuesNameTheirVariable(t *testing.T) {
@@ -71,24 +79,93 @@ func TestBadValuesNameTheirVariable(t *testing.T) {
 	}
 }
 
-// TestSecretsAreNotEchoed: a refused JWT secret or JWKS URL (which may carry
-// credentials) is named, never quoted.
+// TestSecretsAreNotEchoed: a refused secret, or a refused URL that may carry
+// one, is named, never quoted; a database URL is quoted without its password.
 func TestSecretsAreNotEchoed(t *testing.T) {
-	for _, c := range []struct{ env, value string }{
-		{"JWT_SECRET", "short-but-secret"},
-		{"JWT_JWKS_URL", "ftp://user:hunter2-password@idp.example/jwks.json"},
+	for _, c := range []struct{ env, value, secret string }{
+		{"JWT_SECRET", "short-but-secret", "short-but-secret"},
+		{"JWT_JWKS_URL", "ftp://user:hunter2-password@idp.example/jwks.json", "hunter2"},
+		{"WEBHOOK_URL", "ftp://hooks.example/services/T0/B0/hook-token-in-path", "hook-token"},
+		{"WEBHOOK_SECRET", "whsec_not-base64-but-secret!", "not-base64-but-secret"},
+		{"WEBHOOK_SECRET", "no-prefix-but-secret", "no-prefix-but-secret"},
+		{"LEAK_REVOCATION_TOKEN", "short-gl-token", "short-gl-token"},
+		{"LEAK_REPORT_KEYS_URL", "gopher://user:hunter2@keys.example/", "hunter2"},
+		{"DATABASE_URL", " ", "\x00"}, // DATABASE_URL's own check; the URL cases are below
 	} {
-		_, err := parse(Serve, map[string]string{c.env: c.value})
-		if err == nil || !strings.Contains(err.Error(), c.env) {
-			t.Fatalf("%s: %v", c.env, err)
-		}
-		if strings.Contains(err.Error(), c.value) || strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("%s: the error quotes the value: %v", c.env, err)
+		for _, from := range []string{"environment", "flag"} {
+			env, args := map[string]string{c.env: c.value}, []string(nil)
+			if from == "flag" {
+				env, args = nil, []string{"-" + flagOf(t, c.env), c.value}
+			}
+			_, err := parse(Serve, env, args...)
+			if err == nil || !strings.Contains(err.Error(), c.env) {
+				t.Fatalf("%s from the %s: %v, want an error naming it", c.env, from, err)
+			}
+			if strings.Contains(err.Error(), c.secret) {
+				t.Errorf("%s from the %s: the error quotes the value: %v", c.env, from, err)
+			}
 		}
 	}
 	if _, err := parse(Serve, map[string]string{"JWT_SECRET": strings.Repeat("s", 32), "JWT_JWKS_URL": "https://idp.example/jwks.json"}); err == nil {
 		t.Error("both JWT_SECRET and JWT_JWKS_URL accepted")
 	}
+}
+
+// TestHelpShowsNoSecret: help lists every setting, but of a secret (from
+// the environment or a flag) it says at most that it is set, and of a
+// database URL it shows no password.
+func TestHelpShowsNoSecret(t *testing.T) {
+	env := map[string]string{
+		"JWT_SECRET":            "jwt-secret-from-the-environment-0123456789",
+		"WEBHOOK_URL":           "https://hooks.example/services/hook-token-in-path",
+		"WEBHOOK_SECRET":        "whsec_d2ViaG9vay1zZWNyZXQtZnJvbS10aGUtZW52aXJvbm1lbnQ=",
+		"LEAK_REVOCATION_TOKEN": "gitlab-token-from-the-environment",
+		"LEAK_REPORT_KEYS_URL":  "https://user:leak-keys-password@keys.example/",
+		"DATABASE_URL":          "postgres://apikeyd:database-password@db.example:5432/apikeyd",
+	}
+	secrets := []string{"jwt-secret-from", "hook-token", "d2ViaG9vay1zZWNyZXQ", "gitlab-token-from", "leak-keys-password", "database-password",
+		"jwt-secret-from-a-flag", "database-flag-password"}
+	for _, scope := range []Scope{Serve, Token, Migrate} {
+		for _, given := range []bool{false, true} {
+			args := []string{"-h"}
+			if given {
+				args = []string{"-database-url", "postgres://u:database-flag-password@db/x", "-h"}
+				if scope&Tokens != 0 {
+					args = append([]string{"-jwt-secret", "jwt-secret-from-a-flag-0123456789abcdef"}, args...)
+				}
+			}
+			var help strings.Builder
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(&help)
+			_, err := Parse(fs, scope, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("%v: %v, want flag.ErrHelp", args, err)
+			}
+			fs.PrintDefaults()
+			for _, s := range secrets {
+				if strings.Contains(help.String(), s) {
+					t.Errorf("scope %b, %v: help shows %q:\n%s", scope, args, s, help.String())
+				}
+			}
+			if !strings.Contains(help.String(), "postgres://apikeyd:xxxxx@db.example:5432/apikeyd") {
+				t.Errorf("scope %b: help does not show DATABASE_URL without its password:\n%s", scope, help.String())
+			}
+			if scope&Tokens != 0 && !strings.Contains(help.String(), "(JWT_SECRET; set, not shown)") {
+				t.Errorf("scope %b: help does not say JWT_SECRET is set:\n%s", scope, help.String())
+			}
+		}
+	}
+}
+
+// flagOf returns the flag of the variable env.
+func flagOf(t *testing.T, env string) string {
+	for _, s := range settings {
+		if s.env == env {
+			return s.flag
+		}
+	}
+	t.Fatalf("no setting %s", env)
+	return ""
 }
 
 // TestScopes: a command reads only its own settings, so a bad setting of the
