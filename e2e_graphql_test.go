@@ -14,6 +14,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
@@ -263,11 +264,11 @@ func TestGraphQLManagesKeys(t *testing.T) {
 			for _, tc := range []struct {
 				name, sentName, wantName, sentExpiry, wantExpiry string
 			}{
-				{"UTC", "Production server", "Production server", expires.Format(time.RFC3339), expires.Format(apikey.TimeLayout)},
+				{"UTC", "Production server", "Production server", expires.Format(time.RFC3339), expires.Format(apitime.Layout)},
 				{"TrimmedAndOffset", "  Staging  ", "Staging",
 					expires.In(time.FixedZone("", 2*3600)).Add(123456789 * time.Nanosecond).Format(time.RFC3339Nano),
-					expires.Add(123 * time.Millisecond).Format(apikey.TimeLayout)},
-				{"HundredCodePoints", strings.Repeat("é", 100), strings.Repeat("é", 100), expires.Format(time.RFC3339), expires.Format(apikey.TimeLayout)},
+					expires.Add(123 * time.Millisecond).Format(apitime.Layout)},
+				{"HundredCodePoints", strings.Repeat("é", 100), strings.Repeat("é", 100), expires.Format(time.RFC3339), expires.Format(apitime.Layout)},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					e := e.subEnv(t)
@@ -288,7 +289,7 @@ func TestGraphQLManagesKeys(t *testing.T) {
 				Key    string `json:"key"`
 			}
 			res.decodeField(t, "createApiKey", &out)
-			if strOrNil(out.APIKey.Name) != "inline" || strOrNil(out.APIKey.ExpiresAt) != expires.Format(apikey.TimeLayout) {
+			if strOrNil(out.APIKey.Name) != "inline" || strOrNil(out.APIKey.ExpiresAt) != expires.Format(apitime.Layout) {
 				t.Errorf("inline create: %+v", out.APIKey)
 			}
 		})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/app"
 	"github.com/apikeyd/apikeyd/internal/config"
 )
@@ -199,7 +200,7 @@ func TestMetrics(t *testing.T) {
 	const create, verify, byID = "/auth/api-keys", "/auth/verify", "/auth/api-keys/{id}"
 	expiry := time.Now().Add(1500 * time.Millisecond)
 	expiring := decode(s.send("POST", create, create, bearer(tok),
-		str(`{"expires_at":"`+apikey.FormatTime(expiry)+`"}`), 201, "jwt/ok"))
+		str(`{"expires_at":"`+apitime.Format(expiry)+`"}`), 201, "jwt/ok"))
 	good := decode(s.send("POST", create, create, bearer(tok), str(`{"name":"good"}`), 201, "jwt/ok"))
 	gone := decode(s.send("POST", create, create, bearer(tok), nil, 201, "jwt/ok"))
 	s.send("DELETE", "/auth/api-keys/"+gone.ID, byID, bearer(tok), nil, 204, "jwt/ok")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/config"
 )
 
@@ -235,7 +236,7 @@ func TestNginxForwardAuth(t *testing.T) {
 		t.Fatalf("revoke: %d %s", res.Status, res.Body)
 	}
 	expiry := time.Now().Add(time.Second)
-	expiring := e.create(tok, str(`{"expires_at":"`+apikey.FormatTime(expiry)+`"}`))
+	expiring := e.create(tok, str(`{"expires_at":"`+apitime.Format(expiry)+`"}`))
 
 	client := clientFrom("127.0.0.1")
 	// send goes through nginx: an answer is the protected service's, which

@@ -25,6 +25,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
@@ -50,9 +51,9 @@ func wantNoStore(t testing.TB, res response) {
 func (e *testEnv) createExpiring(tok string) (createdKey, time.Time) {
 	e.t.Helper()
 	exp := time.Now().Add(time.Second).UTC().Truncate(time.Millisecond)
-	k := e.create(tok, str(`{"name":"short-lived","expires_at":"`+apikey.FormatTime(exp)+`"}`))
-	if k.ExpiresAt == nil || *k.ExpiresAt != apikey.FormatTime(exp) {
-		e.t.Fatalf("expires_at %v, want %s", k.ExpiresAt, apikey.FormatTime(exp))
+	k := e.create(tok, str(`{"name":"short-lived","expires_at":"`+apitime.Format(exp)+`"}`))
+	if k.ExpiresAt == nil || *k.ExpiresAt != apitime.Format(exp) {
+		e.t.Fatalf("expires_at %v, want %s", k.ExpiresAt, apitime.Format(exp))
 	}
 	return k, exp
 }
@@ -437,7 +438,7 @@ func TestRESTCreate(t *testing.T) {
 				{name: "InvalidUTF8InName", body: "{\"name\":\"caf\xe9\"}", status: 400, code: "INVALID_REQUEST"},
 				{name: "InvalidUTF8InUnknownField", body: "{\"note\":\"\xff\xfe\",\"name\":\"x\"}", status: 400, code: "INVALID_REQUEST"},
 				{name: "ExpiresAtPast", body: `{"expires_at":"2020-01-01T00:00:00.000Z"}`, status: 400, code: "INVALID_REQUEST"},
-				{name: "ExpiresAtJustPast", body: `{"expires_at":"` + apikey.FormatTime(time.Now().Add(-time.Second)) + `"}`, status: 400, code: "INVALID_REQUEST"},
+				{name: "ExpiresAtJustPast", body: `{"expires_at":"` + apitime.Format(time.Now().Add(-time.Second)) + `"}`, status: 400, code: "INVALID_REQUEST"},
 				{name: "ExpiresAtNotTimestamp", body: `{"expires_at":"tomorrow"}`, status: 400, code: "INVALID_REQUEST"},
 				{name: "ExpiresAtDateOnly", body: `{"expires_at":"2099-01-01"}`, status: 400, code: "INVALID_REQUEST"},
 				{name: "ExpiresAtWithoutZone", body: `{"expires_at":"2099-01-01T00:00:00"}`, status: 400, code: "INVALID_REQUEST"},

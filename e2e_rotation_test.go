@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/config"
 )
 
@@ -82,7 +82,7 @@ func waitPast(t testing.TB, ts string) {
 func TestRollWithGrace(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
-		expires := time.Now().Add(30 * 24 * time.Hour).UTC().Format(apikey.TimeLayout)
+		expires := time.Now().Add(30 * 24 * time.Hour).UTC().Format(apitime.Layout)
 		old := e.create(tok, str(`{"name": "Production server", "expires_at": "`+expires+`"}`))
 		before := time.Now()
 		k := e.roll(tok, old.ID, str(`{"grace_period_seconds": 3600}`))
@@ -134,7 +134,7 @@ func TestRollWithGrace(t *testing.T) {
 func TestRollGraceNeverExtendsExpiry(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
-		expires := time.Now().Add(time.Hour).UTC().Format(apikey.TimeLayout)
+		expires := time.Now().Add(time.Hour).UTC().Format(apitime.Layout)
 		old := e.create(tok, str(`{"expires_at": "`+expires+`"}`))
 		k := e.roll(tok, old.ID, str(`{"grace_period_seconds": 604800}`))
 		if k.ExpiresAt == nil || *k.ExpiresAt != expires {
@@ -160,7 +160,7 @@ func TestRollExpiredKey(t *testing.T) {
 			t.Fatalf("GraphQL: codes %v", res.codes())
 		}
 		keys := e.rotatedList(tok)
-		if got, ok := keys[k.ID]; len(keys) != 1 || !ok || got.ReplacedBy != nil || got.ExpiresAt == nil || *got.ExpiresAt != apikey.FormatTime(exp) {
+		if got, ok := keys[k.ID]; len(keys) != 1 || !ok || got.ReplacedBy != nil || got.ExpiresAt == nil || *got.ExpiresAt != apitime.Format(exp) {
 			t.Fatalf("a refused roll changed the keys: %+v", keys)
 		}
 		for _, ev := range e.eventsOf(tok) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
-	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
@@ -17,9 +17,9 @@ import (
 // one buffer: a listing writes three timestamps per key.
 func MarshalTime(t time.Time) graphql.Marshaler {
 	return graphql.WriterFunc(func(w io.Writer) {
-		b := make([]byte, 0, len(apikey.TimeLayout)+2)
+		b := make([]byte, 0, len(apitime.Layout)+2)
 		b = append(b, '"')
-		b = t.UTC().AppendFormat(b, apikey.TimeLayout)
+		b = t.UTC().AppendFormat(b, apitime.Layout)
 		b = append(b, '"')
 		_, _ = w.Write(b)
 	})
@@ -32,5 +32,5 @@ func UnmarshalTime(v any) (time.Time, error) {
 	if !ok {
 		return time.Time{}, apperr.New(apperr.InvalidRequest, "Time must be an RFC 3339 string such as 2027-01-01T00:00:00.000Z")
 	}
-	return apikey.ParseTime("Time", s)
+	return apitime.Parse("Time", s)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
@@ -155,7 +156,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	}
 	ev := audit.New(ctx, p.UserID, audit.KeyCreated, now)
 	ev.KeyID, ev.KeyPrefix = k.ID, k.KeyPrefix
-	ev.Details = map[string]any{"name": k.Name, "scopes": k.Scopes, "expires_at": FormatOptionalTime(k.ExpiresAt)}
+	ev.Details = map[string]any{"name": k.Name, "scopes": k.Scopes, "expires_at": apitime.FormatOptional(k.ExpiresAt)}
 	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret), Event: ev}, s.max); err != nil {
 		return Created{}, err
 	}

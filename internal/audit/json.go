@@ -1,6 +1,6 @@
 package audit
 
-import "time"
+import "github.com/apikeyd/apikeyd/internal/apitime"
 
 // JSON is an event as the REST API and webhooks show it.
 type JSON struct {
@@ -30,7 +30,7 @@ func (ev Event) ToJSON() JSON {
 	return JSON{
 		ID:         ev.ID,
 		Action:     ev.Action,
-		OccurredAt: FormatTime(ev.OccurredAt),
+		OccurredAt: apitime.Format(ev.OccurredAt),
 		Actor:      ActorJSON{Type: ev.ActorType, ID: opt(ev.ActorID)},
 		KeyID:      opt(ev.KeyID),
 		KeyPrefix:  opt(ev.KeyPrefix),
@@ -39,9 +39,6 @@ func (ev Event) ToJSON() JSON {
 		Details:    d,
 	}
 }
-
-// FormatTime writes t as the API does: UTC RFC 3339 with milliseconds.
-func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 func opt(s string) *string {
 	if s == "" {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/account"
-	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/httpx"
@@ -120,8 +120,8 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 		User    userJSON    `json:"user"`
 		Session sessionJSON `json:"session"`
 	}{
-		userJSON{s.User.ID, s.User.Email, apikey.FormatTime(s.User.CreatedAt)},
-		sessionJSON{s.AccessToken, s.TokenType, int64(s.ExpiresIn / time.Second), apikey.FormatTime(s.ExpiresAt)},
+		userJSON{s.User.ID, s.User.Email, apitime.Format(s.User.CreatedAt)},
+		sessionJSON{s.AccessToken, s.TokenType, int64(s.ExpiresIn / time.Second), apitime.Format(s.ExpiresAt)},
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/httpx"
@@ -106,9 +107,9 @@ func listed(k apikey.APIKey) keyJSON {
 		ID:         k.ID,
 		KeyPrefix:  k.KeyPrefix,
 		Name:       k.Name,
-		CreatedAt:  apikey.FormatTime(k.CreatedAt),
-		LastUsedAt: apikey.FormatOptionalTime(k.LastUsedAt),
-		ExpiresAt:  apikey.FormatOptionalTime(k.ExpiresAt),
+		CreatedAt:  apitime.Format(k.CreatedAt),
+		LastUsedAt: apitime.FormatOptional(k.LastUsedAt),
+		ExpiresAt:  apitime.FormatOptional(k.ExpiresAt),
 		Scopes:     k.Scopes,
 		ReplacedBy: k.ReplacedBy,
 
@@ -159,8 +160,8 @@ func writeCreated(w http.ResponseWriter, k apikey.Created, rolledFrom string) {
 		Key:        k.Secret,
 		KeyPrefix:  k.KeyPrefix,
 		Name:       k.Name,
-		CreatedAt:  apikey.FormatTime(k.CreatedAt),
-		ExpiresAt:  apikey.FormatOptionalTime(k.ExpiresAt),
+		CreatedAt:  apitime.Format(k.CreatedAt),
+		ExpiresAt:  apitime.FormatOptional(k.ExpiresAt),
 		Scopes:     k.Scopes,
 		RolledFrom: rolledFrom,
 	})
@@ -184,7 +185,7 @@ func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, e
 			if err != nil || s == nil {
 				return err
 			}
-			t, err := apikey.ParseTime(name, *s)
+			t, err := apitime.Parse(name, *s)
 			in.ExpiresAt = &t
 			return err
 		case "scopes":

@@ -3,7 +3,7 @@ package rest
 import (
 	"net/http"
 
-	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
@@ -34,7 +34,7 @@ func (a *API) leakNotices(w http.ResponseWriter, r *http.Request) {
 			Name:      n.Name,
 			URL:       n.URL,
 			Source:    n.Source,
-			RevokedAt: apikey.FormatTime(n.LeakedAt),
+			RevokedAt: apitime.Format(n.LeakedAt),
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, struct {

@@ -8,6 +8,7 @@ package webhook
 import (
 	"encoding/json"
 
+	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
@@ -19,5 +20,5 @@ func Body(ev audit.Event) ([]byte, error) {
 		Type      string     `json:"type"`
 		Timestamp string     `json:"timestamp"`
 		Data      audit.JSON `json:"data"`
-	}{ev.Action, audit.FormatTime(ev.OccurredAt), ev.ToJSON()})
+	}{ev.Action, apitime.Format(ev.OccurredAt), ev.ToJSON()})
 }
