@@ -34,29 +34,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
 
-// keyRow is a row of api_keys, as the migrations define it.
-type keyRow struct {
-	bun.BaseModel `bun:"table:api_keys"`
-
-	ID        string    `bun:"id,pk"`
-	UserID    string    `bun:"user_id"`
-	KeyHash   string    `bun:"key_hash"`
-	KeyPrefix string    `bun:"key_prefix"`
-	Name      *string   `bun:"name"`
-	CreatedAt time.Time `bun:"created_at"`
-	Scopes    *string   `bun:"scopes"` // JSON array, as the store writes it
-}
-
 // benchScopes are every seeded key's scopes, so that the verify runs read
 // and answer a scoped key, and the ?scope= run has something to check.
-var benchScopes = `["orders:read","reports:read"]`
+var benchScopes = []string{"orders:read", "reports:read"}
 
 func main() {
 	if err := run(context.Background()); err != nil {
@@ -110,12 +96,12 @@ func run(ctx context.Context) error {
 	// well-defined order and nothing is in the future.
 	created := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Millisecond)
 	const batch = 2000
-	rows := make([]keyRow, 0, batch)
+	rows := make([]apikey.NewKey, 0, batch)
 	flush := func() error {
 		if len(rows) == 0 {
 			return nil
 		}
-		if _, err := db.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		if err := store.InsertKeys(ctx, db, rows); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
 		rows = rows[:0]
@@ -131,14 +117,16 @@ func run(ctx context.Context) error {
 				return err
 			}
 			name := fmt.Sprintf("key %d", k)
-			rows = append(rows, keyRow{
-				ID:        id.String(),
-				UserID:    user,
-				KeyHash:   apikey.Hash(key),
-				KeyPrefix: format.DisplayPrefix(key),
-				Name:      &name,
-				CreatedAt: created.Add(time.Duration(u**keys+k) * time.Millisecond),
-				Scopes:    &benchScopes,
+			rows = append(rows, apikey.NewKey{
+				APIKey: apikey.APIKey{
+					ID:        id.String(),
+					UserID:    user,
+					KeyPrefix: format.DisplayPrefix(key),
+					Name:      &name,
+					CreatedAt: created.Add(time.Duration(u**keys+k) * time.Millisecond),
+					Scopes:    benchScopes,
+				},
+				Hash: apikey.Hash(key),
 			})
 			last = key
 			if len(rows) == batch {

@@ -2,4 +2,4 @@ package store
 
 // FindKeyByHashQuery is the text of the prepared key lookup, for tests of
 // its plan.
-const FindKeyByHashQuery = findKeyByHashQuery
+var FindKeyByHashQuery = findKeyByHashQuery

@@ -6,18 +6,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
-// keyRow is a row of api_keys.
+// keyRow is a row of api_keys, and the one definition of a key's columns:
+// bun's queries take it as their model, and the prepared queries of the hot
+// paths select keyColumns and scan into keyDest, both derived from these
+// fields' tags. A column added to api_keys is a field here, its migration
+// pair, and its line in newKeyRow and domain.
 type keyRow struct {
 	bun.BaseModel `bun:"table:api_keys"`
 
@@ -38,16 +45,69 @@ type keyRow struct {
 	LastUsedUserAgent *string `bun:"last_used_user_agent"`
 }
 
+// keyColumns are keyRow's columns in field order ("id, user_id, …"), for
+// the queries written as SQL text; keyFields are the matching fields'
+// indexes, for keyDest. Both come from bun's reading of keyRow's tags, once.
+var keyColumns, keyFields = func() (string, [][]int) {
+	table := schema.NewTables(sqlitedialect.New()).Get(reflect.TypeFor[keyRow]())
+	names := make([]string, len(table.Fields))
+	fields := make([][]int, len(table.Fields))
+	for i, f := range table.Fields {
+		names[i], fields[i] = f.Name, f.Index
+	}
+	return strings.Join(names, ", "), fields
+}()
+
+// keyDest returns the scan destinations of keyColumns in r. Scanning many
+// rows into one r through one keyDest reflects once per query, not per row:
+// rows.Scan gives every pointer field a new value, so r can be copied out
+// (domain) after each row.
+func keyDest(r *keyRow) []any {
+	v := reflect.ValueOf(r).Elem()
+	dest := make([]any, len(keyFields))
+	for i, index := range keyFields {
+		dest[i] = v.FieldByIndex(index).Addr().Interface()
+	}
+	return dest
+}
+
+// newKeyRow is the row that stores k: the one conversion of a key to a row.
+func newKeyRow(k apikey.NewKey) *keyRow {
+	return &keyRow{
+		ID:         k.ID,
+		UserID:     k.UserID,
+		KeyHash:    k.Hash,
+		KeyPrefix:  k.KeyPrefix,
+		Name:       k.Name,
+		CreatedAt:  k.CreatedAt,
+		LastUsedAt: k.LastUsedAt,
+		ExpiresAt:  k.ExpiresAt,
+		RevokedAt:  k.RevokedAt,
+		Scopes:     encodeScopes(k.Scopes),
+		ReplacedBy: k.ReplacedBy,
+
+		LastUsedIP:        k.LastUsedIP,
+		LastUsedUserAgent: k.LastUsedUserAgent,
+	}
+}
+
+// domain is the key r holds, its scopes not decoded (domainWithScopes):
+// the one conversion of a row to a key. Its times are r's, set to UTC in
+// place.
 func (r *keyRow) domain() apikey.APIKey {
+	r.CreatedAt = r.CreatedAt.UTC()
+	toUTC(r.LastUsedAt)
+	toUTC(r.ExpiresAt)
+	toUTC(r.RevokedAt)
 	return apikey.APIKey{
 		ID:         r.ID,
 		UserID:     r.UserID,
 		KeyPrefix:  r.KeyPrefix,
 		Name:       r.Name,
-		CreatedAt:  r.CreatedAt.UTC(),
-		LastUsedAt: utc(r.LastUsedAt),
-		ExpiresAt:  utc(r.ExpiresAt),
-		RevokedAt:  utc(r.RevokedAt),
+		CreatedAt:  r.CreatedAt,
+		LastUsedAt: r.LastUsedAt,
+		ExpiresAt:  r.ExpiresAt,
+		RevokedAt:  r.RevokedAt,
 		ReplacedBy: r.ReplacedBy,
 
 		LastUsedIP:        r.LastUsedIP,
@@ -121,14 +181,6 @@ func toUTC(t *time.Time) {
 	}
 }
 
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
 // Store is the bun implementation of apikey.Store.
 type Store struct {
 	db            *bun.DB
@@ -155,16 +207,7 @@ func New(db *bun.DB) *Store {
 // SQLite: the database write lock, taken at BEGIN IMMEDIATE), so concurrent
 // creates cannot together exceed max.
 func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
-	row := &keyRow{
-		ID:        k.ID,
-		UserID:    k.UserID,
-		KeyHash:   k.Hash,
-		KeyPrefix: k.KeyPrefix,
-		Name:      k.Name,
-		CreatedAt: k.CreatedAt,
-		ExpiresAt: k.ExpiresAt,
-		Scopes:    encodeScopes(k.Scopes),
-	}
+	row := newKeyRow(k)
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if tx.Dialect().Name() == dialect.PG {
 			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", k.UserID); err != nil {
@@ -190,6 +233,17 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 	return nil
 }
 
+// InsertKeys inserts keys as they are, in one statement, with no per-user
+// limit and no event: it fills a database for a benchmark (bench/seed).
+func InsertKeys(ctx context.Context, db bun.IDB, keys []apikey.NewKey) error {
+	rows := make([]*keyRow, len(keys))
+	for i, k := range keys {
+		rows[i] = newKeyRow(k)
+	}
+	_, err := db.NewInsert().Model(&rows).Exec(ctx)
+	return translate(err)
+}
+
 // notGone is the condition, given the time now, that a key was not rolled
 // or its grace has not ended (a rolled key always has an expires_at).
 const notGone = "(replaced_by IS NULL OR expires_at > ?)"
@@ -209,18 +263,17 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	}
 	defer rows.Close()
 	keys := make([]apikey.APIKey, 0, 8)
+	var r keyRow
+	dest := keyDest(&r)
 	for rows.Next() {
-		var k apikey.APIKey
-		var scopes *string
-		if err := rows.Scan(&k.ID, &k.UserID, &k.KeyPrefix, &k.Name, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &scopes, &k.ReplacedBy, &k.LastUsedIP, &k.LastUsedUserAgent); err != nil {
-			return nil, rowError("api_keys", k.ID, err)
+		r = keyRow{} // a row that does not scan is not named by the last one's id
+		if err := rows.Scan(dest...); err != nil {
+			return nil, rowError("api_keys", r.ID, err)
 		}
-		if k.Scopes, err = decodeScopes(scopes); err != nil {
-			return nil, rowError("api_keys", k.ID, err)
+		k, err := domainWithScopes(&r)
+		if err != nil {
+			return nil, err
 		}
-		k.CreatedAt = k.CreatedAt.UTC()
-		toUTC(k.LastUsedAt)
-		toUTC(k.ExpiresAt)
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
@@ -330,7 +383,7 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 		return apikey.APIKey{}, errNotFound
 	}
 	var r keyRow
-	if err := rows.Scan(&r.ID, &r.UserID, &r.KeyPrefix, &r.CreatedAt, &r.ExpiresAt, &r.RevokedAt, &r.Scopes); err != nil {
+	if err := rows.Scan(keyDest(&r)...); err != nil {
 		return apikey.APIKey{}, rowError("api_keys", r.ID, err)
 	}
 	return domainWithScopes(&r)

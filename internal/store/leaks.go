@@ -57,7 +57,8 @@ func (s *Store) ListLeakNotices(ctx context.Context, userID string) ([]apikey.Le
 		LeakSource *string   `bun:"leak_source"`
 	}
 	err := s.db.NewSelect().Model(&rows).
-		Column("id", "user_id", "key_prefix", "name", "created_at", "last_used_at", "expires_at", "revoked_at", "leaked_at", "leak_url", "leak_source").
+		ColumnExpr(keyColumns).
+		Column("leaked_at", "leak_url", "leak_source").
 		Where("user_id = ?", userID).
 		Where("leaked_at IS NOT NULL").
 		Where("leak_dismissed_at IS NULL").

@@ -16,12 +16,13 @@ import (
 // listing (REST and GraphQL). They run as prepared statements, so that
 // PostgreSQL parses and plans them once per connection rather than once per
 // request (bun inlines arguments into the SQL text, which makes every query
-// new to the server), and rows are scanned without reflection. Written with
-// ? placeholders; PostgreSQL gets $1, $2, ….
-const (
-	findKeyByHashQuery = `SELECT id, user_id, key_prefix, created_at, expires_at, revoked_at, scopes FROM api_keys
+// new to the server), and rows are scanned into keyDest, without bun's
+// per-row reflection. They select keyColumns. Written with ? placeholders;
+// PostgreSQL gets $1, $2, ….
+var (
+	findKeyByHashQuery = `SELECT ` + keyColumns + ` FROM api_keys
 WHERE key_hash = ? LIMIT 1`
-	listKeysQuery = `SELECT id, user_id, key_prefix, name, created_at, last_used_at, expires_at, scopes, replaced_by, last_used_ip, last_used_user_agent FROM api_keys
+	listKeysQuery = `SELECT ` + keyColumns + ` FROM api_keys
 WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`
 )
 

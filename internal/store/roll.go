@@ -52,13 +52,8 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 			return apperr.New(apperr.KeyExpired, "this API key has expired, and a roll copies its expiry; create a new key instead")
 		}
 
-		row := &keyRow{
-			ID:        next.ID,
-			UserID:    userID,
-			KeyHash:   next.Hash,
-			KeyPrefix: next.KeyPrefix,
-			CreatedAt: next.CreatedAt,
-		}
+		row := newKeyRow(next)
+		row.UserID = userID
 		copySettings(row, &old)
 		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 			return err
@@ -129,7 +124,7 @@ func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, 
 			Where("id = ?", id).
 			// The columns of keyRow, not *: other columns of api_keys are
 			// not a key's to show.
-			Returning("id, user_id, key_hash, key_prefix, name, created_at, last_used_at, expires_at, revoked_at, scopes, replaced_by, last_used_ip, last_used_user_agent").
+			Returning(keyColumns).
 			Scan(ctx)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -311,4 +312,38 @@ func TestUnreachableDatabaseIsServerBusy(t *testing.T) {
 	if e.Message != "the database is unavailable; try again later" {
 		t.Errorf("message %q", e.Message)
 	}
+}
+
+// TestKeyRoundTrip: every field of a key that InsertKeys writes, the two
+// prepared queries (FindKeyByHash, ListKeys) read back.
+func TestKeyRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 1, 15, 12, 0, 0, 123_000_000, time.UTC)
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		db := dbtest.OpenDSN(t, dsn)
+		k, _ := newKey(t, "alice", at)
+		used, expires := at.Add(time.Hour), at.Add(48*time.Hour)
+		ip, agent, next := "203.0.113.7", "curl/8.5", "0190a1b2-0000-7000-8000-000000000001"
+		k.LastUsedAt, k.ExpiresAt, k.ReplacedBy = &used, &expires, &next
+		k.LastUsedIP, k.LastUsedUserAgent = &ip, &agent
+		k.Scopes = []string{"orders:read", "reports:read"}
+		if err := store.InsertKeys(ctx, db, []apikey.NewKey{k}); err != nil {
+			t.Fatal(err)
+		}
+		s := store.New(db)
+		found, err := s.FindKeyByHash(ctx, k.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(found, k.APIKey) {
+			t.Errorf("FindKeyByHash:\n got %+v\nwant %+v", found, k.APIKey)
+		}
+		listed, err := s.ListKeys(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(listed) != 1 || !reflect.DeepEqual(listed[0], k.APIKey) {
+			t.Errorf("ListKeys:\n got %+v\nwant [%+v]", listed, k.APIKey)
+		}
+	})
 }
