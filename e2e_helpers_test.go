@@ -57,12 +57,13 @@ func withClaim(kv ...any) signOption {
 }
 
 // sign is the one JWT signer of the end-to-end tests. It mints a login
-// token for sub: HS256 under the server's secret, issued now, expiring in
-// an hour, with the options applied in order. Every token it mints is
-// remembered, so the log check fails should one ever be logged.
+// token for sub: HS256 under the server's secret, issued now by the
+// server's clock, expiring in an hour, with the options applied in order.
+// Every token it mints is remembered, so the log check fails should one
+// ever be logged.
 func (e *testEnv) sign(sub string, opts ...signOption) string {
 	e.t.Helper()
-	now := time.Now()
+	now := e.Clock.Now()
 	s := jwtSpec{
 		method: jwt.SigningMethodHS256,
 		key:    e.Secret,

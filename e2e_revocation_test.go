@@ -137,12 +137,13 @@ func testRefusedFromThe204(t *testing.T, e *testEnv) {
 }
 
 // replicas starts two servers, a and b, on one new PostgreSQL database, with
-// one JWT secret and the settings of configure.
+// one JWT secret, one clock (a.Clock: advancing it moves both past a
+// deadline, as on one machine) and the settings of configure.
 func replicas(t *testing.T, configure ...func(*config.Config)) (a, b *testEnv) {
 	t.Helper()
 	dsn := dbtest.DSN(t, "postgres")
 	a = newEnvDSN(t, dsn, configure...)
-	b = newEnvDSN(t, dsn, append(configure, func(c *config.Config) { c.JWTSecret = string(a.Secret) })...)
+	b = startEnv(t, envSpec{dsn: dsn, clock: a.Clock}, append(configure, func(c *config.Config) { c.JWTSecret = string(a.Secret) })...)
 	return a, b
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/app"
+	"github.com/apikeyd/apikeyd/internal/clocktest"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -34,6 +35,10 @@ type testEnv struct {
 	App    *app.App
 	Secret []byte
 	Logs   *syncBuffer
+	// Clock is the server's clock: the wall clock until a test advances
+	// it past a deadline (an expiry, the end of a grace) rather than
+	// sleeping until the deadline comes.
+	Clock *clocktest.Clock
 	// client sends the harness's requests; its transport checks each
 	// exchange against the OpenAPI document (see openapi_test.go).
 	client *http.Client
@@ -92,6 +97,24 @@ func newEnvDSN(t testing.TB, dsn string, configure ...func(*config.Config)) *tes
 // the whole real handler.
 func newEnvStore(t testing.TB, dsn string, wrap func(apikey.Store) apikey.Store, configure ...func(*config.Config)) *testEnv {
 	t.Helper()
+	return startEnv(t, envSpec{dsn: dsn, wrap: wrap}, configure...)
+}
+
+// envSpec is what a test server is built around.
+type envSpec struct {
+	dsn   string
+	wrap  func(apikey.Store) apikey.Store // nil: the real store
+	clock *clocktest.Clock                // nil: a new running clock
+}
+
+// startEnv starts apikeyd as spec says; configure may change the
+// configuration first.
+func startEnv(t testing.TB, spec envSpec, configure ...func(*config.Config)) *testEnv {
+	t.Helper()
+	dsn, wrap, clock := spec.dsn, spec.wrap, spec.clock
+	if clock == nil {
+		clock = clocktest.Running()
+	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	cfg, err := parseConfig()
@@ -103,16 +126,18 @@ func newEnvStore(t testing.TB, dsn string, wrap func(apikey.Store) apikey.Store,
 	for _, f := range configure {
 		f(&cfg)
 	}
-	e := &testEnv{t: t, DSN: dsn, Secret: []byte(cfg.JWTSecret), Logs: &syncBuffer{}}
+	e := &testEnv{t: t, DSN: dsn, Secret: []byte(cfg.JWTSecret), Logs: &syncBuffer{}, Clock: clock}
 	e.client = &http.Client{Transport: &contractTransport{t: t, base: http.DefaultTransport, c: mustContract(t)}}
 	e.remember(cfg.JWTSecret)
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	deps := app.Deps{Log: log, Now: clock.Now}
 	var a *app.App
 	if wrap == nil {
-		a, err = app.Open(context.Background(), cfg, log)
+		a, err = app.Open(context.Background(), cfg, deps)
 	} else {
-		db := dbtest.OpenDSN(t, dsn)
-		a, err = app.New(context.Background(), cfg, app.Deps{DB: db, Keys: wrap(store.New(db)), Log: log})
+		deps.DB = dbtest.OpenDSN(t, dsn)
+		deps.Keys = wrap(store.New(deps.DB))
+		a, err = app.New(context.Background(), cfg, deps)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func BenchmarkHandler(b *testing.B) {
 			}
 			cfg.DatabaseURL = dbtest.DSN(b, db)
 			cfg.JWTSecret = "a-benchmark-secret-of-at-least-32-bytes"
-			a, err := app.Open(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			a, err := app.Open(context.Background(), cfg, app.Deps{Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -68,8 +68,8 @@ func (a *App) Close() error {
 }
 
 // Open opens the database of cfg, migrates it when cfg.Migrate is set, and
-// builds the App on it (see New).
-func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+// builds the App on it (see New) with deps, whose DB it sets.
+func Open(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	db, err := store.Open(cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -81,10 +81,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 		if !g.IsZero() {
-			log.Info("migrated", "group", g.ID, "migrations", g.Migrations.String())
+			deps.Log.Info("migrated", "group", g.ID, "migrations", g.Migrations.String())
 		}
 	}
-	a, err := New(ctx, cfg, Deps{DB: db, Log: log})
+	deps.DB = db
+	a, err := New(ctx, cfg, deps)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -101,11 +102,20 @@ type Deps struct {
 	// of their choosing (one that fails, say) and get the whole handler.
 	Keys apikey.Store
 	Log  *slog.Logger
+	// Now is the clock every deadline is decided by: key expiry, the end
+	// of a roll's grace, how long a verification stays cached, login
+	// token lifetimes, the last-used interval, audit retention, webhook
+	// retries. nil: time.Now. Tests pass a clock they advance, to reach a
+	// deadline without waiting for it.
+	Now func() time.Time
 }
 
 // New wires an App around its dependencies.
 func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
-	db, log := deps.DB, deps.Log
+	db, log, now := deps.DB, deps.Log, deps.Now
+	if now == nil {
+		now = time.Now
+	}
 	secret, err := TokenSecret(cfg)
 	if err != nil {
 		return nil, err
@@ -115,12 +125,12 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		jwksURL = cfg.JWKSURL.String()
 	}
 	verifier, err := auth.NewJWTVerifier(auth.JWTConfig{
-		Secret: secret, JWKSURL: jwksURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Logger: log,
+		Secret: secret, JWKSURL: jwksURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Logger: log, Now: now,
 	})
 	if err != nil {
 		return nil, err
 	}
-	leaks, err := leakVerifier(cfg, log)
+	leaks, err := leakVerifier(cfg, log, now)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +145,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	if cfg.WebhookURL != nil {
 		st.QueueWebhooks()
 		hooks = webhook.NewDispatcher(st, webhook.Config{
-			URL: cfg.WebhookURL, Key: cfg.WebhookKey, Schedule: cfg.WebhookRetrySchedule, Observer: m, Log: log,
+			URL: cfg.WebhookURL, Key: cfg.WebhookKey, Schedule: cfg.WebhookRetrySchedule, Observer: m, Log: log, Now: now,
 		})
 	}
 	st.ObserveEvents(func(action string) {
@@ -155,6 +165,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		CacheSize:        cacheSize,
 		CacheTTL:         cfg.CacheTTL,
 		Scopes:           cfg.Scopes,
+		Now:              now,
 		Observer:         m,
 	})
 	events := audit.NewService(st, audit.Config{
@@ -163,6 +174,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 			return p.UserID, err
 		},
 		Retention: cfg.AuditRetention,
+		Now:       now,
 	})
 	a := &App{DB: db, Keys: keys, Audit: events, Webhooks: hooks, Metrics: m}
 	if store.IsPostgres(cfg.DatabaseURL) && cfg.CacheSize > 0 {
@@ -175,6 +187,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		a.listener.Go(func() { l.Run(lctx) })
 	}
 
+	// The failure limits refill in real time, not on now: they pace the
+	// attempts of a client, which come in real time, and hold no deadline
+	// a test needs to reach.
 	failures, client := auth.NewFailureLimiter[netip.Addr](cfg.AuthFailBurst, 1), auth.NewClientIP(cfg.TrustedProxies)
 	authn := auth.NewAuthenticator(verifier, keys, failures, client, m)
 	mux := http.NewServeMux()
@@ -193,7 +208,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	}
 	rest.New(keys, authn, log).Register(mux)
 	rest.NewAudit(events, log).Register(mux)
-	a.accounts = mountAccounts(mux, cfg, secret, st, client, failures, log)
+	a.accounts = mountAccounts(mux, cfg, secret, st, client, failures, log, now)
 	rest.NewLeaks(keys, log, leaks, cfg.LeakRevocation, client, failures).Register(mux)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Audit: events, Logger: log, Introspection: cfg.Introspection})
 	mux.Handle(graphqlPath, httpx.Route(graphqlPath, gql)) // every method: gql answers the others 405
@@ -243,7 +258,7 @@ func mountMetrics(mux *http.ServeMux, m *metrics.Metrics, log *slog.Logger) {
 // issues the tokens. Failed logins share the per-address budget of failed
 // authentications, and each account has its own. It returns the accounts
 // service, or nil when accounts are off.
-func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr], log *slog.Logger) *account.Service {
+func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr], log *slog.Logger, now func() time.Time) *account.Service {
 	switch {
 	case !cfg.Accounts:
 		log.Info("built-in accounts are off (ACCOUNTS=false)")
@@ -255,6 +270,7 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 	svc := account.NewService(st, account.Config{
 		SessionTTL: cfg.SessionTTL,
 		Log:        log,
+		Now:        now,
 		Mint: func(sub string, iat time.Time, ttl time.Duration) (string, error) {
 			return auth.MintTokenAt(secret, sub, iat, ttl, cfg.JWTIssuer, cfg.JWTAudience)
 		},
@@ -266,12 +282,12 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 
 // leakVerifier returns the verifier of leak report signatures, or nil when
 // no key set is configured (POST /auth/leaks then answers 404).
-func leakVerifier(cfg config.Config, log *slog.Logger) (*leak.Verifier, error) {
+func leakVerifier(cfg config.Config, log *slog.Logger, now func() time.Time) (*leak.Verifier, error) {
 	switch {
 	case cfg.LeakKeysURL != nil:
-		return leak.NewVerifier(leak.VerifierConfig{URL: cfg.LeakKeysURL.String(), Log: log})
+		return leak.NewVerifier(leak.VerifierConfig{URL: cfg.LeakKeysURL.String(), Log: log, Now: now})
 	case cfg.LeakKeysFile != "":
-		return leak.NewVerifier(leak.VerifierConfig{File: cfg.LeakKeysFile, Log: log})
+		return leak.NewVerifier(leak.VerifierConfig{File: cfg.LeakKeysFile, Log: log, Now: now})
 	}
 	return nil, nil
 }

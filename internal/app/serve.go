@@ -30,7 +30,7 @@ const shutdownGrace = 30 * time.Second
 // requests finish and recorded key uses are written. ready, when not nil,
 // receives the listening addresses once the listeners are open.
 func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<- Listening) error {
-	a, err := Open(ctx, cfg, log)
+	a, err := Open(ctx, cfg, Deps{Log: log})
 	if err != nil {
 		return err
 	}
