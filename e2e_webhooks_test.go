@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -426,14 +428,25 @@ func (p serverProcess) createKey(t testing.TB, tok string) {
 // of WEBHOOK_SECRET ever appears in the server's log.
 func startServer(t testing.TB, bin string, env ...string) serverProcess {
 	t.Helper()
+	p, err := launchServer(t, bin, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// launchServer is startServer returning, instead of failing the test, an
+// error when the server does not listen: if it exits first, the error
+// holds its exit status and what it wrote. It may run on any goroutine.
+func launchServer(t testing.TB, bin string, env ...string) (serverProcess, error) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(append(os.Environ(), "ADDR=127.0.0.1:0"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return serverProcess{}, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return serverProcess{}, err
 	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -442,27 +455,40 @@ func startServer(t testing.TB, bin string, env ...string) serverProcess {
 		}
 	})
 	addr := make(chan string, 1)
+	exited := make(chan []string, 1) // the log of a server that never listened
 	go func() {
+		var log []string
+		listening := false
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if strings.Contains(sc.Text(), testWebhookSecret) {
 				t.Error("WEBHOOK_SECRET appears in the log")
 			}
+			if listening {
+				continue
+			}
+			log = append(log, sc.Text())
 			var line struct {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "apikeyd listening" {
+				listening = true
 				addr <- line.Addr
 			}
+		}
+		if !listening {
+			exited <- log
 		}
 	}()
 	select {
 	case a := <-addr:
-		return serverProcess{Cmd: cmd, URL: "http://" + a}
+		return serverProcess{Cmd: cmd, URL: "http://" + a}, nil
+	case log := <-exited:
+		err := cmd.Wait()
+		return serverProcess{}, fmt.Errorf("the server exited (%v) without listening:\n%s", err, strings.Join(log, "\n"))
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatal("the server did not start")
+		return serverProcess{}, errors.New("the server did not start within 30s")
 	}
-	return serverProcess{}
 }

@@ -175,11 +175,7 @@ func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "rolled back group %d: %s\n", g.ID, g.Migrations)
 	case "status":
-		m, err := store.Migrator(ctx, db)
-		if err != nil {
-			return err
-		}
-		ms, err := m.MigrationsWithStatus(ctx)
+		ms, err := store.MigrationStatus(ctx, db)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/apikeyd/apikeyd/internal/dbtest"
+	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/migrations"
+)
+
+// TestServersStartTogether starts several apikeyd processes at once on a
+// fresh PostgreSQL database, round after round, then on an outdated one:
+// every one comes up, one having migrated while the others waited.
+func TestServersStartTogether(t *testing.T) {
+	dbtest.DSN(t, "postgres") // skips without PostgreSQL
+	bin := buildServer(t)
+	const rounds, servers = 5, 4
+	for round := range rounds {
+		if !startTogether(t, bin, dbtest.DSN(t, "postgres"), servers) {
+			t.Fatalf("round %d of %d failed", round+1, rounds)
+		}
+	}
+	dsn := dbtest.DSN(t, "postgres")
+	migratePartly(t, dsn, 3)
+	if !startTogether(t, bin, dsn, servers) {
+		t.Fatal("on an outdated database")
+	}
+}
+
+// startTogether starts n servers on dsn at once, checks that each comes up
+// and is ready, stops them, and reports whether all came up.
+func startTogether(t *testing.T, bin, dsn string, n int) bool {
+	t.Helper()
+	procs := make([]serverProcess, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			procs[i], errs[i] = launchServer(t, bin, "DATABASE_URL="+dsn, "JWT_SECRET="+strings.Repeat("k", 40))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("server %d of %d: %v", i+1, n, err)
+			continue
+		}
+		res, err := http.Get(procs[i].URL + "/readyz")
+		if err != nil {
+			t.Errorf("server %d of %d: %v", i+1, n, err)
+			continue
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("server %d of %d: /readyz %d", i+1, n, res.StatusCode)
+		}
+	}
+	for _, p := range procs {
+		if p.Cmd != nil {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}
+	return !t.Failed()
+}
+
+// migratePartly applies the first n migrations of apikeyd's schema to dsn,
+// as an older apikeyd would have left it.
+func migratePartly(t *testing.T, dsn string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	all, err := migrations.For(db.Dialect().Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	some := migrate.NewMigrations()
+	for _, m := range all.Sorted()[:n] {
+		some.Add(m)
+	}
+	m := migrate.NewMigrator(db, some)
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
