@@ -95,9 +95,9 @@ type setting struct {
 }
 
 var settings = []setting{
-	{Server, "ADDR", "addr", "127.0.0.1:8080", "listen address", plain,
+	{Server, "ADDR", "addr", "127.0.0.1:8080", "listen address of the API", plain,
 		func(c *Config, v string) error { c.Addr = v; return nil }},
-	{Server, "METRICS_ADDR", "metrics-addr", "", "serve /metrics only on this address, e.g. 127.0.0.1:9090; empty: on the main listener", plain,
+	{Server, "METRICS_ADDR", "metrics-addr", "", "serve /metrics only on this address, such as 127.0.0.1:9090; unset, /metrics is served on ADDR", plain,
 		func(c *Config, v string) error {
 			if v != "" {
 				if _, _, err := net.SplitHostPort(v); err != nil {
@@ -107,7 +107,7 @@ var settings = []setting{
 			c.MetricsAddr = v
 			return nil
 		}},
-	{Database, "DATABASE_URL", "database-url", "file:apikeyd.db", "postgres://… for PostgreSQL, file:PATH for SQLite", redacted,
+	{Database, "DATABASE_URL", "database-url", "file:apikeyd.db", "the database: postgres://user:password@host:5432/db?sslmode=… for PostgreSQL, file:PATH or sqlite:PATH for SQLite (a relative PATH is in the working directory)", redacted,
 		func(c *Config, v string) error {
 			if strings.TrimSpace(v) == "" {
 				return errors.New("must name a database")
@@ -115,9 +115,9 @@ var settings = []setting{
 			c.DatabaseURL = v
 			return nil
 		}},
-	{Server, "AUTO_MIGRATE", "migrate", "true", "apply pending migrations on start", plain,
+	{Server, "AUTO_MIGRATE", "migrate", "true", "apply pending migrations when serve starts", plain,
 		boolSetting(func(c *Config) *bool { return &c.Migrate })},
-	{Tokens, "JWT_SECRET", "jwt-secret", "", "HS256 secret, at least 32 bytes; prefer the variable to the flag", secret,
+	{Tokens, "JWT_SECRET", "jwt-secret", "", "the HS256 secret of login tokens, at least 32 bytes; required with PostgreSQL unless JWT_JWKS_URL is set; unset on SQLite, one is generated once and kept beside the database file (apikeyd.jwt-secret for apikeyd.db); prefer the variable to the flag", secret,
 		func(c *Config, v string) error {
 			if v != "" {
 				if err := auth.CheckSecret([]byte(v)); err != nil {
@@ -127,16 +127,16 @@ var settings = []setting{
 			c.JWTSecret = v
 			return nil
 		}},
-	{Tokens, "JWT_JWKS_URL", "jwt-jwks-url", "", "JWKS URL of an identity provider", secret,
+	{Tokens, "JWT_JWKS_URL", "jwt-jwks-url", "", "an identity provider's JSON Web Key Set (RS256, ES256, EdDSA keys), instead of JWT_SECRET: fetched on first use, cached, refetched at most once a minute for an unknown kid (and when an hour old); while it cannot be fetched, keys already fetched keep serving and a token that needs a new one gets 503 SERVER_BUSY", secret,
 		func(c *Config, v string) (err error) {
 			c.JWKSURL, err = httpURL(v)
 			return err
 		}},
-	{Tokens, "JWT_ISSUER", "jwt-issuer", "", "required iss claim", plain,
+	{Tokens, "JWT_ISSUER", "jwt-issuer", "", "when set, login tokens must carry this iss claim", plain,
 		func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
-	{Tokens, "JWT_AUDIENCE", "jwt-audience", "", "required aud claim", plain,
+	{Tokens, "JWT_AUDIENCE", "jwt-audience", "", "when set, login tokens must carry this aud claim", plain,
 		func(c *Config, v string) error { c.JWTAudience = v; return nil }},
-	{KeyFormat, "API_KEY_PREFIX", "api-key-prefix", apikey.DefaultPrefix, "key prefix: lower-case letters and digits ending in _", plain,
+	{KeyFormat, "API_KEY_PREFIX", "api-key-prefix", apikey.DefaultPrefix, "the prefix of every key: lower-case letters and digits, ending in _ (at most 32 bytes)", plain,
 		func(c *Config, v string) error {
 			if !apikey.ValidPrefix(v) {
 				return errors.New("must be lower-case letters and digits ending in _ (at most 32 bytes)")
@@ -144,38 +144,38 @@ var settings = []setting{
 			c.KeyPrefix = v
 			return nil
 		}},
-	{Server, "MAX_KEYS_PER_USER", "max-keys-per-user", "100", "active keys a user may hold", plain,
+	{Server, "MAX_KEYS_PER_USER", "max-keys-per-user", "100", "active keys a user may hold (expired keys count until revoked)", plain,
 		intSetting(1, func(c *Config) *int { return &c.MaxKeysPerUser })},
 	{Server, "LAST_USED_INTERVAL", "last-used-interval", "60s", "how often one key's last_used_at may be written", plain,
 		durationSetting(time.Nanosecond, func(c *Config) *time.Duration { return &c.LastUsedInterval })},
-	{Server, "VERIFY_CACHE_SIZE", "verify-cache-size", strconv.Itoa(apikey.DefaultCacheSize), "verified API keys kept in memory; 0 turns the cache off", plain,
+	{Server, "VERIFY_CACHE_SIZE", "verify-cache-size", strconv.Itoa(apikey.DefaultCacheSize), "verified API keys kept in memory (about 200 bytes each); 0 turns the cache off", plain,
 		intSetting(0, func(c *Config) *int { return &c.CacheSize })},
 	{Server, "VERIFY_CACHE_TTL", "verify-cache-ttl", apikey.DefaultCacheTTL.String(), "how long a cached verification is trusted without asking the database", plain,
 		durationSetting(time.Nanosecond, func(c *Config) *time.Duration { return &c.CacheTTL })},
-	{Server, "SCOPES", "scopes", "", "comma-separated scope catalogue keys may draw from; empty: any well-formed name", plain,
+	{Server, "SCOPES", "scopes", "", "the scope catalogue keys may draw from, comma-separated; unset, any well-formed name", plain,
 		func(c *Config, v string) (err error) {
 			if c.Scopes, err = apikey.ParseScopeList(v); err != nil {
 				return errors.New(apperr.MessageOf(err))
 			}
 			return nil
 		}},
-	{Server, "GRAPHQL_INTROSPECTION", "graphql-introspection", "true", "GraphQL introspection and the playground", plain,
+	{Server, "GRAPHQL_INTROSPECTION", "graphql-introspection", "true", "GraphQL introspection, field suggestions and the playground", plain,
 		boolSetting(func(c *Config) *bool { return &c.Introspection })},
 	{Server, "TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed", plain,
 		func(c *Config, v string) (err error) {
 			c.TrustedProxies, err = auth.ParsePrefixes(v)
 			return err
 		}},
-	{Server, "CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed to call from a browser", plain,
+	{Server, "CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed to call from a browser, exactly as browsers send them (https://app.example.com)", plain,
 		func(c *Config, v string) (err error) {
 			c.CORSOrigins, err = httpx.ParseOrigins(v)
 			return err
 		}},
-	{Server, "AUTH_FAIL_BURST", "auth-fail-burst", "30", "failed authentications allowed per address in a burst, refilling at one a second; 0 disables", plain,
+	{Server, "AUTH_FAIL_BURST", "auth-fail-burst", "30", "failed authentications allowed per client address in a burst, refilling at one a second; 0 disables", plain,
 		intSetting(0, func(c *Config) *int { return &c.AuthFailBurst })},
-	{Server, "ACCOUNTS", "accounts", "true", "built-in accounts (POST /auth/register, /auth/login) when no JWT_JWKS_URL is set", plain,
+	{Server, "ACCOUNTS", "accounts", "true", "built-in accounts (POST /auth/register, /auth/login); always off when JWT_JWKS_URL is set", plain,
 		boolSetting(func(c *Config) *bool { return &c.Accounts })},
-	{Server, "SESSION_TTL", "session-ttl", "1h", "lifetime of the login tokens /auth/login issues", plain,
+	{Server, "SESSION_TTL", "session-ttl", "1h", "lifetime of the login tokens /auth/login issues (whole seconds)", plain,
 		func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < time.Second || d%time.Second != 0 {
@@ -186,14 +186,14 @@ var settings = []setting{
 		}},
 	{Server, "LOGIN_FAIL_BURST", "login-fail-burst", "10", "failed logins allowed per account in a burst, refilling at one a minute; 0 disables", plain,
 		intSetting(0, func(c *Config) *int { return &c.LoginFailBurst })},
-	{Server, "LEAK_REPORT_KEYS_URL", "leak-report-keys-url", "", "URL of the public keys that sign leak reports (GitHub's: https://api.github.com/meta/public_keys/secret_scanning); enables POST /auth/leaks", secret,
+	{Server, "LEAK_REPORT_KEYS_URL", "leak-report-keys-url", "", "URL of the public keys that sign leak reports (GitHub's: https://api.github.com/meta/public_keys/secret_scanning), fetched when first needed and again, at most once a minute, for an unknown key identifier; enables POST /auth/leaks", secret,
 		func(c *Config, v string) (err error) {
 			c.LeakKeysURL, err = httpURL(v)
 			return err
 		}},
-	{Server, "LEAK_REPORT_KEYS_FILE", "leak-report-keys-file", "", "file of the public keys that sign leak reports; enables POST /auth/leaks", plain,
+	{Server, "LEAK_REPORT_KEYS_FILE", "leak-report-keys-file", "", "file of the public keys that sign leak reports, read at start, instead of LEAK_REPORT_KEYS_URL; enables POST /auth/leaks", plain,
 		func(c *Config, v string) error { c.LeakKeysFile = v; return nil }},
-	{Server, "LEAK_REVOCATION_TOKEN", "leak-revocation-token", "", "the token a self-managed GitLab presents to /auth/leaks/gitlab/; prefer the variable to the flag", secret,
+	{Server, "LEAK_REVOCATION_TOKEN", "leak-revocation-token", "", "the token a self-managed GitLab presents to apikeyd's token revocation service (/auth/leaks/gitlab/), at least 16 characters of a long random value; prefer the variable to the flag", secret,
 		func(c *Config, v string) error {
 			if v != "" && len(v) < 16 {
 				return errors.New("must be at least 16 characters (a random value)")
@@ -201,7 +201,7 @@ var settings = []setting{
 			c.LeakRevocation = v
 			return nil
 		}},
-	{Server, "AUDIT_RETENTION", "audit-retention", "2160h", "how long audit events are kept before they are deleted", plain,
+	{Server, "AUDIT_RETENTION", "audit-retention", "2160h", "how long audit events are kept before they are deleted (at least 1h)", plain,
 		func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < time.Hour {
@@ -215,7 +215,7 @@ var settings = []setting{
 			c.WebhookURL, err = httpURL(v)
 			return err
 		}},
-	{Server, "WEBHOOK_SECRET", "webhook-secret", "", "the webhook signing secret, whsec_ + base64 of at least 24 bytes; prefer the variable to the flag", secret,
+	{Server, "WEBHOOK_SECRET", "webhook-secret", "", "the webhook signing secret, whsec_ + base64 of at least 24 bytes; needs WEBHOOK_URL; prefer the variable to the flag", secret,
 		func(c *Config, v string) error {
 			if v == "" {
 				c.WebhookKey = nil
