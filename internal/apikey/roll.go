@@ -27,7 +27,7 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 		return Rolled{}, err
 	}
 	if grace < 0 || grace > MaxGracePeriod {
-		return Rolled{}, errBadGrace
+		return Rolled{}, ErrBadGrace
 	}
 	uid, ok := canonicalID(id)
 	if !ok {
@@ -108,5 +108,8 @@ func GraceSeconds(n *int) time.Duration {
 	return time.Duration(*n) * time.Second
 }
 
-var errBadGrace = apperr.Errorf(apperr.InvalidRequest,
+// ErrBadGrace refuses a grace period that is not a whole number of seconds
+// from 0 to MaxGracePeriod: what Roll returns for one out of range, and what
+// an edge returns for a value that is no integer at all.
+var ErrBadGrace = apperr.Errorf(apperr.InvalidRequest,
 	"grace_period_seconds must be an integer from 0 to %d", int(MaxGracePeriod/time.Second))

@@ -31,11 +31,9 @@ func (a *API) roll(w http.ResponseWriter, r *http.Request) {
 	writeCreated(w, k.Created, k.Previous.ID)
 }
 
-var errGraceNotInteger = apperr.Errorf(apperr.InvalidRequest,
-	"grace_period_seconds must be an integer from 0 to %d", int(apikey.MaxGracePeriod/time.Second))
-
 // decodeRoll reads the optional body of a roll: the grace period, 0 when
-// absent. Unknown fields are ignored, as on create.
+// absent. Unknown fields are ignored, as on create. Its range is the
+// service's to check.
 func decodeRoll(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
 	b, err := httpx.ReadBody(w, r, httpx.MaxBodyBytes)
 	if err != nil || b == nil {
@@ -51,11 +49,11 @@ func decodeRoll(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
 			return err
 		}
 		// Only an integer literal: not 1.5, 1e3, "60" or null.
-		n, err := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil || n < 0 || n > int64(apikey.MaxGracePeriod/time.Second) {
-			return errGraceNotInteger
+		n, err := strconv.Atoi(string(raw))
+		if err != nil {
+			return apikey.ErrBadGrace
 		}
-		grace = time.Duration(n) * time.Second
+		grace = apikey.GraceSeconds(&n)
 		return nil
 	})
 	return grace, err
