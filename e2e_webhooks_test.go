@@ -35,6 +35,7 @@ var testWebhookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("api
 // receivedHook is one webhook as a receiver verified it.
 type receivedHook struct {
 	ID   string
+	Raw  []byte // the body as sent
 	Body struct {
 		Type      string         `json:"type"`
 		Timestamp string         `json:"timestamp"`
@@ -87,8 +88,7 @@ func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	var got receivedHook
-	got.ID = id
+	got := receivedHook{ID: id, Raw: body}
 	if err := json.Unmarshal(body, &got.Body); err != nil {
 		h.t.Errorf("webhook body %q: %v", body, err)
 	}
@@ -194,6 +194,33 @@ func TestWebhooks(t *testing.T) {
 			slices.Sort(types)
 			if !slices.Equal(types, []string{"api_key.created", "api_key.revoked"}) {
 				t.Errorf("types %v", types)
+			}
+		})
+	}
+}
+
+// TestWebhookQueuedBodyIsDelivered: a row that an earlier apikeyd queued
+// holds the body itself, not the event; after an upgrade it is still
+// delivered, byte for byte.
+func TestWebhookQueuedBodyIsDelivered(t *testing.T) {
+	for _, db := range dbtest.Names {
+		t.Run(db, func(t *testing.T) {
+			r := newHookReceiver(t)
+			e := newEnv(t, db, webhooksTo(r, 50*time.Millisecond))
+			e.remember(testWebhookSecret)
+			id, at := "0190a1b2-0000-7000-8000-0000000000aa", time.Now().UTC()
+			body := `{"type":"api_key.revoked","timestamp":"2026-11-30T10:00:00.000Z","data":{"id":"` + id +
+				`","action":"api_key.revoked","occurred_at":"2026-11-30T10:00:00.000Z","actor":{"type":"user","id":"alice"},` +
+				`"key_id":null,"key_prefix":null,"ip":null,"user_agent":null,"details":{}}}`
+			_, err := e.App.DB.NewRaw(`INSERT INTO webhook_outbox (event_id, event_type, payload, attempts, next_attempt_at, created_at)
+VALUES (?, 'api_key.revoked', ?, 0, ?, ?)`, id, body, at, at).Exec(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			runWebhooks(t, e)
+			got := r.waitDelivered(1)
+			if got[0].ID != id || string(got[0].Raw) != body {
+				t.Errorf("delivered %s %s\nwant %s %s", got[0].ID, got[0].Raw, id, body)
 			}
 		})
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -143,14 +142,14 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	st := store.New(db)
 	var hooks *webhook.Dispatcher
 	if cfg.WebhookURL != nil {
-		st.QueueWebhooks()
+		st.QueueEvents(webhook.Delivered)
 		hooks = webhook.NewDispatcher(st, webhook.Config{
 			URL: cfg.WebhookURL, Key: cfg.WebhookKey, Schedule: cfg.WebhookRetrySchedule, Observer: m, Log: log, Now: now,
 		})
 	}
 	st.ObserveEvents(func(action string) {
 		m.AuditEventWritten(action)
-		if hooks != nil && strings.HasPrefix(action, "api_key.") {
+		if hooks != nil && webhook.Delivered(action) {
 			hooks.Wake() // queued with the event: deliver it now
 		}
 	})

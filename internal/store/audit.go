@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -66,9 +65,9 @@ func deref(s *string) string {
 var _ audit.Store = (*Store)(nil)
 
 // RecordEvent writes ev through db, which is the transaction of the change
-// ev records: the event commits with the change or not at all. With
-// webhooks on (QueueWebhooks), an api_key.* event is queued in the outbox
-// in the same transaction. Every change's store method calls it (through
+// ev records: the event commits with the change or not at all. An event
+// that QueueEvents' function accepts is queued in the outbox in the same
+// transaction. Every change's store method calls it (through
 // recordChangeEvent) inside its transaction and, once that has committed,
 // changeEventWritten(ev) for the metrics. Build ev with audit.New.
 func (s *Store) RecordEvent(ctx context.Context, db bun.IDB, ev audit.Event) error {
@@ -96,8 +95,8 @@ func (s *Store) RecordEvent(ctx context.Context, db bun.IDB, ev audit.Event) err
 	if _, err := db.NewInsert().Model(row).Exec(ctx); err != nil {
 		return err
 	}
-	if s.webhooks && strings.HasPrefix(ev.Action, "api_key.") {
-		return s.enqueueWebhook(ctx, db, ev)
+	if s.queue != nil && s.queue(ev.Action) {
+		return s.enqueue(ctx, db, ev)
 	}
 	return nil
 }

@@ -187,8 +187,8 @@ type Store struct {
 	findKeyByHash *statement
 	listKeys      *statement
 
-	webhooks bool                // queue api_key.* events for delivery (QueueWebhooks)
-	onEvent  func(action string) // told of committed events (ObserveEvents)
+	queue   func(action string) bool // which events to queue for delivery (QueueEvents)
+	onEvent func(action string)      // told of committed events (ObserveEvents)
 }
 
 var _ apikey.Store = (*Store)(nil)

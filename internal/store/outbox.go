@@ -8,10 +8,11 @@ import (
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/apikeyd/apikeyd/internal/audit"
-	"github.com/apikeyd/apikeyd/internal/webhook"
 )
 
-// outboxRow is a row of webhook_outbox: an event still to deliver.
+// outboxRow is a row of webhook_outbox: an event still to deliver. Payload
+// holds the event as queued (audit.Queued); rows queued by earlier versions
+// hold the webhook body instead, which the dispatcher reads too.
 type outboxRow struct {
 	bun.BaseModel `bun:"table:webhook_outbox"`
 
@@ -23,34 +24,33 @@ type outboxRow struct {
 	CreatedAt     time.Time `bun:"created_at,notnull"`
 }
 
-// QueueWebhooks has every api_key.* event recorded from now on queued for
-// delivery in its transaction. Call it before the Store is used.
-func (s *Store) QueueWebhooks() { s.webhooks = true }
+// QueueEvents has every event recorded from now on whose action queue
+// accepts (webhook.Delivered) queued in the outbox, for delivery, in its
+// transaction. Call it before the Store is used.
+func (s *Store) QueueEvents(queue func(action string) bool) { s.queue = queue }
 
-// enqueueWebhook queues ev for delivery, due at once, through db.
-func (s *Store) enqueueWebhook(ctx context.Context, db bun.IDB, ev audit.Event) error {
-	body, err := webhook.Body(ev)
+// enqueue queues ev for delivery, due at once, through db.
+func (s *Store) enqueue(ctx context.Context, db bun.IDB, ev audit.Event) error {
+	queued, err := audit.Queued(ev)
 	if err != nil {
 		return err
 	}
 	_, err = db.NewInsert().Model(&outboxRow{
 		EventID:       ev.ID,
 		EventType:     ev.Action,
-		Payload:       string(body),
+		Payload:       string(queued),
 		NextAttemptAt: ev.OccurredAt.UTC(),
 		CreatedAt:     ev.OccurredAt.UTC(),
 	}).Exec(ctx)
 	return err
 }
 
-var _ webhook.Outbox = (*Store)(nil)
-
 // ClaimDeliveries implements webhook.Outbox in one conditional UPDATE …
 // RETURNING. On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so
 // servers claiming at once take different rows without waiting for each
 // other; a row another server has just claimed is no longer due when it is
 // looked at again. SQLite has one writer: the UPDATE alone is atomic.
-func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, n int) ([]webhook.Delivery, error) {
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, n int) ([]audit.Delivery, error) {
 	due := s.db.NewSelect().Model((*outboxRow)(nil)).
 		Column("event_id").
 		Where("next_attempt_at <= ?", now.UTC()).
@@ -69,9 +69,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 	if err != nil {
 		return nil, translate(err)
 	}
-	out := make([]webhook.Delivery, len(rows))
+	out := make([]audit.Delivery, len(rows))
 	for i, r := range rows {
-		out[i] = webhook.Delivery{EventID: r.EventID, Payload: []byte(r.Payload), Attempt: r.Attempts}
+		out[i] = audit.Delivery{EventID: r.EventID, Event: []byte(r.Payload), Attempt: r.Attempts}
 	}
 	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/internal/webhook"
 )
 
 func TestWebhookOutbox(t *testing.T) {
@@ -18,7 +19,7 @@ func TestWebhookOutbox(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		db := dbtest.OpenDSN(t, dsn)
 		s := store.New(db)
-		s.QueueWebhooks()
+		s.QueueEvents(webhook.Delivered)
 
 		t.Run("OnlyKeyEventsAreQueuedWithTheirChange", func(t *testing.T) {
 			k, _ := newKey(t, "alice", base)
@@ -54,7 +55,7 @@ func TestWebhookOutbox(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err = s.ClaimDeliveries(ctx, base.Add(5*time.Second), time.Minute, 10)
-			if err != nil || len(got) != 1 || got[0].Attempt != 2 || string(got[0].Payload) == "" {
+			if err != nil || len(got) != 1 || got[0].Attempt != 2 || string(got[0].Event) == "" {
 				t.Fatalf("second claim: %+v %v", got, err)
 			}
 			if err := s.FinishDelivery(ctx, k.Event.ID); err != nil {

@@ -11,15 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/outbound"
 )
-
-// Delivery is a queued event taken for one attempt.
-type Delivery struct {
-	EventID string
-	Payload []byte
-	Attempt int // 1 for the first attempt
-}
 
 // Outbox is the queue of events to deliver, written in the transaction of
 // each change (see the store). Implementations translate their failures as
@@ -29,7 +23,7 @@ type Outbox interface {
 	// each: it counts the attempt and moves each one's next attempt to
 	// now+lease, atomically, so that no other dispatcher (on any server)
 	// takes it meanwhile, and it is due again should this one die.
-	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, n int) ([]Delivery, error)
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, n int) ([]audit.Delivery, error)
 	// FinishDelivery removes a delivered or given-up event from the queue.
 	FinishDelivery(ctx context.Context, eventID string) error
 	// RetryDelivery makes the event due again at at, unless another attempt
@@ -168,7 +162,7 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
 }
 
 // attempt sends one delivery and records what came of it.
-func (d *Dispatcher) attempt(ctx context.Context, dl Delivery) {
+func (d *Dispatcher) attempt(ctx context.Context, dl audit.Delivery) {
 	err := d.send(ctx, dl)
 	if ctx.Err() != nil {
 		return // shutting down: the lease makes it due again
@@ -201,10 +195,14 @@ type statusError int
 
 func (e statusError) Error() string { return "endpoint answered " + strconv.Itoa(int(e)) }
 
-// send POSTs dl, signed for this attempt's timestamp.
-func (d *Dispatcher) send(ctx context.Context, dl Delivery) error {
+// send POSTs dl's Body, signed for this attempt's timestamp.
+func (d *Dispatcher) send(ctx context.Context, dl audit.Delivery) error {
+	body, err := Body(dl.Event)
+	if err != nil {
+		return err
+	}
 	ts := d.cfg.Now().Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.cfg.URL.String(), bytes.NewReader(dl.Payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.cfg.URL.String(), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -212,7 +210,7 @@ func (d *Dispatcher) send(ctx context.Context, dl Delivery) error {
 	req.Header.Set("User-Agent", "apikeyd-webhook")
 	req.Header.Set("webhook-id", dl.EventID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", Sign(d.cfg.Key, dl.EventID, ts, dl.Payload))
+	req.Header.Set("webhook-signature", Sign(d.cfg.Key, dl.EventID, ts, body))
 	res, err := d.cfg.Client.Do(req)
 	if err != nil {
 		return outbound.WithoutURL(err)
