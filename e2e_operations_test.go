@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -95,5 +98,41 @@ func migratePartly(t *testing.T, dsn string, n int) {
 	}
 	if _, err := m.Migrate(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOneProcessPerSQLiteFile checks that a second server on a SQLite file
+// another one serves refuses to start, saying why, and so does a
+// migration; once the first is killed outright, a new server starts.
+func TestOneProcessPerSQLiteFile(t *testing.T) {
+	bin := buildServer(t)
+	path := filepath.Join(t.TempDir(), "apikeyd.db")
+	env := "DATABASE_URL=file:" + path
+	first := startServer(t, bin, env)
+
+	_, err := launchServer(t, bin, env)
+	if err == nil || !strings.Contains(err.Error(), "exit status 1") ||
+		!strings.Contains(err.Error(), "the SQLite database "+path+" is in use by another apikeyd process") {
+		t.Fatalf("second server: %v; want it to exit 1 saying that another process uses %s", err, path)
+	}
+	migrate := exec.Command(bin, "migrate", "up")
+	migrate.Env = append(os.Environ(), env)
+	out, err := migrate.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is in use by another apikeyd process") {
+		t.Fatalf("migrate up beside a server: %v\n%s", err, out)
+	}
+
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	next := startServer(t, bin, env)
+	res, err := http.Get(next.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("server after kill -9 of the first: /readyz %d", res.StatusCode)
 	}
 }

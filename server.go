@@ -153,6 +153,13 @@ func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	defer db.Close()
+	if action != "status" { // never change a SQLite schema under a running server
+		lock, err := store.LockSQLite(cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+	}
 	switch action {
 	case "up":
 		g, err := store.MigrateUp(ctx, db)

@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -51,10 +52,12 @@ type App struct {
 	stopListener context.CancelFunc
 	listener     sync.WaitGroup
 	accounts     *account.Service // nil when built-in accounts are off
+	lock         io.Closer        // of a SQLite database file (Open); nil from New
 }
 
 // Close stops the revocation listener, waits for the failed logins still
-// being recorded in the background, and closes the database.
+// being recorded in the background, closes the database and, when Open
+// locked its SQLite file, lets another process have it.
 func (a *App) Close() error {
 	if a.stopListener != nil {
 		a.stopListener()
@@ -63,20 +66,36 @@ func (a *App) Close() error {
 	if a.accounts != nil {
 		a.accounts.Wait()
 	}
-	return a.DB.Close()
+	err := a.DB.Close()
+	if a.lock != nil {
+		a.lock.Close()
+	}
+	return err
 }
 
 // Open opens the database of cfg, migrates it when cfg.Migrate is set, and
-// builds the App on it (see New) with deps, whose DB it sets.
-func Open(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
+// builds the App on it (see New) with deps, whose DB it sets. A SQLite
+// database file is the App's alone until Close (store.LockSQLite): a second
+// server on the file fails here.
+func Open(ctx context.Context, cfg config.Config, deps Deps) (a *App, err error) {
 	db, err := store.Open(cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
+	lock, err := store.LockSQLite(cfg.DatabaseURL)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			db.Close()
+			lock.Close()
+		}
+	}()
 	if cfg.Migrate {
 		g, err := store.MigrateUp(ctx, db)
 		if err != nil {
-			db.Close()
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 		if !g.IsZero() {
@@ -84,11 +103,10 @@ func Open(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		}
 	}
 	deps.DB = db
-	a, err := New(ctx, cfg, deps)
-	if err != nil {
-		db.Close()
+	if a, err = New(ctx, cfg, deps); err != nil {
 		return nil, err
 	}
+	a.lock = lock
 	return a, nil
 }
 
