@@ -198,7 +198,7 @@ func TestMetrics(t *testing.T) {
 		return k
 	}
 	const create, verify, byID = "/auth/api-keys", "/auth/verify", "/auth/api-keys/{id}"
-	expiry := time.Now().Add(1500 * time.Millisecond)
+	expiry := e.Clock.Now().Add(time.Minute)
 	expiring := decode(s.send("POST", create, create, bearer(tok),
 		str(`{"expires_at":"`+apitime.Format(expiry)+`"}`), 201, "jwt/ok"))
 	good := decode(s.send("POST", create, create, bearer(tok), str(`{"name":"good"}`), 201, "jwt/ok"))
@@ -230,7 +230,7 @@ func TestMetrics(t *testing.T) {
 	s.requests[[3]string{"/healthz", "other", "405"}] = s.requests[[3]string{"/healthz", "BREW", "405"}]
 	delete(s.requests, [3]string{"/healthz", "BREW", "405"})
 
-	time.Sleep(time.Until(expiry.Add(10 * time.Millisecond)))
+	e.advancePast(expiry)
 	s.send("GET", verify, verify, hdr("X-Api-Key", expiring.Key), nil, 401, "api_key/expired")
 
 	// The one key used is written in one batch within a couple of seconds.

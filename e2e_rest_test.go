@@ -46,11 +46,12 @@ func wantNoStore(t testing.TB, res response) {
 	}
 }
 
-// createExpiring creates a key for tok that expires in about a second and
+// createExpiring creates a key for tok that expires in a minute by the
+// server's clock (a test advances the clock past it: see advancePast) and
 // returns it with its expiry.
 func (e *testEnv) createExpiring(tok string) (createdKey, time.Time) {
 	e.t.Helper()
-	exp := time.Now().Add(time.Second).UTC().Truncate(time.Millisecond)
+	exp := e.Clock.Now().Add(time.Minute).UTC().Truncate(time.Millisecond)
 	k := e.create(tok, str(`{"name":"short-lived","expires_at":"`+apitime.Format(exp)+`"}`))
 	if k.ExpiresAt == nil || *k.ExpiresAt != apitime.Format(exp) {
 		e.t.Fatalf("expires_at %v, want %s", k.ExpiresAt, apitime.Format(exp))
@@ -58,8 +59,13 @@ func (e *testEnv) createExpiring(tok string) (createdKey, time.Time) {
 	return k, exp
 }
 
-// sleepPast returns once t has passed.
-func sleepPast(t time.Time) { time.Sleep(time.Until(t) + 20*time.Millisecond) }
+// advancePast moves the server's clock past t, as sleeping until t would,
+// without the wait.
+func (e *testEnv) advancePast(t time.Time) {
+	if d := t.Sub(e.Clock.Now()); d >= 0 {
+		e.Clock.Advance(d + time.Millisecond) // the API's timestamps are to the millisecond
+	}
+}
 
 // created decodes a 201 answer to a create.
 func (e *testEnv) created(res response) createdKey {
@@ -174,8 +180,9 @@ func TestRESTCredentials(t *testing.T) {
 			t.Fatalf("revoke: %d %s", res.Status, res.Body)
 		}
 		unknown := e.unknownKey()
+		e.advancePast(exp)
 
-		now := time.Now()
+		now := e.Clock.Now()
 		// hs256 signs alice's token as of now, with the claims given changed.
 		hs256 := func(kv ...any) string { return e.sign("alice", issuedAt(now), withClaim(kv...)) }
 		otherSecret := []byte("another secret of at least 32 bytes, not the server's")
@@ -184,8 +191,6 @@ func TestRESTCredentials(t *testing.T) {
 		bobPayload := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"bob","iat":%d,"exp":%d}`, now.Unix(), now.Add(time.Hour).Unix())))
 		forged := parts[0] + "." + bobPayload + "." + parts[2]
 		e.remember(forged)
-
-		sleepPast(exp)
 
 		type credCase struct {
 			name  string
@@ -576,7 +581,7 @@ func TestRESTKeyLimit(t *testing.T) {
 		e.create(bob, nil)
 
 		// An expired key still counts until it is revoked.
-		sleepPast(exp)
+		e.advancePast(exp)
 		wantError(t, e.do("GET", "/auth/verify", bearer(expiring.Key), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
 		refused()
 		if l, ok := findListed(e.list(alice), expiring.ID); !ok || l.ExpiresAt == nil || *l.ExpiresAt != *expiring.ExpiresAt {
@@ -667,7 +672,7 @@ func TestRESTList(t *testing.T) {
 		}
 
 		// An expired key stays listed, with its expires_at.
-		sleepPast(exp)
+		e.advancePast(exp)
 		check(t, "alice", e.list(alice), last, expiring, first)
 
 		// A use shows in last_used_at; the other keys stay unused.

@@ -66,14 +66,15 @@ func (e *testEnv) rotatedList(tok string) map[string]rotatedKey {
 	return m
 }
 
-// waitPast sleeps until the timestamp ts (as the API writes it) has passed.
-func waitPast(t testing.TB, ts string) {
-	t.Helper()
+// advancePastTimestamp moves the server's clock past the timestamp ts (as
+// the API writes it).
+func (e *testEnv) advancePastTimestamp(ts string) {
+	e.t.Helper()
 	at, err := time.Parse(time.RFC3339Nano, ts)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	sleepPast(at)
+	e.advancePast(at)
 }
 
 // TestRollWithGrace: the new key copies the old one's settings; the old key
@@ -153,7 +154,7 @@ func TestRollExpiredKey(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *testEnv) {
 		tok := e.token("alice")
 		k, exp := e.createExpiring(tok)
-		sleepPast(exp)
+		e.advancePast(exp)
 		wantError(t, e.do("POST", "/auth/api-keys/"+k.ID+"/roll", bearer(tok), str(`{"grace_period_seconds": 3600}`)), http.StatusConflict, "KEY_EXPIRED")
 		_, res := e.gql(bearer(tok), `mutation($id: ID!) { rollApiKey(id: $id) { key } }`, map[string]any{"id": k.ID})
 		if !slices.Equal(res.codes(), []string{"KEY_EXPIRED"}) {
@@ -209,7 +210,7 @@ func TestRollGraceEnds(t *testing.T) {
 		}
 		wantError(t, e.do("POST", "/auth/api-keys", bearer(tok), nil), http.StatusForbidden, "KEY_LIMIT_REACHED")
 
-		waitPast(t, *o.ExpiresAt)
+		e.advancePastTimestamp(*o.ExpiresAt)
 		if s := e.verifyKey(old.Key); s != http.StatusUnauthorized {
 			t.Fatalf("the old key answered %d after its grace", s)
 		}
