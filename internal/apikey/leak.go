@@ -109,21 +109,11 @@ func (s *Service) LeakNotices(ctx context.Context) ([]LeakNotice, error) {
 // revoked by a leak report or already dismissed, and the auth errors of
 // Create.
 func (s *Service) DismissLeakNotice(ctx context.Context, id string) error {
-	p, err := RequireJWT(ctx)
+	userID, uid, err := ownKey(ctx, id, nil, errNoLeakNotice)
 	if err != nil {
 		return err
 	}
-	uid, ok := canonicalID(id)
-	if !ok {
-		return errNoLeakNotice
-	}
-	if err := s.store.DismissLeakNotice(ctx, p.UserID, uid, s.timestamp()); err != nil {
-		if apperr.CodeOf(err) == apperr.NotFound {
-			return errNoLeakNotice
-		}
-		return err
-	}
-	return nil
+	return notFoundAs(s.store.DismissLeakNotice(ctx, userID, uid, s.timestamp()), errNoLeakNotice)
 }
 
 var errNoLeakNotice = apperr.New(apperr.NotFound, "no such leak notice")

@@ -22,16 +22,9 @@ import (
 // has expired (its successor would be born expired), NOT_FOUND as Revoke
 // does, and the auth errors of Create.
 func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rolled, error) {
-	p, err := RequireJWT(ctx)
+	userID, uid, err := ownKey(ctx, id, checkGrace(grace), errKeyNotFound)
 	if err != nil {
 		return Rolled{}, err
-	}
-	if grace < 0 || grace > MaxGracePeriod {
-		return Rolled{}, ErrBadGrace
-	}
-	uid, ok := canonicalID(id)
-	if !ok {
-		return Rolled{}, errKeyNotFound
 	}
 	nid, err := uuid.NewV7()
 	if err != nil {
@@ -42,24 +35,21 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 	next := NewKey{
 		APIKey: APIKey{
 			ID:        nid.String(),
-			UserID:    p.UserID,
+			UserID:    userID,
 			KeyPrefix: s.format.DisplayPrefix(secret),
 			CreatedAt: now,
 		},
 		Hash: Hash(secret),
 	}
-	rolled := audit.New(ctx, p.UserID, audit.KeyRolled, now)
+	rolled := audit.New(ctx, userID, audit.KeyRolled, now)
 	rolled.Details = map[string]any{"new_key_id": next.ID, "grace_period_seconds": int64(grace / time.Second)}
 	events := []audit.Event{rolled}
 	if grace == 0 {
-		events = append(events, audit.New(ctx, p.UserID, audit.KeyRevoked, now))
+		events = append(events, audit.New(ctx, userID, audit.KeyRevoked, now))
 	}
-	created, previous, hash, err := s.store.RollKey(ctx, p.UserID, uid, next, now, now.Add(grace), events)
+	created, previous, hash, err := s.store.RollKey(ctx, userID, uid, next, now, now.Add(grace), events)
 	if err != nil {
-		if apperr.CodeOf(err) == apperr.NotFound {
-			return Rolled{}, errKeyNotFound
-		}
-		return Rolled{}, err
+		return Rolled{}, notFoundAs(err, errKeyNotFound)
 	}
 	s.forget(hash)
 	s.observer.KeyCreated()
@@ -74,24 +64,17 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 // Returns INVALID_REQUEST for a bad name, NOT_FOUND as Revoke does (a rolled
 // key past its grace is gone), and the auth errors of Create.
 func (s *Service) Rename(ctx context.Context, id string, name *string) (APIKey, error) {
-	p, err := RequireJWT(ctx)
+	n, badName := normalizeName(name)
+	userID, uid, err := ownKey(ctx, id, badName, errKeyNotFound)
 	if err != nil {
 		return APIKey{}, err
-	}
-	n, err := normalizeName(name)
-	if err != nil {
-		return APIKey{}, err
-	}
-	uid, ok := canonicalID(id)
-	if !ok {
-		return APIKey{}, errKeyNotFound
 	}
 	at := s.timestamp()
-	k, err := s.store.RenameKey(ctx, p.UserID, uid, n, at, audit.New(ctx, p.UserID, audit.KeyUpdated, at))
-	if apperr.CodeOf(err) == apperr.NotFound {
-		return APIKey{}, errKeyNotFound
+	k, err := s.store.RenameKey(ctx, userID, uid, n, at, audit.New(ctx, userID, audit.KeyUpdated, at))
+	if err != nil {
+		return APIKey{}, notFoundAs(err, errKeyNotFound)
 	}
-	return k, err
+	return k, nil
 }
 
 // GraceSeconds is a grace period of n seconds (none when nil), for Roll. A
@@ -106,6 +89,14 @@ func GraceSeconds(n *int) time.Duration {
 		return MaxGracePeriod + time.Second
 	}
 	return time.Duration(*n) * time.Second
+}
+
+// checkGrace returns ErrBadGrace for a grace outside 0…MaxGracePeriod.
+func checkGrace(grace time.Duration) error {
+	if grace < 0 || grace > MaxGracePeriod {
+		return ErrBadGrace
+	}
+	return nil
 }
 
 // ErrBadGrace refuses a grace period that is not a whole number of seconds

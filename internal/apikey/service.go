@@ -191,21 +191,14 @@ func dropGone(keys []APIKey, now time.Time) []APIKey {
 // Returns NOT_FOUND when id is malformed, unknown, another user's or already
 // revoked (never saying which), and the auth errors of Create.
 func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
-	p, err := RequireJWT(ctx)
+	userID, uid, err := ownKey(ctx, id, nil, errKeyNotFound)
 	if err != nil {
 		return Revoked{}, err
-	}
-	uid, ok := canonicalID(id)
-	if !ok {
-		return Revoked{}, errKeyNotFound
 	}
 	at := s.timestamp()
-	hash, err := s.store.RevokeKey(ctx, p.UserID, uid, at, audit.New(ctx, p.UserID, audit.KeyRevoked, at))
+	hash, err := s.store.RevokeKey(ctx, userID, uid, at, audit.New(ctx, userID, audit.KeyRevoked, at))
 	if err != nil {
-		if apperr.CodeOf(err) == apperr.NotFound {
-			return Revoked{}, errKeyNotFound
-		}
-		return Revoked{}, err
+		return Revoked{}, notFoundAs(err, errKeyNotFound)
 	}
 	s.forget(hash)
 	s.observer.KeyRevoked()
@@ -351,6 +344,36 @@ var (
 	errInvalidKey  = apperr.New(apperr.InvalidToken, "invalid or expired token")
 	errBadHash     = errors.New("apikey: a key hash is 64 hex digits")
 )
+
+// ownKey opens each method that acts on one key (or leak notice) of the
+// JWT principal of ctx, named by id: it returns the principal's user id and
+// id as canonicalID writes it. Returns, in this order, the auth errors of
+// RequireJWT; invalid, the method's own verdict on its other arguments, when
+// not nil; and notFound when id is not a UUID, which the method also returns
+// when the store finds no such row (notFoundAs), never saying which.
+func ownKey(ctx context.Context, id string, invalid, notFound error) (userID, canonical string, err error) {
+	p, err := RequireJWT(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	if invalid != nil {
+		return "", "", invalid
+	}
+	uid, ok := canonicalID(id)
+	if !ok {
+		return "", "", notFound
+	}
+	return p.UserID, uid, nil
+}
+
+// notFoundAs returns notFound in place of a NOT_FOUND error of the store,
+// and err otherwise (nil included).
+func notFoundAs(err, notFound error) error {
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return notFound
+	}
+	return err
+}
 
 // canonicalID returns id as a lower-case hyphenated UUID, or false.
 func canonicalID(id string) (string, bool) {
