@@ -47,7 +47,7 @@ type gqlKey struct {
 // to t, and the secrets remembered through it are checked against e's log
 // when e's own test ends.
 func (e *testEnv) subEnv(t testing.TB) *testEnv {
-	c := &testEnv{t: t, URL: e.URL, DSN: e.DSN, App: e.App, Secret: e.Secret, Logs: e.Logs, client: e.client}
+	c := &testEnv{t: t, URL: e.URL, DSN: e.DSN, App: e.App, Clock: e.Clock, Secret: e.Secret, Logs: e.Logs, client: e.client}
 	t.Cleanup(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
