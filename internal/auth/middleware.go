@@ -80,41 +80,38 @@ func (a *Authenticator) authenticate(ctx context.Context, c Credential, required
 // (nil: none), and charges the client's own failures to its address. It
 // reports false, having counted the refusal and set Retry-After on w, when
 // the address has no failure budget left.
-func (a *Authenticator) check(w http.ResponseWriter, r *http.Request, required []string) (apikey.Auth, bool) {
+func (a *Authenticator) check(w http.ResponseWriter, r *http.Request, required []string) (found apikey.Auth, ok bool) {
 	c, err := ParseCredential(r.Header, a.keys.Format())
 	if err == nil && c.Kind == None {
 		return apikey.Auth{}, true
 	}
-	addr := a.client.Of(r)
-	if ok, wait := a.limiter.Allow(addr); !ok {
+	attempt, wait, ok := a.limiter.Take(r.Context(), a.client.Of(r))
+	if !ok {
 		a.observer.Verified(c.method(), apikey.OutcomeRateLimited)
 		httpx.RetryAfter(w, wait)
 		return apikey.Auth{}, false
 	}
-	var found apikey.Auth
-	if err != nil {
-		a.observer.Verified(apikey.MethodNone, apikey.OutcomeMalformed)
-		found.Err = err
-	} else {
-		p, err := a.authenticate(r.Context(), c, required)
-		switch {
-		case err == nil:
-			found.Principal = &p
-		case apperr.CodeOf(err) == apperr.InsufficientScope:
-			found.Err = err // a valid key: the log still says whose
-		default:
-			found.Err = err
-			p = apikey.Principal{}
-		}
-		if p.UserID != "" {
-			httpx.SetPrincipal(r.Context(), p.UserID, p.KeyID)
-		}
-	}
 	// Only the client's own failures are charged: an outage of the
 	// database or the identity provider (SERVER_BUSY) is not, nor is a
 	// valid key that lacks a scope.
-	if code := apperr.CodeOf(found.Err); code == apperr.MissingAuth || code == apperr.InvalidToken {
-		a.limiter.Fail(addr)
+	defer func() { attempt.Done(found.Err) }()
+	if err != nil {
+		a.observer.Verified(apikey.MethodNone, apikey.OutcomeMalformed)
+		found.Err = err
+		return found, true
+	}
+	p, err := a.authenticate(r.Context(), c, required)
+	switch {
+	case err == nil:
+		found.Principal = &p
+	case apperr.CodeOf(err) == apperr.InsufficientScope:
+		found.Err = err // a valid key: the log still says whose
+	default:
+		found.Err = err
+		p = apikey.Principal{}
+	}
+	if p.UserID != "" {
+		httpx.SetPrincipal(r.Context(), p.UserID, p.KeyID)
 	}
 	return found, true
 }

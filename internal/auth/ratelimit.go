@@ -1,9 +1,12 @@
 package auth
 
 import (
+	"context"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
 // FailureLimiter rate-limits failed authentications per key (a client
@@ -12,11 +15,20 @@ import (
 // refused until one refills, whatever credential it sends, so guessing is
 // slow.
 //
+// The token is taken before the attempt is evaluated (Take) and given back
+// when it did not fail (Reservation.Done), so attempts sent in parallel
+// cannot outrun the budget: however many arrive at once, no more are
+// evaluated than there are tokens. A success costs nothing, but while it is
+// being evaluated it holds a token; a caller that finds every remaining
+// token held by attempts in flight waits for one of them to end rather than
+// being refused, so a burst of legitimate requests from one address is
+// delayed (at most burst of them are evaluated at once), never answered 429.
+// Only failures that have happened refuse.
+//
 // Locking: mu guards the map only, and is taken for writing only to add or
 // sweep buckets. Each bucket has its own mutex, so requests from addresses
-// that have failed before (which all check their bucket) are not serialised
-// on one lock: the map lookup shares mu, the update locks one bucket. The
-// order is mu, then a bucket's mutex.
+// already seen are not serialised on one lock: the map lookup shares mu, the
+// update locks one bucket. The order is mu, then a bucket's mutex.
 type FailureLimiter[K comparable] struct {
 	burst float64
 	rate  float64 // tokens per second
@@ -28,11 +40,17 @@ type FailureLimiter[K comparable] struct {
 
 type bucket struct {
 	mu     sync.Mutex
-	tokens float64
+	tokens float64 // free tokens, as of at
 	at     time.Time
+	// inFlight counts the tokens taken by attempts still being evaluated.
+	// A bucket with attempts in flight is never swept: their outcome must
+	// land in it.
+	inFlight int
+	// ended is closed when an attempt in flight ends, waking the callers
+	// waiting for its token; nil while nobody waits.
+	ended chan struct{}
 	// gone is set when the sweep drops the bucket from the map: a caller
-	// that found it just before must not record a failure in it, which
-	// would be lost.
+	// that found it just before must look again.
 	gone bool
 }
 
@@ -46,11 +64,110 @@ func NewFailureLimiter[K comparable](burst int, rate float64) *FailureLimiter[K]
 	return &FailureLimiter[K]{burst: float64(burst), rate: rate, now: time.Now, buckets: map[K]*bucket{}}
 }
 
-// lookup returns key's bucket, or nil if key has none.
-func (l *FailureLimiter[K]) lookup(key K) *bucket {
+// A Reservation is the token Take set aside for one authentication attempt.
+// Its holder ends it with Done exactly once, when the outcome is known.
+// The zero Reservation (a disabled limiter) ends without effect.
+type Reservation struct {
+	b     *bucket
+	burst float64
+}
+
+// Take reserves a token of key's budget for an authentication attempt about
+// to be evaluated. It reports false, with how long until a token is back,
+// when failures have used the budget up, or when ctx ends while Take waits
+// for an attempt in flight to give its token back. The caller must end a
+// reservation it got with Done.
+func (l *FailureLimiter[K]) Take(ctx context.Context, key K) (Reservation, time.Duration, bool) {
+	if l == nil || l.burst == 0 {
+		return Reservation{}, 0, true
+	}
+	for {
+		b := l.bucketOf(key)
+		b.mu.Lock()
+		if b.gone { // swept since the lookup
+			b.mu.Unlock()
+			continue
+		}
+		l.refill(b)
+		if b.tokens >= 1 {
+			b.tokens--
+			b.inFlight++
+			b.mu.Unlock()
+			return Reservation{b: b, burst: l.burst}, 0, true
+		}
+		wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+		if b.inFlight == 0 {
+			b.mu.Unlock()
+			return Reservation{}, wait, false
+		}
+		// Every token left is held by an attempt in flight; a success
+		// gives its token back.
+		if b.ended == nil {
+			b.ended = make(chan struct{})
+		}
+		ended := b.ended
+		b.mu.Unlock()
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			return Reservation{}, wait, false
+		}
+	}
+}
+
+// Done ends the attempt r reserved, with its outcome: an error that refuses
+// the credential the client brought (Failed) keeps the token; success, or
+// any other error (an outage, a malformed request, a valid key that lacks a
+// scope), gives it back.
+func (r Reservation) Done(err error) {
+	b := r.b
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.inFlight--
+	if !Failed(err) {
+		// Adding before or after the refill that the next Take makes
+		// comes to the same, so the clock need not be read here.
+		b.tokens = math.Min(r.burst, b.tokens+1)
+	}
+	if b.ended != nil {
+		close(b.ended)
+		b.ended = nil
+	}
+}
+
+// Failed reports whether err refuses a credential the client brought, the
+// failures a FailureLimiter charges: a missing or malformed one, a key or
+// token that does not verify, a wrong password, a bad signature.
+func Failed(err error) bool {
+	switch apperr.CodeOf(err) {
+	case apperr.MissingAuth, apperr.InvalidToken, apperr.InvalidCredentials, apperr.InvalidSignature:
+		return true
+	}
+	return false
+}
+
+// bucketOf returns key's bucket, adding a full one if key has none.
+func (l *FailureLimiter[K]) bucketOf(key K) *bucket {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.buckets[key]
+	b := l.buckets[key]
+	l.mu.RUnlock()
+	if b != nil {
+		return b
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[key]; b != nil {
+		return b // added by another caller since the lookup
+	}
+	if len(l.buckets) >= maxBuckets {
+		l.sweep()
+	}
+	b = &bucket{tokens: l.burst, at: l.now()}
+	l.buckets[key] = b
+	return b
 }
 
 // refill brings b up to date. The clock is read with b.mu held, so that
@@ -61,72 +178,17 @@ func (l *FailureLimiter[K]) refill(b *bucket) {
 	b.at = now
 }
 
-// Allow reports whether key may try to authenticate now, and if not, how
-// long until it may.
-func (l *FailureLimiter[K]) Allow(key K) (bool, time.Duration) {
-	if l == nil || l.burst == 0 {
-		return true, 0
-	}
-	// Most addresses never fail: they have no bucket.
-	b := l.lookup(key)
-	if b == nil {
-		return true, 0
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.gone {
-		return true, 0 // swept: it had refilled, or the flood guard forgot it
-	}
-	l.refill(b)
-	if b.tokens >= 1 {
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-}
-
-// Fail records a failed authentication of key.
-func (l *FailureLimiter[K]) Fail(key K) {
-	if l == nil || l.burst == 0 {
-		return
-	}
-	if b := l.lookup(key); b != nil && l.take(b) {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if b := l.buckets[key]; b != nil && l.take(b) {
-		return // added by another failure since the lookup
-	}
-	if len(l.buckets) >= maxBuckets {
-		l.sweep(l.now())
-	}
-	// A new key starts with a full bucket, less this failure.
-	l.buckets[key] = &bucket{tokens: math.Max(0, l.burst-1), at: l.now()}
-}
-
-// take records a failure in b, unless the sweep has dropped it.
-func (l *FailureLimiter[K]) take(b *bucket) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.gone {
-		return false
-	}
-	l.refill(b)
-	b.tokens = math.Max(0, b.tokens-1)
-	return true
-}
-
-// sweep forgets buckets that have refilled; they hold no information.
-// Callers hold mu for writing.
-func (l *FailureLimiter[K]) sweep(now time.Time) {
-	full := time.Duration(l.burst / l.rate * float64(time.Second))
+// sweep forgets buckets that have refilled and have no attempt in flight;
+// they hold no information. Callers hold mu for writing.
+func (l *FailureLimiter[K]) sweep() {
 	drop := func(k K, b *bucket) {
 		b.gone = true
 		delete(l.buckets, k)
 	}
 	for k, b := range l.buckets {
 		b.mu.Lock()
-		if age := now.Sub(b.at); age >= full || len(l.buckets) >= maxBuckets && age >= full/2 {
+		l.refill(b)
+		if b.inFlight == 0 && (b.tokens >= l.burst || len(l.buckets) >= maxBuckets && b.tokens >= l.burst/2) {
 			drop(k, b)
 		}
 		b.mu.Unlock()
@@ -135,7 +197,9 @@ func (l *FailureLimiter[K]) sweep(now time.Time) {
 		// Under a flood of keys, forget rather than grow.
 		for k, b := range l.buckets {
 			b.mu.Lock()
-			drop(k, b)
+			if b.inFlight == 0 {
+				drop(k, b)
+			}
 			b.mu.Unlock()
 		}
 	}

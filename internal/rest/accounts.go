@@ -72,35 +72,8 @@ func (a *Accounts) register(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
-	addr := a.client.Of(r)
-	if ok, wait := a.byAddress.Allow(addr); !ok {
-		refuse(w, r, a.log, auth.ErrAddressLimited, wait)
-		return
-	}
-	email, password, err := decodeCredentials(w, r)
+	s, err := a.authenticate(w, r)
 	if err != nil {
-		httpx.WriteError(w, r, a.log, err)
-		return
-	}
-	// The account's bucket is keyed by the normalized email whether or not
-	// an account has it, so a 429 does not tell that it exists. An email
-	// that is not an address names no account and has no bucket.
-	_, acct, emailErr := account.NormalizeEmail(email)
-	limitAccount := emailErr == nil
-	if limitAccount {
-		if ok, wait := a.byAccount.Allow(acct); !ok {
-			refuse(w, r, a.log, errLoginsByAcct, wait)
-			return
-		}
-	}
-	s, err := a.svc.Login(r.Context(), email, password)
-	if err != nil {
-		if apperr.CodeOf(err) == apperr.InvalidCredentials {
-			a.byAddress.Fail(addr)
-			if limitAccount {
-				a.byAccount.Fail(acct)
-			}
-		}
 		httpx.WriteError(w, r, a.log, err)
 		return
 	}
@@ -125,10 +98,34 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// refuse answers 429 RATE_LIMITED with Retry-After.
-func refuse(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, wait time.Duration) {
-	httpx.RetryAfter(w, wait)
-	httpx.WriteError(w, r, log, err)
+// authenticate checks the credentials of a login. The failure it may be is
+// reserved before the password is checked, from the address's budget and
+// then from the account's (see auth.FailureLimiter.Take), so that logins
+// sent in parallel cannot check more passwords than the budgets allow. When
+// either budget is spent it sets Retry-After on w and returns RATE_LIMITED.
+func (a *Accounts) authenticate(w http.ResponseWriter, r *http.Request) (_ account.Session, err error) {
+	byAddress, wait, ok := a.byAddress.Take(r.Context(), a.client.Of(r))
+	if !ok {
+		httpx.RetryAfter(w, wait)
+		return account.Session{}, auth.ErrAddressLimited
+	}
+	defer func() { byAddress.Done(err) }()
+	email, password, err := decodeCredentials(w, r)
+	if err != nil {
+		return account.Session{}, err
+	}
+	// The account's bucket is keyed by the normalized email whether or not
+	// an account has it, so a 429 does not tell that it exists. An email
+	// that is not an address names no account and has no bucket.
+	if _, acct, bad := account.NormalizeEmail(email); bad == nil {
+		byAccount, wait, ok := a.byAccount.Take(r.Context(), acct)
+		if !ok {
+			httpx.RetryAfter(w, wait)
+			return account.Session{}, errLoginsByAcct
+		}
+		defer func() { byAccount.Done(err) }()
+	}
+	return a.svc.Login(r.Context(), email, password)
 }
 
 // decodeCredentials reads {"email": "…", "password": "…"}: both required

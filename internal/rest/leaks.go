@@ -88,14 +88,20 @@ var (
 	errReportMediaType = apperr.New(apperr.UnsupportedMediaType, "request body must be application/json")
 )
 
-// allow refuses a request from an address out of failure budget.
-func (l *Leaks) allow(w http.ResponseWriter, r *http.Request) (netip.Addr, bool) {
-	addr := l.client.Of(r)
-	if ok, wait := l.failures.Allow(addr); !ok {
-		refuse(w, r, l.log, auth.ErrAddressLimited, wait)
-		return addr, false
+// authenticate runs check, which checks the credential of a code host's
+// request, as one authentication attempt of r's address: its failure is
+// reserved before check runs (see auth.FailureLimiter.Take), so requests
+// sent in parallel cannot check more credentials than the address's budget
+// allows. When the budget is spent it sets Retry-After on w and returns
+// RATE_LIMITED without running check.
+func (l *Leaks) authenticate(w http.ResponseWriter, r *http.Request, check func() error) (err error) {
+	attempt, wait, ok := l.failures.Take(r.Context(), l.client.Of(r))
+	if !ok {
+		httpx.RetryAfter(w, wait)
+		return auth.ErrAddressLimited
 	}
-	return addr, true
+	defer func() { attempt.Done(err) }()
+	return check()
 }
 
 // readReport reads a report body of at most leak.MaxReportBytes, however it
@@ -111,20 +117,15 @@ func readReport(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // report is POST /auth/leaks: the signature over the raw body is checked
 // before anything else is read from it.
 func (l *Leaks) report(w http.ResponseWriter, r *http.Request) {
-	addr, ok := l.allow(w, r)
-	if !ok {
-		return
-	}
-	b, err := readReport(w, r)
-	if err != nil {
-		httpx.WriteError(w, r, l.log, err)
-		return
-	}
-	err = l.verifier.Verify(r.Context(), r.Header.Get("Github-Public-Key-Identifier"), r.Header.Get("Github-Public-Key-Signature"), b)
-	if err != nil {
-		if apperr.CodeOf(err) == apperr.InvalidSignature {
-			l.failures.Fail(addr)
+	var b []byte
+	err := l.authenticate(w, r, func() error {
+		var err error
+		if b, err = readReport(w, r); err != nil {
+			return err
 		}
+		return l.verifier.Verify(r.Context(), r.Header.Get("Github-Public-Key-Identifier"), r.Header.Get("Github-Public-Key-Signature"), b)
+	})
+	if err != nil {
 		httpx.WriteError(w, r, l.log, err)
 		return
 	}
@@ -175,17 +176,19 @@ func (l *Leaks) revoke(r *http.Request, from string, tokens []leak.Token) ([]boo
 }
 
 // gitlabAuth checks "Authorization: <token>" in constant time (hashes of
-// equal length are compared, so not even the length leaks).
+// equal length are compared, so not even the length leaks). It answers a
+// request that fails, and reports whether it passed.
 func (l *Leaks) gitlabAuth(w http.ResponseWriter, r *http.Request) bool {
-	addr, ok := l.allow(w, r)
-	if !ok {
-		return false
-	}
-	got := r.Header.Values("Authorization")
-	sum := sha256.Sum256([]byte(strings.Join(got, "\n")))
-	if len(got) != 1 || subtle.ConstantTimeCompare(sum[:], l.token) != 1 {
-		l.failures.Fail(addr)
-		httpx.WriteError(w, r, l.log, errRevocationAuth)
+	err := l.authenticate(w, r, func() error {
+		got := r.Header.Values("Authorization")
+		sum := sha256.Sum256([]byte(strings.Join(got, "\n")))
+		if len(got) != 1 || subtle.ConstantTimeCompare(sum[:], l.token) != 1 {
+			return errRevocationAuth
+		}
+		return nil
+	})
+	if err != nil {
+		httpx.WriteError(w, r, l.log, err)
 		return false
 	}
 	return true
