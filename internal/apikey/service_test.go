@@ -14,6 +14,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/clocktest"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 )
@@ -63,29 +64,11 @@ func (s *watchedStore) takeTouches() [][]string {
 	return t
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // fixture is a Service over a real, watched store, on a settable clock.
 type fixture struct {
 	svc   *apikey.Service
 	store *watchedStore
-	clock *clock
+	clock *clocktest.Clock
 	jwt   context.Context // a signed-in user, alice
 }
 
@@ -93,7 +76,7 @@ func newFixture(t *testing.T, dsn string, cfg apikey.Config) *fixture {
 	t.Helper()
 	f := &fixture{
 		store: &watchedStore{Store: store.New(dbtest.OpenDSN(t, dsn))},
-		clock: &clock{now: time.Now()},
+		clock: clocktest.Stopped(time.Now()),
 		jwt:   apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT}),
 	}
 	cfg.Now = f.clock.Now

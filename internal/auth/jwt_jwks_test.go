@@ -26,6 +26,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/clocktest"
 )
 
 type jwtKeySet struct {
@@ -152,7 +153,7 @@ func (s *jwksTestServer) setHang() {
 	s.hang = true
 }
 
-func newTestJWKSVerifier(t *testing.T, url string, clock *jwtFakeClock, tune func(*jwksTuning)) *JWTVerifier {
+func newTestJWKSVerifier(t *testing.T, url string, clock *clocktest.Clock, tune func(*jwksTuning)) *JWTVerifier {
 	t.Helper()
 	tuning := jwksDefaultTuning()
 	tuning.fetchTimeout = 500 * time.Millisecond

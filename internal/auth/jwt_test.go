@@ -10,13 +10,13 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/clocktest"
 )
 
 var (
@@ -24,25 +24,8 @@ var (
 	jwtTestStart  = time.Unix(1_750_000_000, 0)
 )
 
-// jwtFakeClock is a settable clock, safe for concurrent use.
-type jwtFakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newJWTFakeClock() *jwtFakeClock { return &jwtFakeClock{t: jwtTestStart} }
-
-func (c *jwtFakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *jwtFakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newJWTFakeClock returns a clock stopped at jwtTestStart.
+func newJWTFakeClock() *clocktest.Clock { return clocktest.Stopped(jwtTestStart) }
 
 // jwtTestClaims returns valid claims for "user-1" at now.
 func jwtTestClaims(now time.Time) jwt.MapClaims {

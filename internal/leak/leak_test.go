@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/clocktest"
 	"github.com/apikeyd/apikeyd/internal/leak"
 	"github.com/apikeyd/apikeyd/internal/leak/leaktest"
 )
@@ -89,19 +90,6 @@ func (k *keyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(k.doc)
 }
 
-// clock is a settable time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestVerifierURL checks the fetched key set: fetched on first need, kept,
 // fetched again for an unknown identifier at most once a minute, and kept
 // serving when the URL fails.
@@ -112,8 +100,8 @@ func TestVerifierURL(t *testing.T) {
 	ks.set(http.StatusOK, leaktest.KeySet(t, k1))
 	srv := httptest.NewServer(ks)
 	t.Cleanup(srv.Close)
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	v, err := leak.NewVerifier(leak.VerifierConfig{URL: srv.URL, Now: clk.now, Client: srv.Client()})
+	clk := clocktest.Stopped(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	v, err := leak.NewVerifier(leak.VerifierConfig{URL: srv.URL, Now: clk.Now, Client: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +125,7 @@ func TestVerifierURL(t *testing.T) {
 	if c := verify(k2); c != apperr.InvalidSignature || ks.fetches.Load() != 1 {
 		t.Fatalf("k2 within a minute of the last fetch: %q after %d fetches", c, ks.fetches.Load())
 	}
-	clk.add(time.Minute)
+	clk.Advance(time.Minute)
 	if c := verify(k2); c != "" || ks.fetches.Load() != 2 {
 		t.Fatalf("k2: %q after %d fetches", c, ks.fetches.Load())
 	}
@@ -150,7 +138,7 @@ func TestVerifierURL(t *testing.T) {
 	if n := ks.fetches.Load(); n != 2 {
 		t.Fatalf("%d fetches for one unknown identifier within a minute, want 1", n-1)
 	}
-	clk.add(time.Minute)
+	clk.Advance(time.Minute)
 	ks.set(http.StatusInternalServerError, nil)
 	if c := verify(k3); c != apperr.InvalidSignature || ks.fetches.Load() != 3 {
 		t.Fatalf("k3 with the URL failing: %q after %d fetches", c, ks.fetches.Load())
