@@ -8,6 +8,7 @@
 //	apikeyd migrate up|down|status manage the database schema
 //	apikeyd token --sub USER       mint a login token (JWT) with the configured secret
 //	apikeyd scan [PATH…]           find API keys in files (exit 1 when found)
+//	apikeyd healthcheck [--url U]  ask a running server's /healthz (exit 1 unless 200)
 //
 // Each command's flags: apikeyd COMMAND -h. The configuration and the wiring
 // live in internal/config and internal/app; this file only reads the command
@@ -65,7 +66,8 @@ const usage = `usage:
   apikeyd serve [flags]                   run the server (see apikeyd serve -h)
   apikeyd migrate up|down|status [flags]  manage the database schema
   apikeyd token --sub USER [--ttl 1h]     print a login token signed with the configured secret
-  apikeyd scan [PATH…]                    find API keys in files or - (stdin); exit 1 if any, 2 on error`
+  apikeyd scan [PATH…]                    find API keys in files or - (stdin); exit 1 if any, 2 on error
+  apikeyd healthcheck [--url URL]         ask a running server's /healthz; exit 1 unless it answers 200`
 
 // run executes one command. Help (-h) goes to stdout and is no error.
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return migrateCommand(ctx, args[1:], stdout)
 	case "token":
 		return tokenCommand(args[1:], stdout)
+	case "healthcheck":
+		return healthcheckCommand(ctx, args[1:], stdout)
 	case "scan":
 		var fs *flag.FlagSet
 		cfg, err := parse(stdout, "scan", config.Scan, args[1:], func(f *flag.FlagSet) { fs = f })

@@ -71,15 +71,17 @@ const (
 	Database  Scope = 1 << iota // where the data is
 	Tokens                      // how login tokens are signed and checked
 	KeyFormat                   // what a key looks like (its prefix)
+	Listen                      // where serve listens
 	Server                      // everything else serve needs
 	// Arguments is no group of settings: a command of this scope takes
 	// arguments after its flags, which the caller reads (fs.Args()).
 	Arguments
 
-	Serve   = Database | Tokens | KeyFormat | Server
-	Migrate = Database
-	Token   = Database | Tokens
-	Scan    = KeyFormat | Arguments
+	Serve       = Database | Tokens | KeyFormat | Listen | Server
+	Migrate     = Database
+	Token       = Database | Tokens
+	Scan        = KeyFormat | Arguments
+	Healthcheck = Listen
 )
 
 // setting is one environment variable and its flag.
@@ -95,7 +97,7 @@ type setting struct {
 }
 
 var settings = []setting{
-	{Server, "ADDR", "addr", "127.0.0.1:8080", "listen address of the API", plain,
+	{Listen, "ADDR", "addr", "127.0.0.1:8080", "listen address of the API", plain,
 		func(c *Config, v string) error { c.Addr = v; return nil }},
 	{Server, "METRICS_ADDR", "metrics-addr", "", "serve /metrics only on this address, such as 127.0.0.1:9090; unset, /metrics is served on ADDR", plain,
 		func(c *Config, v string) error {
