@@ -479,6 +479,12 @@ func startServer(t testing.TB, bin string, env ...string) serverProcess {
 func launchServer(t testing.TB, bin string, env ...string) (serverProcess, error) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(append(os.Environ(), "ADDR=127.0.0.1:0"), env...)
+	return launchCommand(t, cmd)
+}
+
+// launchCommand is launchServer for an `apikeyd serve` the caller has
+// prepared (its environment, user, directory); ADDR must be loopback.
+func launchCommand(t testing.TB, cmd *exec.Cmd) (serverProcess, error) {
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return serverProcess{}, err
