@@ -122,8 +122,11 @@ type Deps struct {
 	// Now is the clock every deadline is decided by: key expiry, the end
 	// of a roll's grace, how long a verification stays cached, login
 	// token lifetimes, the last-used interval, audit retention, webhook
-	// retries. nil: time.Now. Tests pass a clock they advance, to reach a
-	// deadline without waiting for it.
+	// retries and leases, key-set refreshes. nil: time.Now. Tests pass a
+	// clock they advance, to reach a deadline without waiting for it.
+	// What paces work in real time keeps the wall clock: the failure
+	// limits, how often uses are flushed, events pruned and the webhook
+	// queue polled, I/O timeouts, and the latencies measured.
 	Now func() time.Time
 }
 
