@@ -63,3 +63,15 @@ func TestCursors(t *testing.T) {
 		}
 	}
 }
+
+// TestNewServiceNeedsRetention: AUDIT_RETENTION's default is the
+// configuration's alone, so a service built without a retention is a
+// mistake caught at construction, never a log pruned to nothing.
+func TestNewServiceNeedsRetention(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("NewService took a zero retention")
+		}
+	}()
+	audit.NewService(nil, audit.Config{Principal: func(context.Context) (string, error) { return "", nil }})
+}

@@ -46,16 +46,14 @@ type Config struct {
 	// Principal returns the user a request may read the log of, or the
 	// coded error refusing it (apikey.RequireJWT). Required.
 	Principal func(ctx context.Context) (userID string, err error)
-	// Retention is how long events are kept; 2160h (90 days) when zero.
+	// Retention is how long events are kept (AUDIT_RETENTION, whose default
+	// is the configuration's). Required.
 	Retention time.Duration
 	// PruneBatch is how many events one prune statement deletes at most;
 	// DefaultPruneBatch when zero.
 	PruneBatch int
 	Now        func() time.Time
 }
-
-// DefaultRetention is how long events are kept unless configured.
-const DefaultRetention = 90 * 24 * time.Hour
 
 // Service reads the log and prunes it.
 type Service struct {
@@ -72,7 +70,7 @@ func NewService(store Store, cfg Config) *Service {
 		panic("audit: Config.Principal is required")
 	}
 	if cfg.Retention <= 0 {
-		cfg.Retention = DefaultRetention
+		panic("audit: Config.Retention is required")
 	}
 	if cfg.PruneBatch <= 0 {
 		cfg.PruneBatch = DefaultPruneBatch

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
 const goodWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8G"
@@ -15,7 +13,7 @@ func TestAuditAndWebhookDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.AuditRetention != audit.DefaultRetention || c.WebhookURL != nil || c.WebhookKey != nil {
+	if c.AuditRetention != 90*24*time.Hour || c.WebhookURL != nil || c.WebhookKey != nil {
 		t.Errorf("defaults: retention %v, webhook %v", c.AuditRetention, c.WebhookURL)
 	}
 	want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}

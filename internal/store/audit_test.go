@@ -190,6 +190,7 @@ func TestAuditRetention(t *testing.T) {
 		}
 		svc := audit.NewService(s, audit.Config{
 			Principal:  func(context.Context) (string, error) { return "grace", nil },
+			Retention:  90 * 24 * time.Hour,
 			PruneBatch: 3,
 			Now:        func() time.Time { return now },
 		})

@@ -39,10 +39,6 @@ type Observer interface {
 	WebhookQueue(n int)
 }
 
-// DefaultSchedule is the wait before each retry (WEBHOOK_RETRY_SCHEDULE):
-// after the last one fails, the event is given up.
-var DefaultSchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
-
 // Timeout is how long one attempt may take before it counts as failed.
 const Timeout = 10 * time.Second
 
@@ -52,10 +48,13 @@ const lease = Timeout + 5*time.Second
 
 // Config configures a Dispatcher.
 type Config struct {
-	URL      *url.URL
-	Key      []byte          // the HMAC key (ParseSecret)
-	Schedule []time.Duration // DefaultSchedule when nil
-	Observer Observer        // none when nil
+	URL *url.URL
+	Key []byte // the HMAC key (ParseSecret)
+	// Schedule is the wait before each retry (WEBHOOK_RETRY_SCHEDULE, whose
+	// default is the configuration's): after the last one fails, the event
+	// is given up; with none, the first failure gives it up.
+	Schedule []time.Duration
+	Observer Observer // none when nil
 	Log      *slog.Logger
 	// PollEvery is how often the queue is checked when it was found empty;
 	// one second when zero.
@@ -80,9 +79,6 @@ const workers = 4
 
 // NewDispatcher returns a Dispatcher over outbox.
 func NewDispatcher(outbox Outbox, cfg Config) *Dispatcher {
-	if cfg.Schedule == nil {
-		cfg.Schedule = DefaultSchedule
-	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
