@@ -13,6 +13,7 @@ import (
 
 	"github.com/uptrace/bun/migrate"
 
+	"github.com/apikeyd/apikeyd/internal/clocktest"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 	"github.com/apikeyd/apikeyd/migrations"
@@ -134,5 +135,43 @@ func TestOneProcessPerSQLiteFile(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("server after kill -9 of the first: /readyz %d", res.StatusCode)
+	}
+}
+
+// TestBackupOfLiveSQLite backs up the database of a running server and
+// starts a second server on the copy: it verifies a key made before the
+// backup. A backup never overwrites a file, and on PostgreSQL it points to
+// pg_dump.
+func TestBackupOfLiveSQLite(t *testing.T) {
+	bin := buildServer(t)
+	dir := t.TempDir()
+	secret := "JWT_SECRET=" + strings.Repeat("b", 40)
+	live := startServer(t, bin, "DATABASE_URL=file:"+filepath.Join(dir, "apikeyd.db"), secret)
+	e := &testEnv{t: t, URL: live.URL, Secret: []byte(strings.Repeat("b", 40)), Clock: clocktest.Running(), client: contractClient(t, http.DefaultTransport)}
+	k := e.create(e.token("alice"), nil)
+
+	backup := func(env string, args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"backup"}, args...)...)
+		cmd.Env = append(os.Environ(), env)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	copyPath := filepath.Join(dir, "copy.db")
+	if out, err := backup("DATABASE_URL=file:"+filepath.Join(dir, "apikeyd.db"), copyPath); err != nil {
+		t.Fatalf("backup of the live database: %v\n%s", err, out)
+	}
+	restored := startServer(t, bin, "DATABASE_URL=file:"+copyPath, secret)
+	c := &testEnv{t: t, URL: restored.URL, client: e.client}
+	if s := c.verifyKey(k.Key); s != http.StatusOK {
+		t.Fatalf("the copy's server verifies a key made before the backup: %d, want 200", s)
+	}
+
+	out, err := backup("DATABASE_URL=file:"+filepath.Join(dir, "apikeyd.db"), copyPath)
+	if err == nil || !strings.Contains(out, "already exists") {
+		t.Errorf("backup onto an existing file: %v\n%s", err, out)
+	}
+	out, err = backup("DATABASE_URL=postgres://apikeyd:pw@127.0.0.1:1/apikeyd", filepath.Join(dir, "pg.sql"))
+	if err == nil || !strings.Contains(out, "pg_dump") || strings.Contains(out, ":pw@") {
+		t.Errorf("backup of PostgreSQL: %v\n%s", err, out)
 	}
 }

@@ -9,6 +9,7 @@
 //	apikeyd token --sub USER       mint a login token (JWT) with the configured secret
 //	apikeyd scan [PATH…]           find API keys in files (exit 1 when found)
 //	apikeyd healthcheck [--url U]  ask a running server's /healthz (exit 1 unless 200)
+//	apikeyd backup FILE            copy a live SQLite database to a new file
 //
 // Each command's flags: apikeyd COMMAND -h. The configuration and the wiring
 // live in internal/config and internal/app; this file only reads the command
@@ -67,7 +68,8 @@ const usage = `usage:
   apikeyd migrate up|down|status [flags]  manage the database schema
   apikeyd token --sub USER [--ttl 1h]     print a login token signed with the configured secret
   apikeyd scan [PATH…]                    find API keys in files or - (stdin); exit 1 if any, 2 on error
-  apikeyd healthcheck [--url URL]         ask a running server's /healthz; exit 1 unless it answers 200`
+  apikeyd healthcheck [--url URL]         ask a running server's /healthz; exit 1 unless it answers 200
+  apikeyd backup [flags] FILE             copy a live SQLite database to FILE, a new file`
 
 // run executes one command. Help (-h) goes to stdout and is no error.
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return tokenCommand(args[1:], stdout)
 	case "healthcheck":
 		return healthcheckCommand(ctx, args[1:], stdout)
+	case "backup":
+		return backupCommand(ctx, args[1:], stdout)
 	case "scan":
 		var fs *flag.FlagSet
 		cfg, err := parse(stdout, "scan", config.Scan, args[1:], func(f *flag.FlagSet) { fs = f })
@@ -198,6 +202,30 @@ func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error 
 			fmt.Fprintf(stdout, "%s_%s\t%s\n", mg.Name, mg.Comment, state)
 		}
 	}
+	return nil
+}
+
+// backupCommand runs `apikeyd backup [--database-url URL] FILE`: it reads
+// the database setting only.
+func backupCommand(ctx context.Context, args []string, stdout io.Writer) error {
+	const backupUsage = "usage: apikeyd backup [--database-url URL] FILE"
+	var fs *flag.FlagSet
+	cfg, err := parse(stdout, "backup", config.Backup, args, func(f *flag.FlagSet) { fs = f })
+	if errors.Is(err, errHelped) {
+		fmt.Fprintln(stdout, "\nFILE is a new file, which the consistent copy of the live SQLite database is written to.\nFor PostgreSQL use pg_dump.")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New(backupUsage)
+	}
+	to := fs.Arg(0)
+	if err := store.Backup(ctx, cfg.DatabaseURL, to); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", store.Describe(cfg.DatabaseURL), to)
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 
 // TestCommandHelp: -h prints a command's flags to stdout and succeeds.
 func TestCommandHelp(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"serve", "-h"}, {"serve", "--help"}, {"token", "-h"}, {"migrate", "-h"}, {"migrate", "status", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"serve", "-h"}, {"serve", "--help"}, {"token", "-h"}, {"migrate", "-h"}, {"migrate", "status", "-h"}, {"backup", "-h"}} {
 		var out bytes.Buffer
 		if err := run(context.Background(), args, &out, slog.New(slog.DiscardHandler)); err != nil {
 			t.Errorf("%v: %v", args, err)
@@ -100,11 +100,11 @@ func TestCommandsShowNoSecret(t *testing.T) {
 	}
 	flags := []string{"--jwt-secret", "short-flag", "--database-url", badDatabase}
 	for _, args := range [][]string{
-		{"serve", "-h"}, {"token", "-h"}, {"migrate", "status", "-h"},
+		{"serve", "-h"}, {"token", "-h"}, {"migrate", "status", "-h"}, {"backup", "-h"},
 		append(append([]string{"serve"}, flags...), "--webhook-secret", "whsec_webhook-flag-secret", "-h"),
 		append(append([]string{"token"}, flags...), "-h"),
 		// Errors: each secret in turn refused, then the database.
-		{"serve"}, {"migrate", "status"},
+		{"serve"}, {"migrate", "status"}, {"backup", "copy.db"},
 		append([]string{"serve"}, flags...), append([]string{"token", "--sub", "alice"}, flags...),
 		{"serve", "--webhook-secret", "whsec_webhook-flag-secret!"}, {"serve", "--leak-revocation-token", "short-flag"},
 	} {

@@ -82,6 +82,7 @@ const (
 	Token       = Database | Tokens
 	Scan        = KeyFormat | Arguments
 	Healthcheck = Listen
+	Backup      = Database | Arguments
 )
 
 // setting is one environment variable and its flag.
