@@ -18,7 +18,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/graph"
-	"github.com/apikeyd/apikeyd/internal/accesslog"
 	"github.com/apikeyd/apikeyd/internal/account"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -243,7 +242,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	h = httpx.NoStore(noStorePaths, h)
 	h = httpx.SecurityHeaders(h)
 	h = httpx.Recover(log, h)
-	a.Handler = httpx.Observe(h, withOrigin(client), m.Request, accesslog.Writer(log))
+	a.Handler = httpx.Observe(h, withOrigin(client), m.Request, httpx.AccessLog(log))
 	return a, nil
 }
 

@@ -1,10 +1,10 @@
 // Package httpx is the HTTP plumbing that every face of apikeyd shares (the
 // REST adapter, the GraphQL endpoint, the web pages): the error shape and its
 // status table, strict JSON bodies, routing helpers, the per-request record
-// that the access log and the metrics read, and the middleware every answer
-// passes through (panic recovery, security headers, CORS, no-store). It
-// serves; it sends nothing (apikeyd's own requests go through outbound), and
-// it knows no route and no domain rule.
+// (which the metrics read) and the access log line written from it, and the
+// middleware every answer passes through (panic recovery, security headers,
+// CORS, no-store). It serves; it sends nothing (apikeyd's own requests go
+// through outbound), and it knows no route and no domain rule.
 package httpx
 
 import (

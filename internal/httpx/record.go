@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -95,3 +96,25 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// AccessLog returns the function that logs each answered request to log, at
+// Info, for Observe: one line of its method, route, status, latency,
+// principal id and key id, and nothing else from the request (no headers,
+// no query, no body: they may carry secrets).
+func AccessLog(log *slog.Logger) func(*http.Request, *Record) {
+	return func(r *http.Request, rec *Record) {
+		attrs := []slog.Attr{
+			slog.String("method", rec.Method),
+			slog.String("route", rec.Route),
+			slog.Int("status", rec.Status),
+			slog.Float64("latency_ms", float64(time.Since(rec.Start).Microseconds())/1000),
+		}
+		if rec.UserID != "" {
+			attrs = append(attrs, slog.String("user_id", rec.UserID))
+		}
+		if rec.KeyID != "" {
+			attrs = append(attrs, slog.String("key_id", rec.KeyID))
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	}
+}
