@@ -27,6 +27,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
 	"github.com/apikeyd/apikeyd/internal/webhook"
+	"github.com/apikeyd/apikeyd/internal/webhooksecret"
 )
 
 // testWebhookSecret is a Standard Webhooks secret for the tests.
@@ -61,7 +62,7 @@ type hookReceiver struct {
 }
 
 func newHookReceiver(t testing.TB) *hookReceiver {
-	key, err := webhook.ParseSecret(testWebhookSecret)
+	key, err := webhooksecret.Parse(testWebhookSecret)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/metrics"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/internal/tokensecret"
 	"github.com/apikeyd/apikeyd/internal/webhook"
 	"github.com/apikeyd/apikeyd/web"
 )
@@ -314,7 +315,7 @@ func leakVerifier(cfg config.Config, log *slog.Logger, now func() time.Time) (*l
 // TokenSecret returns the HS256 secret that signs and checks login tokens:
 // the configured one; none when an identity provider (JWT_JWKS_URL) issues
 // them; on SQLite, one generated once and kept beside the database file
-// (see auth.LoadOrCreateSecret). PostgreSQL needs an explicit JWT_SECRET or
+// (see tokensecret.LoadOrCreate). PostgreSQL needs an explicit JWT_SECRET or
 // JWT_JWKS_URL: replicas must share the secret, and a generated one would
 // differ per machine.
 func TokenSecret(cfg config.Config) ([]byte, error) {
@@ -326,9 +327,9 @@ func TokenSecret(cfg config.Config) ([]byte, error) {
 	}
 	path, _, ok := store.SQLitePath(cfg.DatabaseURL)
 	if !ok {
-		return nil, fmt.Errorf("with PostgreSQL, set JWT_SECRET (at least %d bytes) or JWT_JWKS_URL", auth.MinSecretBytes)
+		return nil, fmt.Errorf("with PostgreSQL, set JWT_SECRET (at least %d bytes) or JWT_JWKS_URL", tokensecret.MinBytes)
 	}
-	return auth.LoadOrCreateSecret(secretPath(path))
+	return tokensecret.LoadOrCreate(secretPath(path))
 }
 
 // secretPath names the generated secret's file beside the SQLite database

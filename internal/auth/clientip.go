@@ -17,32 +17,6 @@ type ClientIP struct {
 // NewClientIP trusts X-Forwarded-For from peers within the given prefixes.
 func NewClientIP(trusted []netip.Prefix) *ClientIP { return &ClientIP{trusted: trusted} }
 
-// ParsePrefixes parses a comma-separated list of addresses and CIDR prefixes.
-func ParsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if strings.Contains(f, "/") {
-			p, err := netip.ParsePrefix(f)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, err
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
 func (c *ClientIP) isTrusted(a netip.Addr) bool {
 	for _, p := range c.trusted {
 		if p.Contains(a) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/tokensecret"
 )
 
 // Limits and policy of login-token verification.
@@ -90,7 +91,7 @@ func newJWTVerifier(cfg JWTConfig, tuning jwksTuning) (*JWTVerifier, error) {
 	v := &JWTVerifier{logger: logger}
 	var methods []string
 	if hasSecret {
-		if err := CheckSecret(cfg.Secret); err != nil {
+		if err := tokensecret.Check(cfg.Secret); err != nil {
 			return nil, err
 		}
 		v.secret = append([]byte(nil), cfg.Secret...)
@@ -272,7 +273,7 @@ func MintToken(secret []byte, sub string, ttl time.Duration, issuer, audience st
 // knows the token's exp: iat+ttl, truncated to the second like every
 // NumericDate. Used by the built-in accounts' login.
 func MintTokenAt(secret []byte, sub string, iat time.Time, ttl time.Duration, issuer, audience string) (string, error) {
-	if err := CheckSecret(secret); err != nil {
+	if err := tokensecret.Check(secret); err != nil {
 		return "", err
 	}
 	if !jwtValidSubject(sub) {

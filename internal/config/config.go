@@ -18,9 +18,8 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
-	"github.com/apikeyd/apikeyd/internal/auth"
-	"github.com/apikeyd/apikeyd/internal/httpx"
-	"github.com/apikeyd/apikeyd/internal/webhook"
+	"github.com/apikeyd/apikeyd/internal/tokensecret"
+	"github.com/apikeyd/apikeyd/internal/webhooksecret"
 )
 
 // Config is apikeyd's configuration. Every value is parsed and checked.
@@ -123,7 +122,7 @@ var settings = []setting{
 	{Tokens, "JWT_SECRET", "jwt-secret", "", "the HS256 secret of login tokens, at least 32 bytes; required with PostgreSQL unless JWT_JWKS_URL is set; unset on SQLite, one is generated once and kept beside the database file (apikeyd.jwt-secret for apikeyd.db); prefer the variable to the flag", secret,
 		func(c *Config, v string) error {
 			if v != "" {
-				if err := auth.CheckSecret([]byte(v)); err != nil {
+				if err := tokensecret.Check([]byte(v)); err != nil {
 					return err
 				}
 			}
@@ -166,12 +165,12 @@ var settings = []setting{
 		boolSetting(func(c *Config) *bool { return &c.Introspection })},
 	{Server, "TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated addresses or CIDRs whose X-Forwarded-For is believed", plain,
 		func(c *Config, v string) (err error) {
-			c.TrustedProxies, err = auth.ParsePrefixes(v)
+			c.TrustedProxies, err = parsePrefixes(v)
 			return err
 		}},
 	{Server, "CORS_ORIGINS", "cors-origins", "", "comma-separated origins allowed to call from a browser, exactly as browsers send them (https://app.example.com)", plain,
 		func(c *Config, v string) (err error) {
-			c.CORSOrigins, err = httpx.ParseOrigins(v)
+			c.CORSOrigins, err = parseOrigins(v)
 			return err
 		}},
 	{Server, "AUTH_FAIL_BURST", "auth-fail-burst", "30", "failed authentications allowed per client address in a burst, refilling at one a second; 0 disables", plain,
@@ -224,7 +223,7 @@ var settings = []setting{
 				c.WebhookKey = nil
 				return nil
 			}
-			key, err := webhook.ParseSecret(v)
+			key, err := webhooksecret.Parse(v)
 			c.WebhookKey = key
 			return err
 		}},

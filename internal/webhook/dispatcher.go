@@ -49,7 +49,7 @@ const lease = Timeout + 5*time.Second
 // Config configures a Dispatcher.
 type Config struct {
 	URL *url.URL
-	Key []byte // the HMAC key (ParseSecret)
+	Key []byte // the HMAC key (webhooksecret.Parse)
 	// Schedule is the wait before each retry (WEBHOOK_RETRY_SCHEDULE, whose
 	// default is the configuration's): after the last one fails, the event
 	// is given up; with none, the first failure gives it up.

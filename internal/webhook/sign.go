@@ -11,34 +11,6 @@ import (
 	"time"
 )
 
-// SecretPrefix starts every webhook secret.
-const SecretPrefix = "whsec_"
-
-// MinSecretBytes is the least key length a secret may decode to.
-const MinSecretBytes = 24
-
-// errBadSecret never quotes the secret.
-var errBadSecret = errors.New("must be whsec_ followed by the base64 of at least 24 random bytes")
-
-// ParseSecret returns the HMAC key of a Standard Webhooks secret: the
-// base64-decoded part after whsec_.
-func ParseSecret(s string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(s, SecretPrefix)
-	if !ok {
-		return nil, errBadSecret
-	}
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		if key, err = base64.RawStdEncoding.DecodeString(b64); err != nil {
-			return nil, errBadSecret
-		}
-	}
-	if len(key) < MinSecretBytes {
-		return nil, errBadSecret
-	}
-	return key, nil
-}
-
 // Sign returns the webhook-signature value of one attempt:
 // v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">.
 func Sign(key []byte, id string, timestamp int64, body []byte) string {

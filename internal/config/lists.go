@@ -1,16 +1,47 @@
-package httpx
+package config
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 )
 
-// ParseOrigins parses CORS_ORIGINS: comma-separated origins, each exactly as
+// The settings that are lists of network names, parsed into the typed
+// values the server takes (auth.NewClientIP, httpx.CORS).
+
+// parsePrefixes parses TRUSTED_PROXIES: a comma-separated list of addresses
+// and CIDR prefixes; an address is the prefix of that one address.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if strings.Contains(f, "/") {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, err
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// parseOrigins parses CORS_ORIGINS: comma-separated origins, each exactly as
 // a browser sends it in the Origin header (scheme://host[:port], lower case,
 // no default port, no path), since CORS compares them byte for byte. It
 // refuses "*" and "null": apikeyd allows only the origins it is told.
-func ParseOrigins(s string) ([]string, error) {
+func parseOrigins(s string) ([]string, error) {
 	var out []string
 	for _, o := range strings.Split(s, ",") {
 		o = strings.TrimSpace(o)

@@ -1,4 +1,8 @@
-package auth
+// Package tokensecret is the HS256 secret that signs login tokens: the
+// rule it must meet, shared by the configuration that reads JWT_SECRET and
+// the code that signs and checks tokens, and the secret generated once
+// beside a SQLite database. It is a leaf: it needs no JWT library.
+package tokensecret
 
 import (
 	"crypto/rand"
@@ -10,32 +14,32 @@ import (
 	"strings"
 )
 
-// MinSecretBytes is the shortest HS256 secret apikeyd accepts: a secret
+// MinBytes is the shortest HS256 secret apikeyd accepts: a secret
 // shorter than the hash output makes HMAC-SHA256 weaker than it should be.
-const MinSecretBytes = 32
+const MinBytes = 32
 
-var errShortSecret = fmt.Errorf("a JWT secret must be at least %d bytes", MinSecretBytes)
+var errShortSecret = fmt.Errorf("a JWT secret must be at least %d bytes", MinBytes)
 
-// CheckSecret returns an error when secret is too short to sign login tokens.
-func CheckSecret(secret []byte) error {
-	if len(secret) < MinSecretBytes {
+// Check returns an error when secret is too short to sign login tokens.
+func Check(secret []byte) error {
+	if len(secret) < MinBytes {
 		return errShortSecret
 	}
 	return nil
 }
 
-// LoadOrCreateSecret returns the HS256 secret kept in the file at path,
+// LoadOrCreate returns the HS256 secret kept in the file at path,
 // creating the file (mode 0600, 48 random bytes, base64) when it does not
 // exist. Processes that start at once on a fresh directory all end up with
 // the one secret that was created first: the file appears under its name
 // only once it is complete (written under a temporary name, then linked,
 // which fails rather than replace a file another process linked first), so
 // no process can read it half written.
-func LoadOrCreateSecret(path string) ([]byte, error) {
+func LoadOrCreate(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		s := strings.TrimSpace(string(b))
-		if err := CheckSecret([]byte(s)); err != nil {
+		if err := Check([]byte(s)); err != nil {
 			return nil, fmt.Errorf("the JWT secret in %s: %w", path, err)
 		}
 		return []byte(s), nil
@@ -65,7 +69,7 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 	// CreateTemp made the file 0600; Link publishes it whole, or not at all.
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return LoadOrCreateSecret(path) // another process was first: use its secret
+			return LoadOrCreate(path) // another process was first: use its secret
 		}
 		return nil, fmt.Errorf("create JWT secret: %w", err)
 	}

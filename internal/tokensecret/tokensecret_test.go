@@ -1,4 +1,4 @@
-package auth
+package tokensecret
 
 import (
 	"os"
@@ -21,7 +21,7 @@ func TestLoadOrCreateSecretConcurrently(t *testing.T) {
 		for i := range n {
 			done.Go(func() {
 				start.Wait()
-				b, err := LoadOrCreateSecret(path)
+				b, err := LoadOrCreate(path)
 				secrets[i], errs[i] = string(b), err
 			})
 		}
@@ -55,7 +55,7 @@ func TestLoadOrCreateSecretRefusesShortFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreateSecret(path); err == nil {
+	if _, err := LoadOrCreate(path); err == nil {
 		t.Error("a secret file shorter than 32 bytes accepted")
 	}
 }

@@ -1,10 +1,8 @@
-package httpx_test
+package config
 
 import (
 	"slices"
 	"testing"
-
-	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 func TestParseOrigins(t *testing.T) {
@@ -36,7 +34,7 @@ func TestParseOrigins(t *testing.T) {
 		{in: "mailto:x@a.example", bad: true},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := httpx.ParseOrigins(tc.in)
+			got, err := parseOrigins(tc.in)
 			if (err != nil) != tc.bad {
 				t.Fatalf("ParseOrigins(%q) error = %v, want error %v", tc.in, err, tc.bad)
 			}
