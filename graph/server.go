@@ -63,7 +63,7 @@ type Options struct {
 func NewHandler(o Options) http.Handler {
 	o.Limits.defaults()
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys, Audit: o.Audit}}))
-	srv.AddTransport(httpTransport{})
+	srv.AddTransport(httpTransport{limits: o.Limits})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(o.Limits.ParserTokens)
 	srv.Use(extension.FixedComplexityLimit(o.Limits.Complexity))
@@ -82,7 +82,7 @@ func NewHandler(o Options) http.Handler {
 		o.Logger.ErrorContext(ctx, "panic in GraphQL resolver", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		return apperr.New(apperr.Internal, "internal error")
 	})
-	return frontDoor(o.Limits, srv)
+	return srv
 }
 
 // errorPresenter gives every error a stable extensions.code: a domain error

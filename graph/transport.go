@@ -1,9 +1,7 @@
 package graph
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // The two media types a GraphQL response may take (GraphQL over HTTP,
@@ -59,12 +58,12 @@ func responseMediaType(r *http.Request) string {
 	return best
 }
 
-// httpTransport runs the requests frontDoor let through: POST with a JSON
-// object, and GET (HEAD arrives as GET) for queries. It differs from gqlgen's
-// transport.POST and transport.GET in what GraphQL over HTTP asks of a
-// request error, one raised before execution (a document that does not
-// parse or validate, variables that fail coercion, an operation over a
-// limit):
+// httpTransport is the endpoint's one transport: it reads every request
+// (readRequest, which refuses what is not GraphQL over HTTP) and runs it.
+// It differs from gqlgen's transport.POST and transport.GET in what GraphQL
+// over HTTP asks of a request error, one raised before execution (a
+// document that does not parse or validate, variables that fail coercion,
+// an operation over a limit):
 //
 //   - the answer has no data member, whatever the media type (gqlgen's
 //     carries "data": null);
@@ -74,20 +73,20 @@ func responseMediaType(r *http.Request) string {
 //     the depth and mutation limits).
 //
 // Every answer is in the media type Accept chose (responseMediaType).
-type httpTransport struct{}
+type httpTransport struct{ limits Limits }
 
 var _ graphql.Transport = httpTransport{}
 
-func (httpTransport) Supports(r *http.Request) bool {
-	return r.Method == http.MethodGet || r.Method == http.MethodPost
-}
+// Supports takes every request: Do refuses, itself, what apikeyd does not
+// speak, in the shape of every GraphQL error.
+func (httpTransport) Supports(*http.Request) bool { return true }
 
-func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	start := graphql.Now()
-	params, err := requestParams(r)
-	if err != nil { // frontDoor checked the request: this is a bug
-		WriteError(w, r, http.StatusBadRequest, err)
+	params, err := readRequest(w, r, t.limits)
+	if err != nil {
+		WriteError(w, r, httpx.Status(apperr.CodeOf(err)), err)
 		return
 	}
 	params.Headers = r.Header
@@ -114,48 +113,6 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 type requestError struct {
 	Errors     gqlerror.List  `json:"errors"`
 	Extensions map[string]any `json:"extensions,omitempty"`
-}
-
-// requestParams reads the parameters of a GET or POST request that
-// frontDoor has checked.
-func requestParams(r *http.Request) (*graphql.RawParams, error) {
-	p := &graphql.RawParams{}
-	if r.Method == http.MethodGet {
-		q := r.URL.Query()
-		p.Query, p.OperationName = q.Get("query"), q.Get("operationName")
-		for name, dst := range map[string]*map[string]any{"variables": &p.Variables, "extensions": &p.Extensions} {
-			if v := q.Get(name); v != "" {
-				if err := decodeJSON([]byte(v), dst); err != nil {
-					return nil, apperr.Errorf(apperr.InvalidRequest, "%s must be a JSON object", name)
-				}
-			}
-		}
-		return p, nil
-	}
-	// Members by their exact names: encoding/json would also fill Query
-	// from "QUERY", a member frontDoor let through as unknown.
-	var members map[string]json.RawMessage
-	b, err := io.ReadAll(r.Body)
-	if err == nil {
-		err = json.Unmarshal(b, &members)
-	}
-	for name, dst := range map[string]any{"query": &p.Query, "operationName": &p.OperationName, "variables": &p.Variables, "extensions": &p.Extensions} {
-		if v, ok := members[name]; ok && err == nil {
-			err = decodeJSON(v, dst)
-		}
-	}
-	if err != nil {
-		return nil, apperr.New(apperr.InvalidRequest, "request body is not a GraphQL request")
-	}
-	return p, nil
-}
-
-// decodeJSON decodes b into v keeping numbers as json.Number, as gqlgen's
-// transports do, so that an Int variable is not rounded through float64.
-func decodeJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	return dec.Decode(v)
 }
 
 // writeResponse writes v as the JSON body of an answer with status; the
