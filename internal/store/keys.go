@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +23,8 @@ import (
 
 // keyRow is a row of api_keys, and the one definition of a key's columns:
 // bun's queries take it as their model, and the prepared queries of the hot
-// paths select keyColumns and scan into keyDest, both derived from these
-// fields' tags. A column added to api_keys is a field here, its migration
+// paths select keyColumns or lookupColumns and scan through their dest, all
+// derived from these fields' tags. A column added to api_keys is a field here, its migration
 // pair, and its line in newKeyRow and domain.
 type keyRow struct {
 	bun.BaseModel `bun:"table:api_keys"`
@@ -45,27 +46,55 @@ type keyRow struct {
 	LastUsedUserAgent *string `bun:"last_used_user_agent"`
 }
 
-// keyColumns are keyRow's columns in field order ("id, user_id, …"), for
-// the queries written as SQL text; keyFields are the matching fields'
-// indexes, for keyDest. Both come from bun's reading of keyRow's tags, once.
-var keyColumns, keyFields = func() (string, [][]int) {
-	table := schema.NewTables(sqlitedialect.New()).Get(reflect.TypeFor[keyRow]())
-	names := make([]string, len(table.Fields))
-	fields := make([][]int, len(table.Fields))
-	for i, f := range table.Fields {
-		names[i], fields[i] = f.Name, f.Index
-	}
-	return strings.Join(names, ", "), fields
-}()
+// keyColumns is a key as the store reads it back: every column of keyRow
+// but key_hash (a hash is looked up, never returned). The two hot paths read
+// less, as each column read costs: listColumns, a listing's unrevoked keys
+// (revoked_at is NULL), and lookupColumns, what a verification that misses
+// the cache needs (FindKeyByHash).
+var (
+	keyColumns    = keyRowColumns(func(name string) bool { return name != "key_hash" })
+	listColumns   = keyRowColumns(func(name string) bool { return name != "key_hash" && name != "revoked_at" })
+	lookupColumns = keyRowColumnsNamed("id", "user_id", "key_prefix", "created_at", "expires_at", "revoked_at", "scopes")
+)
 
-// keyDest returns the scan destinations of keyColumns in r. Scanning many
-// rows into one r through one keyDest reflects once per query, not per row:
-// rows.Scan gives every pointer field a new value, so r can be copied out
-// (domain) after each row.
-func keyDest(r *keyRow) []any {
+// columns are some of keyRow's columns, in keyRow's order.
+type columns struct {
+	list   string  // "id, user_id, …", for a query's text
+	fields [][]int // the matching fields' indexes in keyRow
+}
+
+// keyRowColumns returns the columns of keyRow that include reports true
+// for, from bun's reading of keyRow's tags.
+func keyRowColumns(include func(name string) bool) columns {
+	var names []string
+	var c columns
+	for _, f := range schema.NewTables(sqlitedialect.New()).Get(reflect.TypeFor[keyRow]()).Fields {
+		if include(f.Name) {
+			names = append(names, f.Name)
+			c.fields = append(c.fields, f.Index)
+		}
+	}
+	c.list = strings.Join(names, ", ")
+	return c
+}
+
+// keyRowColumnsNamed returns the named columns, which must all be keyRow's.
+func keyRowColumnsNamed(names ...string) columns {
+	c := keyRowColumns(func(name string) bool { return slices.Contains(names, name) })
+	if len(c.fields) != len(names) {
+		panic(fmt.Sprintf("store: not all of %v are columns of keyRow", names))
+	}
+	return c
+}
+
+// dest returns the scan destinations of c in r. Scanning many rows into
+// one r through one dest reflects once per query, not per row: rows.Scan
+// gives every pointer field a new value, so r can be copied out (domain)
+// after each row.
+func (c columns) dest(r *keyRow) []any {
 	v := reflect.ValueOf(r).Elem()
-	dest := make([]any, len(keyFields))
-	for i, index := range keyFields {
+	dest := make([]any, len(c.fields))
+	for i, index := range c.fields {
 		dest[i] = v.FieldByIndex(index).Addr().Interface()
 	}
 	return dest
@@ -264,7 +293,7 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	defer rows.Close()
 	keys := make([]apikey.APIKey, 0, 8)
 	var r keyRow
-	dest := keyDest(&r)
+	dest := listColumns.dest(&r)
 	for rows.Next() {
 		r = keyRow{} // a row that does not scan is not named by the last one's id
 		if err := rows.Scan(dest...); err != nil {
@@ -383,7 +412,7 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 		return apikey.APIKey{}, errNotFound
 	}
 	var r keyRow
-	if err := rows.Scan(keyDest(&r)...); err != nil {
+	if err := rows.Scan(lookupColumns.dest(&r)...); err != nil {
 		return apikey.APIKey{}, rowError("api_keys", r.ID, err)
 	}
 	return domainWithScopes(&r)

@@ -57,7 +57,7 @@ func (s *Store) ListLeakNotices(ctx context.Context, userID string) ([]apikey.Le
 		LeakSource *string   `bun:"leak_source"`
 	}
 	err := s.db.NewSelect().Model(&rows).
-		ColumnExpr(keyColumns).
+		ColumnExpr(keyColumns.list).
 		Column("leaked_at", "leak_url", "leak_source").
 		Where("user_id = ?", userID).
 		Where("leaked_at IS NOT NULL").

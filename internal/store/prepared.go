@@ -16,13 +16,13 @@ import (
 // listing (REST and GraphQL). They run as prepared statements, so that
 // PostgreSQL parses and plans them once per connection rather than once per
 // request (bun inlines arguments into the SQL text, which makes every query
-// new to the server), and rows are scanned into keyDest, without bun's
-// per-row reflection. They select keyColumns. Written with ? placeholders;
+// new to the server), and rows are scanned through their columns' dest,
+// without bun's per-row reflection. Written with ? placeholders;
 // PostgreSQL gets $1, $2, ….
 var (
-	findKeyByHashQuery = `SELECT ` + keyColumns + ` FROM api_keys
+	findKeyByHashQuery = `SELECT ` + lookupColumns.list + ` FROM api_keys
 WHERE key_hash = ? LIMIT 1`
-	listKeysQuery = `SELECT ` + keyColumns + ` FROM api_keys
+	listKeysQuery = `SELECT ` + listColumns.list + ` FROM api_keys
 WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`
 )
 

@@ -124,7 +124,7 @@ func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, 
 			Where("id = ?", id).
 			// The columns of keyRow, not *: other columns of api_keys are
 			// not a key's to show.
-			Returning(keyColumns).
+			Returning(keyColumns.list).
 			Scan(ctx)
 		if err != nil {
 			return err
