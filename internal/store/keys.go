@@ -22,10 +22,11 @@ import (
 )
 
 // keyRow is a row of api_keys, and the one definition of a key's columns:
-// bun's queries take it as their model, and the prepared queries of the hot
-// paths select keyColumns or lookupColumns and scan through their dest, all
-// derived from these fields' tags. A column added to api_keys is a field here, its migration
-// pair, and its line in newKeyRow and domain.
+// bun's queries take it as their model, and the queries written as text
+// select keyColumns, listColumns or lookupColumns and scan through their
+// dest, all derived from these fields' tags. A column added to api_keys is
+// a field here, its migration pair, its line in newKeyRow and domain, and,
+// if a verification needs it, its name in lookupColumns.
 type keyRow struct {
 	bun.BaseModel `bun:"table:api_keys"`
 
