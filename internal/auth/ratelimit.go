@@ -3,10 +3,12 @@ package auth
 import (
 	"context"
 	"math"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
+	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
 // FailureLimiter rate-limits failed authentications per key (a client
@@ -136,6 +138,24 @@ func (r Reservation) Done(err error) {
 		close(b.ended)
 		b.ended = nil
 	}
+}
+
+// Attempt runs check, which checks the credential of r, as one
+// authentication attempt charged to key's budget in l (nil: no limit): the
+// failure it may be is reserved before check runs (Take), so that requests
+// sent in parallel cannot check more credentials than the budget allows,
+// and kept only when check fails (Failed). When the budget is spent it sets
+// Retry-After on w and returns refused, a RATE_LIMITED error, without
+// running check. It is the one way a route that checks its own credential
+// (a login, a code host's leak report) draws on a budget.
+func Attempt[K comparable](w http.ResponseWriter, r *http.Request, l *FailureLimiter[K], key K, refused error, check func() error) (err error) {
+	reserved, wait, ok := l.Take(r.Context(), key)
+	if !ok {
+		httpx.RetryAfter(w, wait)
+		return refused
+	}
+	defer func() { reserved.Done(err) }()
+	return check()
 }
 
 // Failed reports whether err refuses a credential the client brought, the

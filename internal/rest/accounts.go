@@ -98,34 +98,30 @@ func (a *Accounts) login(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// authenticate checks the credentials of a login. The failure it may be is
-// reserved before the password is checked, from the address's budget and
-// then from the account's (see auth.FailureLimiter.Take), so that logins
-// sent in parallel cannot check more passwords than the budgets allow. When
-// either budget is spent it sets Retry-After on w and returns RATE_LIMITED.
-func (a *Accounts) authenticate(w http.ResponseWriter, r *http.Request) (_ account.Session, err error) {
-	byAddress, wait, ok := a.byAddress.Take(r.Context(), a.client.Of(r))
-	if !ok {
-		httpx.RetryAfter(w, wait)
-		return account.Session{}, auth.ErrAddressLimited
-	}
-	defer func() { byAddress.Done(err) }()
-	email, password, err := decodeCredentials(w, r)
-	if err != nil {
-		return account.Session{}, err
-	}
-	// The account's bucket is keyed by the normalized email whether or not
-	// an account has it, so a 429 does not tell that it exists. An email
-	// that is not an address names no account and has no bucket.
-	if _, acct, bad := account.NormalizeEmail(email); bad == nil {
-		byAccount, wait, ok := a.byAccount.Take(r.Context(), acct)
-		if !ok {
-			httpx.RetryAfter(w, wait)
-			return account.Session{}, errLoginsByAcct
+// authenticate checks the credentials of a login as one authentication
+// attempt of the address, then of the account (auth.Attempt), so that
+// logins sent in parallel cannot check more passwords than the budgets
+// allow. When either budget is spent it sets Retry-After on w and returns
+// RATE_LIMITED.
+func (a *Accounts) authenticate(w http.ResponseWriter, r *http.Request) (s account.Session, err error) {
+	err = auth.Attempt(w, r, a.byAddress, a.client.Of(r), auth.ErrAddressLimited, func() error {
+		email, password, err := decodeCredentials(w, r)
+		if err != nil {
+			return err
 		}
-		defer func() { byAccount.Done(err) }()
-	}
-	return a.svc.Login(r.Context(), email, password)
+		login := func() (err error) {
+			s, err = a.svc.Login(r.Context(), email, password)
+			return err
+		}
+		// The account's bucket is keyed by the normalized email whether or
+		// not an account has it, so a 429 does not tell that it exists. An
+		// email that is not an address names no account and has no bucket.
+		if _, acct, bad := account.NormalizeEmail(email); bad == nil {
+			return auth.Attempt(w, r, a.byAccount, acct, errLoginsByAcct, login)
+		}
+		return login()
+	})
+	return s, err
 }
 
 // decodeCredentials reads {"email": "…", "password": "…"}: both required

@@ -89,19 +89,9 @@ var (
 )
 
 // authenticate runs check, which checks the credential of a code host's
-// request, as one authentication attempt of r's address: its failure is
-// reserved before check runs (see auth.FailureLimiter.Take), so requests
-// sent in parallel cannot check more credentials than the address's budget
-// allows. When the budget is spent it sets Retry-After on w and returns
-// RATE_LIMITED without running check.
-func (l *Leaks) authenticate(w http.ResponseWriter, r *http.Request, check func() error) (err error) {
-	attempt, wait, ok := l.failures.Take(r.Context(), l.client.Of(r))
-	if !ok {
-		httpx.RetryAfter(w, wait)
-		return auth.ErrAddressLimited
-	}
-	defer func() { attempt.Done(err) }()
-	return check()
+// request, as one authentication attempt of r's address (auth.Attempt).
+func (l *Leaks) authenticate(w http.ResponseWriter, r *http.Request, check func() error) error {
+	return auth.Attempt(w, r, l.failures, l.client.Of(r), auth.ErrAddressLimited, check)
 }
 
 // readReport reads a report body of at most leak.MaxReportBytes, however it
