@@ -88,15 +88,19 @@ func keyRowColumnsNamed(names ...string) columns {
 	return c
 }
 
-// dest returns the scan destinations of c in r. Scanning many rows into
-// one r through one dest reflects once per query, not per row: rows.Scan
-// gives every pointer field a new value, so r can be copied out (domain)
-// after each row.
-func (c columns) dest(r *keyRow) []any {
+// destBuf holds a query's scan destinations: on the caller's stack, when
+// keyRow has no more fields than it has room for.
+type destBuf [16]any
+
+// dest returns the scan destinations of c in r, in buf. Scanning many rows
+// into one r through one dest reflects once per query, not per row:
+// rows.Scan gives every pointer field a new value, so r can be copied out
+// (domain) after each row.
+func (c columns) dest(r *keyRow, buf *destBuf) []any {
 	v := reflect.ValueOf(r).Elem()
-	dest := make([]any, len(c.fields))
-	for i, index := range c.fields {
-		dest[i] = v.FieldByIndex(index).Addr().Interface()
+	dest := buf[:0]
+	for _, index := range c.fields {
+		dest = append(dest, v.FieldByIndex(index).Addr().Interface())
 	}
 	return dest
 }
@@ -294,7 +298,8 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	defer rows.Close()
 	keys := make([]apikey.APIKey, 0, 8)
 	var r keyRow
-	dest := listColumns.dest(&r)
+	var buf destBuf
+	dest := listColumns.dest(&r, &buf)
 	for rows.Next() {
 		r = keyRow{} // a row that does not scan is not named by the last one's id
 		if err := rows.Scan(dest...); err != nil {
@@ -413,7 +418,8 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 		return apikey.APIKey{}, errNotFound
 	}
 	var r keyRow
-	if err := rows.Scan(lookupColumns.dest(&r)...); err != nil {
+	var buf destBuf
+	if err := rows.Scan(lookupColumns.dest(&r, &buf)...); err != nil {
 		return apikey.APIKey{}, rowError("api_keys", r.ID, err)
 	}
 	return domainWithScopes(&r)
