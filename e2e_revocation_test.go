@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/app"
+	"github.com/apikeyd/apikeyd/internal/clocktest"
 	"github.com/apikeyd/apikeyd/internal/config"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -253,7 +254,9 @@ func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("serve: %v", err)
 			}
-			e := &testEnv{t: t, URL: "http://" + at.Addr, Secret: []byte(cfg.JWTSecret), client: contractClient(t, http.DefaultTransport)}
+			// Serve runs on the wall clock, which a running clock never
+			// advanced reads.
+			e := &testEnv{t: t, URL: "http://" + at.Addr, Secret: []byte(cfg.JWTSecret), Clock: clocktest.Running(), client: contractClient(t, http.DefaultTransport)}
 			tok := e.token("alice")
 			k := e.create(tok, nil)
 			if s := e.verifyKey(k.Key); s != http.StatusOK {
