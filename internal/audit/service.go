@@ -95,7 +95,7 @@ func (s *Service) List(ctx context.Context, limit int, cursor string) (Page, err
 		return Page{}, err
 	}
 	if limit < 1 || limit > MaxLimit {
-		return Page{}, apperr.Errorf(apperr.InvalidRequest, "limit must be an integer from 1 to %d", MaxLimit)
+		return Page{}, ErrBadLimit
 	}
 	before := ""
 	if cursor != "" {
@@ -143,6 +143,11 @@ func DecodeCursor(c string) (string, error) {
 	}
 	return id, nil
 }
+
+// ErrBadLimit refuses a page size that is not an integer from 1 to
+// MaxLimit: what List returns for one out of range, and what an edge
+// returns for a value that is no integer at all.
+var ErrBadLimit = apperr.Errorf(apperr.InvalidRequest, "limit must be an integer from 1 to %d", MaxLimit)
 
 var errBadCursor = apperr.New(apperr.InvalidRequest, "cursor is not valid: pass next_cursor of a previous page as it is, or start again from the first page")
 

@@ -25,15 +25,13 @@ func (a *Audit) Register(mux *http.ServeMux) {
 	mux.Handle("/auth/audit-events", httpx.Route("/auth/audit-events", httpx.MethodNotAllowed(a.log, "GET, HEAD")))
 }
 
-var errBadLimit = apperr.Errorf(apperr.InvalidRequest, "limit must be an integer from 1 to %d", audit.MaxLimit)
-
 func (a *Audit) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := audit.DefaultLimit
 	if vs, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(vs[0])
 		if err != nil || len(vs) > 1 {
-			httpx.WriteError(w, r, a.log, errBadLimit)
+			httpx.WriteError(w, r, a.log, audit.ErrBadLimit)
 			return
 		}
 		limit = n
