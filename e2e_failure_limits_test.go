@@ -178,3 +178,21 @@ func TestFailureLimitsSparesSuccesses(t *testing.T) {
 		}
 	})
 }
+
+// TestFailureLimitsPerNetwork: the failures of an IPv6 client count against
+// its /64, whichever of its addresses it sends from; another /64 and an
+// IPv4 address have budgets of their own (an IPv4-mapped address is the
+// IPv4 address).
+func TestFailureLimitsPerNetwork(t *testing.T) {
+	eachDBWith(t, limitedBehindProxy, func(t *testing.T, e *testEnv) {
+		bad := hdr("X-Api-Key", e.unknownKey())
+		for i := range failBurst {
+			wantError(t, e.do("GET", "/auth/verify", fromAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1), bad), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
+			wantError(t, e.do("GET", "/auth/verify", fromAddr("203.0.113.9", bad), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
+		}
+		wantRateLimited(t, e.do("GET", "/auth/verify", fromAddr("2001:db8:1:2:ffff:ffff:ffff:ffff", bad), nil))
+		wantRateLimited(t, e.do("GET", "/auth/verify", fromAddr("::ffff:203.0.113.9", bad), nil))
+		wantError(t, e.do("GET", "/auth/verify", fromAddr("2001:db8:1:3::1", bad), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
+		wantError(t, e.do("GET", "/auth/verify", fromAddr("203.0.113.10", bad), nil), 401, "INVALID_OR_EXPIRED_TOKEN")
+	})
+}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"path/filepath"
 	"sync"
 	"time"
@@ -210,7 +209,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	// The failure limits refill in real time, not on now: they pace the
 	// attempts of a client, which come in real time, and hold no deadline
 	// a test needs to reach.
-	failures, client := auth.NewFailureLimiter[netip.Addr](cfg.AuthFailBurst, 1), auth.NewClientIP(cfg.TrustedProxies)
+	failures, client := auth.NewAddressLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(cfg.TrustedProxies)
 	authn := auth.NewAuthenticator(verifier, keys, failures, client, m)
 	mux := http.NewServeMux()
 	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
@@ -278,7 +277,7 @@ func mountMetrics(mux *http.ServeMux, m *metrics.Metrics, log *slog.Logger) {
 // issues the tokens. Failed logins share the per-address budget of failed
 // authentications, and each account has its own. It returns the accounts
 // service, or nil when accounts are off.
-func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr], log *slog.Logger, now func() time.Time) *account.Service {
+func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.AddressLimiter, log *slog.Logger, now func() time.Time) *account.Service {
 	switch {
 	case !cfg.Accounts:
 		log.Info("built-in accounts are off (ACCOUNTS=false)")

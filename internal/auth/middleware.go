@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"net/http"
-	"net/netip"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -28,7 +27,7 @@ type Observer interface {
 type Authenticator struct {
 	tokens   TokenVerifier
 	keys     *apikey.Service
-	limiter  *FailureLimiter[netip.Addr]
+	limiter  *AddressLimiter
 	client   *ClientIP
 	observer Observer
 	// Refuse answers a request refused before routing (rate limited).
@@ -38,7 +37,7 @@ type Authenticator struct {
 // NewAuthenticator returns an Authenticator that verifies JWTs with tokens and
 // API keys with keys, limiting failures per client address (nil: no limit),
 // and tells observer (nil: nobody) the outcome of each verification.
-func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *FailureLimiter[netip.Addr], client *ClientIP, observer Observer) *Authenticator {
+func NewAuthenticator(tokens TokenVerifier, keys *apikey.Service, limiter *AddressLimiter, client *ClientIP, observer Observer) *Authenticator {
 	if client == nil {
 		client = NewClientIP(nil)
 	}

@@ -59,7 +59,7 @@ func TestAuthenticatorFailuresInParallel(t *testing.T) {
 	const burst, n = 10, 64
 	limiter, _ := newTestLimiter[netip.Addr](burst, 1) // a clock that stands still: no refill
 	tokens := &slowVerifier{n: n, open: make(chan struct{})}
-	a := NewAuthenticator(tokens, apikey.NewService(nil, apikey.Config{}), limiter, nil, nil)
+	a := NewAuthenticator(tokens, apikey.NewService(nil, apikey.Config{}), &AddressLimiter{l: limiter}, nil, nil)
 	a.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
 		httpx.WriteError(w, r, slog.New(slog.DiscardHandler), err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -27,17 +29,29 @@ import (
 // delayed (at most burst of them are evaluated at once), never answered 429.
 // Only failures that have happened refuse.
 //
-// Locking: mu guards the map only, and is taken for writing only to add or
-// sweep buckets. Each bucket has its own mutex, so requests from addresses
-// already seen are not serialised on one lock: the map lookup shares mu, the
-// update locks one bucket. The order is mu, then a bucket's mutex.
+// Memory is bounded: past capacity buckets, adding one evicts another, as a
+// clock (second chance) approximates least recently used: the hand goes
+// round the buckets in the order they were added, drops the first that has
+// refilled (it holds no information) or has not been used since the hand
+// last passed, and spares the others once. A bucket with attempts in flight
+// is never dropped. So a flood of new keys forgets the keys nobody uses,
+// and a key still trying (an attacker, refused) keeps its state.
+//
+// Locking: mu guards the map and the ring, and is taken for writing only to
+// add a bucket (and evict one). Each bucket has its own mutex, and marks its
+// use atomically, so requests of keys already seen are not serialised on one
+// lock: the map lookup shares mu, the update locks one bucket. The order is
+// mu, then a bucket's mutex.
 type FailureLimiter[K comparable] struct {
-	burst float64
-	rate  float64 // tokens per second
-	now   func() time.Time
+	burst    float64
+	rate     float64 // tokens per second
+	now      func() time.Time
+	capacity int
 
 	mu      sync.RWMutex
 	buckets map[K]*bucket
+	ring    []K // the keys of buckets, in the order the hand visits them
+	hand    int // the next index of ring the hand looks at
 }
 
 type bucket struct {
@@ -45,25 +59,27 @@ type bucket struct {
 	tokens float64 // free tokens, as of at
 	at     time.Time
 	// inFlight counts the tokens taken by attempts still being evaluated.
-	// A bucket with attempts in flight is never swept: their outcome must
-	// land in it.
+	// A bucket with attempts in flight is never evicted: their outcome
+	// must land in it.
 	inFlight int
 	// ended is closed when an attempt in flight ends, waking the callers
 	// waiting for its token; nil while nobody waits.
 	ended chan struct{}
-	// gone is set when the sweep drops the bucket from the map: a caller
-	// that found it just before must look again.
+	// used is set by every Take of the bucket but the first, and cleared
+	// by the clock hand passing it.
+	used atomic.Bool
+	// gone is set when the bucket is evicted: a caller that found it just
+	// before must look again.
 	gone bool
 }
 
-// maxBuckets bounds memory under a flood of keys: past it, full buckets
-// are swept at once, and if that is not enough the oldest state is dropped.
+// maxBuckets bounds memory under a flood of keys.
 const maxBuckets = 100_000
 
 // NewFailureLimiter allows burst failures per key, refilling at rate per
 // second. A burst of 0 disables limiting.
 func NewFailureLimiter[K comparable](burst int, rate float64) *FailureLimiter[K] {
-	return &FailureLimiter[K]{burst: float64(burst), rate: rate, now: time.Now, buckets: map[K]*bucket{}}
+	return &FailureLimiter[K]{burst: float64(burst), rate: rate, now: time.Now, capacity: maxBuckets, buckets: map[K]*bucket{}}
 }
 
 // A Reservation is the token Take set aside for one authentication attempt.
@@ -140,6 +156,12 @@ func (r Reservation) Done(err error) {
 	}
 }
 
+// Limiter is a budget of failed authentications per key: a FailureLimiter,
+// or an AddressLimiter for client addresses.
+type Limiter[K comparable] interface {
+	Take(ctx context.Context, key K) (Reservation, time.Duration, bool)
+}
+
 // Attempt runs check, which checks the credential of r, as one
 // authentication attempt charged to key's budget in l (nil: no limit): the
 // failure it may be is reserved before check runs (Take), so that requests
@@ -148,7 +170,7 @@ func (r Reservation) Done(err error) {
 // Retry-After on w and returns refused, a RATE_LIMITED error, without
 // running check. It is the one way a route that checks its own credential
 // (a login, a code host's leak report) draws on a budget.
-func Attempt[K comparable](w http.ResponseWriter, r *http.Request, l *FailureLimiter[K], key K, refused error, check func() error) (err error) {
+func Attempt[K comparable](w http.ResponseWriter, r *http.Request, l Limiter[K], key K, refused error, check func() error) (err error) {
 	reserved, wait, ok := l.Take(r.Context(), key)
 	if !ok {
 		httpx.RetryAfter(w, wait)
@@ -169,25 +191,61 @@ func Failed(err error) bool {
 	return false
 }
 
-// bucketOf returns key's bucket, adding a full one if key has none.
+// bucketOf returns key's bucket, adding a full one if key has none. A
+// bucket found is marked used; a new one is not, so that a flood of keys
+// each seen once is evicted before the keys that keep coming back.
 func (l *FailureLimiter[K]) bucketOf(key K) *bucket {
 	l.mu.RLock()
 	b := l.buckets[key]
 	l.mu.RUnlock()
-	if b != nil {
-		return b
+	if b == nil {
+		return l.add(key)
 	}
+	b.used.Store(true)
+	return b
+}
+
+// add returns key's bucket, adding a full one if key has none (another
+// caller may have added it since the lookup).
+func (l *FailureLimiter[K]) add(key K) *bucket {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if b := l.buckets[key]; b != nil {
-		return b // added by another caller since the lookup
+		return b
 	}
-	if len(l.buckets) >= maxBuckets {
-		l.sweep()
+	if len(l.ring) < l.capacity || !l.evict(key) {
+		// Room left, or every bucket has attempts in flight: grow.
+		l.ring = append(l.ring, key)
 	}
-	b = &bucket{tokens: l.burst, at: l.now()}
+	b := &bucket{tokens: l.burst, at: l.now()}
 	l.buckets[key] = b
 	return b
+}
+
+// evict drops one bucket to make room for key, which takes its place in
+// the ring. The hand passes each bucket at most twice (once to clear its
+// mark, once to drop it), so the search is short on average; it gives up,
+// reporting false, when every bucket has attempts in flight. Callers hold
+// mu for writing.
+func (l *FailureLimiter[K]) evict(key K) bool {
+	for range 2*len(l.ring) + 1 {
+		k := l.ring[l.hand]
+		b := l.buckets[k]
+		b.mu.Lock()
+		l.refill(b)
+		drop := b.inFlight == 0 && (b.tokens >= l.burst || !b.used.Swap(false))
+		b.gone = drop
+		b.mu.Unlock()
+		if drop {
+			delete(l.buckets, k)
+			l.ring[l.hand] = key
+		}
+		l.hand = (l.hand + 1) % len(l.ring)
+		if drop {
+			return true
+		}
+	}
+	return false
 }
 
 // refill brings b up to date. The clock is read with b.mu held, so that
@@ -198,29 +256,36 @@ func (l *FailureLimiter[K]) refill(b *bucket) {
 	b.at = now
 }
 
-// sweep forgets buckets that have refilled and have no attempt in flight;
-// they hold no information. Callers hold mu for writing.
-func (l *FailureLimiter[K]) sweep() {
-	drop := func(k K, b *bucket) {
-		b.gone = true
-		delete(l.buckets, k)
+// AddressLimiter is the FailureLimiter of client addresses. An IPv4 address
+// (an IPv4-mapped IPv6 address is one) has a budget of its own; an IPv6
+// address shares the budget of its /64, the smallest network a site is
+// given (RFC 6177): one client has billions of addresses there, and a budget
+// per address would let it try as many times more.
+type AddressLimiter struct {
+	l *FailureLimiter[netip.Addr]
+}
+
+// NewAddressLimiter allows burst failures per client network, refilling at
+// rate per second. A burst of 0 disables limiting.
+func NewAddressLimiter(burst int, rate float64) *AddressLimiter {
+	return &AddressLimiter{l: NewFailureLimiter[netip.Addr](burst, rate)}
+}
+
+// Take is FailureLimiter.Take for the network of addr.
+func (a *AddressLimiter) Take(ctx context.Context, addr netip.Addr) (Reservation, time.Duration, bool) {
+	if a == nil {
+		return Reservation{}, 0, true
 	}
-	for k, b := range l.buckets {
-		b.mu.Lock()
-		l.refill(b)
-		if b.inFlight == 0 && (b.tokens >= l.burst || len(l.buckets) >= maxBuckets && b.tokens >= l.burst/2) {
-			drop(k, b)
-		}
-		b.mu.Unlock()
+	return a.l.Take(ctx, Network(addr))
+}
+
+// Network is the network whose budget addr draws on: addr itself for IPv4
+// (IPv4-mapped IPv6 included), the first address of its /64 for IPv6.
+func Network(addr netip.Addr) netip.Addr {
+	addr = addr.Unmap().WithZone("")
+	if !addr.Is6() {
+		return addr
 	}
-	if len(l.buckets) >= maxBuckets {
-		// Under a flood of keys, forget rather than grow.
-		for k, b := range l.buckets {
-			b.mu.Lock()
-			if b.inFlight == 0 {
-				drop(k, b)
-			}
-			b.mu.Unlock()
-		}
-	}
+	p, _ := addr.Prefix(64)
+	return p.Addr()
 }

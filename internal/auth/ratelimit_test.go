@@ -90,20 +90,131 @@ func TestFailureLimiter(t *testing.T) {
 		}
 	})
 
-	t.Run("RefilledBucketsAreSwept", func(t *testing.T) {
-		l, now := newTestLimiter[int](2, 1)
-		for k := range 10 {
+}
+
+// limited reports whether key has no failure left.
+func (l *FailureLimiter[K]) limited(key K) bool {
+	ok, _ := l.allow(key)
+	return !ok
+}
+
+// held reports whether l holds a bucket for key.
+func (l *FailureLimiter[K]) held(key K) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	_, ok := l.buckets[key]
+	return ok
+}
+
+// TestFailureLimiterEviction: past its capacity, adding a bucket evicts
+// one: a bucket that has refilled first (it holds nothing), else the least
+// recently used; a key still trying keeps its state however many keys come
+// and go, and a bucket with an attempt in flight is never evicted.
+func TestFailureLimiterEviction(t *testing.T) {
+	t.Run("OldestOnly", func(t *testing.T) {
+		const capacity = 100
+		l, _ := newTestLimiter[int](2, 1)
+		l.capacity = capacity
+		for k := range capacity {
 			l.fail(k)
 		}
-		*now = now.Add(3 * time.Second)
-		l.mu.Lock()
-		l.sweep()
-		n := len(l.buckets)
-		l.mu.Unlock()
-		if n != 0 {
-			t.Errorf("%d buckets left after every one refilled", n)
+		for k := capacity; k < capacity+3; k++ {
+			l.fail(k)
+			if n := len(l.buckets); n != capacity {
+				t.Fatalf("%d buckets for a capacity of %d", n, capacity)
+			}
+		}
+		for k := range capacity + 3 {
+			if want := k >= 3; l.held(k) != want {
+				t.Errorf("key %d: held %v, want %v (the three oldest evicted)", k, !want, want)
+			}
+		}
+		l.fail(5)
+		if !l.limited(5) {
+			t.Error("a key kept through the evictions lost its failures")
 		}
 	})
+
+	t.Run("RefilledFirst", func(t *testing.T) {
+		l, _ := newTestLimiter[int](2, 1)
+		l.capacity = 4
+		for k := range 3 {
+			l.fail(k)
+			l.fail(k)
+		}
+		l.allow(3) // a success: the bucket stays full
+		l.fail(4)
+		if l.held(3) {
+			t.Error("a full bucket was kept while one with failures was evicted")
+		}
+		for k := range 3 {
+			if !l.limited(k) {
+				t.Errorf("key %d lost its failures to make room", k)
+			}
+		}
+	})
+
+	t.Run("AttackerKeepsItsState", func(t *testing.T) {
+		// At the real capacity: a flood of twice as many new keys, each
+		// with a failure, while the attacker keeps trying.
+		l, _ := newTestLimiter[int](2, 1)
+		const attacker = -1
+		l.fail(attacker)
+		l.fail(attacker)
+		for k := range 2 * maxBuckets {
+			l.fail(k)
+			if k%1000 == 0 && !l.limited(attacker) {
+				t.Fatalf("the attacker's bucket was forgotten after %d new keys", k)
+			}
+		}
+		if n := len(l.buckets); n != maxBuckets {
+			t.Errorf("%d buckets for a capacity of %d", n, maxBuckets)
+		}
+	})
+
+	t.Run("InFlightNeverEvicted", func(t *testing.T) {
+		l, _ := newTestLimiter[int](2, 1)
+		l.capacity = 2
+		r0, _, _ := l.Take(context.Background(), 0)
+		r1, _, _ := l.Take(context.Background(), 1)
+		l.fail(2)
+		if !l.held(0) || !l.held(1) {
+			t.Fatal("a bucket with an attempt in flight was evicted")
+		}
+		r0.Done(errWrong)
+		r1.Done(errWrong)
+		l.fail(0)
+		if !l.limited(0) {
+			t.Error("the failure of the attempt in flight was lost")
+		}
+	})
+}
+
+// TestAddressLimiterNetworks: IPv6 addresses share their /64's budget;
+// IPv4 addresses, and IPv4-mapped IPv6 addresses as IPv4, have their own.
+func TestAddressLimiterNetworks(t *testing.T) {
+	for _, tc := range []struct {
+		a, b  string
+		share bool
+	}{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{"fe80::1%eth0", "fe80::2%eth1", true},
+		{"192.0.2.1", "::ffff:192.0.2.1", true},
+		{"192.0.2.1", "192.0.2.2", false},
+		{"::ffff:192.0.2.1", "::ffff:192.0.2.2", false},
+	} {
+		t.Run(tc.a+"~"+tc.b, func(t *testing.T) {
+			fl, _ := newTestLimiter[netip.Addr](1, 1)
+			l := &AddressLimiter{l: fl}
+			r, _, _ := l.Take(context.Background(), netip.MustParseAddr(tc.a))
+			r.Done(errWrong)
+			_, _, ok := l.Take(context.Background(), netip.MustParseAddr(tc.b))
+			if ok == tc.share {
+				t.Errorf("a failure of %s: %s let through %v, want %v", tc.a, tc.b, ok, !tc.share)
+			}
+		})
+	}
 }
 
 // TestFailureLimiterNoGlobalLockOnHotPath: while one failed address's bucket

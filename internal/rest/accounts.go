@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/account"
@@ -23,13 +22,13 @@ type Accounts struct {
 	// Failed logins are limited per client address (the same budget as every
 	// other failed authentication) and per account, so that neither one
 	// address nor many addresses can guess one account's password quickly.
-	byAddress *auth.FailureLimiter[netip.Addr]
+	byAddress *auth.AddressLimiter
 	byAccount *auth.FailureLimiter[string]
 }
 
 // NewAccounts returns the REST adapter of svc. byAddress and byAccount limit
 // failed logins (nil: no limit); client finds a request's address.
-func NewAccounts(svc *account.Service, log *slog.Logger, client *auth.ClientIP, byAddress *auth.FailureLimiter[netip.Addr], byAccount *auth.FailureLimiter[string]) *Accounts {
+func NewAccounts(svc *account.Service, log *slog.Logger, client *auth.ClientIP, byAddress *auth.AddressLimiter, byAccount *auth.FailureLimiter[string]) *Accounts {
 	if client == nil {
 		client = auth.NewClientIP(nil)
 	}

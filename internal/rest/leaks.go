@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
@@ -33,13 +32,13 @@ type Leaks struct {
 	verifier *leak.Verifier // nil: no POST /auth/leaks
 	token    []byte         // SHA-256 of the GitLab token; nil: no GitLab routes
 	client   *auth.ClientIP
-	failures *auth.FailureLimiter[netip.Addr]
+	failures *auth.AddressLimiter
 }
 
 // NewLeaks returns the leak report routes. A nil verifier turns
 // POST /auth/leaks off, an empty gitlabToken the GitLab routes; either
 // then answers 404.
-func NewLeaks(svc *apikey.Service, log *slog.Logger, verifier *leak.Verifier, gitlabToken string, client *auth.ClientIP, failures *auth.FailureLimiter[netip.Addr]) *Leaks {
+func NewLeaks(svc *apikey.Service, log *slog.Logger, verifier *leak.Verifier, gitlabToken string, client *auth.ClientIP, failures *auth.AddressLimiter) *Leaks {
 	l := &Leaks{svc: svc, log: log, verifier: verifier, client: client, failures: failures}
 	if client == nil {
 		l.client = auth.NewClientIP(nil)
