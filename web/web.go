@@ -44,13 +44,20 @@ type Options struct {
 	// Playground serves the GraphQL IDE at /playground; when false that path
 	// answers 404 like any unknown route.
 	Playground bool
+	// Authenticate is how the pages' routes authenticate: the wrapper of
+	// each handler. nil: not at all.
+	Authenticate func(http.Handler) http.Handler
 }
 
 // Register mounts the pages and their assets on mux: GET / (the dashboard),
 // GET /playground when enabled, and GET /static/…. Other methods on these
 // paths answer 405, and unknown files 404, in the API's error shape.
 func Register(mux *http.ServeMux, log *slog.Logger, o Options) {
-	route := func(pattern string, h http.Handler) { mux.Handle(pattern, httpx.Route(pattern, h)) }
+	authenticate := o.Authenticate
+	if authenticate == nil {
+		authenticate = func(h http.Handler) http.Handler { return h }
+	}
+	route := func(pattern string, h http.Handler) { mux.Handle(pattern, httpx.Route(pattern, authenticate(h))) }
 	notAllowed := httpx.MethodNotAllowed(log, "GET, HEAD")
 
 	route("GET /{$}", page("pages/index.html", DashboardCSP))

@@ -212,33 +212,28 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	failures, client := auth.NewAddressLimiter(cfg.AuthFailBurst, 1), auth.NewClientIP(cfg.TrustedProxies)
 	authn := auth.NewAuthenticator(verifier, keys, failures, client, m)
 	mux := http.NewServeMux()
-	authn.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
-		// Refused before routing: name the route it was for, so the access
-		// log and metrics show where the refusals land.
-		_, pattern := mux.Handler(r)
-		if pattern != notFoundPattern {
-			httpx.SetRoute(r.Context(), pattern)
-		}
-		if pattern == graphqlPath { // GraphQL clients read the GraphQL error shape
-			graph.WriteError(w, r, httpx.Status(apperr.CodeOf(err)), err)
-			return
-		}
-		httpx.WriteError(w, r, log, err)
-	}
+	// Each route says how it authenticates. Most verify the credential a
+	// request brings, if any, before their handler (authenticated); the
+	// leak routes and GET /auth/verify check their own.
+	refuse := func(w http.ResponseWriter, r *http.Request, err error) { httpx.WriteError(w, r, log, err) }
+	authenticated := func(h http.Handler) http.Handler { return authn.Optional(h, refuse) }
 	rest.New(keys, authn, log).Register(mux)
-	rest.NewAudit(events, log).Register(mux)
-	a.accounts = mountAccounts(mux, cfg, secret, st, client, failures, log, now)
+	rest.NewAudit(events, log).Register(mux, authn)
+	a.accounts = mountAccounts(mux, cfg, secret, st, client, failures, authn, log, now)
 	rest.NewLeaks(keys, log, leaks, cfg.LeakRevocation, client, failures).Register(mux)
 	gql := graph.NewHandler(graph.Options{Keys: keys, Audit: events, Logger: log, Introspection: cfg.Introspection})
-	mux.Handle(graphqlPath, httpx.Route(graphqlPath, gql)) // every method: gql answers the others 405
-	web.Register(mux, log, web.Options{Playground: cfg.Introspection})
+	// Every method: gql answers the others 405. A refused GraphQL request
+	// is answered in the GraphQL error shape, which its clients read.
+	mux.Handle(graphqlPath, httpx.Route(graphqlPath, authn.Optional(gql, func(w http.ResponseWriter, r *http.Request, err error) {
+		graph.WriteError(w, r, httpx.Status(apperr.CodeOf(err)), err)
+	})))
+	web.Register(mux, log, web.Options{Playground: cfg.Introspection, Authenticate: authenticated})
 	if cfg.MetricsAddr == "" {
-		mountMetrics(mux, m, log)
+		mountMetrics(mux, m, authenticated, log)
 	}
-	mux.Handle(notFoundPattern, httpx.NotFound(log))
+	mux.Handle(notFoundPattern, authenticated(httpx.NotFound(log)))
 
-	var h http.Handler = rest.SkipAuthentication(mux, authn.Middleware(mux))
-	h = httpx.CORS(cfg.CORSOrigins, h)
+	h := httpx.CORS(cfg.CORSOrigins, mux)
 	h = httpx.NoStore(noStorePaths, h)
 	h = httpx.SecurityHeaders(h)
 	h = httpx.Recover(log, h)
@@ -266,10 +261,10 @@ const graphqlPath = "/graphql"
 // notFoundPattern is the catch-all route that answers 404.
 const notFoundPattern = "/"
 
-// mountMetrics serves GET /metrics on mux.
-func mountMetrics(mux *http.ServeMux, m *metrics.Metrics, log *slog.Logger) {
-	mux.Handle("GET /metrics", httpx.Route("/metrics", m.Handler()))
-	mux.Handle("/metrics", httpx.Route("/metrics", httpx.MethodNotAllowed(log, "GET, HEAD")))
+// mountMetrics serves GET /metrics on mux, behind authenticate.
+func mountMetrics(mux *http.ServeMux, m *metrics.Metrics, authenticate func(http.Handler) http.Handler, log *slog.Logger) {
+	mux.Handle("GET /metrics", httpx.Route("/metrics", authenticate(m.Handler())))
+	mux.Handle("/metrics", httpx.Route("/metrics", authenticate(httpx.MethodNotAllowed(log, "GET, HEAD"))))
 }
 
 // mountAccounts mounts the built-in accounts when apikeyd is its own token
@@ -277,7 +272,7 @@ func mountMetrics(mux *http.ServeMux, m *metrics.Metrics, log *slog.Logger) {
 // issues the tokens. Failed logins share the per-address budget of failed
 // authentications, and each account has its own. It returns the accounts
 // service, or nil when accounts are off.
-func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.AddressLimiter, log *slog.Logger, now func() time.Time) *account.Service {
+func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.AddressLimiter, authn *auth.Authenticator, log *slog.Logger, now func() time.Time) *account.Service {
 	switch {
 	case !cfg.Accounts:
 		log.Info("built-in accounts are off (ACCOUNTS=false)")
@@ -295,7 +290,7 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 		},
 	})
 	byAccount := auth.NewFailureLimiter[string](cfg.LoginFailBurst, 1.0/60)
-	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux)
+	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux, authn)
 	return svc
 }
 

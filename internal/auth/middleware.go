@@ -30,8 +30,6 @@ type Authenticator struct {
 	limiter  *AddressLimiter
 	client   *ClientIP
 	observer Observer
-	// Refuse answers a request refused before routing (rate limited).
-	Refuse func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // NewAuthenticator returns an Authenticator that verifies JWTs with tokens and
@@ -115,27 +113,34 @@ func (a *Authenticator) check(w http.ResponseWriter, r *http.Request, required [
 	return found, true
 }
 
-// Middleware authenticates every request that brings a credential and hands
-// what it found to the handlers in the request's context (apikey.AuthOf). It
-// answers a request itself only when its address is rate limited: otherwise
-// whatever needs a principal asks for one, so a GraphQL request with a bad
-// token still gets a normal GraphQL response.
-func (a *Authenticator) Middleware(next http.Handler) http.Handler {
+// Refusal answers a request that authentication refused before its handler
+// ran, with err, in the error shape of the route's face.
+type Refusal func(w http.ResponseWriter, r *http.Request, err error)
+
+// Optional returns h behind the verification of the credential a request
+// brings, if any: what it found reaches h in the request's context
+// (apikey.AuthOf), and h answers with or without a principal, since
+// whatever needs one asks for it (so a GraphQL request with a bad token
+// still gets a normal GraphQL response). Optional answers a request itself,
+// with refuse, only when its address is out of failure budget. A route that
+// checks its own credential (Forward, or one that is no Bearer credential
+// at all) is not wrapped.
+func (a *Authenticator) Optional(h http.Handler, refuse Refusal) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		found, ok := a.check(w, r, nil)
 		if !ok {
-			a.Refuse(w, r, ErrAddressLimited)
+			refuse(w, r, ErrAddressLimited)
 			return
 		}
 		if !found.Anonymous() {
 			r = r.WithContext(apikey.WithAuth(r.Context(), found))
 		}
-		next.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 
 // Forward authenticates a forward-authentication request (GET /auth/verify),
-// which does not pass through Middleware, requiring scopes (a sorted set, as
+// a route that is not behind Optional, requiring scopes (a sorted set, as
 // apikey.ParseScopeList returns). It returns the principal or the error to
 // refuse the request with: ErrAddressLimited (Retry-After set on w) when the
 // address is out of failure budget. Each request is counted once, under its

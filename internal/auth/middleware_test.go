@@ -60,13 +60,13 @@ func TestAuthenticatorFailuresInParallel(t *testing.T) {
 	limiter, _ := newTestLimiter[netip.Addr](burst, 1) // a clock that stands still: no refill
 	tokens := &slowVerifier{n: n, open: make(chan struct{})}
 	a := NewAuthenticator(tokens, apikey.NewService(nil, apikey.Config{}), &AddressLimiter{l: limiter}, nil, nil)
-	a.Refuse = func(w http.ResponseWriter, r *http.Request, err error) {
+	refuse := func(w http.ResponseWriter, r *http.Request, err error) {
 		httpx.WriteError(w, r, slog.New(slog.DiscardHandler), err)
 	}
-	srv := httptest.NewServer(a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(a.Optional(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := apikey.AuthOf(r.Context()).Require()
 		httpx.WriteError(w, r, slog.New(slog.DiscardHandler), err)
-	})))
+	}), refuse))
 	defer srv.Close()
 	go tokens.settle()
 

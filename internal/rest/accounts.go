@@ -35,11 +35,15 @@ func NewAccounts(svc *account.Service, log *slog.Logger, client *auth.ClientIP, 
 	return &Accounts{svc: svc, log: log, client: client, byAddress: byAddress, byAccount: byAccount}
 }
 
-// Register mounts the account routes on mux; other methods answer 405.
-func (a *Accounts) Register(mux *http.ServeMux) {
+// Register mounts the account routes on mux, behind authn's verification of
+// the credential a request brings (a login or a registration needs none,
+// but one that brings a bad one is a failed authentication like any
+// other); other methods answer 405.
+func (a *Accounts) Register(mux *http.ServeMux, authn *auth.Authenticator) {
+	authenticate := authenticated(authn, a.log)
 	for path, h := range map[string]http.HandlerFunc{"/auth/register": a.register, "/auth/login": a.login} {
-		mux.Handle("POST "+path, httpx.Route("POST "+path, h))
-		mux.Handle(path, httpx.Route(path, httpx.MethodNotAllowed(a.log, "POST")))
+		mux.Handle("POST "+path, httpx.Route("POST "+path, authenticate(h)))
+		mux.Handle(path, httpx.Route(path, authenticate(httpx.MethodNotAllowed(a.log, "POST"))))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
+	"github.com/apikeyd/apikeyd/internal/auth"
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
@@ -19,10 +20,12 @@ type Audit struct {
 // NewAudit returns the REST adapter of the audit log.
 func NewAudit(svc *audit.Service, log *slog.Logger) *Audit { return &Audit{svc: svc, log: log} }
 
-// Register mounts the route on mux; other methods answer 405.
-func (a *Audit) Register(mux *http.ServeMux) {
-	mux.Handle("GET /auth/audit-events", httpx.Route("GET /auth/audit-events", http.HandlerFunc(a.list)))
-	mux.Handle("/auth/audit-events", httpx.Route("/auth/audit-events", httpx.MethodNotAllowed(a.log, "GET, HEAD")))
+// Register mounts the route on mux, behind authn's verification of the
+// credential a request brings; other methods answer 405.
+func (a *Audit) Register(mux *http.ServeMux, authn *auth.Authenticator) {
+	authenticate := authenticated(authn, a.log)
+	mux.Handle("GET /auth/audit-events", httpx.Route("GET /auth/audit-events", authenticate(http.HandlerFunc(a.list))))
+	mux.Handle("/auth/audit-events", httpx.Route("/auth/audit-events", authenticate(httpx.MethodNotAllowed(a.log, "GET, HEAD"))))
 }
 
 func (a *Audit) list(w http.ResponseWriter, r *http.Request) {

@@ -29,61 +29,64 @@ func New(svc *apikey.Service, fwd *auth.Authenticator, log *slog.Logger) *API {
 	return &API{svc: svc, fwd: fwd, log: log}
 }
 
-// Register mounts the REST routes on mux. A known path with another method
-// answers 405 with Allow; call NotFound for the rest.
+// Register mounts the REST routes on mux, each with how it authenticates. A
+// known path with another method answers 405 with Allow; call NotFound for
+// the rest.
 func (a *API) Register(mux *http.ServeMux) {
-	a.route(mux, "POST /auth/api-keys", a.create)
-	a.route(mux, "GET /auth/api-keys", a.list)
-	a.route(mux, "DELETE /auth/api-keys/{id}", a.revoke)
-	a.route(mux, "PATCH /auth/api-keys/{id}", a.rename)
-	a.route(mux, "POST /auth/api-keys/{id}/roll", a.roll)
-	a.route(mux, "GET "+verifyPath, a.verify)
-	a.route(mux, "GET /auth/scopes", a.scopes)
-	a.route(mux, "GET /auth/leak-notices", a.leakNotices)
-	a.route(mux, "DELETE /auth/leak-notices/{id}", a.dismissLeakNotice)
-	a.route(mux, "GET /healthz", a.healthz)
-	a.route(mux, "GET /readyz", a.readyz)
-	a.route(mux, "GET /openapi.json", a.openapi)
-	a.methodNotAllowed(mux, "/auth/api-keys", "GET, HEAD, POST")
-	a.methodNotAllowed(mux, "/auth/api-keys/{id}", "DELETE, PATCH")
-	a.methodNotAllowed(mux, "/auth/api-keys/{id}/roll", "POST")
-	a.methodNotAllowed(mux, verifyPath, "GET, HEAD")
-	a.methodNotAllowed(mux, "/auth/scopes", "GET, HEAD")
-	a.methodNotAllowed(mux, "/auth/leak-notices", "GET, HEAD")
-	a.methodNotAllowed(mux, "/auth/leak-notices/{id}", "DELETE")
-	a.methodNotAllowed(mux, "/healthz", "GET, HEAD")
-	a.methodNotAllowed(mux, "/readyz", "GET, HEAD")
-	a.methodNotAllowed(mux, "/openapi.json", "GET, HEAD")
+	authn := authenticated(a.fwd, a.log)
+	a.route(mux, "POST /auth/api-keys", authn, a.create)
+	a.route(mux, "GET /auth/api-keys", authn, a.list)
+	a.route(mux, "DELETE /auth/api-keys/{id}", authn, a.revoke)
+	a.route(mux, "PATCH /auth/api-keys/{id}", authn, a.rename)
+	a.route(mux, "POST /auth/api-keys/{id}/roll", authn, a.roll)
+	// GET /auth/verify authenticates its own request (Forward): it must
+	// know the scopes a request requires before it verifies the key, so
+	// that a refusal is counted once and is no use of the key.
+	a.route(mux, "GET "+verifyPath, ownCredential, a.verify)
+	a.route(mux, "GET /auth/scopes", authn, a.scopes)
+	a.route(mux, "GET /auth/leak-notices", authn, a.leakNotices)
+	a.route(mux, "DELETE /auth/leak-notices/{id}", authn, a.dismissLeakNotice)
+	a.route(mux, "GET /healthz", authn, a.healthz)
+	a.route(mux, "GET /readyz", authn, a.readyz)
+	a.route(mux, "GET /openapi.json", authn, a.openapi)
+	a.methodNotAllowed(mux, "/auth/api-keys", authn, "GET, HEAD, POST")
+	a.methodNotAllowed(mux, "/auth/api-keys/{id}", authn, "DELETE, PATCH")
+	a.methodNotAllowed(mux, "/auth/api-keys/{id}/roll", authn, "POST")
+	a.methodNotAllowed(mux, verifyPath, ownCredential, "GET, HEAD")
+	a.methodNotAllowed(mux, "/auth/scopes", authn, "GET, HEAD")
+	a.methodNotAllowed(mux, "/auth/leak-notices", authn, "GET, HEAD")
+	a.methodNotAllowed(mux, "/auth/leak-notices/{id}", authn, "DELETE")
+	a.methodNotAllowed(mux, "/healthz", authn, "GET, HEAD")
+	a.methodNotAllowed(mux, "/readyz", authn, "GET, HEAD")
+	a.methodNotAllowed(mux, "/openapi.json", authn, "GET, HEAD")
 }
 
-// SkipAuthentication serves the routes that check their own credential from
-// mux directly, and every other request through authenticated (mux behind
-// the authentication middleware):
-//   - GET /auth/verify, which must know the scopes a request requires before
-//     it verifies the key, so that a refusal is counted once and is no use
-//     of the key (auth.Authenticator.Forward);
-//   - the leak routes: the middleware would read GitLab's
-//     "Authorization: <token>" as a malformed credential and count each call
-//     as a failed authentication, rate limiting a code host for doing its
-//     job.
-func SkipAuthentication(mux, authenticated http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p == verifyPath || p == leakPrefix || strings.HasPrefix(p, leakPrefix+"/") {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		authenticated.ServeHTTP(w, r)
-	})
+// authentication is how a route authenticates: the wrapper of its handler.
+type authentication func(http.Handler) http.Handler
+
+// authenticated verifies the credential a request brings, if any, before the
+// route's handler, which finds it in the request's context
+// (auth.Authenticator.Optional); a request refused there (its address is
+// out of failure budget) is answered in the error shape.
+func authenticated(authn *auth.Authenticator, log *slog.Logger) authentication {
+	refuse := func(w http.ResponseWriter, r *http.Request, err error) { httpx.WriteError(w, r, log, err) }
+	return func(h http.Handler) http.Handler { return authn.Optional(h, refuse) }
 }
 
-// route mounts h at pattern, naming the route in the request's record.
-func (a *API) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
-	mux.Handle(pattern, httpx.Route(pattern, h))
+// ownCredential is the authentication of a route that checks its own
+// credential: none before its handler.
+func ownCredential(h http.Handler) http.Handler { return h }
+
+// route mounts h at pattern behind authn, naming the route in the request's
+// record first, so that a refusal names it too.
+func (a *API) route(mux *http.ServeMux, pattern string, authn authentication, h http.HandlerFunc) {
+	mux.Handle(pattern, httpx.Route(pattern, authn(h)))
 }
 
-// methodNotAllowed answers every other method on path with 405 and Allow.
-func (a *API) methodNotAllowed(mux *http.ServeMux, path, allow string) {
-	mux.Handle(path, httpx.Route(path, httpx.MethodNotAllowed(a.log, allow)))
+// methodNotAllowed answers every other method on path with 405 and Allow,
+// behind authn.
+func (a *API) methodNotAllowed(mux *http.ServeMux, path string, authn authentication, allow string) {
+	mux.Handle(path, httpx.Route(path, authn(httpx.MethodNotAllowed(a.log, allow))))
 }
 
 // keyJSON is a key as listed.
@@ -249,7 +252,7 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 // verify is the forward-auth endpoint: 200 with the principal in the body and
 // in X-Auth-* headers, or the 401 of the credential, or 403 when an API key
 // lacks a scope named by ?scope= (repeated or comma-separated). The route
-// authenticates its own request (see SkipAuthentication): a malformed scope
+// authenticates its own request (see Register): a malformed scope
 // parameter is refused before the credential is looked at, so nothing is
 // verified, counted or recorded.
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {

@@ -23,9 +23,11 @@ const GitLabTokenType = "apikeyd_api_key"
 // scanning partner format, signed) and the token revocation service of a
 // self-managed GitLab under /auth/leaks/gitlab/ (a pre-shared token). Their
 // callers are code hosts, not users: they bring no API key or login token,
-// so the routes are served outside the authentication middleware (see
-// SkipAuthentication) and check their own credential, drawing on the same
-// per-address budget of failed authentications.
+// so the routes are not behind auth.Authenticator.Optional (which would read
+// GitLab's "Authorization: <token>" as a malformed credential and count each
+// call as a failed authentication, rate limiting a code host for doing its
+// job): they check their own credential, drawing on the same per-address
+// budget of failed authentications.
 type Leaks struct {
 	svc      *apikey.Service
 	log      *slog.Logger
@@ -53,7 +55,8 @@ func NewLeaks(svc *apikey.Service, log *slog.Logger, verifier *leak.Verifier, gi
 // leakPrefix is where the leak routes live.
 const leakPrefix = "/auth/leaks"
 
-// Register mounts the leak routes on mux; other methods answer 405.
+// Register mounts the leak routes on mux, which check their own credential;
+// other methods answer 405, other paths under them 404.
 func (l *Leaks) Register(mux *http.ServeMux) {
 	mount := func(method, path string, on bool, off string, h http.HandlerFunc) {
 		if !on {
@@ -72,6 +75,9 @@ func (l *Leaks) Register(mux *http.ServeMux) {
 	mount(http.MethodPost, leakPrefix, l.verifier != nil, github, l.report)
 	mount(http.MethodGet, leakPrefix+"/gitlab/revocable_token_types", l.token != nil, gitlab, l.gitlabTypes)
 	mount(http.MethodPost, leakPrefix+"/gitlab/revoke_tokens", l.token != nil, gitlab, l.gitlabRevoke)
+	// Any other path under the leak routes is unknown, and answered as
+	// such before any credential it brings is looked at, like the routes.
+	mux.Handle(leakPrefix+"/", httpx.NotFound(l.log))
 }
 
 // off404 answers 404 for a route whose feature is off.
