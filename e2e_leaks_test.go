@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -405,4 +406,55 @@ func TestLeakReportReachesReplicas(t *testing.T) {
 	}
 	took := b.refusedWithin(k.Key, time.Second)
 	t.Logf("the other server refused the key %s after the report", took)
+}
+
+// TestLeakReportKeySetDown: a genuine report signed with a key the server
+// has not fetched yet, while the key set cannot be fetched, is 503
+// SERVER_BUSY (the code host sends it again), not 401, and is no failed
+// authentication; once the key set is back (and the minute between fetches
+// has passed), the same report revokes the key.
+func TestLeakReportKeySetDown(t *testing.T) {
+	old, rotated := leaktest.NewSigner(t, "gh-1"), leaktest.NewSigner(t, "gh-2")
+	var (
+		mu     sync.Mutex
+		status = http.StatusOK
+		doc    = leaktest.KeySet(t, old)
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(status)
+		_, _ = w.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	serve := func(s int, d []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		status, doc = s, d
+	}
+	configure := func(c *config.Config) {
+		c.LeakKeysURL = mustURL(srv.URL)
+		c.AuthFailBurst = 1 // a single failure would show as a 429
+	}
+	eachDBWith(t, configure, func(t *testing.T, e *testEnv) {
+		k := e.create(e.token("alice"), nil)
+		body := reportBody(k.Key)
+		if res := e.signedReport(old, reportBody()); res.Status != http.StatusOK {
+			t.Fatalf("a report with the key set up: %d %s", res.Status, res.Body)
+		}
+		serve(http.StatusInternalServerError, nil)
+		e.Clock.Advance(time.Minute)
+		for range 3 {
+			wantError(t, e.signedReport(rotated, body), http.StatusServiceUnavailable, "SERVER_BUSY")
+		}
+		if res := e.signedReport(old, reportBody()); res.Status != http.StatusOK {
+			t.Fatalf("a key fetched before, with the key set down: %d %s", res.Status, res.Body)
+		}
+		serve(http.StatusOK, leaktest.KeySet(t, old, rotated))
+		e.Clock.Advance(time.Minute)
+		res := e.signedReport(rotated, body)
+		if res.Status != http.StatusOK || !strings.Contains(string(res.Body), `"true_positive"`) {
+			t.Fatalf("the report once the key set is back: %d %s", res.Status, res.Body)
+		}
+	})
 }

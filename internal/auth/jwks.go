@@ -39,16 +39,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/apikeyd/apikeyd/internal/outbound"
+	"github.com/apikeyd/apikeyd/internal/keyset"
 )
 
 // The algorithms a JWK set may provide, and the key type each is bound to.
@@ -94,68 +92,50 @@ type jwksKey struct {
 	key any // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 }
 
-// jwksCache holds the keys of a JWK set by kid.
-//
-// The set is fetched on first use, then again when a token names a kid that
-// is not in it, or when it is older than maxAge. Fetch attempts, successful
-// or not, are at most one per minRefetch: a flood of tokens with made-up kids
-// costs the identity provider one request a minute. Concurrent callers share
-// the one in-flight fetch. A failed fetch keeps the previous keys.
+// jwksCache holds the keys of a JWK set by kid, fetched and refreshed by
+// the rule of every key set (see package keyset): on first use, when a
+// token names a kid that is not in it, or when it is older than maxAge; at
+// most one attempt per minRefetch, so a flood of tokens with made-up kids
+// costs the identity provider one request a minute; one fetch shared by
+// concurrent callers; a failed fetch keeps the previous keys.
 //
 // A kid that is not in the set is errJWKSUnknownKey only when the set was
 // fetched successfully: while the last attempt failed (and until the rate
 // limit lets the next one run) it is errJWKSUnavailable, an outage of the
 // identity provider, not a bad token.
 type jwksCache struct {
-	url    string
-	client *http.Client
-	now    func() time.Time
-	logger *slog.Logger
-	tuning jwksTuning
-
-	mu          sync.Mutex
-	keys        map[string][]jwksKey // by kid; replaced whole, never mutated
-	fetchedAt   time.Time            // last successful fetch; zero if none
-	attemptedAt time.Time            // start of last fetch attempt; zero if none
-	lastFailed  bool                 // the last fetch attempt failed
-	inflight    chan struct{}        // closed when the running fetch ends; nil if none
+	keys *keyset.Cache[map[string][]jwksKey] // by kid; replaced whole, never mutated
 }
 
 func newJWKSCache(url string, client *http.Client, now func() time.Time, logger *slog.Logger, tuning jwksTuning) *jwksCache {
-	return &jwksCache{url: url, client: client, now: now, logger: logger, tuning: tuning}
+	return &jwksCache{keys: keyset.New(keyset.Config{
+		Name:         "JWKS",
+		URL:          url,
+		Accept:       "application/jwk-set+json, application/json",
+		Client:       client,
+		FetchTimeout: tuning.fetchTimeout,
+		MaxBytes:     tuning.maxBody,
+		MinRefetch:   tuning.minRefetch,
+		MaxAge:       tuning.maxAge,
+		Now:          now,
+		Log:          logger,
+	}, func(ctx context.Context, body []byte) (map[string][]jwksKey, error) {
+		return jwksParse(ctx, body, logger)
+	})}
 }
 
 // lookup returns the key with id kid usable with alg. The kid is only a map
 // key: nothing in the token decides where keys are fetched from.
 func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (any, error) {
-	c.mu.Lock()
-	set, known := c.keys[kid]
-	fresh := !c.fetchedAt.IsZero() && c.now().Sub(c.fetchedAt) < c.tuning.maxAge
-	var done <-chan struct{}
-	if !known || !fresh {
-		done = c.refreshLocked(ctx)
-	}
-	unavailable := c.keys == nil || c.lastFailed
-	c.mu.Unlock()
-
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			if known {
-				break // a stale key still serves
-			}
-			return nil, errJWKSUnavailable
-		}
-		c.mu.Lock()
-		set, known = c.keys[kid]
-		unavailable = c.keys == nil || c.lastFailed
-		c.mu.Unlock()
-	}
-	switch {
-	case !known && unavailable:
+	keys, err := c.keys.Get(ctx, func(keys map[string][]jwksKey) bool {
+		_, ok := keys[kid]
+		return ok
+	})
+	if err != nil {
 		return nil, errJWKSUnavailable
-	case !known:
+	}
+	set, known := keys[kid]
+	if !known {
 		return nil, errJWKSUnknownKey
 	}
 	for _, k := range set {
@@ -164,80 +144,6 @@ func (c *jwksCache) lookup(ctx context.Context, kid, alg string) (any, error) {
 		}
 	}
 	return nil, errJWTAlgNotAllowed
-}
-
-// refreshLocked starts a fetch unless one is running or the rate limit
-// forbids it. It returns a channel closed when the running fetch ends, or nil
-// if there is nothing to wait for. c.mu must be held.
-func (c *jwksCache) refreshLocked(ctx context.Context) <-chan struct{} {
-	if c.inflight != nil {
-		return c.inflight
-	}
-	now := c.now()
-	if !c.attemptedAt.IsZero() && now.Sub(c.attemptedAt) < c.tuning.minRefetch {
-		return nil
-	}
-	c.attemptedAt = now
-	done := make(chan struct{})
-	c.inflight = done
-	// The fetch runs on its own, bounded by fetchTimeout, so that a caller
-	// that gives up does not cancel it for the others waiting on it.
-	go c.fetchAndStore(context.WithoutCancel(ctx), done)
-	return done
-}
-
-func (c *jwksCache) fetchAndStore(ctx context.Context, done chan struct{}) {
-	var (
-		keys map[string][]jwksKey
-		err  error
-	)
-	defer func() {
-		if r := recover(); r != nil {
-			keys, err = nil, fmt.Errorf("jwks: panic while loading key set: %v", r)
-		}
-		c.mu.Lock()
-		if err == nil {
-			c.keys = keys
-			c.fetchedAt = c.now()
-		}
-		c.lastFailed = err != nil
-		c.inflight = nil
-		close(done)
-		c.mu.Unlock()
-		if err != nil {
-			c.logger.LogAttrs(ctx, slog.LevelWarn, "JWKS fetch failed; keeping previous keys",
-				slog.String("error", err.Error()))
-		}
-	}()
-	keys, err = c.fetch(ctx)
-}
-
-// fetch downloads and parses the key set.
-func (c *jwksCache) fetch(ctx context.Context) (map[string][]jwksKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.tuning.fetchTimeout)
-	defer cancel()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("jwks: build request: %w", err)
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("jwks: fetch: %w", outbound.WithoutURL(err)) // the URL may carry credentials
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwks: unexpected HTTP status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.tuning.maxBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("jwks: read body: %w", err)
-	}
-	if int64(len(body)) > c.tuning.maxBody {
-		return nil, fmt.Errorf("jwks: response body larger than %d bytes", c.tuning.maxBody)
-	}
-	return jwksParse(ctx, body, c.logger)
 }
 
 // jwksJSON is one JWK as published. Only public members are read.

@@ -15,15 +15,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
-	"github.com/apikeyd/apikeyd/internal/outbound"
+	"github.com/apikeyd/apikeyd/internal/keyset"
 )
 
 // KeySet is what signs leak reports:
@@ -77,26 +75,20 @@ var (
 )
 
 // Verifier checks report signatures against a key set from a file (read
-// once, at start) or a URL (fetched on first need, kept, and fetched again
-// when a report names an identifier it lacks, at most once a RefetchEvery).
+// once, at start) or a URL, kept by the rule of every key set (see package
+// keyset): fetched on first need, and again when a report names an
+// identifier it lacks, at most once a RefetchEvery.
 type Verifier struct {
-	url    string
-	client *http.Client
-	log    *slog.Logger
-	now    func() time.Time
-	every  time.Duration
-
-	mu        sync.RWMutex
-	keys      KeySet
-	fetchMu   sync.Mutex // one fetch at a time
-	fetchedAt time.Time  // last attempt; zero before the first
+	keys KeySet                // from the file
+	url  *keyset.Cache[KeySet] // from the URL; nil with a file
 }
 
 // VerifierConfig configures a Verifier: exactly one of File and URL.
 type VerifierConfig struct {
 	File string
 	URL  string
-	// Client fetches URL; one with a 10 s time-out when nil.
+	// Client fetches URL; http.DefaultClient when nil. A fetch is bounded
+	// by a 10 s time-out whatever the client.
 	Client *http.Client
 	Log    *slog.Logger // slog.Default() when nil
 	// RefetchEvery is the least time between two fetches; a minute when zero.
@@ -110,29 +102,31 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if (cfg.File == "") == (cfg.URL == "") {
 		return nil, errors.New("leak reports: set one of LEAK_REPORT_KEYS_FILE and LEAK_REPORT_KEYS_URL")
 	}
-	v := &Verifier{url: cfg.URL, client: cfg.Client, log: cfg.Log, now: cfg.Now, every: cfg.RefetchEvery}
-	if v.client == nil {
-		v.client = &http.Client{Timeout: 10 * time.Second}
-	}
-	if v.log == nil {
-		v.log = slog.Default()
-	}
-	if v.now == nil {
-		v.now = time.Now
-	}
-	if v.every <= 0 {
-		v.every = time.Minute
-	}
-	if cfg.File != "" {
-		b, err := os.ReadFile(cfg.File)
-		if err != nil {
-			return nil, fmt.Errorf("LEAK_REPORT_KEYS_FILE: %w", err)
+	if cfg.URL != "" {
+		if cfg.RefetchEvery <= 0 {
+			cfg.RefetchEvery = time.Minute
 		}
-		if v.keys, err = ParseKeySet(b); err != nil {
-			return nil, fmt.Errorf("LEAK_REPORT_KEYS_FILE %s: %w", cfg.File, err)
-		}
+		return &Verifier{url: keyset.New(keyset.Config{
+			Name:         "leak report key set",
+			URL:          cfg.URL,
+			Accept:       "application/json",
+			Client:       cfg.Client,
+			FetchTimeout: 10 * time.Second,
+			MaxBytes:     maxKeySetBytes,
+			MinRefetch:   cfg.RefetchEvery,
+			Now:          cfg.Now,
+			Log:          cfg.Log,
+		}, func(_ context.Context, b []byte) (KeySet, error) { return ParseKeySet(b) })}, nil
 	}
-	return v, nil
+	b, err := os.ReadFile(cfg.File)
+	if err != nil {
+		return nil, fmt.Errorf("LEAK_REPORT_KEYS_FILE: %w", err)
+	}
+	keys, err := ParseKeySet(b)
+	if err != nil {
+		return nil, fmt.Errorf("LEAK_REPORT_KEYS_FILE %s: %w", cfg.File, err)
+	}
+	return &Verifier{keys: keys}, nil
 }
 
 // Verify checks that sig (base64 of an ASN.1 DER ECDSA signature) signs
@@ -140,7 +134,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 // should be called before anything reads the body.
 // Returns INVALID_SIGNATURE for a missing or wrong signature or an unknown
 // identifier, SERVER_BUSY when the identifier is unknown and the key set
-// cannot be fetched.
+// cannot be fetched (or the fetch outlasts ctx).
 func (v *Verifier) Verify(ctx context.Context, id, sig string, body []byte) error {
 	if id == "" || sig == "" {
 		return ErrInvalidSignature
@@ -161,75 +155,20 @@ func (v *Verifier) Verify(ctx context.Context, id, sig string, body []byte) erro
 }
 
 // key returns the public key named id, fetching the key set when it lacks
-// it and may fetch.
+// it and may fetch. An unknown identifier while the key set cannot be
+// fetched is SERVER_BUSY: it may be a new key of the code host.
 func (v *Verifier) key(ctx context.Context, id string) (*ecdsa.PublicKey, error) {
-	if pub, ok := v.known(id); ok {
-		return pub, nil
-	}
-	if v.url == "" {
-		return nil, ErrInvalidSignature
-	}
-	v.fetchMu.Lock()
-	defer v.fetchMu.Unlock()
-	if pub, ok := v.known(id); ok { // fetched while this call waited
-		return pub, nil
-	}
-	if v.fetchedAt.IsZero() || v.now().Sub(v.fetchedAt) >= v.every {
-		v.fetchedAt = v.now()
-		ks, err := v.fetch(ctx)
+	keys := v.keys
+	if v.url != nil {
+		var err error
+		keys, err = v.url.Get(ctx, func(ks KeySet) bool { return ks[id] != nil })
 		if err != nil {
-			// Keys fetched before keep serving. The URL is not logged:
-			// it may carry credentials.
-			v.log.Warn("leak report key set fetch failed", "err", err.Error())
-		} else {
-			v.mu.Lock()
-			v.keys = ks
-			v.mu.Unlock()
+			return nil, errKeySetDown
 		}
 	}
-	if pub, ok := v.known(id); ok {
-		return pub, nil
+	pub, ok := keys[id]
+	if !ok {
+		return nil, ErrInvalidSignature
 	}
-	v.mu.RLock()
-	never := v.keys == nil
-	v.mu.RUnlock()
-	if never {
-		return nil, errKeySetDown
-	}
-	return nil, ErrInvalidSignature
-}
-
-// known returns the key named id if the key set holds it.
-func (v *Verifier) known(id string) (*ecdsa.PublicKey, bool) {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	pub, ok := v.keys[id]
-	return pub, ok
-}
-
-// fetch gets and parses the key set at the URL.
-func (v *Verifier) fetch(ctx context.Context) (KeySet, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	res, err := v.client.Do(req)
-	if err != nil {
-		return nil, outbound.WithoutURL(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d", res.StatusCode)
-	}
-	b, err := io.ReadAll(io.LimitReader(res.Body, maxKeySetBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxKeySetBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxKeySetBytes)
-	}
-	return ParseKeySet(b)
+	return pub, nil
 }

@@ -138,13 +138,58 @@ func TestVerifierURL(t *testing.T) {
 	if n := ks.fetches.Load(); n != 2 {
 		t.Fatalf("%d fetches for one unknown identifier within a minute, want 1", n-1)
 	}
+	// While the key set cannot be fetched, an unknown identifier may be a
+	// new key of the code host: SERVER_BUSY, so that it sends the report
+	// again, never a refusal. Keys fetched before keep serving.
 	clk.Advance(time.Minute)
 	ks.set(http.StatusInternalServerError, nil)
-	if c := verify(k3); c != apperr.InvalidSignature || ks.fetches.Load() != 3 {
-		t.Fatalf("k3 with the URL failing: %q after %d fetches", c, ks.fetches.Load())
+	for range 3 {
+		if c := verify(k3); c != apperr.ServerBusy || ks.fetches.Load() != 3 {
+			t.Fatalf("k3 with the URL failing: %q after %d fetches, want SERVER_BUSY after 3", c, ks.fetches.Load())
+		}
 	}
 	if c := verify(k1); c != "" {
 		t.Fatalf("k1 with the URL failing: %q; fetched keys must keep serving", c)
+	}
+	// The key set is back: at the next fetch the new key verifies.
+	ks.set(http.StatusOK, leaktest.KeySet(t, k1, k3))
+	clk.Advance(time.Minute)
+	if c := verify(k3); c != "" || ks.fetches.Load() != 4 {
+		t.Fatalf("k3 once the key set is back: %q after %d fetches", c, ks.fetches.Load())
+	}
+}
+
+// TestVerifierURLHangs: a caller waiting for a fetch that hangs gives up
+// when its context ends, with SERVER_BUSY; the fetch goes on for the others
+// until its own time-out.
+func TestVerifierURLHangs(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	v, err := leak.NewVerifier(leak.VerifierConfig{URL: srv.URL, Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := leaktest.NewSigner(t, "k1")
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan apperr.Code)
+	go func() { got <- apperr.CodeOf(v.Verify(ctx, s.ID, s.Sign(t, nil), nil)) }()
+	<-arrived
+	cancel()
+	select {
+	case c := <-got:
+		if c != apperr.ServerBusy {
+			t.Fatalf("got %q, want SERVER_BUSY", c)
+		}
+	case <-time.After(5 * time.Second): // the fetch's own time-out is 10 s
+		t.Fatal("Verify waited for a hanging fetch after its context ended")
 	}
 }
 
