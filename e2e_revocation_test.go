@@ -267,7 +267,7 @@ func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
 				t.Fatalf("serve: %v", err)
 			}
 
-			keys, err := store.New(dbtest.OpenDSN(t, dsn)).ListKeys(context.Background(), "alice")
+			keys, err := store.New(dbtest.OpenDSN(t, dsn), store.Config{}).ListKeys(context.Background(), "alice")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -136,7 +136,7 @@ func startEnv(t testing.TB, spec envSpec, configure ...func(*config.Config)) *te
 		a, err = app.Open(context.Background(), cfg, deps)
 	} else {
 		deps.DB = dbtest.OpenDSN(t, dsn)
-		deps.Keys = wrap(store.New(deps.DB))
+		deps.Keys = wrap(store.New(deps.DB, store.Config{}))
 		a, err = app.New(context.Background(), cfg, deps)
 	}
 	if err != nil {

@@ -270,7 +270,7 @@ func TestWebhookRetriesThenGivesUp(t *testing.T) {
 	if n := followed.Load(); n != 0 {
 		t.Errorf("a redirect was followed %d times", n)
 	}
-	if n, err := store.New(e.App.DB).QueueDepth(context.Background()); err != nil || n != 0 {
+	if n, err := store.New(e.App.DB, store.Config{}).QueueDepth(context.Background()); err != nil || n != 0 {
 		t.Errorf("queue depth %d %v after giving up", n, err)
 	}
 }

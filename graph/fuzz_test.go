@@ -22,7 +22,7 @@ import (
 // Seeds: f.Add below and testdata/fuzz/FuzzGraphQLHandler.
 func FuzzGraphQLHandler(f *testing.F) {
 	db := dbtest.Open(f, "sqlite")
-	svc := apikey.NewService(store.New(db), apikey.Config{MaxKeysPerUser: 5})
+	svc := apikey.NewService(store.New(db, store.Config{}), apikey.Config{MaxKeysPerUser: 5})
 	log := slog.New(slog.DiscardHandler)
 	gql := NewHandler(Options{Keys: svc, Logger: log, Introspection: true})
 	user := apikey.Principal{UserID: "fuzzer", Method: apikey.MethodJWT}

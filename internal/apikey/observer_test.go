@@ -39,7 +39,7 @@ func TestVerifyOutcomes(t *testing.T) {
 		rec := &recorder{}
 		now := time.Now().UTC()
 		clock := func() time.Time { return now }
-		svc := apikey.NewService(store.New(dbtest.OpenDSN(t, dsn)), apikey.Config{Observer: rec, Now: clock})
+		svc := apikey.NewService(store.New(dbtest.OpenDSN(t, dsn), store.Config{}), apikey.Config{Observer: rec, Now: clock})
 		ctx := apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT})
 
 		good, err := svc.Create(ctx, apikey.CreateInput{})

@@ -19,7 +19,7 @@ import (
 // benchService returns a service over a fresh database of the named kind.
 func benchService(b *testing.B, db string, cfg apikey.Config) *apikey.Service {
 	b.Helper()
-	return apikey.NewService(store.New(dbtest.Open(b, db)), cfg)
+	return apikey.NewService(store.New(dbtest.Open(b, db), store.Config{}), cfg)
 }
 
 func signedIn(user string) context.Context {

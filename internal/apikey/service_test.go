@@ -75,7 +75,7 @@ type fixture struct {
 func newFixture(t *testing.T, dsn string, cfg apikey.Config) *fixture {
 	t.Helper()
 	f := &fixture{
-		store: &watchedStore{Store: store.New(dbtest.OpenDSN(t, dsn))},
+		store: &watchedStore{Store: store.New(dbtest.OpenDSN(t, dsn), store.Config{})},
 		clock: clocktest.Stopped(time.Now()),
 		jwt:   apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT}),
 	}

@@ -153,26 +153,30 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := metrics.New()
-	m.WatchDB(db.DB)
+	m := metrics.New(db.DB)
 	cacheSize := cfg.CacheSize
 	if cacheSize == 0 {
 		cacheSize = -1 // off
 	}
-	st := store.New(db)
+	// The store queues the events webhooks deliver with the change that
+	// records them, and tells the metrics and the dispatcher once it has
+	// committed one: deliver it now.
 	var hooks *webhook.Dispatcher
+	storeCfg := store.Config{OnEvent: func(action string) {
+		m.AuditEventWritten(action)
+		if hooks != nil && webhook.Delivered(action) {
+			hooks.Wake()
+		}
+	}}
 	if cfg.WebhookURL != nil {
-		st.QueueEvents(webhook.Delivered)
+		storeCfg.Queue = webhook.Delivered
+	}
+	st := store.New(db, storeCfg)
+	if cfg.WebhookURL != nil {
 		hooks = webhook.NewDispatcher(st, webhook.Config{
 			URL: cfg.WebhookURL, Key: cfg.WebhookKey, Schedule: cfg.WebhookRetrySchedule, Observer: m, Log: log, Now: now,
 		})
 	}
-	st.ObserveEvents(func(action string) {
-		m.AuditEventWritten(action)
-		if hooks != nil && webhook.Delivered(action) {
-			hooks.Wake() // queued with the event: deliver it now
-		}
-	})
 	var keyStore apikey.Store = st
 	if deps.Keys != nil {
 		keyStore = deps.Keys
@@ -196,7 +200,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		Now:       now,
 	})
 	a := &App{DB: db, Keys: keys, Audit: events, Webhooks: hooks, Metrics: m}
-	if store.IsPostgres(cfg.DatabaseURL) && cfg.CacheSize > 0 {
+	if store.IsPostgresDB(db) && cfg.CacheSize > 0 {
 		// Other servers may revoke keys: cache nothing until their
 		// revocations reach this one.
 		keys.SuspendCache()

@@ -53,8 +53,10 @@ var verificationLabels = map[apikey.Method][]apikey.Outcome{
 }
 
 // New returns Metrics with every collector registered, the Go runtime and
-// process collectors included. Call WatchDB to add the database pool.
-func New() *Metrics {
+// process collectors included, and db's connection pool statistics
+// (go_sql_*, with db_name="apikeyd": connections in use and idle, waits and
+// their duration) unless db is nil.
+func New(db *sql.DB) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -108,13 +110,10 @@ func New() *Metrics {
 	m.eventMetrics = newEventMetrics(m.registry)
 	// Cache lookups are left out until a cache reports one: a zero for a
 	// cache that does not exist would mislead.
+	if db != nil {
+		m.registry.MustRegister(collectors.NewDBStatsCollector(db, "apikeyd"))
+	}
 	return m
-}
-
-// WatchDB exports db's connection pool statistics (go_sql_*, with
-// db_name="apikeyd"): connections in use and idle, waits and their duration.
-func (m *Metrics) WatchDB(db *sql.DB) {
-	m.registry.MustRegister(collectors.NewDBStatsCollector(db, "apikeyd"))
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.

@@ -15,7 +15,7 @@ import (
 // TestObserverHooks checks the hooks that later components call (the
 // verification cache, the last_used_at flusher) land in their metrics.
 func TestObserverHooks(t *testing.T) {
-	m := New()
+	m := New(nil)
 	var o apikey.Observer = m
 	o.CacheLookup(true)
 	o.CacheLookup(true)
@@ -52,7 +52,7 @@ func TestObserverHooks(t *testing.T) {
 // TestRequestLabels checks that routes come from the request's record and
 // that neither label can grow without bound.
 func TestRequestLabels(t *testing.T) {
-	m := New()
+	m := New(nil)
 	routed := httpx.Observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/known" {
 			httpx.SetRoute(r.Context(), "GET /known/{id}")

@@ -66,7 +66,7 @@ var _ audit.Store = (*Store)(nil)
 
 // RecordEvent writes ev through db, which is the transaction of the change
 // ev records: the event commits with the change or not at all. An event
-// that QueueEvents' function accepts is queued in the outbox in the same
+// that Config.Queue accepts is queued in the outbox in the same
 // transaction. Every change's store method calls it (through
 // recordChangeEvent) inside its transaction and, once that has committed,
 // changeEventWritten(ev) for the metrics. Build ev with audit.New.
@@ -123,10 +123,6 @@ func (s *Store) eventWritten(ev audit.Event) {
 		s.onEvent(ev.Action)
 	}
 }
-
-// ObserveEvents has f told the action of every event once it is committed
-// (for metrics). Call it before the Store is used.
-func (s *Store) ObserveEvents(f func(action string)) { s.onEvent = f }
 
 // AddEvent implements audit.Store.
 func (s *Store) AddEvent(ctx context.Context, ev audit.Event) error {

@@ -19,7 +19,7 @@ func TestCorruptRowIsNamed(t *testing.T) {
 	base := time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		db := dbtest.OpenDSN(t, dsn)
-		s := store.New(db)
+		s := store.New(db, store.Config{})
 		corrupt := func(t *testing.T, query string, args ...any) {
 			t.Helper()
 			if _, err := db.ExecContext(ctx, query, args...); err != nil {

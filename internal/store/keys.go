@@ -221,18 +221,30 @@ type Store struct {
 	findKeyByHash *statement
 	listKeys      *statement
 
-	queue   func(action string) bool // which events to queue for delivery (QueueEvents)
-	onEvent func(action string)      // told of committed events (ObserveEvents)
+	queue   func(action string) bool // Config.Queue
+	onEvent func(action string)      // Config.OnEvent
 }
 
 var _ apikey.Store = (*Store)(nil)
 
+// Config is what a Store does besides storing.
+type Config struct {
+	// Queue says which events to queue in the outbox for delivery, in the
+	// transaction that records them (webhook.Delivered); nil: none.
+	Queue func(action string) bool
+	// OnEvent is told the action of every event once it is committed (for
+	// metrics, and to wake the delivery of a queued one); nil: nobody.
+	OnEvent func(action string)
+}
+
 // New returns a Store over db, whose schema must be migrated.
-func New(db *bun.DB) *Store {
+func New(db *bun.DB, cfg Config) *Store {
 	return &Store{
 		db:            db,
 		findKeyByHash: newStatement(db, findKeyByHashQuery),
 		listKeys:      newStatement(db, listKeysQuery),
+		queue:         cfg.Queue,
+		onEvent:       cfg.OnEvent,
 	}
 }
 

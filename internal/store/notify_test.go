@@ -103,7 +103,7 @@ func revoke(t *testing.T, s *store.Store, user string) string {
 func TestRevocationListener(t *testing.T) {
 	ctx := context.Background()
 	dsn := dbtest.DSN(t, "postgres")
-	writer := store.New(dbtest.OpenDSN(t, dsn))
+	writer := store.New(dbtest.OpenDSN(t, dsn), store.Config{})
 	listenDB := dbtest.OpenDSN(t, dsn)
 	cache := newRecordingCache()
 	runListener(t, &store.RevocationListener{DB: listenDB, Cache: cache})
@@ -149,7 +149,7 @@ func TestRevocationListener(t *testing.T) {
 
 func TestRevocationListenerNoticesASilentConnection(t *testing.T) {
 	dsn := dbtest.DSN(t, "postgres")
-	writer := store.New(dbtest.OpenDSN(t, dsn))
+	writer := store.New(dbtest.OpenDSN(t, dsn), store.Config{})
 	// The listener reaches PostgreSQL through a proxy that can go silent:
 	// connections stay open but carry nothing, as when a network path dies.
 	proxy := newFreezingProxy(t, dsn)

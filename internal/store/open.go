@@ -11,13 +11,19 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// IsPostgres reports whether dsn names a PostgreSQL database.
+// IsPostgresDB reports whether db is a PostgreSQL database (else SQLite),
+// as its dialect says: once a database is open, that is the one answer.
+func IsPostgresDB(db bun.IDB) bool { return db.Dialect().Name() == dialect.PG }
+
+// IsPostgres reports whether dsn names a PostgreSQL database, for the
+// decisions taken before it is open.
 func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }

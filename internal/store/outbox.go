@@ -24,11 +24,6 @@ type outboxRow struct {
 	CreatedAt     time.Time `bun:"created_at,notnull"`
 }
 
-// QueueEvents has every event recorded from now on whose action queue
-// accepts (webhook.Delivered) queued in the outbox, for delivery, in its
-// transaction. Call it before the Store is used.
-func (s *Store) QueueEvents(queue func(action string) bool) { s.queue = queue }
-
 // enqueue queues ev for delivery, due at once, through db.
 func (s *Store) enqueue(ctx context.Context, db bun.IDB, ev audit.Event) error {
 	queued, err := audit.Queued(ev)

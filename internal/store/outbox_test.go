@@ -18,8 +18,7 @@ func TestWebhookOutbox(t *testing.T) {
 
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		db := dbtest.OpenDSN(t, dsn)
-		s := store.New(db)
-		s.QueueEvents(webhook.Delivered)
+		s := store.New(db, store.Config{Queue: webhook.Delivered})
 
 		t.Run("OnlyKeyEventsAreQueuedWithTheirChange", func(t *testing.T) {
 			k, _ := newKey(t, "alice", base)
@@ -73,7 +72,7 @@ func TestWebhookOutbox(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			other := store.New(dbtest.OpenDSN(t, dsn)) // another server's pool
+			other := store.New(dbtest.OpenDSN(t, dsn), store.Config{}) // another server's pool
 			var mu sync.Mutex
 			seen := map[string]int{}
 			var wg sync.WaitGroup

@@ -44,7 +44,7 @@ func newKey(tb testing.TB, user string, t time.Time) (apikey.NewKey, string) {
 
 func mustStore(t *testing.T, dsn string) *store.Store {
 	t.Helper()
-	return store.New(dbtest.OpenDSN(t, dsn))
+	return store.New(dbtest.OpenDSN(t, dsn), store.Config{})
 }
 
 func TestStore(t *testing.T) {
@@ -279,20 +279,20 @@ func TestMigrateDownAndUp(t *testing.T) {
 		if _, err := store.MigrateDown(ctx, db); err != nil {
 			t.Fatal(err)
 		}
-		_, err := store.New(db).ListKeys(ctx, "alice")
+		_, err := store.New(db, store.Config{}).ListKeys(ctx, "alice")
 		if err == nil {
 			t.Fatal("api_keys still exists after down")
 		}
-		if _, err := store.New(db).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.Internal {
+		if _, err := store.New(db, store.Config{}).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.Internal {
 			t.Fatalf("users after down: %v, want a missing table", err)
 		}
 		if _, err := store.MigrateUp(ctx, db); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.New(db).ListKeys(ctx, "alice"); err != nil {
+		if _, err := store.New(db, store.Config{}).ListKeys(ctx, "alice"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.New(db).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.NotFound {
+		if _, err := store.New(db, store.Config{}).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.NotFound {
 			t.Fatalf("users after up: %v, want NOT_FOUND", err)
 		}
 	})
@@ -304,7 +304,7 @@ func TestUnreachableDatabaseIsServerBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	err = store.New(db).Ping(context.Background())
+	err = store.New(db, store.Config{}).Ping(context.Background())
 	var e *apperr.Error
 	if !errors.As(err, &e) || e.Code != apperr.ServerBusy {
 		t.Fatalf("err %v, want SERVER_BUSY", err)
@@ -330,7 +330,7 @@ func TestKeyRoundTrip(t *testing.T) {
 		if err := store.InsertKeys(ctx, db, []apikey.NewKey{k}); err != nil {
 			t.Fatal(err)
 		}
-		s := store.New(db)
+		s := store.New(db, store.Config{})
 		found, err := s.FindKeyByHash(ctx, k.Hash)
 		if err != nil {
 			t.Fatal(err)
