@@ -437,6 +437,7 @@ func TestLeakReportKeySetDown(t *testing.T) {
 		c.AuthFailBurst = 1 // a single failure would show as a 429
 	}
 	eachDBWith(t, configure, func(t *testing.T, e *testEnv) {
+		serve(http.StatusOK, leaktest.KeySet(t, old))
 		k := e.create(e.token("alice"), nil)
 		body := reportBody(k.Key)
 		if res := e.signedReport(old, reportBody()); res.Status != http.StatusOK {
