@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -1134,12 +1135,21 @@ func TestGraphQLErrorsHideInternals(t *testing.T) {
 		}
 	}
 
+	// The SQLite database's directory is there when the server starts
+	// (it holds the file's lock beside it) and gone when requests come.
+	gone := filepath.Join(t.TempDir(), "missing", "dir")
 	for _, tc := range []struct{ name, dsn string }{
 		{"PostgresUnreachable", "postgres://postgres:pw-should-not-leak@127.0.0.1:1/x?sslmode=disable"},
-		{"SQLiteUnreachable", "file:" + filepath.Join(t.TempDir(), "missing", "dir", "apikeyd.db")},
+		{"SQLiteUnreachable", "file:" + filepath.Join(gone, "apikeyd.db")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if err := os.MkdirAll(gone, 0o700); err != nil {
+				t.Fatal(err)
+			}
 			e := newEnvDSN(t, tc.dsn, func(c *config.Config) { c.Migrate = false })
+			if err := os.RemoveAll(gone); err != nil {
+				t.Fatal(err)
+			}
 			e.remember("pw-should-not-leak")
 			jwt := e.token("stranded")
 			for _, op := range []struct{ name, query string }{
