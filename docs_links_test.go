@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"iter"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -127,22 +128,7 @@ var (
 // blocks and code spans.
 func markdownLinks(doc []byte) []markdownLink {
 	var links []markdownLink
-	fence := ""
-	s := bufio.NewScanner(bytes.NewReader(doc))
-	s.Buffer(nil, 1<<20)
-	for n := 1; s.Scan(); n++ {
-		line := s.Text()
-		if f := fenceOf(line); f != "" && (fence == "" || strings.HasPrefix(f, fence)) {
-			if fence == "" {
-				fence = f
-			} else {
-				fence = ""
-			}
-			continue
-		}
-		if fence != "" {
-			continue
-		}
+	for n, line := range proseLines(doc) {
 		line = codeSpan.ReplaceAllString(line, "")
 		for _, m := range inlineLink.FindAllStringSubmatch(line, -1) {
 			links = append(links, markdownLink{n, m[1]})
@@ -152,6 +138,30 @@ func markdownLinks(doc []byte) []markdownLink {
 		}
 	}
 	return links
+}
+
+// proseLines yields the lines of a Markdown document that are outside
+// fenced code blocks, with their line numbers (from 1).
+func proseLines(doc []byte) iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		fence := ""
+		s := bufio.NewScanner(bytes.NewReader(doc))
+		s.Buffer(nil, 1<<20)
+		for n := 1; s.Scan(); n++ {
+			line := s.Text()
+			if f := fenceOf(line); f != "" && (fence == "" || strings.HasPrefix(f, fence)) {
+				if fence == "" {
+					fence = f
+				} else {
+					fence = ""
+				}
+				continue
+			}
+			if fence == "" && !yield(n, line) {
+				return
+			}
+		}
+	}
 }
 
 // fenceOf returns the fence (``` or ~~~, as long as written) that line
@@ -177,21 +187,9 @@ var atxHeading = regexp.MustCompile(`^ {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$`)
 func headingAnchors(doc []byte) map[string]bool {
 	anchors := map[string]bool{}
 	seen := map[string]int{}
-	fence := ""
-	s := bufio.NewScanner(bytes.NewReader(doc))
-	s.Buffer(nil, 1<<20)
-	for s.Scan() {
-		line := s.Text()
-		if f := fenceOf(line); f != "" && (fence == "" || strings.HasPrefix(f, fence)) {
-			if fence == "" {
-				fence = f
-			} else {
-				fence = ""
-			}
-			continue
-		}
+	for _, line := range proseLines(doc) {
 		m := atxHeading.FindStringSubmatch(line)
-		if fence != "" || m == nil {
+		if m == nil {
 			continue
 		}
 		slug := slugOf(m[1])
