@@ -426,12 +426,15 @@ func TestWebhookSurvivesKill9(t *testing.T) {
 }
 
 // buildServer builds the apikeyd binary for a test that runs it as a
-// process, and returns its path.
+// process, and returns its path. It builds with scripts/build, as the
+// container image does (see TestImage): the processes the tests run are the
+// binary that ships, and the build shares Go's cache with the image's
+// instead of compiling every package a second way.
 func buildServer(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "apikeyd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if out, err := exec.Command("./scripts/build", bin).CombinedOutput(); err != nil {
+		t.Fatalf("./scripts/build: %v\n%s", err, out)
 	}
 	return bin
 }
