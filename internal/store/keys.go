@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"github.com/uptrace/bun/schema"
 
@@ -255,7 +254,7 @@ func New(db *bun.DB, cfg Config) *Store {
 func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 	row := newKeyRow(k)
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if tx.Dialect().Name() == dialect.PG {
+		if IsPostgresDB(tx) {
 			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", k.UserID); err != nil {
 				return err
 			}
@@ -399,7 +398,7 @@ func (k changedKey) event(ev audit.Event) audit.Event {
 // no row changed.
 func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (k changedKey, err error) {
 	update = update.Returning("id, user_id, key_prefix, key_hash")
-	if db.Dialect().Name() != dialect.PG {
+	if !IsPostgresDB(db) {
 		err = update.Scan(ctx, &k.ID, &k.UserID, &k.Prefix, &k.Hash)
 		return k, err
 	}
@@ -459,7 +458,7 @@ func (s *Store) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) 
 	// VALUES names its columns column1, column2, … on both databases. The
 	// statement starts with UPDATE, as the load test's count expects.
 	idMatch := "api_keys.id = used.column1"
-	if s.db.Dialect().Name() == dialect.PG {
+	if IsPostgresDB(s.db) {
 		idMatch = "api_keys.id = used.column1::uuid"
 	}
 	args = append(args, at)

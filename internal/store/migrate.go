@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/apikeyd/apikeyd/migrations"
@@ -84,7 +83,7 @@ func migrator(ctx context.Context, db *bun.DB) (*migrate.Migrator, error) {
 // its session ends and the lock with it, so a crash never leaves it behind.
 // SQLite needs none: a database file serves one process (see LockFile).
 func withMigrationLock(ctx context.Context, db *bun.DB, fn func() error) error {
-	if db.Dialect().Name() != dialect.PG {
+	if !IsPostgresDB(db) {
 		return fn()
 	}
 	conn, err := db.DB.Conn(ctx)

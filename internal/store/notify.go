@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 )
 
@@ -59,7 +58,7 @@ var errSilent = errors.New("no notification and no answer to a ping")
 // returns. On a database other than PostgreSQL it returns at once: such a
 // database serves a single server.
 func (l *RevocationListener) Run(ctx context.Context) {
-	if l.DB.Dialect().Name() != dialect.PG {
+	if !IsPostgresDB(l.DB) {
 		return
 	}
 	if l.Log == nil {

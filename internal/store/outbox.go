@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
@@ -51,7 +50,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		Where("next_attempt_at <= ?", now.UTC()).
 		OrderExpr("next_attempt_at").
 		Limit(int64(n))
-	if s.db.Dialect().Name() == dialect.PG {
+	if IsPostgresDB(s.db) {
 		due = due.For("UPDATE SKIP LOCKED")
 	}
 	var rows []outboxRow

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 )
 
 // The queries of the hot paths: a verification that misses the cache and a
@@ -38,7 +37,7 @@ type statement struct {
 }
 
 func newStatement(db *bun.DB, query string) *statement {
-	if db.Dialect().Name() == dialect.PG {
+	if IsPostgresDB(db) {
 		query = numberPlaceholders(query)
 	}
 	return &statement{db: db, text: query}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -33,7 +32,7 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var old keyRow
 		q := tx.NewSelect().Model(&old).Where("id = ?", id).Where("user_id = ?", userID)
-		if tx.Dialect().Name() == dialect.PG {
+		if IsPostgresDB(tx) {
 			q = q.For("UPDATE")
 		}
 		if err := q.Scan(ctx); err != nil {
@@ -113,7 +112,7 @@ func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, 
 			Where("user_id = ?", userID).
 			Where("revoked_at IS NULL").
 			Where(notGone, at)
-		if tx.Dialect().Name() == dialect.PG {
+		if IsPostgresDB(tx) {
 			q = q.For("UPDATE")
 		}
 		if err := q.Scan(ctx); err != nil {
