@@ -90,9 +90,10 @@ var touchBatch = 500
 
 // FlushUsage writes the recorded key uses now, in statements of at most
 // touchBatch uses. When the database is unavailable, the uses of the batch
-// that failed and of the batches after it are kept for the next flush. A batch the database refuses (a row it will
-// never take, not an outage) is split until the refused uses stand alone;
-// these are dropped, not retried, and the returned error names their keys.
+// that failed and of the batches after it are kept for the next flush. A
+// batch the database refuses (a row it will never take, not an outage) is
+// split until the refused uses stand alone; these are dropped, not
+// retried, and the returned error names their keys.
 func (s *Service) FlushUsage(ctx context.Context) error {
 	uses := s.usage.take(s.now())
 	if len(uses) == 0 {
