@@ -219,8 +219,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	// Each route says how it authenticates. Most verify the credential a
 	// request brings, if any, before their handler (authenticated); the
 	// leak routes and GET /auth/verify check their own.
-	refuse := func(w http.ResponseWriter, r *http.Request, err error) { httpx.WriteError(w, r, log, err) }
-	authenticated := func(h http.Handler) http.Handler { return authn.Optional(h, refuse) }
+	authenticated := rest.Authenticated(authn, log)
 	rest.New(keys, authn, log).Register(mux)
 	rest.NewAudit(events, log).Register(mux, authn)
 	a.accounts = mountAccounts(mux, cfg, secret, st, client, failures, authn, log, now)

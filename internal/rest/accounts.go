@@ -40,7 +40,7 @@ func NewAccounts(svc *account.Service, log *slog.Logger, client *auth.ClientIP, 
 // but one that brings a bad one is a failed authentication like any
 // other); other methods answer 405.
 func (a *Accounts) Register(mux *http.ServeMux, authn *auth.Authenticator) {
-	authenticate := authenticated(authn, a.log)
+	authenticate := Authenticated(authn, a.log)
 	for path, h := range map[string]http.HandlerFunc{"/auth/register": a.register, "/auth/login": a.login} {
 		mux.Handle("POST "+path, httpx.Route("POST "+path, authenticate(h)))
 		mux.Handle(path, httpx.Route(path, authenticate(httpx.MethodNotAllowed(a.log, "POST"))))

@@ -23,7 +23,7 @@ func NewAudit(svc *audit.Service, log *slog.Logger) *Audit { return &Audit{svc: 
 // Register mounts the route on mux, behind authn's verification of the
 // credential a request brings; other methods answer 405.
 func (a *Audit) Register(mux *http.ServeMux, authn *auth.Authenticator) {
-	authenticate := authenticated(authn, a.log)
+	authenticate := Authenticated(authn, a.log)
 	mux.Handle("GET /auth/audit-events", httpx.Route("GET /auth/audit-events", authenticate(http.HandlerFunc(a.list))))
 	mux.Handle("/auth/audit-events", httpx.Route("/auth/audit-events", authenticate(httpx.MethodNotAllowed(a.log, "GET, HEAD"))))
 }

@@ -33,7 +33,7 @@ func New(svc *apikey.Service, fwd *auth.Authenticator, log *slog.Logger) *API {
 // known path with another method answers 405 with Allow; call NotFound for
 // the rest.
 func (a *API) Register(mux *http.ServeMux) {
-	authn := authenticated(a.fwd, a.log)
+	authn := Authenticated(a.fwd, a.log)
 	a.route(mux, "POST /auth/api-keys", authn, a.create)
 	a.route(mux, "GET /auth/api-keys", authn, a.list)
 	a.route(mux, "DELETE /auth/api-keys/{id}", authn, a.revoke)
@@ -64,11 +64,12 @@ func (a *API) Register(mux *http.ServeMux) {
 // authentication is how a route authenticates: the wrapper of its handler.
 type authentication func(http.Handler) http.Handler
 
-// authenticated verifies the credential a request brings, if any, before the
-// route's handler, which finds it in the request's context
+// Authenticated verifies the credential a request brings, if any, before
+// the route's handler, which finds it in the request's context
 // (auth.Authenticator.Optional); a request refused there (its address is
-// out of failure budget) is answered in the error shape.
-func authenticated(authn *auth.Authenticator, log *slog.Logger) authentication {
+// out of failure budget) is answered in the REST error shape. Every route
+// answered in that shape, the REST adapter's or not, is wrapped by it.
+func Authenticated(authn *auth.Authenticator, log *slog.Logger) func(http.Handler) http.Handler {
 	refuse := func(w http.ResponseWriter, r *http.Request, err error) { httpx.WriteError(w, r, log, err) }
 	return func(h http.Handler) http.Handler { return authn.Optional(h, refuse) }
 }
