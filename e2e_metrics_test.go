@@ -285,7 +285,7 @@ func TestMetrics(t *testing.T) {
 }
 
 // TestMetricsRateLimited checks that refusals by the failure limiter are
-// counted as rate_limited, and the failures before them as what they were.
+// counted as address_limited, and the failures before them as what they were.
 func TestMetricsRateLimited(t *testing.T) {
 	e := newEnv(t, "sqlite", func(c *config.Config) { c.AuthFailBurst = 2 })
 	s := newMetricsScript(t, e)
@@ -303,7 +303,7 @@ func TestMetricsRateLimited(t *testing.T) {
 		case http.StatusTooManyRequests:
 			limited++
 			s.requests[[3]string{"/auth/verify", "GET", "429"}]++
-			s.verified[[2]string{"api_key", "rate_limited"}]++
+			s.verified[[2]string{"api_key", "address_limited"}]++
 		default:
 			t.Fatalf("status %d %s", res.Status, res.Body)
 		}
@@ -313,7 +313,7 @@ func TestMetricsRateLimited(t *testing.T) {
 	}
 	// Refused before routing, and labelled with its route all the same;
 	// an unknown path stays unmatched.
-	s.send("GET", "/no/such/route", "unmatched", hdr("X-Api-Key", unknown), nil, 429, "api_key/rate_limited")
+	s.send("GET", "/no/such/route", "unmatched", hdr("X-Api-Key", unknown), nil, 429, "api_key/address_limited")
 	s.check(before, e.scrape())
 }
 

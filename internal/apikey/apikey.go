@@ -32,6 +32,13 @@ type APIKey struct {
 	// came from; nil when unknown.
 	LastUsedIP        *string
 	LastUsedUserAgent *string
+	// Policy is what the owner chose about the key's use.
+	Policy
+	// Lineage names the balance and the rate-limit bucket the key spends
+	// from: its own id, or, for a key made by a roll, the lineage of the key
+	// it replaced (a rolled key and its successor share one balance and one
+	// bucket).
+	Lineage string
 }
 
 // Gone reports whether k was rolled and its grace has ended at now: it no

@@ -15,9 +15,11 @@ const (
 	OutcomeUnknown     Outcome = "unknown"      // a well-formed API key that was never issued
 	OutcomeRevoked     Outcome = "revoked"
 	OutcomeExpired     Outcome = "expired"
-	OutcomeInvalid     Outcome = "invalid"      // a login token that does not verify (signature, claims)
-	OutcomeRateLimited Outcome = "rate_limited" // refused before verification: too many failures
-	OutcomeError       Outcome = "error"        // could not be decided: database or key set unavailable
+	OutcomeInvalid     Outcome = "invalid" // a login token that does not verify (signature, claims)
+	// OutcomeAddressLimited is a credential refused before verification:
+	// too many failed authentications from its address.
+	OutcomeAddressLimited Outcome = "address_limited"
+	OutcomeError          Outcome = "error" // could not be decided: database or key set unavailable
 	// OutcomeInsufficientScope is a valid key that lacks a scope a
 	// forward-authentication request required.
 	OutcomeInsufficientScope Outcome = "insufficient_scope"
@@ -26,7 +28,7 @@ const (
 // Outcomes lists every Outcome.
 var Outcomes = []Outcome{
 	OutcomeOK, OutcomeMissing, OutcomeMalformed, OutcomeBadChecksum, OutcomeUnknown,
-	OutcomeRevoked, OutcomeExpired, OutcomeInvalid, OutcomeRateLimited, OutcomeError,
+	OutcomeRevoked, OutcomeExpired, OutcomeInvalid, OutcomeAddressLimited, OutcomeError,
 	OutcomeInsufficientScope,
 }
 

@@ -84,7 +84,7 @@ func (a *Authenticator) check(w http.ResponseWriter, r *http.Request, required [
 	}
 	attempt, wait, ok := a.limiter.Take(r.Context(), a.client.Of(r))
 	if !ok {
-		a.observer.Verified(c.method(), apikey.OutcomeRateLimited)
+		a.observer.Verified(c.method(), apikey.OutcomeAddressLimited)
 		httpx.RetryAfter(w, wait)
 		return apikey.Auth{}, false
 	}

@@ -45,11 +45,11 @@ var _ apikey.Observer = (*Metrics)(nil)
 // wait for a first occurrence.
 var verificationLabels = map[apikey.Method][]apikey.Outcome{
 	apikey.MethodAPIKey: {apikey.OutcomeOK, apikey.OutcomeMalformed, apikey.OutcomeBadChecksum, apikey.OutcomeUnknown,
-		apikey.OutcomeRevoked, apikey.OutcomeExpired, apikey.OutcomeRateLimited, apikey.OutcomeError,
+		apikey.OutcomeRevoked, apikey.OutcomeExpired, apikey.OutcomeAddressLimited, apikey.OutcomeError,
 		apikey.OutcomeInsufficientScope},
 	apikey.MethodJWT: {apikey.OutcomeOK, apikey.OutcomeMalformed, apikey.OutcomeExpired, apikey.OutcomeInvalid,
-		apikey.OutcomeRateLimited, apikey.OutcomeError},
-	apikey.MethodNone: {apikey.OutcomeMissing, apikey.OutcomeMalformed, apikey.OutcomeRateLimited},
+		apikey.OutcomeAddressLimited, apikey.OutcomeError},
+	apikey.MethodNone: {apikey.OutcomeMissing, apikey.OutcomeMalformed, apikey.OutcomeAddressLimited},
 }
 
 // New returns Metrics with every collector registered, the Go runtime and
