@@ -6,6 +6,7 @@ package apikey
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/audit"
@@ -91,6 +92,31 @@ type CreateInput struct {
 	// Scopes: nil for an unrestricted key; checked against the catalogue,
 	// deduplicated and sorted by Create.
 	Scopes []string
+
+	// The usage policy, checked by Create (see Policy).
+	Enabled    *bool // nil: enabled
+	RateLimit  *RateLimit
+	Credits    *Credits
+	AllowedIPs []string        // nil: anywhere; each a CIDR or an address
+	Meta       json.RawMessage // nil or JSON null: none
+}
+
+// UpdateInput is a change to a key (PATCH): each field that is Set is
+// changed to its Value (nil clears where the API allows null), the others
+// are left as they are.
+type UpdateInput struct {
+	Name       Optional[*string]
+	Enabled    Optional[bool]
+	RateLimit  Optional[*RateLimit]
+	Credits    Optional[*Credits] // sets the balance
+	AllowedIPs Optional[[]string]
+	Meta       Optional[json.RawMessage]
+}
+
+// Optional is a field of a change: Set when the caller gave it.
+type Optional[T any] struct {
+	Set   bool
+	Value T
 }
 
 // Store persists keys. Implementations translate their own failures:

@@ -43,6 +43,10 @@ type Config struct {
 	// deduplicated by NewService; nil accepts any well-formed name.
 	Scopes []string
 
+	// RateLimiter keeps the buckets of rate-limited keys; per-server
+	// buckets in memory when nil.
+	RateLimiter RateLimiter
+
 	Now      func() time.Time
 	Observer Observer // told of keys created and revoked, verifications and flushes; none when nil
 }
