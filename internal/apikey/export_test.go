@@ -9,3 +9,9 @@ func SetTouchBatch(tb testing.TB, n int) {
 	touchBatch = n
 	tb.Cleanup(func() { touchBatch = old })
 }
+
+// Len returns the number of buckets m holds.
+func (m *MemoryLimiter) Len() int { return m.len() }
+
+// RateLimiterOf returns the rate limiter s takes tokens from.
+func RateLimiterOf(s *Service) RateLimiter { return s.limiter }

@@ -61,6 +61,7 @@ type Service struct {
 	now       func() time.Time
 	usage     *usage
 	cache     *cache // nil when off
+	limiter   RateLimiter
 	observer  Observer
 	catalogue []string // nil: free-form
 }
@@ -82,12 +83,16 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.Observer == nil {
 		cfg.Observer = NopObserver{}
 	}
+	if cfg.RateLimiter == nil {
+		cfg.RateLimiter = NewMemoryLimiter(0)
+	}
 	s := &Service{
 		store:    store,
 		format:   NewFormat(cfg.Prefix),
 		max:      cfg.MaxKeysPerUser,
 		now:      cfg.Now,
 		usage:    newUsage(cfg.LastUsedInterval),
+		limiter:  cfg.RateLimiter,
 		observer: cfg.Observer,
 	}
 	if cfg.Scopes != nil {
