@@ -212,6 +212,141 @@ func clientFrom(ip string) *http.Client {
 	}
 }
 
+// nginxFront is examples/nginx/apikeyd.conf running in a real nginx, with
+// apikeyd (e) behind it and a recording service as the upstream.
+type nginxFront struct {
+	e    *testEnv
+	up   *upstreamRecorder
+	base string // nginx's URL
+}
+
+// startNginxFront starts the protected service and nginx in front of it
+// and of e, which must trust 127.0.0.1 (nginx) as a proxy.
+func startNginxFront(t *testing.T, e *testEnv) *nginxFront {
+	t.Helper()
+	up := &upstreamRecorder{}
+	upstream := httptest.NewServer(up)
+	t.Cleanup(upstream.Close)
+	port := startNginx(t, portOf(t, e.URL), portOf(t, upstream.URL))
+	return &nginxFront{e: e, up: up, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+}
+
+// trustNginx has apikeyd believe the client address nginx (127.0.0.1)
+// forwards in X-Forwarded-For.
+func trustNginx(c *config.Config) {
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+}
+
+// send goes through nginx: an answer is the protected service's, which
+// the OpenAPI document does not describe, or nginx's relay of apikeyd's
+// refusal, which refused checks against it.
+func (n *nginxFront) send(t *testing.T, c *http.Client, method, path string, h http.Header, body string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, n.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// passes sends a request that must reach the service as user (and key id
+// keyID, "" for none) and returns what the service received and what the
+// client got.
+func (n *nginxFront) passes(t *testing.T, c *http.Client, method, path string, h http.Header, body, user, keyID string) (seenRequest, response) {
+	t.Helper()
+	before := n.up.count()
+	res := n.send(t, c, method, path, h, body)
+	if res.Status != http.StatusOK || !strings.HasPrefix(string(res.Body), "upstream saw "+method+" "+path) {
+		t.Fatalf("%s %s through nginx: %d %s", method, path, res.Status, res.Body)
+	}
+	if n.up.count() != before+1 {
+		t.Fatalf("the service got %d requests, want 1", n.up.count()-before)
+	}
+	got := n.up.last()
+	if v := got.Header.Values("X-Auth-User-Id"); len(v) != 1 || v[0] != user {
+		t.Errorf("the service saw X-Auth-User-Id %q, want [%q]", v, user)
+	}
+	wantKey := []string{keyID}
+	if keyID == "" {
+		wantKey = nil
+	}
+	if v := got.Header.Values("X-Auth-Key-Id"); strings.Join(v, ",") != strings.Join(wantKey, ",") {
+		t.Errorf("the service saw X-Auth-Key-Id %q, want %q", v, wantKey)
+	}
+	for name := range got.Header {
+		n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+		if n == "authorization" || n == "x-api-key" {
+			t.Errorf("the service saw the credential header %s", name)
+		}
+		if (n == "x-auth-user-id" || n == "x-auth-key-id") && name != http.CanonicalHeaderKey(n) {
+			t.Errorf("the service saw the client's header %s: %q", name, got.Header[name])
+		}
+	}
+	return got, res
+}
+
+// refused sends a request for path that nginx must answer with apikeyd's
+// error, the service seeing nothing. Under /reports/ nginx asks apikeyd
+// for the scope reports:read.
+func (n *nginxFront) refused(t *testing.T, c *http.Client, path string, h http.Header, status int, code string) response {
+	t.Helper()
+	before := n.up.count()
+	res := n.send(t, c, "GET", path, h, "")
+	if n.up.count() != before {
+		t.Errorf("a refused request reached the service")
+	}
+	if res.Status != status {
+		t.Fatalf("status %d, want %d; body %s", res.Status, status, res.Body)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(res.Body, &m); err != nil || m["code"] != code || m["statusCode"] != float64(status) {
+		t.Fatalf("body %q, want apikeyd's %s error", res.Body, code)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control %q", cc)
+	}
+	if status == http.StatusUnauthorized {
+		want := `Bearer realm="apikeyd"`
+		if code == "INVALID_OR_EXPIRED_TOKEN" {
+			want += `, error="invalid_token"`
+		}
+		if got := res.Header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != want {
+			t.Errorf("WWW-Authenticate %q, want [%q]", got, want)
+		}
+	}
+	// What nginx answers stands for apikeyd's answer to its
+	// GET /auth/verify, and must keep to the document as that does.
+	verifyPath := "/auth/verify"
+	if strings.HasPrefix(path, "/reports/") {
+		verifyPath += "?scope=reports:read"
+	}
+	verify, err := http.NewRequest("GET", n.e.URL+verifyPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		verify.Header[k] = v
+	}
+	mustContract(t).verify(t, verify, nil, &http.Response{StatusCode: res.Status, Header: res.Header}, res.Body)
+	return res
+}
+
 // TestNginxForwardAuth runs examples/nginx/apikeyd.conf in a real nginx,
 // with apikeyd behind it and a recording service as the upstream, and shows
 // that only good credentials reach the service, that the service learns who
@@ -219,15 +354,8 @@ func clientFrom(ip string) *http.Client {
 // and that the failure rate limit counts each client, not nginx.
 func TestNginxForwardAuth(t *testing.T) {
 	const burst = 20 // AUTH_FAIL_BURST: failed authentications per client address
-	e := newEnv(t, "sqlite", func(c *config.Config) {
-		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // nginx
-		c.AuthFailBurst = burst
-	})
-	up := &upstreamRecorder{}
-	upstream := httptest.NewServer(up)
-	t.Cleanup(upstream.Close)
-	port := startNginx(t, portOf(t, e.URL), portOf(t, upstream.URL))
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	e := newEnv(t, "sqlite", trustNginx, func(c *config.Config) { c.AuthFailBurst = burst })
+	n := startNginxFront(t, e)
 
 	tok := e.token("alice")
 	key := e.create(tok, str(`{"name":"behind nginx"}`))
@@ -239,138 +367,47 @@ func TestNginxForwardAuth(t *testing.T) {
 	expiring := e.create(tok, str(`{"expires_at":"`+apitime.Format(expiry)+`"}`))
 
 	client := clientFrom("127.0.0.1")
-	// send goes through nginx: an answer is the protected service's, which
-	// the OpenAPI document does not describe, or nginx's relay of apikeyd's
-	// refusal, which refused checks against it.
-	send := func(t *testing.T, c *http.Client, method, path string, h http.Header, body string) response {
-		t.Helper()
-		var rd io.Reader
-		if body != "" {
-			rd = strings.NewReader(body)
-		}
-		req, err := http.NewRequest(method, base+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range h {
-			req.Header[k] = v
-		}
-		res, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{Status: res.StatusCode, Header: res.Header, Body: b}
-	}
-	// passes sends a request that must reach the service as user (and key
-	// id keyID, "" for none) and returns what the service received.
-	passes := func(t *testing.T, c *http.Client, method, path string, h http.Header, body, user, keyID string) seenRequest {
-		t.Helper()
-		before := up.count()
-		res := send(t, c, method, path, h, body)
-		if res.Status != http.StatusOK || !strings.HasPrefix(string(res.Body), "upstream saw "+method+" "+path) {
-			t.Fatalf("%s %s through nginx: %d %s", method, path, res.Status, res.Body)
-		}
-		if up.count() != before+1 {
-			t.Fatalf("the service got %d requests, want 1", up.count()-before)
-		}
-		got := up.last()
-		if v := got.Header.Values("X-Auth-User-Id"); len(v) != 1 || v[0] != user {
-			t.Errorf("the service saw X-Auth-User-Id %q, want [%q]", v, user)
-		}
-		wantKey := []string{keyID}
-		if keyID == "" {
-			wantKey = nil
-		}
-		if v := got.Header.Values("X-Auth-Key-Id"); strings.Join(v, ",") != strings.Join(wantKey, ",") {
-			t.Errorf("the service saw X-Auth-Key-Id %q, want %q", v, wantKey)
-		}
-		for name := range got.Header {
-			n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-			if n == "authorization" || n == "x-api-key" {
-				t.Errorf("the service saw the credential header %s", name)
-			}
-			if (n == "x-auth-user-id" || n == "x-auth-key-id") && name != http.CanonicalHeaderKey(n) {
-				t.Errorf("the service saw the client's header %s: %q", name, got.Header[name])
-			}
-		}
-		return got
-	}
-	// refused sends a request that nginx must answer with apikeyd's error,
-	// the service seeing nothing.
-	refused := func(t *testing.T, c *http.Client, h http.Header, status int, code string) response {
-		t.Helper()
-		before := up.count()
-		res := send(t, c, "GET", "/private/data", h, "")
-		if up.count() != before {
-			t.Errorf("a refused request reached the service")
-		}
-		if res.Status != status {
-			t.Fatalf("status %d, want %d; body %s", res.Status, status, res.Body)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(res.Body, &m); err != nil || m["code"] != code || m["statusCode"] != float64(status) {
-			t.Fatalf("body %q, want apikeyd's %s error", res.Body, code)
-		}
-		if ct := res.Header.Get("Content-Type"); ct != "application/json" {
-			t.Errorf("Content-Type %q", ct)
-		}
-		if status == http.StatusUnauthorized {
-			want := `Bearer realm="apikeyd"`
-			if code == "INVALID_OR_EXPIRED_TOKEN" {
-				want += `, error="invalid_token"`
-			}
-			if got := res.Header.Values("WWW-Authenticate"); len(got) != 1 || got[0] != want {
-				t.Errorf("WWW-Authenticate %q, want [%q]", got, want)
-			}
-		}
-		// What nginx answers stands for apikeyd's answer to its
-		// GET /auth/verify, and must keep to the document as that does.
-		verify, err := http.NewRequest("GET", e.URL+"/auth/verify", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range h {
-			verify.Header[k] = v
-		}
-		mustContract(t).verify(t, verify, nil, &http.Response{StatusCode: res.Status, Header: res.Header}, res.Body)
-		return res
-	}
+	const path = "/private/data"
 
 	t.Run("ValidKey", func(t *testing.T) {
-		passes(t, client, "GET", "/private/data", hdr("X-Api-Key", key.Key), "", "alice", key.ID)
-		passes(t, client, "GET", "/private/data", bearer(key.Key), "", "alice", key.ID)
+		n.passes(t, client, "GET", path, hdr("X-Api-Key", key.Key), "", "alice", key.ID)
+		_, res := n.passes(t, client, "GET", path, bearer(key.Key), "", "alice", key.ID)
+		// A key without a policy: no rate limit or credits to tell.
+		for _, h := range []string{"RateLimit", "RateLimit-Policy", "X-Auth-Credits-Remaining"} {
+			if v, ok := res.Header[h]; ok {
+				t.Errorf("the client got %s %q for a key without a policy", h, v)
+			}
+		}
 		// The body and method reach the service; apikeyd got a bodiless GET.
-		got := passes(t, client, "POST", "/private/upload", hdr("X-Api-Key", key.Key, "Content-Type", "text/plain"), "payload", "alice", key.ID)
+		got, _ := n.passes(t, client, "POST", "/private/upload", hdr("X-Api-Key", key.Key, "Content-Type", "text/plain"), "payload", "alice", key.ID)
 		if got.Body != "payload" {
 			t.Errorf("the service got body %q", got.Body)
 		}
 	})
 	t.Run("LoginToken", func(t *testing.T) {
-		passes(t, client, "GET", "/private/data", bearer(tok), "", "alice", "")
+		n.passes(t, client, "GET", path, bearer(tok), "", "alice", "")
 	})
 	t.Run("ClientCannotClaimIdentity", func(t *testing.T) {
 		forged := hdr("X-Api-Key", key.Key,
 			"X-Auth-User-Id", "someone-else", "X-Auth-Key-Id", revoked.ID,
 			"x-auth-user-id", "someone-else-again", "X_Auth_User_Id", "someone-else")
-		passes(t, client, "GET", "/private/data", forged, "", "alice", key.ID)
+		n.passes(t, client, "GET", path, forged, "", "alice", key.ID)
 		forged = hdr("Authorization", "Bearer "+tok, "X-Auth-Key-Id", key.ID, "X_Auth_Key_Id", key.ID)
-		passes(t, client, "GET", "/private/data", forged, "", "alice", "")
+		n.passes(t, client, "GET", path, forged, "", "alice", "")
 		// Without a credential the claim gets nowhere at all.
-		refused(t, client, hdr("X-Auth-User-Id", "someone-else"), http.StatusUnauthorized, "MISSING_AUTH")
+		n.refused(t, client, path, hdr("X-Auth-User-Id", "someone-else"), http.StatusUnauthorized, "MISSING_AUTH")
 	})
 	t.Run("Refused", func(t *testing.T) {
 		unknown := apikey.NewFormat(apikey.DefaultPrefix).Generate()
 		forgedKey := apikeytest.BadChecksum(key.Key)
-		refused(t, client, nil, http.StatusUnauthorized, "MISSING_AUTH")
-		refused(t, client, hdr("Authorization", "Basic YWxpY2U6cHc="), http.StatusUnauthorized, "MISSING_AUTH")
-		refused(t, client, hdr("X-Api-Key", forgedKey), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
-		refused(t, client, bearer(unknown), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
-		refused(t, client, hdr("X-Api-Key", revoked.Key), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
-		refused(t, client, bearer("not.a.token"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		n.refused(t, client, path, nil, http.StatusUnauthorized, "MISSING_AUTH")
+		n.refused(t, client, path, hdr("Authorization", "Basic YWxpY2U6cHc="), http.StatusUnauthorized, "MISSING_AUTH")
+		n.refused(t, client, path, hdr("X-Api-Key", forgedKey), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		n.refused(t, client, path, bearer(unknown), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		n.refused(t, client, path, hdr("X-Api-Key", revoked.Key), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		n.refused(t, client, path, bearer("not.a.token"), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
 		e.advancePast(expiry)
-		refused(t, client, hdr("X-Api-Key", expiring.Key), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
+		n.refused(t, client, path, hdr("X-Api-Key", expiring.Key), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
 	})
 	t.Run("RateLimitPerClient", func(t *testing.T) {
 		// 127.0.0.2 guesses keys until apikeyd refuses it. nginx connects
@@ -380,9 +417,9 @@ func TestNginxForwardAuth(t *testing.T) {
 		guess := hdr("X-Api-Key", apikey.NewFormat(apikey.DefaultPrefix).Generate())
 		limited := false
 		for i := 0; i < 3*burst && !limited; i++ {
-			before := up.count()
-			res := send(t, guesser, "GET", "/private/data", guess, "")
-			if up.count() != before {
+			before := n.up.count()
+			res := n.send(t, guesser, "GET", path, guess, "")
+			if n.up.count() != before {
 				t.Fatal("a guess reached the service")
 			}
 			switch res.Status {
@@ -396,16 +433,19 @@ func TestNginxForwardAuth(t *testing.T) {
 		if !limited {
 			t.Fatalf("no 429 after %d failed guesses", 3*burst)
 		}
-		res := refused(t, guesser, hdr("X-Api-Key", key.Key), http.StatusTooManyRequests, "RATE_LIMITED")
+		res := n.refused(t, guesser, path, hdr("X-Api-Key", key.Key), http.StatusTooManyRequests, "RATE_LIMITED")
 		if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || n < 1 {
 			t.Errorf("Retry-After %q", res.Header.Get("Retry-After"))
 		}
+		if m := res.JSON(t); !strings.Contains(m["error"].(string), "address") {
+			t.Errorf("body %s: want the address's limit, not a key's", res.Body)
+		}
 		// Claiming another address in X-Forwarded-For does not help: nginx
 		// appends the real one, and apikeyd believes only that.
-		refused(t, guesser, hdr("X-Api-Key", key.Key, "X-Forwarded-For", "127.0.0.9"), http.StatusTooManyRequests, "RATE_LIMITED")
+		n.refused(t, guesser, path, hdr("X-Api-Key", key.Key, "X-Forwarded-For", "127.0.0.9"), http.StatusTooManyRequests, "RATE_LIMITED")
 		// Other clients, and nginx's own address, are not limited.
-		passes(t, other, "GET", "/private/data", hdr("X-Api-Key", key.Key), "", "alice", key.ID)
-		passes(t, client, "GET", "/private/data", bearer(key.Key), "", "alice", key.ID)
+		n.passes(t, other, "GET", path, hdr("X-Api-Key", key.Key), "", "alice", key.ID)
+		n.passes(t, client, "GET", path, bearer(key.Key), "", "alice", key.ID)
 	})
 }
 

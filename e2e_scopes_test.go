@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -440,11 +437,8 @@ func TestScopesGraphQL(t *testing.T) {
 // sees the request, whatever the client puts in its own query string or
 // headers.
 func TestNginxScope(t *testing.T) {
-	e := newEnv(t, "sqlite", func(c *config.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
-	up := &upstreamRecorder{}
-	upstream := httptest.NewServer(up)
-	t.Cleanup(upstream.Close)
-	base := fmt.Sprintf("http://127.0.0.1:%d", startNginx(t, portOf(t, e.URL), portOf(t, upstream.URL)))
+	e := newEnv(t, "sqlite", trustNginx)
+	n := startNginxFront(t, e)
 	client := clientFrom("127.0.0.1")
 
 	tok := e.token("alice")
@@ -453,62 +447,25 @@ func TestNginxScope(t *testing.T) {
 	none, _ := e.createScoped(tok, `[]`)
 	free, _ := e.createScoped(tok, "")
 
-	send := func(t *testing.T, path string, h http.Header) response {
+	passes := func(t *testing.T, path string, h http.Header, keyID, scopes string) {
 		t.Helper()
-		req, err := http.NewRequest("GET", base+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range h {
-			req.Header[k] = v
-		}
-		res, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{Status: res.StatusCode, Header: res.Header, Body: b}
-	}
-	passes := func(t *testing.T, path string, h http.Header, scopes string) {
-		t.Helper()
-		before := up.count()
-		if res := send(t, path, h); res.Status != http.StatusOK {
-			t.Fatalf("%s: %d %s", path, res.Status, res.Body)
-		}
-		if up.count() != before+1 {
-			t.Fatalf("the service got %d requests, want 1", up.count()-before)
-		}
-		if got := up.last().Header.Values("X-Auth-Scopes"); strings.Join(got, "|") != scopes {
-			t.Errorf("the service saw X-Auth-Scopes %q, want %q", got, scopes)
+		got, _ := n.passes(t, client, "GET", path, h, "", "alice", keyID)
+		if v := got.Header.Values("X-Auth-Scopes"); strings.Join(v, "|") != scopes {
+			t.Errorf("the service saw X-Auth-Scopes %q, want %q", v, scopes)
 		}
 	}
 	refused := func(t *testing.T, path string, h http.Header, status int, code string) {
 		t.Helper()
-		before := up.count()
-		res := send(t, path, h)
-		if up.count() != before {
-			t.Errorf("a refused request reached the service")
-		}
-		if res.Status != status {
-			t.Fatalf("%s: %d %s, want %d", path, res.Status, res.Body, status)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(res.Body, &m); err != nil || m["code"] != code || m["statusCode"] != float64(status) {
-			t.Fatalf("body %q, want apikeyd's %s error", res.Body, code)
-		}
-		if res.Header.Get("Content-Type") != "application/json" || res.Header.Get("Cache-Control") != "no-store" {
-			t.Errorf("headers %v", res.Header)
-		}
+		n.refused(t, client, path, h, status, code)
 	}
 
 	t.Run("WithTheScope", func(t *testing.T) {
-		passes(t, "/reports/q1", hdr("X-Api-Key", reports.Key), "orders:read reports:read")
-		passes(t, "/reports/q1", bearer(reports.Key), "orders:read reports:read")
+		passes(t, "/reports/q1", hdr("X-Api-Key", reports.Key), reports.ID, "orders:read reports:read")
+		passes(t, "/reports/q1", bearer(reports.Key), reports.ID, "orders:read reports:read")
 	})
 	t.Run("Unrestricted", func(t *testing.T) {
-		passes(t, "/reports/q1", hdr("X-Api-Key", free.Key), "*")
-		passes(t, "/reports/q1", bearer(tok), "*")
+		passes(t, "/reports/q1", hdr("X-Api-Key", free.Key), free.ID, "*")
+		passes(t, "/reports/q1", bearer(tok), "", "*")
 	})
 	t.Run("WithoutTheScope", func(t *testing.T) {
 		refused(t, "/reports/q1", hdr("X-Api-Key", orders.Key), http.StatusForbidden, "INSUFFICIENT_SCOPE")
@@ -519,9 +476,9 @@ func TestNginxScope(t *testing.T) {
 		refused(t, "/reports/q1", hdr("X-Api-Key", apikeytest.BadChecksum(orders.Key)), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
 	})
 	t.Run("OtherPathsNeedNoScope", func(t *testing.T) {
-		passes(t, "/private/data", hdr("X-Api-Key", orders.Key, "X-Auth-Scopes", "*"), "orders:read")
+		passes(t, "/private/data", hdr("X-Api-Key", orders.Key, "X-Auth-Scopes", "*"), orders.ID, "orders:read")
 		// A key that holds no scope sends an empty X-Auth-Scopes, which
 		// nginx drops, the client's forged one with it.
-		passes(t, "/private/data", hdr("X-Api-Key", none.Key, "X-Auth-Scopes", "*"), "")
+		passes(t, "/private/data", hdr("X-Api-Key", none.Key, "X-Auth-Scopes", "*"), none.ID, "")
 	})
 }
