@@ -173,4 +173,5 @@ type Store interface {
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	LeakStore
+	CountStore
 }

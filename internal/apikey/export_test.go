@@ -1,6 +1,9 @@
 package apikey
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // SetTouchBatch sets the most key uses written in one statement until tb
 // ends, so that a test needs no huge backlog to span several statements.
@@ -15,3 +18,17 @@ func (m *MemoryLimiter) Len() int { return m.len() }
 
 // RateLimiterOf returns the rate limiter s takes tokens from.
 func RateLimiterOf(s *Service) RateLimiter { return s.limiter }
+
+// Count records an authentication by the known key id, as a verification
+// that ended in o at now, spending credits, does.
+func (s *Service) Count(id string, o Outcome, credits int64, now time.Time) {
+	s.count(id, o, credits, now)
+}
+
+// SetMaxBacklog sets the most key-hours kept through an outage until tb
+// ends.
+func SetMaxBacklog(tb testing.TB, n int) {
+	old := maxBacklog
+	maxBacklog = n
+	tb.Cleanup(func() { maxBacklog = old })
+}

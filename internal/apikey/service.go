@@ -47,6 +47,10 @@ type Config struct {
 	// buckets in memory when nil.
 	RateLimiter RateLimiter
 
+	// UsageRetention is how long hourly usage counts are kept
+	// (USAGE_RETENTION); DefaultUsageRetention when zero.
+	UsageRetention time.Duration
+
 	Now      func() time.Time
 	Observer Observer // told of keys created and revoked, verifications and flushes; none when nil
 }
@@ -60,7 +64,9 @@ type Service struct {
 	max       int
 	now       func() time.Time
 	usage     *usage
-	cache     *cache // nil when off
+	counts    *tally
+	retention time.Duration // of usage counts
+	cache     *cache        // nil when off
 	limiter   RateLimiter
 	observer  Observer
 	catalogue []string // nil: free-form
@@ -86,6 +92,9 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.RateLimiter == nil {
 		cfg.RateLimiter = NewMemoryLimiter(0)
 	}
+	if cfg.UsageRetention <= 0 {
+		cfg.UsageRetention = DefaultUsageRetention
+	}
 	s := &Service{
 		store:    store,
 		format:   NewFormat(cfg.Prefix),
@@ -93,7 +102,10 @@ func NewService(store Store, cfg Config) *Service {
 		now:      cfg.Now,
 		usage:    newUsage(cfg.LastUsedInterval),
 		limiter:  cfg.RateLimiter,
+		counts:   newTally(),
 		observer: cfg.Observer,
+
+		retention: cfg.UsageRetention,
 	}
 	if cfg.Scopes != nil {
 		s.catalogue = sortedSet(slices.Clone(cfg.Scopes))

@@ -138,22 +138,19 @@ func (s *Service) touch(ctx context.Context, uses []Use, at time.Time) (dropped 
 	return append(dropped, more...), err
 }
 
-// RunUsageFlusher writes recorded key uses every second until ctx is done,
-// then writes what remains, so no use is lost on a graceful shutdown.
+// RunUsageFlusher writes recorded key uses and usage counts every second
+// until ctx is done, then writes what remains, so nothing is lost on a
+// graceful shutdown.
 func (s *Service) RunUsageFlusher(ctx context.Context, log *slog.Logger) {
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			if err := s.FlushUsage(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("last_used_at flush failed", "err", err)
-			}
+			s.flushAll(ctx, log, false)
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if err := s.FlushUsage(final); err != nil {
-				log.Warn("final last_used_at flush failed", "err", err)
-			}
+			s.flushAll(final, log, true)
 			cancel()
 			return
 		}

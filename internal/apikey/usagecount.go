@@ -1,0 +1,288 @@
+package apikey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apikeyd/apikeyd/internal/apperr"
+)
+
+// Counts are authentications by one key or several in some time, by
+// outcome, and the credits they spent (docs/usage.md). Every
+// authentication by a known key is counted once, under its outcome:
+// Valid, or the refusal that answered it.
+type Counts struct {
+	Valid             int64
+	Disabled          int64
+	IPNotAllowed      int64
+	InsufficientScope int64
+	RateLimited       int64
+	UsageExceeded     int64
+	CreditsSpent      int64
+}
+
+// Add adds c to n.
+func (n *Counts) Add(c Counts) {
+	n.Valid += c.Valid
+	n.Disabled += c.Disabled
+	n.IPNotAllowed += c.IPNotAllowed
+	n.InsufficientScope += c.InsufficientScope
+	n.RateLimited += c.RateLimited
+	n.UsageExceeded += c.UsageExceeded
+	n.CreditsSpent += c.CreditsSpent
+}
+
+// Total is the number of authentications c counts, whatever their outcome.
+func (n Counts) Total() int64 {
+	return n.Valid + n.Disabled + n.IPNotAllowed + n.InsufficientScope + n.RateLimited + n.UsageExceeded
+}
+
+// HourCounts are the Counts of one key in one UTC hour, starting at Hour.
+type HourCounts struct {
+	KeyID string
+	Hour  time.Time
+	Counts
+}
+
+// CountStore is the part of the Store that usage counts need.
+type CountStore interface {
+	// AddCounts adds each of counts (distinct key and hour pairs) to the
+	// stored counts of its key and hour, creating them at zero first, in
+	// one statement whatever their number. Several servers add to the same
+	// rows: the sums are exact.
+	AddCounts(ctx context.Context, counts []HourCounts) error
+	// KeyCounts returns the hourly counts of the user's key id (revoked or
+	// not) whose hour is in [from, to), in hour order; hours without use
+	// are absent. Returns apperr.NotFound when the user has no key id.
+	KeyCounts(ctx context.Context, userID, id string, from, to time.Time) ([]HourCounts, error)
+	// UserCounts returns the hourly counts in [from, to) of every
+	// unrevoked key of the user, in any order.
+	UserCounts(ctx context.Context, userID string, from, to time.Time) ([]HourCounts, error)
+	// PruneCounts deletes the counts of the oldest hour before cutoff
+	// and returns how many rows it deleted (0: none left before cutoff).
+	PruneCounts(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// KeyTotals is one key and its counts added up over a range.
+type KeyTotals struct {
+	KeyID     string
+	KeyPrefix string
+	Name      *string
+	Counts
+}
+
+// The columns of a tally, in a fixed order: one per counted outcome, then
+// the credits spent.
+const (
+	colValid = iota
+	colDisabled
+	colIPNotAllowed
+	colInsufficientScope
+	colRateLimited
+	colUsageExceeded
+	colCredits
+	tallyCols
+)
+
+// countedOutcome returns the column of a verification outcome, or false
+// for the outcomes of no known key (unknown, revoked, expired, …), which
+// belong to no key's usage.
+func countedOutcome(o Outcome) (int, bool) {
+	switch o {
+	case OutcomeOK:
+		return colValid, true
+	case outcomeDisabled:
+		return colDisabled, true
+	case outcomeIPNotAllowed:
+		return colIPNotAllowed, true
+	case OutcomeInsufficientScope:
+		return colInsufficientScope, true
+	case outcomeRateLimited:
+		return colRateLimited, true
+	case outcomeUsageExceeded:
+		return colUsageExceeded, true
+	}
+	return 0, false
+}
+
+// The refusals of a key's policy, as the verification names them.
+const (
+	outcomeDisabled      Outcome = "disabled"
+	outcomeIPNotAllowed  Outcome = "ip_not_allowed"
+	outcomeRateLimited   Outcome = "rate_limited"
+	outcomeUsageExceeded Outcome = "usage_exceeded"
+)
+
+// tallyShards spreads the tally over this many locks, so that concurrent
+// verifications of different keys seldom meet on one.
+const tallyShards = 64
+
+// tally adds up authentications in memory, per key and UTC hour, until the
+// writer takes them (FlushCounts). Counting a key already seen this flush
+// takes a shared lock and an atomic add: the exclusive lock is only for a
+// key's first authentication of the second, and for the writer's swap.
+type tally struct {
+	seed   maphash.Seed
+	shards [tallyShards]tallyShard
+
+	// backlog holds what the database did not take (an outage) until a
+	// later write takes it; only FlushCounts touches it, under flushing.
+	flushing sync.Mutex
+	backlog  map[tallyKey]*tallyRow
+}
+
+type tallyShard struct {
+	mu   sync.RWMutex
+	rows map[tallyKey]*tallyRow
+	_    [40]byte // a shard per cache line: no false sharing between locks
+}
+
+type tallyKey struct {
+	keyID string
+	hour  int64 // Unix seconds of the hour's start
+}
+
+type tallyRow [tallyCols]atomic.Int64
+
+// maxBacklog caps the key-hours kept through an outage, so that memory
+// stays bounded: about 150 bytes each. A variable only for tests.
+var maxBacklog = 200_000
+
+func newTally() *tally {
+	t := &tally{seed: maphash.MakeSeed(), backlog: map[tallyKey]*tallyRow{}}
+	for i := range t.shards {
+		t.shards[i].rows = map[tallyKey]*tallyRow{}
+	}
+	return t
+}
+
+// add counts one authentication by key id at now under column col, with
+// the credits it spent.
+func (t *tally) add(id string, col int, credits int64, now time.Time) {
+	k := tallyKey{keyID: id, hour: now.Truncate(time.Hour).Unix()}
+	sh := &t.shards[maphash.String(t.seed, id)%tallyShards]
+	sh.mu.RLock()
+	if r := sh.rows[k]; r != nil {
+		r.bump(col, credits) // under the shared lock: take waits for it
+		sh.mu.RUnlock()
+		return
+	}
+	sh.mu.RUnlock()
+	sh.mu.Lock()
+	r := sh.rows[k]
+	if r == nil {
+		r = new(tallyRow)
+		sh.rows[k] = r
+	}
+	r.bump(col, credits)
+	sh.mu.Unlock()
+}
+
+func (r *tallyRow) bump(col int, credits int64) {
+	r[col].Add(1)
+	if credits != 0 {
+		r[colCredits].Add(credits)
+	}
+}
+
+// take moves what every shard counted into the backlog and returns the
+// backlog's rows; the caller holds flushing. Rows beyond maxBacklog are
+// dropped, the newest first: their number is returned.
+func (t *tally) take() (rows []HourCounts, dropped int) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		taken := sh.rows
+		if len(taken) == 0 {
+			sh.mu.Unlock()
+			continue
+		}
+		sh.rows = make(map[tallyKey]*tallyRow, len(taken))
+		sh.mu.Unlock()
+		for k, r := range taken {
+			if b := t.backlog[k]; b != nil {
+				for c := range r {
+					b[c].Add(r[c].Load())
+				}
+				continue
+			}
+			if len(t.backlog) >= maxBacklog {
+				dropped++
+				continue
+			}
+			t.backlog[k] = r
+		}
+	}
+	rows = make([]HourCounts, 0, len(t.backlog))
+	for k, r := range t.backlog {
+		rows = append(rows, HourCounts{KeyID: k.keyID, Hour: time.Unix(k.hour, 0).UTC(), Counts: Counts{
+			Valid:             r[colValid].Load(),
+			Disabled:          r[colDisabled].Load(),
+			IPNotAllowed:      r[colIPNotAllowed].Load(),
+			InsufficientScope: r[colInsufficientScope].Load(),
+			RateLimited:       r[colRateLimited].Load(),
+			UsageExceeded:     r[colUsageExceeded].Load(),
+			CreditsSpent:      r[colCredits].Load(),
+		}})
+	}
+	return rows, dropped
+}
+
+// count records an authentication by the known key id that ended in
+// outcome o at now, spending credits; outcomes of no known key are not
+// counted. It never blocks on the database.
+func (s *Service) count(id string, o Outcome, credits int64, now time.Time) {
+	if col, ok := countedOutcome(o); ok {
+		s.counts.add(id, col, credits, now)
+	}
+}
+
+// FlushCounts writes the counted authentications now, in one statement
+// however many keys they are of. When the database is unavailable they are
+// kept, and added to, for the next flush (up to a bound: what is over it is
+// dropped, and the error says how much). A write the database refuses
+// otherwise is dropped, not retried: the error says so.
+func (s *Service) FlushCounts(ctx context.Context) error {
+	t := s.counts
+	t.flushing.Lock()
+	defer t.flushing.Unlock()
+	rows, dropped := t.take()
+	var err error
+	if len(rows) > 0 {
+		err = s.store.AddCounts(ctx, rows)
+	}
+	switch {
+	case err == nil:
+		clear(t.backlog)
+	case apperr.CodeOf(err) == apperr.ServerBusy || ctx.Err() != nil:
+		err = fmt.Errorf("usage counts of %d key-hours kept for the next write: %w", len(rows), err)
+	default:
+		clear(t.backlog)
+		err = fmt.Errorf("usage counts of %d key-hours refused by the database, dropped: %w", len(rows), err)
+	}
+	if dropped > 0 {
+		err = errors.Join(fmt.Errorf("usage counts of %d key-hours dropped: more than %d were waiting to be written", dropped, maxBacklog), err)
+	}
+	return err
+}
+
+// flushAll writes recorded key uses and usage counts: the background
+// writer's work, every flushEvery and once more, final, on shutdown.
+func (s *Service) flushAll(ctx context.Context, log *slog.Logger, final bool) {
+	prefix := ""
+	if final {
+		prefix = "final "
+	}
+	if err := s.FlushUsage(ctx); err != nil && (final || ctx.Err() == nil) {
+		log.Warn(prefix+"last_used_at flush failed", "err", err)
+	}
+	if err := s.FlushCounts(ctx); err != nil && (final || ctx.Err() == nil) {
+		log.Warn(prefix+"usage count flush failed", "err", err)
+	}
+}
