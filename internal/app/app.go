@@ -188,6 +188,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		CacheSize:        cacheSize,
 		CacheTTL:         cfg.CacheTTL,
 		Scopes:           cfg.Scopes,
+		UsageRetention:   cfg.UsageRetention,
 		Now:              now,
 		Observer:         m,
 	})

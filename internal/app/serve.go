@@ -56,6 +56,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Keys.RunUsageFlusher(flushCtx, log) })
 	wg.Go(func() { a.Audit.RunPruner(flushCtx, log.Warn) })
+	wg.Go(func() { a.Keys.RunCountPruner(flushCtx, log.Warn) })
 	if a.Webhooks != nil {
 		wg.Go(func() { a.Webhooks.Run(flushCtx) })
 	}

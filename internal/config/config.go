@@ -56,6 +56,7 @@ type Config struct {
 	LeakRevocation string   // the token a self-managed GitLab presents; empty: no GitLab routes
 
 	AuditRetention time.Duration // how long audit events are kept
+	UsageRetention time.Duration // how long hourly usage counts are kept
 
 	WebhookURL           *url.URL        // where api_key.* events are POSTed; nil: no webhooks
 	WebhookKey           []byte          // the HMAC key: the decoded part of WEBHOOK_SECRET
@@ -204,14 +205,9 @@ var settings = []setting{
 			return nil
 		}},
 	{Server, "AUDIT_RETENTION", "audit-retention", "2160h", "how long audit events are kept before they are deleted (at least 1h)", plain,
-		func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Hour {
-				return errors.New("must be a duration of at least 1h such as 2160h")
-			}
-			c.AuditRetention = d
-			return nil
-		}},
+		retentionSetting(func(c *Config) *time.Duration { return &c.AuditRetention })},
+	{Server, "USAGE_RETENTION", "usage-retention", "2160h", "how long hourly usage counts are kept before they are deleted (at least 1h)", plain,
+		retentionSetting(func(c *Config) *time.Duration { return &c.UsageRetention })},
 	{Server, "WEBHOOK_URL", "webhook-url", "", "POST every api_key.* audit event to this http(s) URL (Standard Webhooks); needs WEBHOOK_SECRET", secret,
 		func(c *Config, v string) (err error) {
 			c.WebhookURL, err = httpURL(v)
@@ -305,6 +301,18 @@ func durationSetting(min time.Duration, field func(*Config) *time.Duration) func
 		d, err := time.ParseDuration(v)
 		if err != nil || d < min {
 			return errors.New("must be a positive duration such as 30s")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// retentionSetting reads how long some data is kept: at least an hour.
+func retentionSetting(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Hour {
+			return errors.New("must be a duration of at least 1h such as 2160h")
 		}
 		*field(c) = d
 		return nil
