@@ -4,9 +4,10 @@ import (
 	"context"
 	"hash/maphash"
 	"math"
-	"math/bits"
 	"sync"
 	"time"
+
+	"github.com/apikeyd/apikeyd/internal/gcra"
 )
 
 // DefaultMaxBuckets is the number of buckets a MemoryLimiter keeps when
@@ -22,19 +23,9 @@ const (
 
 // MemoryLimiter is a RateLimiter that keeps its buckets in this process's
 // memory: exact for one server; with N servers each has its own buckets.
-//
-// It runs the generic cell rate algorithm (GCRA), which is a token bucket
-// kept as one number per bucket: the theoretical arrival time (TAT), when
-// the bucket will be full again. A request arriving at now advances it by
-// the emission interval T = Period/Limit from max(TAT, now), and is allowed
-// when the new TAT is at most Period ahead of now (it then owes at most
-// Limit tokens). A bucket whose TAT has passed is full: a new key and an
-// idle one have the whole burst.
-//
-// T is rarely a whole number of nanoseconds (1s/3), so the TAT is kept
-// exactly, as nanoseconds and a remainder in Limit-ths of a nanosecond:
-// Limit requests sent at once are allowed and the next one is not, whatever
-// the rate.
+// Each bucket is one time kept exactly in nanoseconds (see package gcra):
+// Limit requests sent at once are allowed and the next one is not, at any
+// rate.
 //
 // Memory is bounded: the buckets are split between shards (each with its
 // own lock, so that keys do not wait on each other), each holding at most
@@ -50,20 +41,13 @@ type MemoryLimiter struct {
 type limiterShard struct {
 	mu      sync.Mutex
 	max     int
-	buckets map[string]*gcra
+	buckets map[string]*gcra.State
 	// fullAt is a time (Unix nanoseconds) before which no bucket of the
 	// shard is full: the least TAT when it was set. A TAT only moves
 	// forward, so it stays a lower bound as long as each new bucket
 	// lowers it; the shard looks for full buckets only once it has passed.
 	fullAt int64
 	_      [64]byte // keeps neighbouring shards' locks off one cache line
-}
-
-// gcra is one bucket's state.
-type gcra struct {
-	tat   int64 // Unix nanoseconds, plus frac/limit of a nanosecond
-	frac  int64 // 0…limit-1
-	limit int64 // the Limit frac is counted in
 }
 
 // NewMemoryLimiter returns a limiter that keeps at most maxBuckets buckets
@@ -80,7 +64,7 @@ func NewMemoryLimiter(maxBuckets int) *MemoryLimiter {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.max = maxBuckets / n
-		s.buckets = make(map[string]*gcra)
+		s.buckets = make(map[string]*gcra.State)
 		s.fullAt = math.MaxInt64
 	}
 	return l
@@ -101,65 +85,28 @@ func (m *MemoryLimiter) Take(_ context.Context, bucket string, l RateLimit, now 
 		if len(s.buckets) >= s.max {
 			s.makeRoom(at)
 		}
-		b = &gcra{}
+		b = &gcra.State{}
 		s.buckets[bucket] = b
 	}
-	q := b.take(l, at)
+	r := b.Take(gcra.Rate{Limit: l.Limit, Period: int64(l.Period)}, at)
 	if added {
-		s.fullAt = min(s.fullAt, b.tat)
+		s.fullAt = min(s.fullAt, b.TAT)
 	}
 	s.mu.Unlock()
-	return q
+	return QuotaOf(l, r, time.Nanosecond)
 }
 
-// take applies one request at now (Unix nanoseconds) to b.
-func (b *gcra) take(l RateLimit, now int64) Quota {
-	period, limit := int64(l.Period), l.Limit
-	q := Quota{Limit: limit, Period: l.Period}
-	tat, frac := b.tat, b.frac
-	if b.limit != limit && frac > 0 {
-		// The remainder was counted in another rate's units: round up.
-		tat, frac = tat+1, 0
+// QuotaOf returns the Quota of a request to a bucket of rate l whose
+// result r counts time in units of unit.
+func QuotaOf(l RateLimit, r gcra.Result, unit time.Duration) Quota {
+	return Quota{
+		Allowed:    r.Allowed,
+		Limit:      l.Limit,
+		Period:     l.Period,
+		Remaining:  r.Remaining,
+		RetryAfter: time.Duration(r.RetryAfter) * unit,
+		Reset:      time.Duration(r.Reset) * unit,
 	}
-	if tat < now {
-		tat, frac = now, 0
-	}
-	// next = tat + T, with T = Period/Limit = step + rem/Limit.
-	step, rem := period/limit, period%limit
-	next, nextFrac := tat+step, frac+rem
-	if nextFrac >= limit {
-		next, nextFrac = next+1, nextFrac-limit
-	}
-	ahead := next - now // plus nextFrac/limit
-	if ahead > period || ahead == period && nextFrac > 0 {
-		// Refused: a token is back when next-Period is reached.
-		q.RetryAfter = ceilNanos(ahead-period, nextFrac)
-		q.Reset = ceilNanos(tat-now, frac)
-		return q
-	}
-	b.tat, b.frac, b.limit = next, nextFrac, limit
-	q.Allowed = true
-	q.Reset = ceilNanos(ahead, nextFrac)
-	// Tokens left: (Period - ahead)/T = ((Period-ahead)*Limit - nextFrac)/Period,
-	// in 128 bits since Period*Limit may exceed 64.
-	hi, lo := bits.Mul64(uint64(period-ahead), uint64(limit))
-	lo, borrow := bits.Sub64(lo, uint64(nextFrac), 0)
-	left, _ := bits.Div64(hi-borrow, lo, uint64(period))
-	q.Remaining = int64(left)
-	return q
-}
-
-// ceilNanos returns ns plus frac fractions of a nanosecond, rounded up.
-func ceilNanos(ns, frac int64) time.Duration {
-	if frac > 0 {
-		ns++
-	}
-	return time.Duration(ns)
-}
-
-// full reports whether b is full at now: it carries no state.
-func (b *gcra) full(now int64) bool {
-	return b.tat < now || b.tat == now && b.frac == 0
 }
 
 // makeRoom drops buckets of a full shard at now: every bucket that is full
@@ -169,10 +116,10 @@ func (s *limiterShard) makeRoom(now int64) {
 	if now >= s.fullAt {
 		least := int64(math.MaxInt64)
 		for name, b := range s.buckets {
-			if b.full(now) {
+			if b.Full(now) {
 				delete(s.buckets, name)
 			} else {
-				least = min(least, b.tat)
+				least = min(least, b.TAT)
 			}
 		}
 		s.fullAt = least
@@ -184,8 +131,8 @@ func (s *limiterShard) makeRoom(now int64) {
 	var victim string
 	least, n := int64(math.MaxInt64), 0
 	for name, b := range s.buckets {
-		if b.tat < least {
-			victim, least = name, b.tat
+		if b.TAT < least {
+			victim, least = name, b.TAT
 		}
 		if n++; n == evictionSample {
 			break
