@@ -33,6 +33,11 @@ elapsed() { # elapsed START_MS -> "1.234s"
 	printf '%d.%03ds' "$((ms / 1000))" "$((ms % 1000))"
 }
 
+# Answers whether something listens on 127.0.0.1 port $1.
+port_in_use() {
+	(: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 # Runs a command with root rights: directly as root, else through sudo.
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then

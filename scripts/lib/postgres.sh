@@ -77,10 +77,6 @@ stop_postgres() {
 	fi
 }
 
-port_in_use() {
-	(: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 # Creates and starts the cluster and exports APIKEYD_TEST_POSTGRES_URL.
 # Returns non-zero, after printing why, if PostgreSQL is not available.
 start_postgres() {
