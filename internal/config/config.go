@@ -61,6 +61,8 @@ type Config struct {
 	WebhookURL           *url.URL        // where api_key.* events are POSTed; nil: no webhooks
 	WebhookKey           []byte          // the HMAC key: the decoded part of WEBHOOK_SECRET
 	WebhookRetrySchedule []time.Duration // the wait before each retry
+
+	RedisURL *url.URL // Redis or Valkey holding the rate limits' buckets for every server; nil: per-server buckets
 }
 
 // Scope is the set of settings a command reads.
@@ -239,6 +241,11 @@ var settings = []setting{
 			c.WebhookRetrySchedule = sched
 			return nil
 		}},
+	{Server, "REDIS_URL", "redis-url", "", "Redis or Valkey shared by every server for the keys' rate limits, redis://[user:password@]host:6379[/db] (rediss:// for TLS); unset, each server keeps its own buckets (with N servers a key may get up to N times its limit)", redacted,
+		func(c *Config, v string) (err error) {
+			c.RedisURL, err = redisURL(v)
+			return err
+		}},
 }
 
 // shown is how much of a setting's value help and error messages may show,
@@ -278,6 +285,26 @@ func httpURL(v string) (*url.URL, error) {
 	if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
 		// The URL is not echoed: it may carry credentials.
 		return nil, errors.New("must be an absolute http or https URL")
+	}
+	return u, nil
+}
+
+// redisURL parses an optional redis:// or rediss:// URL naming a host and
+// at most a database number; empty is nil. Its query, options of the Redis
+// client, is checked when the client is made.
+func redisURL(v string) (*url.URL, error) {
+	if v == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "redis" && u.Scheme != "rediss" || u.Hostname() == "" || u.Opaque != "" {
+		// The URL is not echoed: it may carry a password.
+		return nil, errors.New("must be a redis:// or rediss:// URL such as redis://redis:6379/0")
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 {
+			return nil, errors.New("must name a database by its number, as in redis://redis:6379/0")
+		}
 	}
 	return u, nil
 }

@@ -72,6 +72,10 @@ func TestBadValuesNameTheirVariable(t *testing.T) {
 		{"auth-fail-burst", "-1", "AUTH_FAIL_BURST"},
 		{"database-url", " ", "DATABASE_URL"},
 		{"jwt-jwks-url", "ftp://idp.example/jwks.json", "JWT_JWKS_URL"},
+		{"redis-url", "http://redis:6379", "REDIS_URL"},
+		{"redis-url", "redis:///0", "REDIS_URL"},
+		{"redis-url", "redis://redis:6379/zero", "REDIS_URL"},
+		{"redis-url", "redis:redis:6379", "REDIS_URL"},
 	} {
 		if _, err := parse(Serve, nil, "-"+c.flag, c.value); err == nil || !strings.Contains(err.Error(), c.env) {
 			t.Errorf("-%s %q: %v, want an error naming %s", c.flag, c.value, err, c.env)
@@ -91,6 +95,9 @@ func TestSecretsAreNotEchoed(t *testing.T) {
 		{"LEAK_REVOCATION_TOKEN", "short-gl-token", "short-gl-token"},
 		{"LEAK_REPORT_KEYS_URL", "gopher://user:hunter2@keys.example/", "hunter2"},
 		{"DATABASE_URL", " ", "\x00"}, // DATABASE_URL's own check; the URL cases are below
+		{"REDIS_URL", "http://:hunter2@redis:6379", "hunter2"},
+		{"REDIS_URL", "redis://default:hunter2@redis:6379/first", "hunter2"},
+		{"REDIS_URL", "redis://:hunter2@redis:port/0", "hunter2"}, // not even a URL
 	} {
 		for _, from := range []string{"environment", "flag"} {
 			env, args := map[string]string{c.env: c.value}, []string(nil)
@@ -122,8 +129,9 @@ func TestHelpShowsNoSecret(t *testing.T) {
 		"LEAK_REVOCATION_TOKEN": "gitlab-token-from-the-environment",
 		"LEAK_REPORT_KEYS_URL":  "https://user:leak-keys-password@keys.example/",
 		"DATABASE_URL":          "postgres://apikeyd:database-password@db.example:5432/apikeyd",
+		"REDIS_URL":             "redis://:redis-password@redis.example:6379/0",
 	}
-	secrets := []string{"jwt-secret-from", "hook-token", "d2ViaG9vay1zZWNyZXQ", "gitlab-token-from", "leak-keys-password", "database-password",
+	secrets := []string{"jwt-secret-from", "hook-token", "d2ViaG9vay1zZWNyZXQ", "gitlab-token-from", "leak-keys-password", "database-password", "redis-password",
 		"jwt-secret-from-a-flag", "database-flag-password"}
 	for _, scope := range []Scope{Serve, Token, Migrate} {
 		for _, given := range []bool{false, true} {
@@ -149,6 +157,9 @@ func TestHelpShowsNoSecret(t *testing.T) {
 			}
 			if !strings.Contains(help.String(), "postgres://apikeyd:xxxxx@db.example:5432/apikeyd") {
 				t.Errorf("scope %b: help does not show DATABASE_URL without its password:\n%s", scope, help.String())
+			}
+			if scope&Server != 0 && !strings.Contains(help.String(), "redis://:xxxxx@redis.example:6379/0") {
+				t.Errorf("scope %b: help does not show REDIS_URL without its password:\n%s", scope, help.String())
 			}
 			if scope&Tokens != 0 && !strings.Contains(help.String(), "(JWT_SECRET; set, not shown)") {
 				t.Errorf("scope %b: help does not say JWT_SECRET is set:\n%s", scope, help.String())
@@ -199,5 +210,17 @@ func TestHelpAndStrayArguments(t *testing.T) {
 	}
 	if _, err := parse(Serve, nil, "now"); err == nil || !strings.Contains(err.Error(), "now") {
 		t.Errorf("stray argument: %v", err)
+	}
+}
+
+func TestRedisURL(t *testing.T) {
+	for _, v := range []string{"redis://redis:6379", "redis://redis", "rediss://user:pw@redis.example:6380/2", "redis://[::1]:6379/0?dial_timeout=1s"} {
+		c, err := parse(Serve, map[string]string{"REDIS_URL": v})
+		if err != nil || c.RedisURL == nil || c.RedisURL.String() != v {
+			t.Errorf("REDIS_URL=%s: %v, %v", v, c.RedisURL, err)
+		}
+	}
+	if c, err := parse(Serve, nil); err != nil || c.RedisURL != nil {
+		t.Errorf("unset: %v, %v; want nil", c.RedisURL, err)
 	}
 }
