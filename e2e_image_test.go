@@ -119,7 +119,7 @@ func execForm(t *testing.T, s string) []string {
 // TestImageFiles: the Dockerfile builds with scripts/build and runs the
 // binary it built, as a non-root user, with the database in a volume and a
 // health check; the compose file runs two servers of that image on one
-// PostgreSQL with one JWT secret, published on loopback only.
+// PostgreSQL and one Redis with one JWT secret, published on loopback only.
 func TestImageFiles(t *testing.T) {
 	d := readDockerfile(t)
 	if len(d.from) != 2 || d.from[0] != "golang:1.26 AS build" || !strings.HasPrefix(d.from[1], "gcr.io/distroless/static-debian12:") {
@@ -183,8 +183,11 @@ func TestImageFiles(t *testing.T) {
 		if !ok {
 			t.Fatalf("compose.yaml has no service %s", name)
 		}
-		if s.Build != "." || s.DependsOn["postgres"].Condition != "service_healthy" {
-			t.Errorf("%s: build %q, depends on %+v: want the image of . once postgres is healthy", name, s.Build, s.DependsOn)
+		if s.Build != "." || s.DependsOn["postgres"].Condition != "service_healthy" || s.DependsOn["redis"].Condition != "service_healthy" {
+			t.Errorf("%s: build %q, depends on %+v: want the image of . once postgres and redis are healthy", name, s.Build, s.DependsOn)
+		}
+		if r := s.Environment["REDIS_URL"]; !strings.HasPrefix(r, "redis://redis:6379") || r != compose.Services[servers[0]].Environment["REDIS_URL"] {
+			t.Errorf("%s: REDIS_URL %q, want the redis service's, the same for both servers", name, r)
 		}
 		for k := range s.Environment {
 			if !strings.Contains(help.String(), "("+k+")") {

@@ -8,7 +8,7 @@ import (
 
 // TestArrowsPointInward: the dependencies the layout promises (see
 // CONTRIBUTING.md). The configuration links none of what it configures, so
-// apikeyd migrate carries no JWT library and no HTTP stack; the store
+// apikeyd migrate carries no JWT library, no HTTP stack and no Redis client; the store
 // records events and leaves their sending to the webhook package; the
 // domain knows no storage; the two faces (GraphQL and REST) and the
 // dashboard never reach into one another or into the store.
@@ -24,9 +24,9 @@ func TestArrowsPointInward(t *testing.T) {
 		pkg       string
 		forbidden []string
 	}{
-		{"internal/config", append(transport, mod+"internal/auth", "github.com/golang-jwt/jwt/v5")},
+		{"internal/config", append(transport, mod+"internal/auth", "github.com/golang-jwt/jwt/v5", "github.com/redis/go-redis/v9")},
 		{"internal/store", transport},
-		{"internal/apikey", []string{mod + "internal/store"}},
+		{"internal/apikey", []string{mod + "internal/store", "github.com/redis/go-redis/v9"}},
 		{"graph", []string{mod + "internal/rest", mod + "internal/store"}},
 		{"internal/rest", []string{mod + "graph", mod + "internal/store"}},
 		{"web", []string{mod + "internal/rest", mod + "graph", mod + "internal/store"}},

@@ -26,6 +26,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/httpx"
 	"github.com/apikeyd/apikeyd/internal/leak"
 	"github.com/apikeyd/apikeyd/internal/metrics"
+	"github.com/apikeyd/apikeyd/internal/redislimit"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
 	"github.com/apikeyd/apikeyd/internal/tokensecret"
@@ -34,8 +35,9 @@ import (
 )
 
 // App is a configured apikeyd: its database, service, metrics and HTTP
-// handler, and on PostgreSQL the listener that keeps its key cache in step
-// with the revocations of other servers. The handler serves /metrics unless
+// handler, on PostgreSQL the listener that keeps its key cache in step
+// with the revocations of other servers, and with REDIS_URL the rate
+// limiter shared with them and its probe. The handler serves /metrics unless
 // Config.MetricsAddr is set, in which case Serve exposes Metrics.Handler
 // there instead. Close releases them.
 type App struct {
@@ -49,19 +51,24 @@ type App struct {
 	Handler  http.Handler
 
 	stopListener context.CancelFunc
-	listener     sync.WaitGroup
-	accounts     *account.Service // nil when built-in accounts are off
-	lock         io.Closer        // of a SQLite database file (Open); nil from New
+	listener     sync.WaitGroup      // the revocation listener and the Redis probe
+	rateLimits   *redislimit.Limiter // nil without REDIS_URL
+	accounts     *account.Service    // nil when built-in accounts are off
+	lock         io.Closer           // of a SQLite database file (Open); nil from New
 }
 
-// Close stops the revocation listener, waits for the failed logins still
-// being recorded in the background, closes the database and, when Open
-// locked its SQLite file, lets another process have it.
+// Close stops the revocation listener and the Redis probe, closes the
+// connections to Redis, waits for the failed logins still being recorded in
+// the background, closes the database and, when Open locked its SQLite
+// file, lets another process have it.
 func (a *App) Close() error {
 	if a.stopListener != nil {
 		a.stopListener()
 	}
 	a.listener.Wait()
+	if a.rateLimits != nil {
+		a.rateLimits.Close()
+	}
 	if a.accounts != nil {
 		a.accounts.Wait()
 	}
@@ -181,6 +188,14 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	if deps.Keys != nil {
 		keyStore = deps.Keys
 	}
+	rateLimits, err := rateLimiter(cfg, store.IsPostgresDB(db), m, log)
+	if err != nil {
+		return nil, err
+	}
+	var limiter apikey.RateLimiter // nil (not a nil *redislimit.Limiter): the service's own
+	if rateLimits != nil {
+		limiter = rateLimits
+	}
 	keys := apikey.NewService(keyStore, apikey.Config{
 		Prefix:           cfg.KeyPrefix,
 		MaxKeysPerUser:   cfg.MaxKeysPerUser,
@@ -189,6 +204,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		CacheTTL:         cfg.CacheTTL,
 		Scopes:           cfg.Scopes,
 		UsageRetention:   cfg.UsageRetention,
+		RateLimiter:      limiter,
 		Now:              now,
 		Observer:         m,
 	})
@@ -200,15 +216,20 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		Retention: cfg.AuditRetention,
 		Now:       now,
 	})
-	a := &App{DB: db, Keys: keys, Audit: events, Webhooks: hooks, Metrics: m}
+	a := &App{DB: db, Keys: keys, Audit: events, Webhooks: hooks, Metrics: m, rateLimits: rateLimits}
+	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopListener = stop
 	if store.IsPostgresDB(db) && cfg.CacheSize > 0 {
 		// Other servers may revoke keys: cache nothing until their
 		// revocations reach this one.
 		keys.SuspendCache()
-		lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		l := &store.RevocationListener{DB: db, Cache: keys, Log: log}
-		a.stopListener = stop
 		a.listener.Go(func() { l.Run(lctx) })
+	}
+	if rateLimits != nil {
+		// The probe ends a fallback to this server's buckets once Redis
+		// answers again.
+		a.listener.Go(func() { rateLimits.Run(lctx) })
 	}
 
 	// The failure limits refill in real time, not on now: they pace the
@@ -296,6 +317,23 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 	byAccount := auth.NewFailureLimiter[string](cfg.LoginFailBurst, 1.0/60)
 	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux, authn)
 	return svc
+}
+
+// rateLimiter returns the rate limiter shared through the Redis of
+// REDIS_URL, or nil without it: each server then keeps its own buckets,
+// which the log says when servers may be several (on PostgreSQL).
+func rateLimiter(cfg config.Config, postgres bool, o redislimit.Observer, log *slog.Logger) (*redislimit.Limiter, error) {
+	if cfg.RedisURL == nil {
+		if postgres {
+			log.Info("rate limits: each server keeps its own buckets, so with N servers a key may get up to N times its limit; set REDIS_URL to share them")
+		}
+		return nil, nil
+	}
+	l, err := redislimit.New(redislimit.Config{URL: cfg.RedisURL, Observer: o, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return l, nil
 }
 
 // leakVerifier returns the verifier of leak report signatures, or nil when

@@ -65,7 +65,10 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	for srv, l := range servers {
 		go func() { errc <- srv.Serve(l) }()
 	}
-	attrs := []any{"addr", at.Addr, "database", store.Describe(cfg.DatabaseURL)}
+	attrs := []any{"addr", at.Addr, "database", store.Describe(cfg.DatabaseURL), "rate_limits", "per server"}
+	if a.rateLimits != nil {
+		attrs[len(attrs)-1] = "redis"
+	}
 	if at.MetricsAddr != "" {
 		attrs = append(attrs, "metrics_addr", at.MetricsAddr)
 	}

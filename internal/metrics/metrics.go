@@ -1,7 +1,8 @@
 // Package metrics exposes apikeyd's Prometheus metrics: HTTP requests by
 // route, method and status with their latency; verifications by method and
 // outcome; keys created and revoked; last_used_at flushes; verification-cache
-// lookups; the database connection pool; and the Go runtime and process.
+// lookups; whether rate limits fall back from Redis to this server's own
+// buckets; the database connection pool; and the Go runtime and process.
 //
 // Metrics owns its registry rather than using the process-wide default, so
 // each App (and each test) counts on its own. No label ever carries a user
@@ -35,6 +36,7 @@ type Metrics struct {
 	flushes       *prometheus.CounterVec
 	flushKeys     prometheus.Histogram
 	cacheLookups  *prometheus.CounterVec
+	rateFallback  prometheus.Gauge
 	eventMetrics
 }
 
@@ -93,10 +95,14 @@ func New(db *sql.DB) *Metrics {
 			Name: "apikeyd_verify_cache_lookups_total",
 			Help: "Verification cache lookups, by result (hit, miss).",
 		}, []string{"result"}),
+		rateFallback: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "apikeyd_rate_limit_fallback",
+			Help: "1 while Redis (REDIS_URL) cannot be reached and rate limits use this server's own buckets; 0 otherwise, and without REDIS_URL.",
+		}),
 	}
 	m.registry.MustRegister(
 		m.requests, m.duration, m.verifications, m.keysCreated, m.keysRevoked,
-		m.flushes, m.flushKeys, m.cacheLookups,
+		m.flushes, m.flushKeys, m.cacheLookups, m.rateFallback,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -180,4 +186,13 @@ func (m *Metrics) CacheLookup(hit bool) {
 		result = "hit"
 	}
 	m.cacheLookups.WithLabelValues(result).Inc()
+}
+
+// RateLimitFallback implements redislimit.Observer.
+func (m *Metrics) RateLimitFallback(on bool) {
+	if on {
+		m.rateFallback.Set(1)
+		return
+	}
+	m.rateFallback.Set(0)
 }

@@ -26,6 +26,10 @@ func TestObserverHooks(t *testing.T) {
 	m.Verified(apikey.MethodAPIKey, apikey.OutcomeRevoked) // auth.Observer
 	o.KeyCreated()
 	o.KeyRevoked()
+	if got := testutil.ToFloat64(m.rateFallback); got != 0 {
+		t.Errorf("rate limit fallback at start: %v, want 0", got)
+	}
+	m.RateLimitFallback(true) // redislimit.Observer
 
 	for _, c := range []struct {
 		name string
@@ -39,6 +43,7 @@ func TestObserverHooks(t *testing.T) {
 		{"revoked verifications", testutil.ToFloat64(m.verifications.WithLabelValues("api_key", "revoked")), 1},
 		{"keys created", testutil.ToFloat64(m.keysCreated), 1},
 		{"keys revoked", testutil.ToFloat64(m.keysRevoked), 1},
+		{"rate limit fallback", testutil.ToFloat64(m.rateFallback), 1},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
