@@ -24,15 +24,15 @@ func TestKeyLookupUsesTheHashIndex(t *testing.T) {
 		pg := strings.HasPrefix(dsn, "postgres")
 		fill := []string{
 			`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i < 3000)
-			 INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at)
-			 SELECT printf('id-%d', i), 'user-' || (i % 3), printf('%064d', i), 'atiru_xxxx', '2026-01-01 00:00:00+00:00' FROM s`,
+			 INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at, lineage_id)
+			 SELECT printf('id-%d', i), 'user-' || (i % 3), printf('%064d', i), 'atiru_xxxx', '2026-01-01 00:00:00+00:00', printf('id-%d', i) FROM s`,
 			`ANALYZE`,
 		}
 		if pg {
 			fill = []string{
-				`INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at)
-				 SELECT gen_random_uuid(), 'user-' || (i % 3), lpad(i::text, 64, '0'), 'atiru_xxxx', now()
-				 FROM generate_series(1, 3000) AS i`,
+				`INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at, lineage_id)
+				 SELECT id, 'user-' || (i % 3), lpad(i::text, 64, '0'), 'atiru_xxxx', now(), id
+				 FROM (SELECT gen_random_uuid() AS id, i FROM generate_series(1, 3000) AS i) AS s`,
 				`ANALYZE api_keys`,
 			}
 		}

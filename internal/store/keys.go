@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -44,37 +46,54 @@ type keyRow struct {
 	// Where the last use came from, written with last_used_at.
 	LastUsedIP        *string `bun:"last_used_ip"`
 	LastUsedUserAgent *string `bun:"last_used_user_agent"`
+
+	// The usage policy (apikey.Policy) but its credits, which are the
+	// lineage's row of credit_balances.
+	LineageID  string        `bun:"lineage_id,notnull"`
+	Disabled   bool          `bun:"disabled,notnull"`
+	RateLimit  sql.NullInt64 `bun:"rate_limit"`          // tokens; NULL: no rate limit
+	RatePeriod sql.NullInt64 `bun:"rate_period_seconds"` // NULL exactly when rate_limit is
+	AllowedIPs *string       `bun:"allowed_ips"`         // JSON array of prefixes; NULL: anywhere
+	Meta       *string       `bun:"meta"`                // JSON object; NULL: none
 }
 
 // keyColumns is a key as the store reads it back: every column of keyRow
 // but key_hash (a hash is looked up, never returned). The two hot paths read
 // less, as each column read costs: listColumns, a listing's unrevoked keys
 // (revoked_at is NULL), and lookupColumns, what a verification that misses
-// the cache needs (FindKeyByHash).
+// the cache needs (FindKeyByHash). Both are read with the lineage's balance
+// (creditColumns).
 var (
 	keyColumns    = keyRowColumns(func(name string) bool { return name != "key_hash" })
 	listColumns   = keyRowColumns(func(name string) bool { return name != "key_hash" && name != "revoked_at" })
-	lookupColumns = keyRowColumnsNamed("id", "user_id", "key_prefix", "created_at", "expires_at", "revoked_at", "scopes")
+	lookupColumns = keyRowColumnsNamed("id", "user_id", "key_prefix", "created_at", "expires_at", "revoked_at", "scopes",
+		"lineage_id", "disabled", "rate_limit", "rate_period_seconds", "allowed_ips", "meta")
 )
 
 // columns are some of keyRow's columns, in keyRow's order.
 type columns struct {
-	list   string  // "id, user_id, …", for a query's text
-	fields [][]int // the matching fields' indexes in keyRow
+	list   string   // "id, user_id, …", for a query's text
+	names  []string // the same, one by one
+	fields [][]int  // the matching fields' indexes in keyRow
+}
+
+// of returns the list qualified by a table's name or alias, for a query
+// that joins another table: "k.id, k.user_id, …".
+func (c columns) of(table string) string {
+	return table + "." + strings.Join(c.names, ", "+table+".")
 }
 
 // keyRowColumns returns the columns of keyRow that include reports true
 // for, from bun's reading of keyRow's tags.
 func keyRowColumns(include func(name string) bool) columns {
-	var names []string
 	var c columns
 	for _, f := range schema.NewTables(sqlitedialect.New()).Get(reflect.TypeFor[keyRow]()).Fields {
 		if include(f.Name) {
-			names = append(names, f.Name)
+			c.names = append(c.names, f.Name)
 			c.fields = append(c.fields, f.Index)
 		}
 	}
-	c.list = strings.Join(names, ", ")
+	c.list = strings.Join(c.names, ", ")
 	return c
 }
 
@@ -88,8 +107,8 @@ func keyRowColumnsNamed(names ...string) columns {
 }
 
 // destBuf holds a query's scan destinations: on the caller's stack, when
-// keyRow has no more fields than it has room for.
-type destBuf [16]any
+// keyRow and the balance have no more fields than it has room for.
+type destBuf [32]any
 
 // dest returns the scan destinations of c in r, in buf. Scanning many rows
 // into one r through one dest reflects once per query, not per row:
@@ -104,9 +123,65 @@ func (c columns) dest(r *keyRow, buf *destBuf) []any {
 	return dest
 }
 
+// creditColumns are the lineage's balance as a key is read with it: the
+// columns of credit_balances c, joined on c.lineage_id = k.lineage_id by a
+// LEFT JOIN (all NULL when the lineage has no balance), in the order of
+// joinedCredits.dest.
+const creditColumns = "c.remaining, c.refill_amount, c.refill_interval, c.refill_day"
+
+// joinedCredits is a balance read through creditColumns.
+type joinedCredits struct {
+	Remaining sql.NullInt64
+	refillColumns
+}
+
+// dest appends the scan destinations of creditColumns to dest.
+func (c *joinedCredits) dest(dest []any) []any {
+	return append(dest, &c.Remaining, &c.RefillAmount, &c.RefillInterval, &c.RefillDay)
+}
+
+// credits is the balance c holds, or nil when the lineage has none
+// (unlimited).
+func (c *joinedCredits) credits() *apikey.Credits {
+	if !c.Remaining.Valid {
+		return nil
+	}
+	refill, ok := c.refill()
+	if !ok {
+		return &apikey.Credits{Remaining: c.Remaining.Int64}
+	}
+	// One allocation for both.
+	both := &struct {
+		apikey.Credits
+		refill apikey.Refill
+	}{Credits: apikey.Credits{Remaining: c.Remaining.Int64}, refill: refill}
+	both.Refill = &both.refill
+	return &both.Credits
+}
+
+// keyWithCredits is a key read with its lineage's balance.
+type keyWithCredits struct {
+	keyRow
+	credits joinedCredits
+}
+
+// destWithCredits returns the scan destinations of c, then creditColumns,
+// in r.
+func (c columns) destWithCredits(r *keyWithCredits, buf *destBuf) []any {
+	return r.credits.dest(c.dest(&r.keyRow, buf))
+}
+
+// decode is the key r holds, with its credits (decodeKey).
+func (r *keyWithCredits) decode() (apikey.APIKey, error) {
+	k, err := decodeKey(&r.keyRow)
+	k.Credits = r.credits.credits()
+	return k, err
+}
+
 // newKeyRow is the row that stores k: the one conversion of a key to a row.
+// A key without a lineage is its own.
 func newKeyRow(k apikey.NewKey) *keyRow {
-	return &keyRow{
+	r := &keyRow{
 		ID:         k.ID,
 		UserID:     k.UserID,
 		KeyHash:    k.Hash,
@@ -116,23 +191,43 @@ func newKeyRow(k apikey.NewKey) *keyRow {
 		LastUsedAt: k.LastUsedAt,
 		ExpiresAt:  k.ExpiresAt,
 		RevokedAt:  k.RevokedAt,
-		Scopes:     encodeScopes(k.Scopes),
+		Scopes:     encodeStrings(k.Scopes),
 		ReplacedBy: k.ReplacedBy,
 
 		LastUsedIP:        k.LastUsedIP,
 		LastUsedUserAgent: k.LastUsedUserAgent,
+
+		LineageID: cmp.Or(k.Lineage, k.ID),
+	}
+	r.setPolicy(k.Policy)
+	return r
+}
+
+// setPolicy sets the columns of p in r (all of p but its credits).
+func (r *keyRow) setPolicy(p apikey.Policy) {
+	r.Disabled = p.Disabled
+	r.RateLimit, r.RatePeriod = sql.NullInt64{}, sql.NullInt64{}
+	if p.RateLimit != nil {
+		r.RateLimit = sql.NullInt64{Int64: p.RateLimit.Limit, Valid: true}
+		r.RatePeriod = sql.NullInt64{Int64: int64(p.RateLimit.Period / time.Second), Valid: true}
+	}
+	r.AllowedIPs = encodeAllowedIPs(p.AllowedIPs)
+	r.Meta = nil
+	if len(p.Meta) > 0 && string(p.Meta) != "null" {
+		meta := string(p.Meta)
+		r.Meta = &meta
 	}
 }
 
-// domain is the key r holds, its scopes not decoded (domainWithScopes):
-// the one conversion of a row to a key. Its times are r's, set to UTC in
-// place.
+// domain is the key r holds, its scopes and allowed addresses not decoded
+// (decodeKey) and without credits: the one conversion of a row to a key.
+// Its times are r's, set to UTC in place.
 func (r *keyRow) domain() apikey.APIKey {
 	r.CreatedAt = r.CreatedAt.UTC()
 	toUTC(r.LastUsedAt)
 	toUTC(r.ExpiresAt)
 	toUTC(r.RevokedAt)
-	return apikey.APIKey{
+	k := apikey.APIKey{
 		ID:         r.ID,
 		UserID:     r.UserID,
 		KeyPrefix:  r.KeyPrefix,
@@ -145,28 +240,55 @@ func (r *keyRow) domain() apikey.APIKey {
 
 		LastUsedIP:        r.LastUsedIP,
 		LastUsedUserAgent: r.LastUsedUserAgent,
+
+		Policy:  apikey.Policy{Disabled: r.Disabled},
+		Lineage: r.LineageID,
 	}
+	if r.RateLimit.Valid {
+		k.RateLimit = &apikey.RateLimit{Limit: r.RateLimit.Int64, Period: time.Duration(r.RatePeriod.Int64) * time.Second}
+	}
+	if r.Meta != nil {
+		k.Meta = json.RawMessage(*r.Meta)
+	}
+	return k
 }
 
-// domainWithScopes is r.domain() with its scopes decoded.
-func domainWithScopes(r *keyRow) (apikey.APIKey, error) {
+// decodeKey is r.domain() with its JSON arrays (scopes, allowed_ips)
+// decoded; one that does not decode fails naming the row.
+func decodeKey(r *keyRow) (apikey.APIKey, error) {
 	k := r.domain()
 	var err error
 	if k.Scopes, err = decodeScopes(r.Scopes); err != nil {
 		return k, rowError("api_keys", r.ID, err)
 	}
+	if k.AllowedIPs, err = decodeAllowedIPs(r.AllowedIPs); err != nil {
+		return k, rowError("api_keys", r.ID, err)
+	}
 	return k, nil
 }
 
-// encodeScopes writes a key's scopes as stored: a JSON array, or NULL
-// (nil) for an unrestricted key.
-func encodeScopes(scopes []string) *string {
-	if scopes == nil {
+// encodeStrings writes a list as stored: a JSON array, or NULL (nil) for a
+// nil list (for scopes: an unrestricted key).
+func encodeStrings(list []string) *string {
+	if list == nil {
 		return nil
 	}
-	b, _ := json.Marshal(scopes) // a []string always marshals
+	b, _ := json.Marshal(list) // a []string always marshals
 	s := string(b)
 	return &s
+}
+
+// encodeAllowedIPs writes a key's allowed addresses as stored: a JSON array
+// of prefixes, or NULL (nil) for a key usable from anywhere.
+func encodeAllowedIPs(ips []netip.Prefix) *string {
+	if ips == nil {
+		return nil
+	}
+	list := make([]string, len(ips))
+	for i, p := range ips {
+		list[i] = p.String()
+	}
+	return encodeStrings(list)
 }
 
 // decodeScopes reads a stored scopes column; NULL is nil (unrestricted) and
@@ -185,24 +307,65 @@ func decodeScopes(col *string) ([]string, error) {
 	return scopes, nil
 }
 
-// plainScopes reads the form encodeScopes writes, a JSON array of scope
-// names with no space and nothing escaped (scope names are letters, digits
-// and _ . : -), with one allocation; it runs for every key of every listing.
-// It reports false for anything else, which encoding/json then reads.
+// decodeAllowedIPs reads a stored allowed_ips column; NULL is nil
+// (anywhere) and '[]' an empty, non-nil list.
+func decodeAllowedIPs(col *string) ([]netip.Prefix, error) {
+	if col == nil {
+		return nil, nil
+	}
+	if ips, ok := plainArray(*col, parsePrefix); ok {
+		return ips, nil
+	}
+	var list []string
+	if err := json.Unmarshal([]byte(*col), &list); err != nil || list == nil {
+		return nil, fmt.Errorf("allowed_ips: not a JSON array of strings: %w", err)
+	}
+	ips := make([]netip.Prefix, len(list))
+	for i, s := range list {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("allowed_ips: %w", err)
+		}
+		ips[i] = p
+	}
+	return ips, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(s)
+	return p, err == nil
+}
+
+// plainScopes reads the form encodeStrings writes for scopes (scope names
+// are letters, digits and _ . : -) with one allocation; it runs for every
+// key of every listing. It reports false for anything else, which
+// encoding/json then reads.
 func plainScopes(col string) ([]string, bool) {
+	return plainArray(col, func(s string) (string, bool) { return s, true })
+}
+
+// plainArray reads the form encodeStrings writes, a JSON array of strings
+// with no space and nothing escaped, each item read by item, with one
+// allocation (for the slice). It reports false for anything else, or when
+// item does.
+func plainArray[T any](col string, item func(string) (T, bool)) ([]T, bool) {
 	if len(col) < 2 || col[0] != '[' || col[len(col)-1] != ']' {
 		return nil, false
 	}
 	body := col[1 : len(col)-1]
 	if body == "" {
-		return []string{}, true
+		return []T{}, true
 	}
-	out := make([]string, 0, strings.Count(body, ",")+1)
-	for item := range strings.SplitSeq(body, ",") {
-		if len(item) < 2 || item[0] != '"' || item[len(item)-1] != '"' || strings.ContainsAny(item[1:len(item)-1], "\"\\ \t\r\n") {
+	out := make([]T, 0, strings.Count(body, ",")+1)
+	for s := range strings.SplitSeq(body, ",") {
+		if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' || strings.ContainsAny(s[1:len(s)-1], "\"\\ \t\r\n") {
 			return nil, false
 		}
-		out = append(out, item[1:len(item)-1])
+		v, ok := item(s[1 : len(s)-1])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
 	}
 	return out, true
 }
@@ -247,7 +410,8 @@ func New(db *bun.DB, cfg Config) *Store {
 	}
 }
 
-// CreateKey implements apikey.Store. The count and the insert run in one
+// CreateKey implements apikey.Store, inserting the key and, when it has
+// credits, its lineage's balance. The count and the inserts run in one
 // transaction that holds a per-user lock (PostgreSQL: an advisory lock;
 // SQLite: the database write lock, taken at BEGIN IMMEDIATE), so concurrent
 // creates cannot together exceed max.
@@ -269,6 +433,11 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 		if _, err = tx.NewInsert().Model(row).Exec(ctx); err != nil {
 			return err
 		}
+		if k.Credits != nil {
+			if err := setCredits(ctx, tx, row.LineageID, k.Credits, k.CreatedAt); err != nil {
+				return err
+			}
+		}
 		return s.recordChangeEvent(ctx, tx, k.Event)
 	})
 	if err != nil {
@@ -278,15 +447,26 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 	return nil
 }
 
-// InsertKeys inserts keys as they are, in one statement, with no per-user
-// limit and no event: it fills a database for a benchmark (bench/seed).
+// InsertKeys inserts keys as they are, in one statement (and the balances
+// of those with credits in another), with no per-user limit and no event:
+// it fills a database for a benchmark (bench/seed).
 func InsertKeys(ctx context.Context, db bun.IDB, keys []apikey.NewKey) error {
 	rows := make([]*keyRow, len(keys))
+	var balances []*creditsRow
 	for i, k := range keys {
 		rows[i] = newKeyRow(k)
+		if k.Credits != nil {
+			balances = append(balances, newCreditsRow(rows[i].LineageID, k.Credits, k.CreatedAt))
+		}
 	}
-	_, err := db.NewInsert().Model(&rows).Exec(ctx)
-	return translate(err)
+	if _, err := db.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return translate(err)
+	}
+	if len(balances) > 0 {
+		_, err := db.NewInsert().Model(&balances).Exec(ctx)
+		return translate(err)
+	}
+	return nil
 }
 
 // notGone is the condition, given the time now, that a key was not rolled
@@ -300,7 +480,8 @@ func activeKeys(db bun.IDB, userID string) *bun.SelectQuery {
 		Where("revoked_at IS NULL")
 }
 
-// ListKeys implements apikey.Store with a prepared statement.
+// ListKeys implements apikey.Store with a prepared statement, each key
+// with its lineage's balance.
 func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, error) {
 	rows, err := s.listKeys.query(ctx, userID)
 	if err != nil {
@@ -308,15 +489,15 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 	}
 	defer rows.Close()
 	keys := make([]apikey.APIKey, 0, 8)
-	var r keyRow
+	var r keyWithCredits
 	var buf destBuf
-	dest := listColumns.dest(&r, &buf)
+	dest := listColumns.destWithCredits(&r, &buf)
 	for rows.Next() {
-		r = keyRow{} // a row that does not scan is not named by the last one's id
+		r = keyWithCredits{} // a row that does not scan is not named by the last one's id
 		if err := rows.Scan(dest...); err != nil {
 			return nil, rowError("api_keys", r.ID, err)
 		}
-		k, err := domainWithScopes(&r)
+		k, err := r.decode()
 		if err != nil {
 			return nil, err
 		}
@@ -414,8 +595,8 @@ func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (
 }
 
 // FindKeyByHash implements apikey.Store with a prepared statement, through
-// the unique index on key_hash. Revoked keys are returned too: the caller
-// checks RevokedAt.
+// the unique index on key_hash, the key with its lineage's balance. Revoked
+// keys are returned too: the caller checks RevokedAt.
 func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, error) {
 	rows, err := s.findKeyByHash.query(ctx, hash)
 	if err != nil {
@@ -428,12 +609,12 @@ func (s *Store) FindKeyByHash(ctx context.Context, hash string) (apikey.APIKey, 
 		}
 		return apikey.APIKey{}, errNotFound
 	}
-	var r keyRow
+	var r keyWithCredits
 	var buf destBuf
-	if err := rows.Scan(lookupColumns.dest(&r, &buf)...); err != nil {
+	if err := rows.Scan(lookupColumns.destWithCredits(&r, &buf)...); err != nil {
 		return apikey.APIKey{}, rowError("api_keys", r.ID, err)
 	}
-	return domainWithScopes(&r)
+	return r.decode()
 }
 
 // errNotFound is the answer for a key that is not there for this caller.

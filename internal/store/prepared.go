@@ -19,10 +19,12 @@ import (
 // without bun's per-row reflection. Written with ? placeholders;
 // PostgreSQL gets $1, $2, ….
 var (
-	findKeyByHashQuery = `SELECT ` + lookupColumns.list + ` FROM api_keys
-WHERE key_hash = ? LIMIT 1`
-	listKeysQuery = `SELECT ` + listColumns.list + ` FROM api_keys
-WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`
+	findKeyByHashQuery = `SELECT ` + lookupColumns.of("k") + `, ` + creditColumns + `
+FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
+WHERE k.key_hash = ? LIMIT 1`
+	listKeysQuery = `SELECT ` + listColumns.of("k") + `, ` + creditColumns + `
+FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
+WHERE k.user_id = ? AND k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id DESC`
 )
 
 // statement is a query prepared on first use and kept; database/sql

@@ -20,6 +20,13 @@ func copySettings(next, old *keyRow) {
 	next.Name = old.Name
 	next.ExpiresAt = old.ExpiresAt
 	next.Scopes = old.Scopes // as stored: the JSON array, or NULL (unrestricted)
+	next.Disabled = old.Disabled
+	next.RateLimit, next.RatePeriod = old.RateLimit, old.RatePeriod
+	next.AllowedIPs = old.AllowedIPs
+	next.Meta = old.Meta
+	// The new key takes over the lineage's balance and rate-limit bucket:
+	// during the grace both keys spend from and are limited by the same.
+	next.LineageID = old.LineageID
 }
 
 // RollKey implements apikey.Store in one transaction. The old row is read
@@ -83,12 +90,18 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 			}
 		}
 		old.ReplacedBy = &row.ID
-		if created, err = domainWithScopes(row); err != nil {
+		if created, err = decodeKey(row); err != nil {
 			return err
 		}
-		previous, err = domainWithScopes(&old)
+		if previous, err = decodeKey(&old); err != nil {
+			return err
+		}
+		if created.Credits, err = lineageCredits(ctx, tx, row.LineageID); err != nil {
+			return err
+		}
+		previous.Credits = created.Credits
 		hash = changed.Hash
-		return err
+		return nil
 	})
 	if err != nil {
 		return apikey.APIKey{}, apikey.APIKey{}, "", translate(err)
@@ -141,5 +154,5 @@ func (s *Store) RenameKey(ctx context.Context, userID, id string, name *string, 
 		return apikey.APIKey{}, translate(err)
 	}
 	s.changeEventWritten(ev)
-	return domainWithScopes(&row)
+	return decodeKey(&row)
 }

@@ -217,6 +217,25 @@ FROM pg_constraint c WHERE c.conrelid IN (`+ours+`)`,
 			}
 			return fmt.Sprintf("%s: constraint of kind %s", table, kind), nil
 		})...)
+	return countChecks(out)
+}
+
+// countChecks sorts a schema's lines, with a table's "check" lines (one per
+// CHECK constraint) made into one that counts them: the lines are compared
+// as sets, which would not tell three checks from two.
+func countChecks(lines []string) []string {
+	checks := map[string]int{}
+	out := lines[:0]
+	for _, l := range lines {
+		if table, ok := strings.CutSuffix(l, ": check"); ok {
+			checks[table]++
+			continue
+		}
+		out = append(out, l)
+	}
+	for table, n := range checks {
+		out = append(out, fmt.Sprintf("%s: %d checks", table, n))
+	}
 	slices.Sort(out)
 	return out
 }
@@ -312,6 +331,5 @@ FROM pragma_index_list(?) l LEFT JOIN sqlite_master m ON m.type = 'index' AND m.
 			i = j
 		}
 	}
-	slices.Sort(out)
-	return out
+	return countChecks(out)
 }

@@ -7,11 +7,11 @@ import (
 )
 
 // TestDecodeScopes: the hand-written reader of the scopes column agrees with
-// encoding/json on what encodeScopes writes and on every other form a
+// encoding/json on what encodeStrings writes and on every other form a
 // column may hold, and allocates once for the plain form.
 func TestDecodeScopes(t *testing.T) {
 	for _, scopes := range [][]string{nil, {}, {"a"}, {"orders:read", "reports:read"}, {"a.b_c-d:e", "z9"}} {
-		got, err := decodeScopes(encodeScopes(scopes))
+		got, err := decodeScopes(encodeStrings(scopes))
 		if err != nil || !reflect.DeepEqual(got, scopes) {
 			t.Errorf("%#v: read back %#v, %v", scopes, got, err)
 		}

@@ -44,8 +44,8 @@ func TestStoreScopes(t *testing.T) {
 		t.Run("RowWithoutScopesIsUnrestricted", func(t *testing.T) {
 			k, _ := newKey(t, "legacy", base)
 			if _, err := db.ExecContext(ctx,
-				"INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at) VALUES (?, ?, ?, ?, ?)",
-				k.ID, k.UserID, k.Hash, k.KeyPrefix, k.CreatedAt); err != nil {
+				"INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at, lineage_id) VALUES (?, ?, ?, ?, ?, ?)",
+				k.ID, k.UserID, k.Hash, k.KeyPrefix, k.CreatedAt, k.ID); err != nil {
 				t.Fatal(err)
 			}
 			got, err := s.FindKeyByHash(ctx, k.Hash)

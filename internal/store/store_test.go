@@ -314,8 +314,9 @@ func TestUnreachableDatabaseIsServerBusy(t *testing.T) {
 	}
 }
 
-// TestKeyRoundTrip: every field of a key that InsertKeys writes, ListKeys
-// reads back; FindKeyByHash reads what a verification needs.
+// TestKeyRoundTrip: every field of a key that InsertKeys writes (its
+// balance included), ListKeys reads back; FindKeyByHash reads what a
+// verification needs.
 func TestKeyRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2026, 1, 15, 12, 0, 0, 123_000_000, time.UTC)
@@ -327,6 +328,8 @@ func TestKeyRoundTrip(t *testing.T) {
 		k.LastUsedAt, k.ExpiresAt, k.ReplacedBy = &used, &expires, &next
 		k.LastUsedIP, k.LastUsedUserAgent = &ip, &agent
 		k.Scopes = []string{"orders:read", "reports:read"}
+		k.Policy = policies[len(policies)-1].policy // every field set
+		k.Lineage = k.ID
 		if err := store.InsertKeys(ctx, db, []apikey.NewKey{k}); err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +338,8 @@ func TestKeyRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lookup := apikey.APIKey{ID: k.ID, UserID: k.UserID, KeyPrefix: k.KeyPrefix, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, Scopes: k.Scopes}
+		lookup := apikey.APIKey{ID: k.ID, UserID: k.UserID, KeyPrefix: k.KeyPrefix, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, Scopes: k.Scopes,
+			Policy: k.Policy, Lineage: k.Lineage}
 		if !reflect.DeepEqual(found, lookup) {
 			t.Errorf("FindKeyByHash:\n got %+v\nwant %+v", found, lookup)
 		}
