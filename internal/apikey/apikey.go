@@ -163,6 +163,14 @@ type Store interface {
 	// names in its details, is recorded in the same transaction.
 	// Returns apperr.NotFound when there is no such key.
 	RenameKey(ctx context.Context, userID, id string, name *string, at time.Time, ev audit.Event) (APIKey, error)
+	// SpendCredits spends cost (0…MaxCost) from the balance of lineage at
+	// now, refilling it first when a refill fell due (a reset to the
+	// refill's amount when lower, at most once per refill time). Exact
+	// under any concurrency on any number of servers. ok is false, and
+	// nothing is spent, when the balance is below cost. remaining is the
+	// balance after. Returns apperr.NotFound when the lineage has no
+	// balance (unlimited).
+	SpendCredits(ctx context.Context, lineage string, cost int64, now time.Time) (remaining int64, ok bool, err error)
 	// FindKeyByHash returns the key whose hash is hash, revoked or not (its
 	// RevokedAt tells), so that a revoked key can be told from an unknown one
 	// in one indexed lookup. Returns apperr.NotFound when there is none.

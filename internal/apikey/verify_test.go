@@ -53,6 +53,11 @@ func (s *recordingStore) RenameKey(context.Context, string, string, *string, tim
 	return apikey.APIKey{}, nil
 }
 
+func (s *recordingStore) SpendCredits(context.Context, string, int64, time.Time) (int64, bool, error) {
+	s.record("SpendCredits")
+	return 0, false, nil
+}
+
 func (s *recordingStore) FindKeyByHash(_ context.Context, hash string) (apikey.APIKey, error) {
 	s.record("FindKeyByHash")
 	s.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/apperr"
 )
 
 // creditsRow is a row of credit_balances: the balance of a lineage of keys
@@ -88,4 +89,115 @@ func lineageCredits(ctx context.Context, db bun.IDB, lineage string) (*apikey.Cr
 		return nil, nil
 	}
 	return c.credits(), err
+}
+
+// errNoBalance is SpendCredits' answer for a lineage without credits.
+var errNoBalance = apperr.New(apperr.NotFound, "this API key has no credits")
+
+// SpendCredits implements apikey.Store. The common case is one statement,
+// prepared: a conditional UPDATE … RETURNING that spends cost only if the
+// balance holds it and no refill is due, atomic on its row on either
+// database, so concurrent spends on any number of servers never spend more
+// than the balance. When it changes nothing (a balance too low, a refill
+// due, none at all) or cost is 0, a read tells which; a refill due, or a
+// balance that grew meanwhile, goes through spendLocked.
+func (s *Store) SpendCredits(ctx context.Context, lineage string, cost int64, now time.Time) (remaining int64, ok bool, err error) {
+	if cost < 0 || cost > apikey.MaxCost {
+		return 0, false, apperr.Errorf(apperr.InvalidRequest, "cost must be an integer from 0 to %d", apikey.MaxCost)
+	}
+	if cost > 0 {
+		rows, err := s.spendCredits.query(ctx, cost, lineage, cost, s.spendCredits.timeArg(now))
+		if err != nil {
+			return 0, false, translate(err)
+		}
+		spent := rows.Next()
+		if spent {
+			err = rows.Scan(&remaining)
+		}
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+		if err != nil {
+			return 0, false, translate(err)
+		}
+		if spent {
+			return remaining, true, nil
+		}
+	}
+	var refillAt *time.Time
+	rows, err := s.readCredits.query(ctx, lineage)
+	if err != nil {
+		return 0, false, translate(err)
+	}
+	found := rows.Next()
+	if found {
+		err = rows.Scan(&remaining, &refillAt)
+	}
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	switch {
+	case err != nil:
+		return 0, false, translate(err)
+	case !found:
+		return 0, false, errNoBalance
+	case refillAt == nil || refillAt.After(now):
+		if remaining < cost {
+			return remaining, false, nil
+		}
+		if cost == 0 {
+			return remaining, true, nil
+		}
+	}
+	return s.spendLocked(ctx, lineage, cost, now)
+}
+
+// spendLocked spends cost from the balance of lineage in a transaction that
+// holds its row (PostgreSQL: FOR UPDATE; SQLite: the write lock taken at
+// BEGIN IMMEDIATE), applying first the refill due at now, if any: the
+// balance becomes the refill's amount if it was lower, and refill_at the
+// next refill time after now. Of concurrent spends straddling a refill time
+// only the first applies it: the others, waiting for the row, find
+// refill_at moved past now.
+func (s *Store) spendLocked(ctx context.Context, lineage string, cost int64, now time.Time) (remaining int64, ok bool, err error) {
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var b creditsRow
+		q := tx.NewSelect().Model(&b).Where("lineage_id = ?", lineage)
+		if IsPostgresDB(tx) {
+			q = q.For("UPDATE")
+		}
+		if err := q.Scan(ctx); err != nil {
+			return err
+		}
+		changed := false
+		if refill, due := b.refill(); due && b.RefillAt != nil && !b.RefillAt.After(now) {
+			b.Remaining = max(b.Remaining, refill.Amount)
+			next := refill.Next(now)
+			b.RefillAt = &next
+			changed = true
+		}
+		if ok = b.Remaining >= cost; ok && cost > 0 {
+			b.Remaining -= cost
+			changed = true
+		}
+		remaining = b.Remaining
+		if !changed {
+			return nil
+		}
+		_, err := tx.NewUpdate().Model(&b).Column("remaining", "refill_at").WherePK().Exec(ctx)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, errNoBalance
+	}
+	if err != nil {
+		return 0, false, translate(err)
+	}
+	return remaining, ok, nil
 }

@@ -382,6 +382,8 @@ type Store struct {
 	db            *bun.DB
 	findKeyByHash *statement
 	listKeys      *statement
+	spendCredits  *statement
+	readCredits   *statement
 
 	queue   func(action string) bool // Config.Queue
 	onEvent func(action string)      // Config.OnEvent
@@ -405,6 +407,8 @@ func New(db *bun.DB, cfg Config) *Store {
 		db:            db,
 		findKeyByHash: newStatement(db, findKeyByHashQuery),
 		listKeys:      newStatement(db, listKeysQuery),
+		spendCredits:  newStatement(db, spendCreditsQuery),
+		readCredits:   newStatement(db, readCreditsQuery),
 		queue:         cfg.Queue,
 		onEvent:       cfg.OnEvent,
 	}

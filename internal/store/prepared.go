@@ -7,12 +7,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/uptrace/bun"
 )
 
-// The queries of the hot paths: a verification that misses the cache and a
-// listing (REST and GraphQL). They run as prepared statements, so that
+// The queries of the hot paths: a verification that misses the cache, a
+// listing (REST and GraphQL), and the spending of credits at each
+// verification of a credited key. They run as prepared statements, so that
 // PostgreSQL parses and plans them once per connection rather than once per
 // request (bun inlines arguments into the SQL text, which makes every query
 // new to the server), and rows are scanned through their columns' dest,
@@ -25,6 +27,14 @@ WHERE k.key_hash = ? LIMIT 1`
 	listKeysQuery = `SELECT ` + listColumns.of("k") + `, ` + creditColumns + `
 FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
 WHERE k.user_id = ? AND k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id DESC`
+	// spendCreditsQuery is SpendCredits' one statement in the common case:
+	// arguments cost, lineage, cost, now.
+	spendCreditsQuery = `UPDATE credit_balances SET remaining = remaining - ?
+WHERE lineage_id = ? AND remaining >= ? AND (refill_at IS NULL OR refill_at > ?)
+RETURNING remaining`
+	// readCreditsQuery reads a balance when spendCreditsQuery changed
+	// nothing, or for a cost of 0.
+	readCreditsQuery = `SELECT remaining, refill_at FROM credit_balances WHERE lineage_id = ?`
 )
 
 // statement is a query prepared on first use and kept; database/sql
@@ -44,6 +54,19 @@ func newStatement(db *bun.DB, query string) *statement {
 	}
 	return &statement{db: db, text: query}
 }
+
+// timeArg is t as an argument of the statement. SQLite compares timestamps
+// as text, so it gets t as bun writes them (sqliteTimeFormat, in UTC), not
+// as the driver would (time.Time.String, which sorts differently).
+func (s *statement) timeArg(t time.Time) any {
+	if IsPostgresDB(s.db) {
+		return t
+	}
+	return t.UTC().Format(sqliteTimeFormat)
+}
+
+// sqliteTimeFormat is how bun writes a time for SQLite (in UTC).
+const sqliteTimeFormat = "2006-01-02 15:04:05.999999-07:00"
 
 // query runs the statement, preparing it first if need be.
 func (s *statement) query(ctx context.Context, args ...any) (*sql.Rows, error) {
