@@ -119,6 +119,18 @@ type Optional[T any] struct {
 	Value T
 }
 
+// KeyUpdate is what Store.UpdateKey's change function returns.
+type KeyUpdate struct {
+	// Key is the key as it must be: only Name and Policy (without
+	// Credits) are written from it.
+	Key APIKey
+	// SetCredits writes Key.Credits as the lineage's balance (nil:
+	// unlimited, which deletes it); otherwise the balance is left alone.
+	SetCredits bool
+	// Event is recorded in the same transaction; the zero Event: none.
+	Event audit.Event
+}
+
 // Store persists keys. Implementations translate their own failures:
 // an unreachable database is apperr.ServerBusy; anything else is returned as is
 // and shown to clients as an internal error.
@@ -157,12 +169,16 @@ type Store interface {
 	// one of concurrent rolls of a key succeeds) and apperr.NotFound when the
 	// user has no such unrevoked key.
 	RollKey(ctx context.Context, userID, id string, next NewKey, at, graceEnd time.Time, events []audit.Event) (created, previous APIKey, hash string, err error)
-	// RenameKey sets the name of the user's key id, which must be unrevoked
-	// and not rolled past its grace at at, and returns the key. ev
-	// (api_key.updated), given the key's id and prefix and the old and new
-	// names in its details, is recorded in the same transaction.
-	// Returns apperr.NotFound when there is no such key.
-	RenameKey(ctx context.Context, userID, id string, name *string, at time.Time, ev audit.Event) (APIKey, error)
+	// UpdateKey changes the user's key id, which must be unrevoked and not
+	// gone at at: in one transaction it reads the key with its row locked
+	// (policy and balance included) and calls change with it; change
+	// returns the update or an error that aborts (returned as is). The
+	// store writes the name and the policy, sets or deletes the balance
+	// when SetCredits, records the event (completed with the key's id and
+	// prefix), and tells the other servers, with the key's hash (as
+	// RevokeKey does), once it commits. Returns the key as it now is and
+	// its hash (for this server's cache), or apperr.NotFound.
+	UpdateKey(ctx context.Context, userID, id string, at time.Time, change func(old APIKey) (KeyUpdate, error)) (APIKey, string, error)
 	// SpendCredits spends cost (0…MaxCost) from the balance of lineage at
 	// now, refilling it first when a refill fell due (a reset to the
 	// refill's amount when lower, at most once per refill time). Exact

@@ -70,10 +70,16 @@ func (s *Service) Rename(ctx context.Context, id string, name *string) (APIKey, 
 		return APIKey{}, err
 	}
 	at := s.timestamp()
-	k, err := s.store.RenameKey(ctx, userID, uid, n, at, audit.New(ctx, userID, audit.KeyUpdated, at))
+	k, hash, err := s.store.UpdateKey(ctx, userID, uid, at, func(old APIKey) (KeyUpdate, error) {
+		ev := audit.New(ctx, userID, audit.KeyUpdated, at)
+		ev.Details = map[string]any{"name": map[string]any{"old": old.Name, "new": n}}
+		old.Name = n
+		return KeyUpdate{Key: old, Event: ev}, nil
+	})
 	if err != nil {
 		return APIKey{}, notFoundAs(err, errKeyNotFound)
 	}
+	s.forget(hash)
 	return k, nil
 }
 

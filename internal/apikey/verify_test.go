@@ -48,9 +48,9 @@ func (s *recordingStore) RollKey(context.Context, string, string, apikey.NewKey,
 	return apikey.APIKey{}, apikey.APIKey{}, "", nil
 }
 
-func (s *recordingStore) RenameKey(context.Context, string, string, *string, time.Time, audit.Event) (apikey.APIKey, error) {
-	s.record("RenameKey")
-	return apikey.APIKey{}, nil
+func (s *recordingStore) UpdateKey(context.Context, string, string, time.Time, func(apikey.APIKey) (apikey.KeyUpdate, error)) (apikey.APIKey, string, error) {
+	s.record("UpdateKey")
+	return apikey.APIKey{}, "", nil
 }
 
 func (s *recordingStore) SpendCredits(context.Context, string, int64, time.Time) (int64, bool, error) {

@@ -57,7 +57,7 @@ func TestRollKey(t *testing.T) {
 			if _, err := s.RevokeKey(ctx, "rita", old.ID, end, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("revoke after the grace: %v, want NOT_FOUND", err)
 			}
-			if _, err := s.RenameKey(ctx, "rita", old.ID, nil, end, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := rename(s, "rita", old.ID, nil, end); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("rename after the grace: %v, want NOT_FOUND", err)
 			}
 			// During it, it is.
@@ -160,15 +160,15 @@ func TestRollKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := "renamed"
-			got, err := s.RenameKey(ctx, "wes", k.ID, &name, base, audit.Event{})
+			got, err := rename(s, "wes", k.ID, &name, base)
 			if err != nil || got.Name == nil || *got.Name != name || got.ID != k.ID || !got.CreatedAt.Equal(k.CreatedAt) {
 				t.Fatalf("rename: %+v, %v", got, err)
 			}
-			got, err = s.RenameKey(ctx, "wes", k.ID, nil, base, audit.Event{})
+			got, err = rename(s, "wes", k.ID, nil, base)
 			if err != nil || got.Name != nil {
 				t.Fatalf("clearing the name: %+v, %v", got, err)
 			}
-			if _, err := s.RenameKey(ctx, "someone-else", k.ID, &name, base, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := rename(s, "someone-else", k.ID, &name, base); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("another user's key: %v", err)
 			}
 		})
