@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/uptrace/bun"
+
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/app"
 	"github.com/apikeyd/apikeyd/internal/clocktest"
@@ -105,6 +107,9 @@ type envSpec struct {
 	dsn   string
 	wrap  func(apikey.Store) apikey.Store // nil: the real store
 	clock *clocktest.Clock                // nil: a new running clock
+	// onDB, when not nil, is given the database before the server is
+	// built on it (to add a query hook, say).
+	onDB func(*bun.DB)
 }
 
 // startEnv starts apikeyd as spec says; configure may change the
@@ -132,11 +137,16 @@ func startEnv(t testing.TB, spec envSpec, configure ...func(*config.Config)) *te
 	log := slog.New(slog.NewJSONHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	deps := app.Deps{Log: log, Now: clock.Now}
 	var a *app.App
-	if wrap == nil {
+	if wrap == nil && spec.onDB == nil {
 		a, err = app.Open(context.Background(), cfg, deps)
 	} else {
 		deps.DB = dbtest.OpenDSN(t, dsn)
-		deps.Keys = wrap(store.New(deps.DB, store.Config{}))
+		if spec.onDB != nil {
+			spec.onDB(deps.DB)
+		}
+		if wrap != nil {
+			deps.Keys = wrap(store.New(deps.DB, store.Config{}))
+		}
 		a, err = app.New(context.Background(), cfg, deps)
 	}
 	if err != nil {

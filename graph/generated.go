@@ -30,6 +30,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	ApiKey() ApiKeyResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Viewer() ViewerResolver
@@ -50,6 +51,7 @@ type ComplexityRoot struct {
 		Name              func(childComplexity int) int
 		ReplacedBy        func(childComplexity int) int
 		Scopes            func(childComplexity int) int
+		Usage             func(childComplexity int, granularity *model.UsageGranularity, from *time.Time, to *time.Time) int
 	}
 
 	AuditActor struct {
@@ -84,6 +86,19 @@ type ComplexityRoot struct {
 		Key    func(childComplexity int) int
 	}
 
+	KeyUsage struct {
+		CreditsSpent      func(childComplexity int) int
+		Disabled          func(childComplexity int) int
+		IPNotAllowed      func(childComplexity int) int
+		InsufficientScope func(childComplexity int) int
+		KeyID             func(childComplexity int) int
+		KeyPrefix         func(childComplexity int) int
+		Name              func(childComplexity int) int
+		RateLimited       func(childComplexity int) int
+		UsageExceeded     func(childComplexity int) int
+		Valid             func(childComplexity int) int
+	}
+
 	LeakedApiKey struct {
 		ID        func(childComplexity int) int
 		KeyPrefix func(childComplexity int) int
@@ -111,6 +126,7 @@ type ComplexityRoot struct {
 		AuditEvents     func(childComplexity int, first *int, after *string) int
 		AvailableScopes func(childComplexity int) int
 		LeakedAPIKeys   func(childComplexity int) int
+		Usage           func(childComplexity int, granularity *model.UsageGranularity, from *time.Time, to *time.Time) int
 		Viewer          func(childComplexity int) int
 	}
 
@@ -125,6 +141,22 @@ type ComplexityRoot struct {
 		Previous func(childComplexity int) int
 	}
 
+	UsageBucket struct {
+		CreditsSpent      func(childComplexity int) int
+		Disabled          func(childComplexity int) int
+		IPNotAllowed      func(childComplexity int) int
+		InsufficientScope func(childComplexity int) int
+		RateLimited       func(childComplexity int) int
+		Start             func(childComplexity int) int
+		UsageExceeded     func(childComplexity int) int
+		Valid             func(childComplexity int) int
+	}
+
+	UsageSummary struct {
+		Buckets func(childComplexity int) int
+		Keys    func(childComplexity int) int
+	}
+
 	Viewer struct {
 		APIKey     func(childComplexity int) int
 		AuthMethod func(childComplexity int) int
@@ -137,6 +169,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type ApiKeyResolver interface {
+	Usage(ctx context.Context, obj *apikey.APIKey, granularity *model.UsageGranularity, from *time.Time, to *time.Time) ([]apikey.UsageBucket, error)
+}
 type MutationResolver interface {
 	CreateAPIKey(ctx context.Context, input *apikey.CreateInput) (model.CreateAPIKeyPayload, error)
 	RevokeAPIKey(ctx context.Context, id string) (apikey.Revoked, error)
@@ -150,6 +185,7 @@ type QueryResolver interface {
 	AuditEvents(ctx context.Context, first *int, after *string) (model.AuditEventConnection, error)
 	Viewer(ctx context.Context) (*apikey.Principal, error)
 	AvailableScopes(ctx context.Context) ([]string, error)
+	Usage(ctx context.Context, granularity *model.UsageGranularity, from *time.Time, to *time.Time) (apikey.UsageSummary, error)
 }
 type ViewerResolver interface {
 	AuthMethod(ctx context.Context, obj *apikey.Principal) (model.AuthMethod, error)
@@ -234,6 +270,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApiKey.Scopes(childComplexity), true
+	case "ApiKey.usage":
+		if e.ComplexityRoot.ApiKey.Usage == nil {
+			break
+		}
+
+		args, err := ec.field_ApiKey_usage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ApiKey.Usage(childComplexity, args["granularity"].(*model.UsageGranularity), args["from"].(*time.Time), args["to"].(*time.Time)), true
 
 	case "AuditActor.id":
 		if e.ComplexityRoot.AuditActor.ID == nil {
@@ -341,6 +388,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreateApiKeyPayload.Key(childComplexity), true
+
+	case "KeyUsage.creditsSpent":
+		if e.ComplexityRoot.KeyUsage.CreditsSpent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.CreditsSpent(childComplexity), true
+	case "KeyUsage.disabled":
+		if e.ComplexityRoot.KeyUsage.Disabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.Disabled(childComplexity), true
+	case "KeyUsage.ipNotAllowed":
+		if e.ComplexityRoot.KeyUsage.IPNotAllowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.IPNotAllowed(childComplexity), true
+	case "KeyUsage.insufficientScope":
+		if e.ComplexityRoot.KeyUsage.InsufficientScope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.InsufficientScope(childComplexity), true
+	case "KeyUsage.keyId":
+		if e.ComplexityRoot.KeyUsage.KeyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.KeyID(childComplexity), true
+	case "KeyUsage.keyPrefix":
+		if e.ComplexityRoot.KeyUsage.KeyPrefix == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.KeyPrefix(childComplexity), true
+	case "KeyUsage.name":
+		if e.ComplexityRoot.KeyUsage.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.Name(childComplexity), true
+	case "KeyUsage.rateLimited":
+		if e.ComplexityRoot.KeyUsage.RateLimited == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.RateLimited(childComplexity), true
+	case "KeyUsage.usageExceeded":
+		if e.ComplexityRoot.KeyUsage.UsageExceeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.UsageExceeded(childComplexity), true
+	case "KeyUsage.valid":
+		if e.ComplexityRoot.KeyUsage.Valid == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyUsage.Valid(childComplexity), true
 
 	case "LeakedApiKey.id":
 		if e.ComplexityRoot.LeakedApiKey.ID == nil {
@@ -478,6 +586,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.LeakedAPIKeys(childComplexity), true
+	case "Query.usage":
+		if e.ComplexityRoot.Query.Usage == nil {
+			break
+		}
+
+		args, err := ec.field_Query_usage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Usage(childComplexity, args["granularity"].(*model.UsageGranularity), args["from"].(*time.Time), args["to"].(*time.Time)), true
 	case "Query.viewer":
 		if e.ComplexityRoot.Query.Viewer == nil {
 			break
@@ -516,6 +635,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RollApiKeyPayload.Previous(childComplexity), true
+
+	case "UsageBucket.creditsSpent":
+		if e.ComplexityRoot.UsageBucket.CreditsSpent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageBucket.CreditsSpent(childComplexity), true
+	case "UsageBucket.disabled":
+		if e.ComplexityRoot.UsageBucket.Disabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageBucket.Disabled(childComplexity), true
+	case "UsageBucket.ipNotAllowed":
+		if e.ComplexityRoot.UsageBucket.IPNotAllowed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageBucket.IPNotAllowed(childComplexity), true
+	case "UsageBucket.insufficientScope":
+		if e.ComplexityRoot.UsageBucket.InsufficientScope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageBucket.InsufficientScope(childComplexity), true
+	case "UsageBucket.rateLimited":
+		if e.ComplexityRoot.UsageBucket.RateLimited == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageBucket.RateLimited(childComplexity), true
+	case "UsageBucket.start":
+		if e.ComplexityRoot.UsageBucket.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageBucket.Start(childComplexity), true
+	case "UsageBucket.usageExceeded":
+		if e.ComplexityRoot.UsageBucket.UsageExceeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageBucket.UsageExceeded(childComplexity), true
+	case "UsageBucket.valid":
+		if e.ComplexityRoot.UsageBucket.Valid == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageBucket.Valid(childComplexity), true
+
+	case "UsageSummary.buckets":
+		if e.ComplexityRoot.UsageSummary.Buckets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummary.Buckets(childComplexity), true
+	case "UsageSummary.keys":
+		if e.ComplexityRoot.UsageSummary.Keys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UsageSummary.Keys(childComplexity), true
 
 	case "Viewer.apiKey":
 		if e.ComplexityRoot.Viewer.APIKey == nil {
@@ -816,6 +997,74 @@ type Mutation {
   """
   dismissLeakNotice(id: ID!): ID!
 }
+
+# Usage analytics (docs/usage.md): every authentication by a key, counted
+# per UTC hour and outcome.
+
+"The width of a usage bucket: an hour, or a day (00:00 to 00:00 UTC)."
+enum UsageGranularity {
+  HOUR
+  DAY
+}
+
+"A key's authentications (or several keys' together) in one bucket, by outcome."
+type UsageBucket {
+  "The bucket's start: a whole UTC hour, or 00:00 UTC for a day."
+  start: Time!
+  "Authentications that succeeded."
+  valid: Int!
+  "Refused: the key was disabled (KEY_DISABLED)."
+  disabled: Int!
+  "Refused: the client address was outside the key's allowed addresses (IP_NOT_ALLOWED)."
+  ipNotAllowed: Int!
+  "Refused: a required scope was missing (INSUFFICIENT_SCOPE)."
+  insufficientScope: Int!
+  "Refused by the key's rate limit (RATE_LIMITED)."
+  rateLimited: Int!
+  "Refused: the balance was below the cost (USAGE_EXCEEDED)."
+  usageExceeded: Int!
+  "Credits the successful authentications spent."
+  creditsSpent: Int!
+}
+
+"One key's authentications over a range, added up by outcome."
+type KeyUsage {
+  keyId: ID!
+  keyPrefix: String!
+  name: String
+  valid: Int!
+  disabled: Int!
+  ipNotAllowed: Int!
+  insufficientScope: Int!
+  rateLimited: Int!
+  usageExceeded: Int!
+  creditsSpent: Int!
+}
+
+"The usage of the caller's keys (as apiKeys lists them) over a range."
+type UsageSummary {
+  "All the keys together: every bucket of the range, in order, zeros included."
+  buckets: [UsageBucket!]!
+  "Each key's totals over the range, most used first (the newest first among equals)."
+  keys: [KeyUsage!]!
+}
+
+extend type ApiKey {
+  """
+  The key's usage: every bucket of [from, to) in order, zeros included.
+  from and to must be on bucket boundaries (whole UTC hours; 00:00 UTC for
+  DAY); to defaults to the end of the current bucket, from to 24 hours
+  (HOUR) or 30 days (DAY) before to; at most 744 hourly or 366 daily
+  buckets (else INVALID_REQUEST). Listing keys with their usage reads all of
+  them in one query per range. Requires a login token (JWT).
+  """
+  usage(granularity: UsageGranularity = HOUR, from: Time, to: Time): [UsageBucket!]!
+}
+
+extend type Query {
+  "The usage of the caller's keys, together and per key; the range as ApiKey.usage's. Requires a login token (JWT)."
+  usage(granularity: UsageGranularity = HOUR, from: Time, to: Time): UsageSummary!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -846,6 +1095,8 @@ func (ec *executionContext) childFields_ApiKey(ctx context.Context, field graphq
 		return ec.fieldContext_ApiKey_lastUsedIp(ctx, field)
 	case "lastUsedUserAgent":
 		return ec.fieldContext_ApiKey_lastUsedUserAgent(ctx, field)
+	case "usage":
+		return ec.fieldContext_ApiKey_usage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ApiKey", field.Name)
 }
@@ -914,6 +1165,32 @@ func (ec *executionContext) childFields_CreateApiKeyPayload(ctx context.Context,
 	return nil, fmt.Errorf("no field named %q was found under type CreateApiKeyPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_KeyUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "keyId":
+		return ec.fieldContext_KeyUsage_keyId(ctx, field)
+	case "keyPrefix":
+		return ec.fieldContext_KeyUsage_keyPrefix(ctx, field)
+	case "name":
+		return ec.fieldContext_KeyUsage_name(ctx, field)
+	case "valid":
+		return ec.fieldContext_KeyUsage_valid(ctx, field)
+	case "disabled":
+		return ec.fieldContext_KeyUsage_disabled(ctx, field)
+	case "ipNotAllowed":
+		return ec.fieldContext_KeyUsage_ipNotAllowed(ctx, field)
+	case "insufficientScope":
+		return ec.fieldContext_KeyUsage_insufficientScope(ctx, field)
+	case "rateLimited":
+		return ec.fieldContext_KeyUsage_rateLimited(ctx, field)
+	case "usageExceeded":
+		return ec.fieldContext_KeyUsage_usageExceeded(ctx, field)
+	case "creditsSpent":
+		return ec.fieldContext_KeyUsage_creditsSpent(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KeyUsage", field.Name)
+}
+
 func (ec *executionContext) childFields_LeakedApiKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -962,6 +1239,38 @@ func (ec *executionContext) childFields_RollApiKeyPayload(ctx context.Context, f
 		return ec.fieldContext_RollApiKeyPayload_previous(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RollApiKeyPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_UsageBucket(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_UsageBucket_start(ctx, field)
+	case "valid":
+		return ec.fieldContext_UsageBucket_valid(ctx, field)
+	case "disabled":
+		return ec.fieldContext_UsageBucket_disabled(ctx, field)
+	case "ipNotAllowed":
+		return ec.fieldContext_UsageBucket_ipNotAllowed(ctx, field)
+	case "insufficientScope":
+		return ec.fieldContext_UsageBucket_insufficientScope(ctx, field)
+	case "rateLimited":
+		return ec.fieldContext_UsageBucket_rateLimited(ctx, field)
+	case "usageExceeded":
+		return ec.fieldContext_UsageBucket_usageExceeded(ctx, field)
+	case "creditsSpent":
+		return ec.fieldContext_UsageBucket_creditsSpent(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UsageBucket", field.Name)
+}
+
+func (ec *executionContext) childFields_UsageSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "buckets":
+		return ec.fieldContext_UsageSummary_buckets(ctx, field)
+	case "keys":
+		return ec.fieldContext_UsageSummary_keys(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UsageSummary", field.Name)
 }
 
 func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1094,6 +1403,36 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_ApiKey_usage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "granularity",
+		func(ctx context.Context, v any) (*model.UsageGranularity, error) {
+			return ec.unmarshalOUsageGranularity2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐUsageGranularity(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["granularity"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createApiKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1213,6 +1552,36 @@ func (ec *executionContext) field_Query_auditEvents_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_usage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "granularity",
+		func(ctx context.Context, v any) (*model.UsageGranularity, error) {
+			return ec.unmarshalOUsageGranularity2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐUsageGranularity(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["granularity"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg2
 	return args, nil
 }
 
@@ -1518,6 +1887,50 @@ func (ec *executionContext) _ApiKey_lastUsedUserAgent(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_ApiKey_lastUsedUserAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ApiKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _ApiKey_usage(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKey_usage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.ApiKey().Usage(ctx, obj, fc.Args["granularity"].(*model.UsageGranularity), fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []apikey.UsageBucket) graphql.Marshaler {
+			return ec.marshalNUsageBucket2ᚕgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐUsageBucketᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKey_usage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ApiKey",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UsageBucket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_ApiKey_usage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _AuditActor_type(ctx context.Context, field graphql.CollectedField, obj *model.AuditActor) (ret graphql.Marshaler) {
@@ -1954,6 +2367,236 @@ func (ec *executionContext) _CreateApiKeyPayload_key(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_CreateApiKeyPayload_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CreateApiKeyPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _KeyUsage_keyId(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_keyId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_keyId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "ID")
+}
+
+func (ec *executionContext) _KeyUsage_keyPrefix(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_keyPrefix(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyPrefix, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_keyPrefix(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "String")
+}
+
+func (ec *executionContext) _KeyUsage_name(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "String")
+}
+
+func (ec *executionContext) _KeyUsage_valid(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_valid(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Valid, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_valid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KeyUsage_disabled(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_disabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Disabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_disabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KeyUsage_ipNotAllowed(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_ipNotAllowed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IPNotAllowed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_ipNotAllowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KeyUsage_insufficientScope(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_insufficientScope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InsufficientScope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_insufficientScope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KeyUsage_rateLimited(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_rateLimited(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RateLimited, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_rateLimited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KeyUsage_usageExceeded(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_usageExceeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UsageExceeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_usageExceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _KeyUsage_creditsSpent(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyUsage_creditsSpent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsSpent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyUsage_creditsSpent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
 }
 
 func (ec *executionContext) _LeakedApiKey_id(ctx context.Context, field graphql.CollectedField, obj *apikey.LeakNotice) (ret graphql.Marshaler) {
@@ -2523,6 +3166,50 @@ func (ec *executionContext) fieldContext_Query_availableScopes(_ context.Context
 	return graphql.NewScalarFieldContext("Query", field, true, true, "String")
 }
 
+func (ec *executionContext) _Query_usage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_usage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Usage(ctx, fc.Args["granularity"].(*model.UsageGranularity), fc.Args["from"].(*time.Time), fc.Args["to"].(*time.Time))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v apikey.UsageSummary) graphql.Marshaler {
+			return ec.marshalNUsageSummary2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐUsageSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_usage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UsageSummary(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_usage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2727,6 +3414,254 @@ func (ec *executionContext) fieldContext_RollApiKeyPayload_previous(_ context.Co
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ApiKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageBucket_start(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageBucket_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageBucket_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Time")
+}
+
+func (ec *executionContext) _UsageBucket_valid(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageBucket_valid(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Valid, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageBucket_valid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UsageBucket_disabled(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageBucket_disabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Disabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageBucket_disabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UsageBucket_ipNotAllowed(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageBucket_ipNotAllowed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IPNotAllowed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageBucket_ipNotAllowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UsageBucket_insufficientScope(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageBucket_insufficientScope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InsufficientScope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageBucket_insufficientScope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UsageBucket_rateLimited(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageBucket_rateLimited(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RateLimited, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageBucket_rateLimited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UsageBucket_usageExceeded(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageBucket_usageExceeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UsageExceeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageBucket_usageExceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UsageBucket_creditsSpent(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageBucket_creditsSpent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsSpent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageBucket_creditsSpent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UsageSummary_buckets(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageSummary_buckets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Buckets, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []apikey.UsageBucket) graphql.Marshaler {
+			return ec.marshalNUsageBucket2ᚕgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐUsageBucketᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageSummary_buckets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UsageBucket(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UsageSummary_keys(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UsageSummary_keys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Keys, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []apikey.KeyTotals) graphql.Marshaler {
+			return ec.marshalNKeyUsage2ᚕgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐKeyTotalsᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UsageSummary_keys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UsageSummary",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KeyUsage(ctx, field)
 		},
 	}
 	return fc, nil
@@ -4026,53 +4961,59 @@ func (ec *executionContext) _ApiKey(ctx context.Context, sel ast.SelectionSet, o
 		case "id":
 			out.Values[i] = ec._ApiKey_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "keyPrefix":
 			out.Values[i] = ec._ApiKey_keyPrefix(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._ApiKey_name(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._ApiKey_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "lastUsedAt":
 			out.Values[i] = ec._ApiKey_lastUsedAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "expiresAt":
 			out.Values[i] = ec._ApiKey_expiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "scopes":
 			out.Values[i] = ec._ApiKey_scopes(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "replacedBy":
 			out.Values[i] = ec._ApiKey_replacedBy(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "lastUsedIp":
 			out.Values[i] = ec._ApiKey_lastUsedIp(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "lastUsedUserAgent":
 			out.Values[i] = ec._ApiKey_lastUsedUserAgent(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "usage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ApiKey_usage(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -4315,6 +5256,84 @@ func (ec *executionContext) _CreateApiKeyPayload(ctx context.Context, sel ast.Se
 	return out
 }
 
+var keyUsageImplementors = []string{"KeyUsage"}
+
+func (ec *executionContext) _KeyUsage(ctx context.Context, sel ast.SelectionSet, obj *apikey.KeyTotals) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, keyUsageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KeyUsage")
+		case "keyId":
+			out.Values[i] = ec._KeyUsage_keyId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keyPrefix":
+			out.Values[i] = ec._KeyUsage_keyPrefix(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._KeyUsage_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "valid":
+			out.Values[i] = ec._KeyUsage_valid(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disabled":
+			out.Values[i] = ec._KeyUsage_disabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ipNotAllowed":
+			out.Values[i] = ec._KeyUsage_ipNotAllowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "insufficientScope":
+			out.Values[i] = ec._KeyUsage_insufficientScope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rateLimited":
+			out.Values[i] = ec._KeyUsage_rateLimited(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "usageExceeded":
+			out.Values[i] = ec._KeyUsage_usageExceeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "creditsSpent":
+			out.Values[i] = ec._KeyUsage_creditsSpent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var leakedApiKeyImplementors = []string{"LeakedApiKey"}
 
 func (ec *executionContext) _LeakedApiKey(ctx context.Context, sel ast.SelectionSet, obj *apikey.LeakNotice) graphql.Marshaler {
@@ -4531,6 +5550,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_availableScopes(ctx, field)
 				})
+		case "usage":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_usage(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -4623,6 +5648,112 @@ func (ec *executionContext) _RollApiKeyPayload(ctx context.Context, sel ast.Sele
 			}
 		case "previous":
 			out.Values[i] = ec._RollApiKeyPayload_previous(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var usageBucketImplementors = []string{"UsageBucket"}
+
+func (ec *executionContext) _UsageBucket(ctx context.Context, sel ast.SelectionSet, obj *apikey.UsageBucket) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageBucketImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageBucket")
+		case "start":
+			out.Values[i] = ec._UsageBucket_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "valid":
+			out.Values[i] = ec._UsageBucket_valid(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disabled":
+			out.Values[i] = ec._UsageBucket_disabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "ipNotAllowed":
+			out.Values[i] = ec._UsageBucket_ipNotAllowed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "insufficientScope":
+			out.Values[i] = ec._UsageBucket_insufficientScope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rateLimited":
+			out.Values[i] = ec._UsageBucket_rateLimited(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "usageExceeded":
+			out.Values[i] = ec._UsageBucket_usageExceeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "creditsSpent":
+			out.Values[i] = ec._UsageBucket_creditsSpent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var usageSummaryImplementors = []string{"UsageSummary"}
+
+func (ec *executionContext) _UsageSummary(ctx context.Context, sel ast.SelectionSet, obj *apikey.UsageSummary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, usageSummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UsageSummary")
+		case "buckets":
+			out.Values[i] = ec._UsageSummary_buckets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keys":
+			out.Values[i] = ec._UsageSummary_keys(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -5149,6 +6280,40 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) unmarshalNInt2int64(ctx context.Context, v any) (int64, error) {
+	res, err := graphql.UnmarshalInt64(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt64(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNKeyUsage2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐKeyTotals(ctx context.Context, sel ast.SelectionSet, v apikey.KeyTotals) graphql.Marshaler {
+	return ec._KeyUsage(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNKeyUsage2ᚕgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐKeyTotalsᚄ(ctx context.Context, sel ast.SelectionSet, v []apikey.KeyTotals) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKeyUsage2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐKeyTotals(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNLeakedApiKey2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐLeakNotice(ctx context.Context, sel ast.SelectionSet, v apikey.LeakNotice) graphql.Marshaler {
 	return ec._LeakedApiKey(ctx, sel, &v)
 }
@@ -5212,6 +6377,30 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 func (ec *executionContext) unmarshalNUpdateApiKeyInput2githubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐUpdateAPIKeyInput(ctx context.Context, v any) (model.UpdateAPIKeyInput, error) {
 	res, err := ec.unmarshalInputUpdateApiKeyInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUsageBucket2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐUsageBucket(ctx context.Context, sel ast.SelectionSet, v apikey.UsageBucket) graphql.Marshaler {
+	return ec._UsageBucket(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNUsageBucket2ᚕgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐUsageBucketᚄ(ctx context.Context, sel ast.SelectionSet, v []apikey.UsageBucket) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUsageBucket2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐUsageBucket(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNUsageSummary2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐUsageSummary(ctx context.Context, sel ast.SelectionSet, v apikey.UsageSummary) graphql.Marshaler {
+	return ec._UsageSummary(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -5506,6 +6695,22 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	_ = ctx
 	res := model.MarshalTime(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOUsageGranularity2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐUsageGranularity(ctx context.Context, v any) (*model.UsageGranularity, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.UsageGranularity)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOUsageGranularity2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐUsageGranularity(ctx context.Context, sel ast.SelectionSet, v *model.UsageGranularity) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOViewer2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐPrincipal(ctx context.Context, sel ast.SelectionSet, v *apikey.Principal) graphql.Marshaler {

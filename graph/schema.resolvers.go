@@ -7,11 +7,16 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/apikeyd/apikeyd/graph/model"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
+
+func (r *apiKeyResolver) Usage(ctx context.Context, obj *apikey.APIKey, granularity *model.UsageGranularity, from *time.Time, to *time.Time) ([]apikey.UsageBucket, error) {
+	return r.Keys.ListedKeyUsage(ctx, obj.ID, model.UsageRange(granularity, from, to))
+}
 
 func (r *mutationResolver) CreateAPIKey(ctx context.Context, input *apikey.CreateInput) (model.CreateAPIKeyPayload, error) {
 	var in apikey.CreateInput
@@ -59,6 +64,10 @@ func (r *queryResolver) AvailableScopes(ctx context.Context) ([]string, error) {
 	return r.Keys.AvailableScopes(ctx)
 }
 
+func (r *queryResolver) Usage(ctx context.Context, granularity *model.UsageGranularity, from *time.Time, to *time.Time) (apikey.UsageSummary, error) {
+	return r.Keys.UsageSummary(ctx, model.UsageRange(granularity, from, to))
+}
+
 func (r *viewerResolver) AuthMethod(ctx context.Context, obj *apikey.Principal) (model.AuthMethod, error) {
 	if obj.Method == apikey.MethodAPIKey {
 		return model.AuthMethodAPIKey, nil
@@ -70,6 +79,8 @@ func (r *viewerResolver) APIKey(ctx context.Context, obj *apikey.Principal) (*ap
 	return r.Keys.Key(ctx, *obj)
 }
 
+func (r *Resolver) ApiKey() ApiKeyResolver { return &apiKeyResolver{r} }
+
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
@@ -77,6 +88,7 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 func (r *Resolver) Viewer() ViewerResolver { return &viewerResolver{r} }
 
 type (
+	apiKeyResolver   struct{ *Resolver }
 	mutationResolver struct{ *Resolver }
 	queryResolver    struct{ *Resolver }
 	viewerResolver   struct{ *Resolver }

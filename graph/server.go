@@ -65,6 +65,10 @@ func NewHandler(o Options) http.Handler {
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys, Audit: o.Audit}}))
 	srv.AddTransport(httpTransport{limits: o.Limits})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// A listing's keys read their usage together, once per request.
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		return next(apikey.WithUsageBatch(ctx))
+	})
 	srv.SetParserTokenLimit(o.Limits.ParserTokens)
 	srv.Use(extension.FixedComplexityLimit(o.Limits.Complexity))
 	srv.Use(depthLimit(o.Limits.Depth))

@@ -130,3 +130,59 @@ func (e AuthMethod) MarshalJSON() ([]byte, error) {
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
 }
+
+// The width of a usage bucket: an hour, or a day (00:00 to 00:00 UTC).
+type UsageGranularity string
+
+const (
+	UsageGranularityHour UsageGranularity = "HOUR"
+	UsageGranularityDay  UsageGranularity = "DAY"
+)
+
+var AllUsageGranularity = []UsageGranularity{
+	UsageGranularityHour,
+	UsageGranularityDay,
+}
+
+func (e UsageGranularity) IsValid() bool {
+	switch e {
+	case UsageGranularityHour, UsageGranularityDay:
+		return true
+	}
+	return false
+}
+
+func (e UsageGranularity) String() string {
+	return string(e)
+}
+
+func (e *UsageGranularity) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UsageGranularity(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UsageGranularity", str)
+	}
+	return nil
+}
+
+func (e UsageGranularity) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UsageGranularity) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UsageGranularity) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}

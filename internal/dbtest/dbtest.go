@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -104,3 +106,24 @@ func OpenDSN(tb testing.TB, dsn string) *bun.DB {
 	}
 	return db
 }
+
+// Statements counts the statements run through bun on the databases it is
+// added to as a query hook (db.AddQueryHook), from then on, but for the
+// pings of the revocation listener (pg_notify), which come and go with
+// time. Statements run on db.DB directly, such as the store's prepared
+// ones, are not seen.
+type Statements struct{ n atomic.Int64 }
+
+// Count returns how many statements ran so far.
+func (s *Statements) Count() int64 { return s.n.Load() }
+
+// BeforeQuery implements bun.QueryHook.
+func (s *Statements) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Context {
+	if !strings.HasPrefix(ev.Query, "SELECT pg_notify(") {
+		s.n.Add(1)
+	}
+	return ctx
+}
+
+// AfterQuery implements bun.QueryHook.
+func (s *Statements) AfterQuery(context.Context, *bun.QueryEvent) {}

@@ -39,6 +39,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.route(mux, "DELETE /auth/api-keys/{id}", authn, a.revoke)
 	a.route(mux, "PATCH /auth/api-keys/{id}", authn, a.rename)
 	a.route(mux, "POST /auth/api-keys/{id}/roll", authn, a.roll)
+	a.route(mux, "GET /auth/api-keys/{id}/usage", authn, a.keyUsage)
+	a.route(mux, "GET /auth/usage", authn, a.usageSummary)
 	// GET /auth/verify authenticates its own request (Forward): it must
 	// know the scopes a request requires before it verifies the key, so
 	// that a refusal is counted once and is no use of the key.
@@ -52,6 +54,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.methodNotAllowed(mux, "/auth/api-keys", authn, "GET, HEAD, POST")
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}", authn, "DELETE, PATCH")
 	a.methodNotAllowed(mux, "/auth/api-keys/{id}/roll", authn, "POST")
+	a.methodNotAllowed(mux, "/auth/api-keys/{id}/usage", authn, "GET, HEAD")
+	a.methodNotAllowed(mux, "/auth/usage", authn, "GET, HEAD")
 	a.methodNotAllowed(mux, verifyPath, ownCredential, "GET, HEAD")
 	a.methodNotAllowed(mux, "/auth/scopes", authn, "GET, HEAD")
 	a.methodNotAllowed(mux, "/auth/leak-notices", authn, "GET, HEAD")

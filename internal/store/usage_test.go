@@ -3,12 +3,10 @@ package store_test
 import (
 	"context"
 	"reflect"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -17,22 +15,12 @@ import (
 	"github.com/apikeyd/apikeyd/internal/store"
 )
 
-// statements counts the statements bun runs on a database.
-type statements struct{ n atomic.Int64 }
-
-func (s *statements) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
-	s.n.Add(1)
-	return ctx
-}
-
-func (s *statements) AfterQuery(context.Context, *bun.QueryEvent) {}
-
 func TestUsageCounts(t *testing.T) {
 	ctx := context.Background()
 	hour := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		db := dbtest.OpenDSN(t, dsn)
-		var count statements
+		var count dbtest.Statements
 		db.AddQueryHook(&count)
 		s := store.New(db, store.Config{})
 		k, _ := newKey(t, "alice", hour)
@@ -82,11 +70,11 @@ func TestUsageCounts(t *testing.T) {
 			for i := range counts {
 				counts[i] = apikey.HourCounts{KeyID: uuid.NewString(), Hour: hour, Counts: apikey.Counts{Valid: int64(i + 1)}}
 			}
-			before := count.n.Load()
+			before := count.Count()
 			if err := s.AddCounts(ctx, counts); err != nil {
 				t.Fatal(err)
 			}
-			if n := count.n.Load() - before; n != 1 {
+			if n := count.Count() - before; n != 1 {
 				t.Errorf("10,000 keys written in %d statements, want 1", n)
 			}
 			var sum int64
