@@ -3,8 +3,10 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,4 +269,42 @@ func TestSpendCredits(t *testing.T) {
 			}
 		})
 	})
+}
+
+// BenchmarkSpendCredits: spends of 1 from a balance that holds them, from
+// parallel goroutines, on one key (every spend waits for the one before it
+// on the row) and spread over many. The PostgreSQL ones need
+// APIKEYD_TEST_POSTGRES_URL; run them with
+//
+//	go test -run '^$' -bench SpendCredits -benchmem ./internal/store/
+func BenchmarkSpendCredits(b *testing.B) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, db := range dbtest.Names {
+		for _, n := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/%dkeys", db, n), func(b *testing.B) {
+				s := store.New(dbtest.Open(b, db), store.Config{})
+				lineages := make([]string, n)
+				for i := range lineages {
+					k, _ := newKey(b, fmt.Sprintf("spender-%d", i), now)
+					k.Credits, k.Lineage = &apikey.Credits{Remaining: apikey.MaxCredits}, k.ID
+					if err := s.CreateKey(ctx, k, 100); err != nil {
+						b.Fatal(err)
+					}
+					lineages[i] = k.ID
+				}
+				var next atomic.Int64
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					lineage := lineages[int(next.Add(1))%n]
+					for pb.Next() {
+						if _, ok, err := s.SpendCredits(ctx, lineage, 1, now); err != nil || !ok {
+							b.Errorf("spend: %v, %v", ok, err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
 }
