@@ -329,7 +329,7 @@ func rateLimiter(cfg config.Config, postgres bool, o redislimit.Observer, log *s
 		}
 		return nil, nil
 	}
-	l, err := redislimit.New(redislimit.Config{URL: cfg.RedisURL, Observer: o, Log: log})
+	l, err := redislimit.New(redislimit.Config{URL: cfg.RedisURL, Timeout: cfg.RedisTimeout, Observer: o, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}

@@ -62,7 +62,8 @@ type Config struct {
 	WebhookKey           []byte          // the HMAC key: the decoded part of WEBHOOK_SECRET
 	WebhookRetrySchedule []time.Duration // the wait before each retry
 
-	RedisURL *url.URL // Redis or Valkey holding the rate limits' buckets for every server; nil: per-server buckets
+	RedisURL     *url.URL      // Redis or Valkey holding the rate limits' buckets for every server; nil: per-server buckets
+	RedisTimeout time.Duration // how long one call to Redis may take before the server falls back to its own buckets
 }
 
 // Scope is the set of settings a command reads.
@@ -246,6 +247,8 @@ var settings = []setting{
 			c.RedisURL, err = redisURL(v)
 			return err
 		}},
+	{Server, "REDIS_TIMEOUT", "redis-timeout", "100ms", "how long one call to Redis (REDIS_URL) may take: past it, and while Redis cannot be reached, the server answers from its own buckets, pinging Redis every second to go back", plain,
+		durationSetting(time.Millisecond, func(c *Config) *time.Duration { return &c.RedisTimeout })},
 }
 
 // shown is how much of a setting's value help and error messages may show,

@@ -76,6 +76,8 @@ func TestBadValuesNameTheirVariable(t *testing.T) {
 		{"redis-url", "redis:///0", "REDIS_URL"},
 		{"redis-url", "redis://redis:6379/zero", "REDIS_URL"},
 		{"redis-url", "redis:redis:6379", "REDIS_URL"},
+		{"redis-timeout", "0s", "REDIS_TIMEOUT"},
+		{"redis-timeout", "soon", "REDIS_TIMEOUT"},
 	} {
 		if _, err := parse(Serve, nil, "-"+c.flag, c.value); err == nil || !strings.Contains(err.Error(), c.env) {
 			t.Errorf("-%s %q: %v, want an error naming %s", c.flag, c.value, err, c.env)
@@ -220,7 +222,7 @@ func TestRedisURL(t *testing.T) {
 			t.Errorf("REDIS_URL=%s: %v, %v", v, c.RedisURL, err)
 		}
 	}
-	if c, err := parse(Serve, nil); err != nil || c.RedisURL != nil {
-		t.Errorf("unset: %v, %v; want nil", c.RedisURL, err)
+	if c, err := parse(Serve, nil); err != nil || c.RedisURL != nil || c.RedisTimeout != 100*time.Millisecond {
+		t.Errorf("unset: %v, timeout %s, %v; want nil, 100ms", c.RedisURL, c.RedisTimeout, err)
 	}
 }
