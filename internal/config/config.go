@@ -247,7 +247,7 @@ var settings = []setting{
 			c.RedisURL, err = redisURL(v)
 			return err
 		}},
-	{Server, "REDIS_TIMEOUT", "redis-timeout", "100ms", "how long one call to Redis (REDIS_URL) may take: past it, and while Redis cannot be reached, the server answers from its own buckets, pinging Redis every second to go back", plain,
+	{Server, "REDIS_TIMEOUT", "redis-timeout", "100ms", "how long one call to Redis (REDIS_URL) may take: past it, and while Redis cannot be reached, the server answers from its own buckets, trying Redis again every second to go back", plain,
 		durationSetting(time.Millisecond, func(c *Config) *time.Duration { return &c.RedisTimeout })},
 }
 

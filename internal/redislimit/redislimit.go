@@ -19,7 +19,9 @@
 // the limit, and its remaining counts can be off by one from the memory
 // limiter's; its keys have a fixed prefix; and it would be one more module
 // for thirty lines of Lua. The script is sent with EVALSHA (go-redis's
-// Script), the whole script only when Redis does not know it yet.
+// Script), the whole script only when Redis does not know it yet. It needs
+// Redis 5 or later (scripts replicated by their effects, so that TIME may
+// precede a write), or Valkey.
 //
 // While Redis cannot be reached, rate limits fall back to buckets in this
 // server's memory (each server then has its own), and come back to Redis by
@@ -43,8 +45,12 @@ import (
 	"github.com/apikeyd/apikeyd/internal/gcra"
 )
 
-// KeyPrefix begins the name of every Redis key the limiter writes.
+// KeyPrefix begins the name of every bucket's Redis key.
 const KeyPrefix = "apikeyd:rl:"
+
+// probeKey is the bucket Run takes from (one a second, expiring after a
+// second), outside the buckets' names.
+const probeKey = "apikeyd:rl-probe"
 
 // Defaults of Config.
 const (
@@ -85,6 +91,8 @@ type Config struct {
 // (an error, or no answer within the timeout) it falls back: that request
 // and every one after it are answered from buckets in this server's memory,
 // without calling Redis, until Run's probe finds Redis answering again.
+// The buckets there start full: during an outage each server lets a key
+// have its limit.
 // Each change is logged once and told to the Observer. Take never fails.
 type Limiter struct {
 	client   *redis.Client
@@ -170,16 +178,19 @@ func (l *Limiter) Take(ctx context.Context, bucket string, rl apikey.RateLimit, 
 	return apikey.QuotaOf(rl, gcra.Outcome(r, res[0] == 1, res[1], res[2]), time.Microsecond)
 }
 
-// Run pings Redis at once and then every ProbeInterval until ctx ends: an
+// Run probes Redis at once and then every ProbeInterval until ctx ends: an
 // answer ends a fallback, a failure starts one (so that /metrics tells of
-// an outage even while no rate-limited key is used). The first ping, which
-// opens the first connection, may take the whole interval.
+// an outage even while no rate-limited key is used). The probe runs the
+// script itself, on a key of its own, rather than a PING: a Redis that
+// answers but cannot run it (a full memory, a user not allowed scripts)
+// is no Redis to go back to. The first probe, which opens the first
+// connection, may take the whole interval.
 func (l *Limiter) Run(ctx context.Context) {
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
 	for timeout := l.interval; ; timeout = l.timeout {
 		pctx, cancel := context.WithTimeout(ctx, timeout)
-		err := l.client.Ping(pctx).Err()
+		err := takeScript.Run(pctx, l.client, []string{probeKey}, 1, 1_000_000, 1_000_000, 0).Err()
 		cancel()
 		if ctx.Err() != nil {
 			return

@@ -234,6 +234,49 @@ func TestOutageFallsBackAndRecovers(t *testing.T) {
 	}
 }
 
+// A Redis that answers but may not run scripts (its user lacks the right)
+// is no Redis to go back to: the probe, which runs the script, keeps the
+// limiter on its own buckets instead of flapping between the two.
+func TestProbeNeedsTheScript(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := redistest.Client(t, srv.URL())
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "noscript", "on", ">noscript-pw", "~*", "+@all", "-@scripting").Err(); err != nil {
+		t.Fatal(err)
+	}
+	u := srv.URL()
+	u.User = url.UserPassword("noscript", "noscript-pw")
+	obs := &observed{}
+	lim := newLimiter(t, redislimit.Config{URL: u, ProbeInterval: 20 * time.Millisecond, Observer: obs, Log: slog.New(slog.DiscardHandler)})
+	if err := redislimit.ClientOf(lim).Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("the user cannot even PING: %v", err)
+	}
+	var calls atomic.Int64
+	redislimit.ClientOf(lim).AddHook(countHook{&calls})
+	ctx, stop := context.WithCancel(context.Background())
+	var probe sync.WaitGroup
+	probe.Go(func() { lim.Run(ctx) })
+	defer func() { stop(); probe.Wait() }()
+
+	if q := lim.Take(context.Background(), "k", apikey.RateLimit{Limit: 1, Period: time.Minute}, time.Now()); !q.Allowed {
+		t.Fatalf("%+v: want allowed from this server's bucket", q)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < 10 { // a few probes
+		if time.Now().After(deadline) {
+			t.Fatal("the probe does not run")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	probe.Wait()
+	if !lim.Fallback() {
+		t.Error("back on a Redis that cannot run the script")
+	}
+	if got := obs.get(); !slices.Equal(got, []bool{false, true}) {
+		t.Errorf("observer told %v, want [false true]", got)
+	}
+}
+
 // A Redis that does not answer at all (a port that accepts connections but
 // never replies) holds a take no longer than the timeout, then falls back.
 func TestUnresponsiveRedisFallsBack(t *testing.T) {
