@@ -258,6 +258,11 @@ func TestSpendCredits(t *testing.T) {
 			if err != nil || len(keys) != 2 {
 				t.Fatalf("list: %+v, %v", keys, err)
 			}
+			found, err := s.FindKeyByHash(ctx, next.Hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, found)
 			for _, k := range keys {
 				if k.Lineage != old.ID || k.Credits == nil || k.Credits.Remaining != 6 {
 					t.Errorf("key %s: lineage %s, credits %+v; want %s with 6 left", k.ID, k.Lineage, k.Credits, old.ID)

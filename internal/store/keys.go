@@ -26,8 +26,10 @@ import (
 // bun's queries take it as their model, and the queries written as text
 // select keyColumns, listColumns or lookupColumns and scan through their
 // dest, all derived from these fields' tags. A column added to api_keys is
-// a field here, its migration pair, its line in newKeyRow and domain, and,
-// if a verification needs it, its name in lookupColumns.
+// a field here, its migration pair, its line in newKeyRow and domain, its
+// name in lookupColumns if a verification needs it, and, if the key's owner
+// sets it, its line in copySettings (roll.go) and its name in
+// updatedColumns (update.go).
 type keyRow struct {
 	bun.BaseModel `bun:"table:api_keys"`
 
@@ -78,9 +80,36 @@ type columns struct {
 }
 
 // of returns the list qualified by a table's name or alias, for a query
-// that joins another table: "k.id, k.user_id, …".
+// that joins another table: "k.id, k.user_id, …", with lineage_id read as
+// NULL when it is the key's own id (every key but those a roll made), so
+// that reading it costs no allocation (see ownLineage).
 func (c columns) of(table string) string {
-	return table + "." + strings.Join(c.names, ", "+table+".")
+	exprs := make([]string, len(c.names))
+	for i, name := range c.names {
+		exprs[i] = table + "." + name
+		if name == "lineage_id" {
+			exprs[i] = "NULLIF(" + table + ".lineage_id, " + table + ".id)"
+		}
+	}
+	return strings.Join(exprs, ", ")
+}
+
+// ownLineage scans lineage_id into keyRow.LineageID, NULL as "": the key's
+// own id (domain).
+type ownLineage string
+
+func (l *ownLineage) Scan(src any) error {
+	switch src := src.(type) {
+	case nil:
+		*l = ""
+	case string:
+		*l = ownLineage(src)
+	case []byte:
+		*l = ownLineage(src)
+	default:
+		return fmt.Errorf("lineage_id: unexpected %T", src)
+	}
+	return nil
 }
 
 // keyRowColumns returns the columns of keyRow that include reports true
@@ -117,7 +146,11 @@ type destBuf [32]any
 func (c columns) dest(r *keyRow, buf *destBuf) []any {
 	v := reflect.ValueOf(r).Elem()
 	dest := buf[:0]
-	for _, index := range c.fields {
+	for i, index := range c.fields {
+		if c.names[i] == "lineage_id" {
+			dest = append(dest, (*ownLineage)(&r.LineageID))
+			continue
+		}
 		dest = append(dest, v.FieldByIndex(index).Addr().Interface())
 	}
 	return dest
@@ -242,7 +275,7 @@ func (r *keyRow) domain() apikey.APIKey {
 		LastUsedUserAgent: r.LastUsedUserAgent,
 
 		Policy:  apikey.Policy{Disabled: r.Disabled},
-		Lineage: r.LineageID,
+		Lineage: cmp.Or(r.LineageID, r.ID),
 	}
 	if r.RateLimit.Valid {
 		k.RateLimit = &apikey.RateLimit{Limit: r.RateLimit.Int64, Period: time.Duration(r.RatePeriod.Int64) * time.Second}

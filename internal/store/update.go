@@ -68,14 +68,17 @@ func (s *Store) UpdateKey(ctx context.Context, userID, id string, at time.Time, 
 	return key, hash, nil
 }
 
+// lockKeyQuery reads a key for lockKey: arguments id, user id, at.
+var lockKeyQuery = `SELECT ` + keyColumns.of("k") + `, ` + creditColumns + `
+FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
+WHERE k.id = ? AND k.user_id = ? AND k.revoked_at IS NULL AND ` + notGone
+
 // lockKey reads the user's key id, unrevoked and not gone at at, with its
 // lineage's balance, locking its row (PostgreSQL: FOR UPDATE of the key's
 // row alone; the balance is spent from meanwhile). Returns sql.ErrNoRows
 // when there is no such key.
 func lockKey(ctx context.Context, tx bun.Tx, userID, id string, at time.Time) (apikey.APIKey, error) {
-	query := `SELECT ` + keyColumns.of("k") + `, ` + creditColumns + `
-FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
-WHERE k.id = ? AND k.user_id = ? AND k.revoked_at IS NULL AND ` + notGone
+	query := lockKeyQuery
 	if IsPostgresDB(tx) {
 		query += " FOR UPDATE OF k"
 	}
