@@ -300,6 +300,7 @@ func BenchmarkSpendCredits(b *testing.B) {
 				}
 				var next atomic.Int64
 				b.ReportAllocs()
+				b.ResetTimer() // not the database's creation, nor the keys'
 				b.RunParallel(func(pb *testing.PB) {
 					lineage := lineages[int(next.Add(1))%n]
 					for pb.Next() {
