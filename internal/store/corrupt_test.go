@@ -46,6 +46,19 @@ func TestCorruptRowIsNamed(t *testing.T) {
 			wantNamed(t, "verification lookup", err, row)
 		})
 
+		t.Run("AllowedIPs", func(t *testing.T) {
+			k, _ := newKey(t, "bob", base)
+			if err := s.CreateKey(ctx, k, 100); err != nil {
+				t.Fatal(err)
+			}
+			corrupt(t, `UPDATE api_keys SET allowed_ips = '["10.0.0.0/33"]' WHERE id = ?`, k.ID)
+			row := "api_keys row " + k.ID + ": allowed_ips"
+			_, err := s.ListKeys(ctx, "bob")
+			wantNamed(t, "list", err, row)
+			_, err = s.FindKeyByHash(ctx, k.Hash)
+			wantNamed(t, "verification lookup", err, row)
+		})
+
 		t.Run("AuditDetails", func(t *testing.T) {
 			ev := eventOf("carol", "api_key.created", base)
 			if err := s.AddEvent(ctx, ev); err != nil {
