@@ -32,3 +32,7 @@ func SetMaxBacklog(tb testing.TB, n int) {
 	maxBacklog = n
 	tb.Cleanup(func() { maxBacklog = old })
 }
+
+// WithoutCounting turns off s's usage counting, for a benchmark of what
+// counting costs.
+func WithoutCounting(s *Service) { s.counts = nil }

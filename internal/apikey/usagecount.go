@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -125,10 +124,10 @@ const tallyShards = 64
 
 // tally adds up authentications in memory, per key and UTC hour, until the
 // writer takes them (FlushCounts). Counting a key already seen this flush
-// takes a shared lock and an atomic add: the exclusive lock is only for a
-// key's first authentication of the second, and for the writer's swap.
+// takes a shared lock, one lookup by the key's id and an atomic add: the
+// exclusive lock is only for a key's first authentication of the second
+// (or of an hour), and for the writer's swap.
 type tally struct {
-	seed   maphash.Seed
 	shards [tallyShards]tallyShard
 
 	// backlog holds what the database did not take (an outage) until a
@@ -138,9 +137,13 @@ type tally struct {
 }
 
 type tallyShard struct {
-	mu   sync.RWMutex
-	rows map[tallyKey]*tallyRow
-	_    [40]byte // a shard per cache line: no false sharing between locks
+	mu sync.RWMutex
+	// rows holds each key's counts of the latest hour it was counted in;
+	// other, the rare counts of an earlier hour (of a request that began
+	// before the hour turned).
+	rows  map[string]*tallyRow
+	other map[tallyKey]*tallyRow
+	_     [32]byte // a shard per cache line: no false sharing between locks
 }
 
 type tallyKey struct {
@@ -148,16 +151,22 @@ type tallyKey struct {
 	hour  int64 // Unix seconds of the hour's start
 }
 
-type tallyRow [tallyCols]atomic.Int64
+// tallyRow is the counts of one key in one hour: its columns, then the
+// hour, which never changes.
+type tallyRow struct {
+	n    [tallyCols]atomic.Int64
+	hour int64
+}
 
 // maxBacklog caps the key-hours kept through an outage, so that memory
 // stays bounded: about 150 bytes each. A variable only for tests.
 var maxBacklog = 200_000
 
 func newTally() *tally {
-	t := &tally{seed: maphash.MakeSeed(), backlog: map[tallyKey]*tallyRow{}}
+	t := &tally{backlog: map[tallyKey]*tallyRow{}}
 	for i := range t.shards {
-		t.shards[i].rows = map[tallyKey]*tallyRow{}
+		t.shards[i].rows = map[string]*tallyRow{}
+		t.shards[i].other = map[tallyKey]*tallyRow{}
 	}
 	return t
 }
@@ -165,29 +174,59 @@ func newTally() *tally {
 // add counts one authentication by key id at now under column col, with
 // the credits it spent.
 func (t *tally) add(id string, col int, credits int64, now time.Time) {
-	k := tallyKey{keyID: id, hour: now.Truncate(time.Hour).Unix()}
-	sh := &t.shards[maphash.String(t.seed, id)%tallyShards]
+	unix := now.Unix()
+	hour := unix - unix%3600 // the times counted are after 1970
+	sh := &t.shards[shardOf(id)]
 	sh.mu.RLock()
-	if r := sh.rows[k]; r != nil {
+	if r := sh.rows[id]; r != nil && r.hour == hour {
 		r.bump(col, credits) // under the shared lock: take waits for it
 		sh.mu.RUnlock()
 		return
 	}
 	sh.mu.RUnlock()
 	sh.mu.Lock()
-	r := sh.rows[k]
-	if r == nil {
-		r = new(tallyRow)
-		sh.rows[k] = r
-	}
-	r.bump(col, credits)
+	sh.row(id, hour).bump(col, credits)
 	sh.mu.Unlock()
 }
 
+// row returns the row of key id and hour, made if need be; the caller holds
+// the exclusive lock.
+func (sh *tallyShard) row(id string, hour int64) *tallyRow {
+	r := sh.rows[id]
+	switch {
+	case r != nil && r.hour == hour:
+		return r
+	case r == nil || r.hour < hour: // the key's first count, or of a new hour
+		if r != nil {
+			sh.other[tallyKey{id, r.hour}] = r // never there: the hour was rows' until now
+		}
+		r = &tallyRow{hour: hour}
+		sh.rows[id] = r
+		return r
+	}
+	k := tallyKey{id, hour}
+	if r = sh.other[k]; r == nil {
+		r = &tallyRow{hour: hour}
+		sh.other[k] = r
+	}
+	return r
+}
+
+// shardOf spreads key ids over the shards by their last characters: the
+// random end of a UUID, so that the map's own hash is the only one
+// computed on the hot path.
+func shardOf(id string) int {
+	h := 0
+	for i := max(0, len(id)-3); i < len(id); i++ {
+		h = h*31 + int(id[i])
+	}
+	return h % tallyShards
+}
+
 func (r *tallyRow) bump(col int, credits int64) {
-	r[col].Add(1)
+	r.n[col].Add(1)
 	if credits != 0 {
-		r[colCredits].Add(credits)
+		r.n[colCredits].Add(credits)
 	}
 }
 
@@ -195,40 +234,46 @@ func (r *tallyRow) bump(col int, credits int64) {
 // backlog's rows; the caller holds flushing. Rows beyond maxBacklog are
 // dropped, the newest first: their number is returned.
 func (t *tally) take() (rows []HourCounts, dropped int) {
+	keep := func(k tallyKey, r *tallyRow) {
+		if b := t.backlog[k]; b != nil {
+			for c := range r.n {
+				b.n[c].Add(r.n[c].Load())
+			}
+			return
+		}
+		if len(t.backlog) >= maxBacklog {
+			dropped++
+			return
+		}
+		t.backlog[k] = r
+	}
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		taken := sh.rows
-		if len(taken) == 0 {
+		rows, other := sh.rows, sh.other
+		if len(rows) == 0 {
 			sh.mu.Unlock()
 			continue
 		}
-		sh.rows = make(map[tallyKey]*tallyRow, len(taken))
+		sh.rows, sh.other = make(map[string]*tallyRow, len(rows)), map[tallyKey]*tallyRow{}
 		sh.mu.Unlock()
-		for k, r := range taken {
-			if b := t.backlog[k]; b != nil {
-				for c := range r {
-					b[c].Add(r[c].Load())
-				}
-				continue
-			}
-			if len(t.backlog) >= maxBacklog {
-				dropped++
-				continue
-			}
-			t.backlog[k] = r
+		for id, r := range rows {
+			keep(tallyKey{id, r.hour}, r)
+		}
+		for k, r := range other {
+			keep(k, r)
 		}
 	}
 	rows = make([]HourCounts, 0, len(t.backlog))
 	for k, r := range t.backlog {
 		rows = append(rows, HourCounts{KeyID: k.keyID, Hour: time.Unix(k.hour, 0).UTC(), Counts: Counts{
-			Valid:             r[colValid].Load(),
-			Disabled:          r[colDisabled].Load(),
-			IPNotAllowed:      r[colIPNotAllowed].Load(),
-			InsufficientScope: r[colInsufficientScope].Load(),
-			RateLimited:       r[colRateLimited].Load(),
-			UsageExceeded:     r[colUsageExceeded].Load(),
-			CreditsSpent:      r[colCredits].Load(),
+			Valid:             r.n[colValid].Load(),
+			Disabled:          r.n[colDisabled].Load(),
+			IPNotAllowed:      r.n[colIPNotAllowed].Load(),
+			InsufficientScope: r.n[colInsufficientScope].Load(),
+			RateLimited:       r.n[colRateLimited].Load(),
+			UsageExceeded:     r.n[colUsageExceeded].Load(),
+			CreditsSpent:      r.n[colCredits].Load(),
 		}})
 	}
 	return rows, dropped
@@ -238,7 +283,7 @@ func (t *tally) take() (rows []HourCounts, dropped int) {
 // outcome o at now, spending credits; outcomes of no known key are not
 // counted. It never blocks on the database.
 func (s *Service) count(id string, o Outcome, credits int64, now time.Time) {
-	if col, ok := countedOutcome(o); ok {
+	if col, ok := countedOutcome(o); ok && s.counts != nil { // nil: off, for a benchmark
 		s.counts.add(id, col, credits, now)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
+	"github.com/apikeyd/apikeyd/internal/store"
 )
 
 // countsStore is a real store whose AddCounts fails, as an outage does,
@@ -59,6 +60,7 @@ func TestUsageCounting(t *testing.T) {
 				{"rate_limited", 4, 0, at},
 				{"usage_exceeded", 5, 0, at},
 				{apikey.OutcomeOK, 1, 10, at.Add(time.Hour)},
+				{apikey.OutcomeOK, 1, 1, at}, // a request that began before the hour turned
 				// No key's: never counted.
 				{apikey.OutcomeUnknown, 1, 0, at},
 				{apikey.OutcomeRevoked, 1, 0, at},
@@ -79,7 +81,7 @@ func TestUsageCounting(t *testing.T) {
 			}
 			want := []apikey.UsageBucket{
 				{Start: from},
-				{Start: at, Counts: apikey.Counts{Valid: 4, Disabled: 1, IPNotAllowed: 2, InsufficientScope: 3, RateLimited: 4, UsageExceeded: 5, CreditsSpent: 6}},
+				{Start: at, Counts: apikey.Counts{Valid: 5, Disabled: 1, IPNotAllowed: 2, InsufficientScope: 3, RateLimited: 4, UsageExceeded: 5, CreditsSpent: 7}},
 				{Start: at.Add(time.Hour), Counts: apikey.Counts{Valid: 1, CreditsSpent: 10}},
 			}
 			if u.Granularity != apikey.Hourly || !reflect.DeepEqual(u.Buckets, want) {
@@ -94,7 +96,7 @@ func TestUsageCounting(t *testing.T) {
 				t.Fatalf("%d daily buckets, want 30", len(u.Buckets))
 			}
 			last := u.Buckets[29]
-			if wantDay := (apikey.UsageBucket{Start: at.Truncate(24 * time.Hour), Counts: apikey.Counts{Valid: 5, Disabled: 1, IPNotAllowed: 2, InsufficientScope: 3, RateLimited: 4, UsageExceeded: 5, CreditsSpent: 16}}); last != wantDay {
+			if wantDay := (apikey.UsageBucket{Start: at.Truncate(24 * time.Hour), Counts: apikey.Counts{Valid: 6, Disabled: 1, IPNotAllowed: 2, InsufficientScope: 3, RateLimited: 4, UsageExceeded: 5, CreditsSpent: 17}}); last != wantDay {
 				t.Errorf("today: %+v, want %+v", last, wantDay)
 			}
 			for _, b := range u.Buckets[:29] {
@@ -260,6 +262,34 @@ func (s *recordingStore) UserCounts(context.Context, string, time.Time, time.Tim
 func (s *recordingStore) PruneCounts(context.Context, time.Time) (int, error) {
 	s.record("PruneCounts")
 	return 0, nil
+}
+
+// TestTenThousandKeysOneWrite: the counts of 10,000 distinct keys used in
+// one second are written in one statement.
+func TestTenThousandKeysOneWrite(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, dsn string) {
+		db := dbtest.OpenDSN(t, dsn)
+		var count dbtest.Statements
+		db.AddQueryHook(&count)
+		now := time.Now()
+		svc := apikey.NewService(store.New(db, store.Config{}), apikey.Config{Now: func() time.Time { return now }})
+		for i := range 10_000 {
+			svc.Count(uuid.NewString(), apikey.OutcomeOK, int64(i%3), now)
+		}
+		if err := svc.FlushCounts(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := count.Count(); n != 1 {
+			t.Errorf("the counts of 10,000 keys written in %d statements, want 1", n)
+		}
+		var rows, credits int64
+		if err := db.NewSelect().TableExpr("key_usage").ColumnExpr("COUNT(*), SUM(credits_spent)").Scan(context.Background(), &rows, &credits); err != nil {
+			t.Fatal(err)
+		}
+		if rows != 10_000 || credits != 9_999 {
+			t.Errorf("%d rows, %d credits; want 10000 and 9999", rows, credits)
+		}
+	})
 }
 
 func TestUsageRanges(t *testing.T) {
