@@ -100,13 +100,12 @@ func NewService(store Store, cfg Config) *Service {
 		format:   NewFormat(cfg.Prefix),
 		max:      cfg.MaxKeysPerUser,
 		now:      cfg.Now,
-		usage:    newUsage(cfg.LastUsedInterval),
 		limiter:  cfg.RateLimiter,
-		counts:   newTally(),
 		observer: cfg.Observer,
 
 		retention: cfg.UsageRetention,
 	}
+	s.usage, s.counts = newUsage(cfg.LastUsedInterval)
 	if cfg.Scopes != nil {
 		s.catalogue = sortedSet(slices.Clone(cfg.Scopes))
 	}

@@ -19,42 +19,40 @@ const flushEvery = time.Second
 
 // usage coalesces last_used_at writes: each key is marked at most once per
 // interval, and marks are written in few statements per flush, off the
-// verification path.
+// verification path. When a key was last marked is kept with its usage
+// counts (tally.add), so that a verification looks its key up once for
+// both.
 type usage struct {
-	interval time.Duration
+	counts *tally
 
-	mu      sync.RWMutex
-	marked  map[string]time.Time    // key id -> when its use was last marked
+	mu      sync.Mutex
 	pending map[string]audit.Origin // marked since the last flush, with where the use came from
 }
 
-func newUsage(interval time.Duration) *usage {
-	return &usage{interval: interval, marked: map[string]time.Time{}, pending: map[string]audit.Origin{}}
+// newUsage returns the last_used_at writer of keys marked at most once per
+// interval, and the counts that keep the marks.
+func newUsage(interval time.Duration) (*usage, *tally) {
+	u := &usage{pending: map[string]audit.Origin{}}
+	u.counts = newTally(interval, u.mark)
+	return u, u.counts
 }
 
 // touch records a use of key id at now, from where ctx's request came; it
 // never blocks on the database. The origin written is that of the use that
 // was marked, looked up only then: most uses find their key marked.
 func (u *usage) touch(ctx context.Context, id string, now time.Time) {
-	// Nearly every use finds its key marked: a shared lookup says so.
-	u.mu.RLock()
-	last, ok := u.marked[id]
-	u.mu.RUnlock()
-	if ok && now.Sub(last) < u.interval {
-		return
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if last, ok := u.marked[id]; ok && now.Sub(last) < u.interval {
-		return
-	}
-	u.marked[id] = now
-	u.pending[id] = audit.OriginOf(ctx)
+	u.counts.add(ctx, id, noCount, 0, now, true)
 }
 
-// take returns the pending uses and forgets marks older than the interval,
-// so the map holds only keys used recently.
-func (u *usage) take(now time.Time) []Use {
+// mark queues the use of key id that ctx's request made for the next write.
+func (u *usage) mark(ctx context.Context, id string) {
+	u.mu.Lock()
+	u.pending[id] = audit.OriginOf(ctx)
+	u.mu.Unlock()
+}
+
+// take returns the pending uses.
+func (u *usage) take() []Use {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	ids := make([]Use, 0, len(u.pending))
@@ -62,11 +60,6 @@ func (u *usage) take(now time.Time) []Use {
 		ids = append(ids, Use{KeyID: id, IP: o.IP(), UserAgent: o.UserAgent()})
 	}
 	clear(u.pending)
-	for id, t := range u.marked {
-		if now.Sub(t) >= u.interval {
-			delete(u.marked, id)
-		}
-	}
 	return ids
 }
 
@@ -95,7 +88,7 @@ var touchBatch = 500
 // split until the refused uses stand alone; these are dropped, not
 // retried, and the returned error names their keys.
 func (s *Service) FlushUsage(ctx context.Context) error {
-	uses := s.usage.take(s.now())
+	uses := s.usage.take()
 	if len(uses) == 0 {
 		return nil
 	}

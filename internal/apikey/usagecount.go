@@ -123,12 +123,18 @@ const (
 const tallyShards = 64
 
 // tally adds up authentications in memory, per key and UTC hour, until the
-// writer takes them (FlushCounts). Counting a key already seen this flush
-// takes a shared lock, one lookup by the key's id and an atomic add: the
-// exclusive lock is only for a key's first authentication of the second
-// (or of an hour), and for the writer's swap.
+// writer takes them (FlushCounts), and keeps when each key's use was last
+// marked for last_used_at (usage.touch): a verification looks its key up
+// once for both. Counting or marking a key already seen this second takes a
+// shared lock, one lookup by the key's id and an atomic add: the exclusive
+// lock is only for a key's first authentication of the second (or of an
+// hour), a use to mark, and the writer's swap.
 type tally struct {
 	shards [tallyShards]tallyShard
+
+	interval time.Duration                        // between two marks of a key's use
+	mark     func(ctx context.Context, id string) // queues a marked use for last_used_at
+	off      atomic.Bool                          // counts nothing (a benchmark's baseline)
 
 	// backlog holds what the database did not take (an outage) until a
 	// later write takes it; only FlushCounts touches it, under flushing.
@@ -138,12 +144,17 @@ type tally struct {
 
 type tallyShard struct {
 	mu sync.RWMutex
-	// rows holds each key's counts of the latest hour it was counted in;
-	// other, the rare counts of an earlier hour (of a request that began
-	// before the hour turned).
-	rows  map[string]*tallyRow
+	// keys holds each key's counts of the latest hour it was counted in
+	// since the last swap, and its last mark; other, the rare counts of an
+	// earlier hour (of a request that began before the hour turned).
+	keys  map[string]*keyTally
 	other map[tallyKey]*tallyRow
 	_     [32]byte // a shard per cache line: no false sharing between locks
+}
+
+type keyTally struct {
+	row    *tallyRow // nil until counted
+	marked int64     // Unix nanoseconds of the last marked use; 0: none
 }
 
 type tallyKey struct {
@@ -158,56 +169,79 @@ type tallyRow struct {
 	hour int64
 }
 
+// noCount is the column of a use that counts nothing (usage.touch).
+const noCount = -1
+
 // maxBacklog caps the key-hours kept through an outage, so that memory
 // stays bounded: about 150 bytes each. A variable only for tests.
 var maxBacklog = 200_000
 
-func newTally() *tally {
-	t := &tally{backlog: map[tallyKey]*tallyRow{}}
+func newTally(interval time.Duration, mark func(context.Context, string)) *tally {
+	t := &tally{interval: interval, mark: mark, backlog: map[tallyKey]*tallyRow{}}
 	for i := range t.shards {
-		t.shards[i].rows = map[string]*tallyRow{}
+		t.shards[i].keys = map[string]*keyTally{}
 		t.shards[i].other = map[tallyKey]*tallyRow{}
 	}
 	return t
 }
 
-// add counts one authentication by key id at now under column col, with
-// the credits it spent.
-func (t *tally) add(id string, col int, credits int64, now time.Time) {
-	unix := now.Unix()
+// add counts one authentication by key id at now under column col (none
+// when noCount), with the credits it spent, and, when touch, marks its use
+// for last_used_at unless it was marked less than the interval ago.
+func (t *tally) add(ctx context.Context, id string, col int, credits int64, now time.Time, touch bool) {
+	if t.off.Load() {
+		col = noCount
+	}
+	unix, ns := now.Unix(), now.UnixNano()
 	hour := unix - unix%3600 // the times counted are after 1970
 	sh := &t.shards[shardOf(id)]
 	sh.mu.RLock()
-	if r := sh.rows[id]; r != nil && r.hour == hour {
-		r.bump(col, credits) // under the shared lock: take waits for it
-		sh.mu.RUnlock()
-		return
+	if k := sh.keys[id]; k != nil && (!touch || ns-k.marked < int64(t.interval)) {
+		switch {
+		case col == noCount:
+			sh.mu.RUnlock()
+			return
+		case k.row != nil && k.row.hour == hour:
+			k.row.bump(col, credits) // under the shared lock: take waits for it
+			sh.mu.RUnlock()
+			return
+		}
 	}
 	sh.mu.RUnlock()
 	sh.mu.Lock()
-	sh.row(id, hour).bump(col, credits)
+	k := sh.keys[id]
+	if k == nil {
+		k = &keyTally{}
+		sh.keys[id] = k
+	}
+	if col != noCount {
+		sh.row(k, id, hour).bump(col, credits)
+	}
+	if touch && ns-k.marked >= int64(t.interval) {
+		k.marked = ns
+		t.mark(ctx, id)
+	}
 	sh.mu.Unlock()
 }
 
-// row returns the row of key id and hour, made if need be; the caller holds
-// the exclusive lock.
-func (sh *tallyShard) row(id string, hour int64) *tallyRow {
-	r := sh.rows[id]
-	switch {
+// row returns the row of key k (whose id is id) for hour, made if need be;
+// the caller holds the exclusive lock.
+func (sh *tallyShard) row(k *keyTally, id string, hour int64) *tallyRow {
+	switch r := k.row; {
 	case r != nil && r.hour == hour:
 		return r
 	case r == nil || r.hour < hour: // the key's first count, or of a new hour
 		if r != nil {
-			sh.other[tallyKey{id, r.hour}] = r // never there: the hour was rows' until now
+			sh.other[tallyKey{id, r.hour}] = r // never there: the hour was k's until now
 		}
-		r = &tallyRow{hour: hour}
-		sh.rows[id] = r
-		return r
+		k.row = &tallyRow{hour: hour}
+		return k.row
 	}
-	k := tallyKey{id, hour}
-	if r = sh.other[k]; r == nil {
+	tk := tallyKey{id, hour}
+	r := sh.other[tk]
+	if r == nil {
 		r = &tallyRow{hour: hour}
-		sh.other[k] = r
+		sh.other[tk] = r
 	}
 	return r
 }
@@ -232,8 +266,10 @@ func (r *tallyRow) bump(col int, credits int64) {
 
 // take moves what every shard counted into the backlog and returns the
 // backlog's rows; the caller holds flushing. Rows beyond maxBacklog are
-// dropped, the newest first: their number is returned.
-func (t *tally) take() (rows []HourCounts, dropped int) {
+// dropped, the newest first: their number is returned. The marks of keys
+// used less than the interval before now are kept, the others forgotten, so
+// that the shards hold only keys used recently.
+func (t *tally) take(now time.Time) (rows []HourCounts, dropped int) {
 	keep := func(k tallyKey, r *tallyRow) {
 		if b := t.backlog[k]; b != nil {
 			for c := range r.n {
@@ -247,18 +283,32 @@ func (t *tally) take() (rows []HourCounts, dropped int) {
 		}
 		t.backlog[k] = r
 	}
+	ns := now.UnixNano()
+	type taken struct {
+		id  string
+		row *tallyRow
+	}
+	var counted []taken
 	for i := range t.shards {
 		sh := &t.shards[i]
+		counted = counted[:0]
 		sh.mu.Lock()
-		rows, other := sh.rows, sh.other
-		if len(rows) == 0 {
-			sh.mu.Unlock()
-			continue
+		for id, k := range sh.keys {
+			if k.row != nil {
+				counted = append(counted, taken{id, k.row})
+				k.row = nil
+			}
+			if ns-k.marked >= int64(t.interval) {
+				delete(sh.keys, id)
+			}
 		}
-		sh.rows, sh.other = make(map[string]*tallyRow, len(rows)), map[tallyKey]*tallyRow{}
+		var other map[tallyKey]*tallyRow
+		if len(sh.other) > 0 {
+			other, sh.other = sh.other, map[tallyKey]*tallyRow{}
+		}
 		sh.mu.Unlock()
-		for id, r := range rows {
-			keep(tallyKey{id, r.hour}, r)
+		for _, c := range counted {
+			keep(tallyKey{c.id, c.row.hour}, c.row)
 		}
 		for k, r := range other {
 			keep(k, r)
@@ -283,9 +333,21 @@ func (t *tally) take() (rows []HourCounts, dropped int) {
 // outcome o at now, spending credits; outcomes of no known key are not
 // counted. It never blocks on the database.
 func (s *Service) count(id string, o Outcome, credits int64, now time.Time) {
-	if col, ok := countedOutcome(o); ok && s.counts != nil { // nil: off, for a benchmark
-		s.counts.add(id, col, credits, now)
+	if col, ok := countedOutcome(o); ok {
+		s.counts.add(context.Background(), id, col, credits, now, false)
 	}
+}
+
+// used ends a verification by the known key id, at now, that ended in
+// outcome o, spending credits: it counts it and, when valid, marks the use
+// for last_used_at (from where ctx's request came), in one lookup of the
+// key. It never blocks on the database.
+func (s *Service) used(ctx context.Context, id string, o Outcome, credits int64, now time.Time) {
+	col, ok := countedOutcome(o)
+	if !ok {
+		col = noCount
+	}
+	s.counts.add(ctx, id, col, credits, now, o == OutcomeOK)
 }
 
 // FlushCounts writes the counted authentications now, in one statement
@@ -297,7 +359,7 @@ func (s *Service) FlushCounts(ctx context.Context) error {
 	t := s.counts
 	t.flushing.Lock()
 	defer t.flushing.Unlock()
-	rows, dropped := t.take()
+	rows, dropped := t.take(s.now())
 	var err error
 	if len(rows) > 0 {
 		err = s.store.AddCounts(ctx, rows)
