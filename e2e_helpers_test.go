@@ -226,3 +226,26 @@ func TestHarnessRemembersMintedSecrets(t *testing.T) {
 	access, _ := session["access_token"].(string)
 	remembered("a login token", access)
 }
+
+// listedRaw returns the key id as GET /auth/api-keys lists it, raw.
+func (e *testEnv) listedRaw(tok, id string) []byte {
+	e.t.Helper()
+	res := e.do("GET", "/auth/api-keys", bearer(tok), nil)
+	var out struct {
+		APIKeys []json.RawMessage `json:"api_keys"`
+	}
+	if err := json.Unmarshal(res.Body, &out); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, k := range out.APIKeys {
+		var head struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(k, &head)
+		if head.ID == id {
+			return k
+		}
+	}
+	e.t.Fatalf("key %s is not listed", id)
+	return nil
+}

@@ -666,7 +666,7 @@ func TestRESTList(t *testing.T) {
 				fields = append(fields, f)
 			}
 			slices.Sort(fields)
-			if want := []string{"created_at", "expires_at", "id", "key_prefix", "last_used_at", "last_used_ip", "last_used_user_agent", "name", "replaced_by", "scopes"}; !slices.Equal(fields, want) {
+			if want := []string{"allowed_ips", "created_at", "credits", "enabled", "expires_at", "id", "key_prefix", "last_used_at", "last_used_ip", "last_used_user_agent", "meta", "name", "rate_limit", "replaced_by", "scopes"}; !slices.Equal(fields, want) {
 				t.Errorf("listed fields %v, want %v", fields, want)
 			}
 		}

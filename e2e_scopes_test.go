@@ -45,24 +45,7 @@ func sameScopes(got, want []string) bool {
 // listedScopes returns the scopes of key id as GET /auth/api-keys lists them.
 func (e *testEnv) listedScopes(tok, id string) []string {
 	e.t.Helper()
-	res := e.do("GET", "/auth/api-keys", bearer(tok), nil)
-	var out struct {
-		APIKeys []json.RawMessage `json:"api_keys"`
-	}
-	if err := json.Unmarshal(res.Body, &out); err != nil {
-		e.t.Fatal(err)
-	}
-	for _, k := range out.APIKeys {
-		var head struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(k, &head)
-		if head.ID == id {
-			return scopesOf(e.t, k)
-		}
-	}
-	e.t.Fatalf("key %s is not listed", id)
-	return nil
+	return scopesOf(e.t, e.listedRaw(tok, id))
 }
 
 // createScoped creates a key with the raw JSON scopes value (or no scopes

@@ -163,15 +163,29 @@ func (c *contract) check(req *http.Request, reqBody []byte, res *http.Response, 
 	if path.Clean(p) != p && res.StatusCode >= 300 && res.StatusCode < 400 && res.Header.Get("Location") != "" {
 		return nil // net/http's mux redirects to the clean path, which is then checked
 	}
+	item := c.pathItem(p)
 	if res.StatusCode == http.StatusTooManyRequests {
-		// A rate-limited address is refused before routing, on any path.
-		if res.Header.Get("Retry-After") == "" {
-			return errors.New("429 without Retry-After")
+		// A rate-limited address is refused before routing, on any path,
+		// and so may a key's own rate limit or credits be, wherever it
+		// authenticates. Each says when to retry, but a key whose credits
+		// no refill brings back.
+		var e struct{ Code string }
+		_ = json.Unmarshal(resBody, &e)
+		if e.Code != "USAGE_EXCEEDED" {
+			e.Code = "RATE_LIMITED"
 		}
-		return c.checkError(res, resBody, "RATE_LIMITED")
+		if e.Code == "RATE_LIMITED" && res.Header.Get("Retry-After") == "" {
+			return errors.New("429 RATE_LIMITED without Retry-After")
+		}
+		var op *openapi3.Operation
+		if item != nil {
+			op = item.GetOperation(req.Method)
+		}
+		if op == nil || op.Responses.Status(http.StatusTooManyRequests) == nil {
+			return c.checkError(res, resBody, e.Code)
+		}
 	}
 
-	item := c.pathItem(p)
 	if item == nil {
 		return c.checkError(res, resBody, "NOT_FOUND")
 	}

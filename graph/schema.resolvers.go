@@ -37,7 +37,7 @@ func (r *mutationResolver) RollAPIKey(ctx context.Context, id string, gracePerio
 }
 
 func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id string, input model.UpdateAPIKeyInput) (apikey.APIKey, error) {
-	return r.Keys.Rename(ctx, id, input.Name)
+	return r.Keys.Update(ctx, id, apikey.UpdateInput{Name: apikey.Optional[*string]{Set: true, Value: input.Name}})
 }
 
 func (r *mutationResolver) DismissLeakNotice(ctx context.Context, id string) (string, error) {

@@ -23,13 +23,19 @@ const (
 	// OutcomeInsufficientScope is a valid key that lacks a scope a
 	// forward-authentication request required.
 	OutcomeInsufficientScope Outcome = "insufficient_scope"
+	// The refusals of a valid key by its usage policy, in the order they
+	// are checked (docs/usage-policy.md).
+	OutcomeDisabled      Outcome = "disabled"       // its owner disabled it
+	OutcomeIPNotAllowed  Outcome = "ip_not_allowed" // from an address outside its allowlist
+	OutcomeRateLimited   Outcome = "rate_limited"   // its bucket is empty
+	OutcomeUsageExceeded Outcome = "usage_exceeded" // its credits are below the cost
 )
 
 // Outcomes lists every Outcome.
 var Outcomes = []Outcome{
 	OutcomeOK, OutcomeMissing, OutcomeMalformed, OutcomeBadChecksum, OutcomeUnknown,
 	OutcomeRevoked, OutcomeExpired, OutcomeInvalid, OutcomeAddressLimited, OutcomeError,
-	OutcomeInsufficientScope,
+	OutcomeInsufficientScope, OutcomeDisabled, OutcomeIPNotAllowed, OutcomeRateLimited, OutcomeUsageExceeded,
 }
 
 // MethodNone labels a verification without a usable credential: none at all,

@@ -74,7 +74,8 @@ func TestVerifyOutcomes(t *testing.T) {
 			{expiring.Secret, apikey.OutcomeExpired},
 		}
 		for _, c := range cases {
-			p, o, err := svc.Verify(context.Background(), c.key)
+			v, err := svc.Verify(context.Background(), apikey.VerifyRequest{Key: c.key})
+			p, o := v.Principal, v.Outcome
 			if c.want == apikey.OutcomeOK {
 				if err != nil || p.UserID != "alice" || p.KeyID != good.ID {
 					t.Errorf("valid key: %+v %v", p, err)

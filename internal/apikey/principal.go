@@ -23,6 +23,18 @@ type Principal struct {
 	// Scopes are the key's scopes, sorted; nil when unrestricted (always
 	// for a login token). See Unrestricted and CheckScopes.
 	Scopes []string
+	// Policy is the key's usage policy and lineage, shared by every
+	// verification of the key and never changed (a change makes a new
+	// principal); nil when the key has none (the zero Policy), and for a
+	// login token.
+	Policy *KeyPolicy
+}
+
+// KeyPolicy is the usage policy of a key's principal, with the lineage
+// whose balance and rate-limit bucket the key spends from (APIKey.Lineage).
+type KeyPolicy struct {
+	Policy
+	Lineage string
 }
 
 // Auth is what authentication found of a request's credential: the

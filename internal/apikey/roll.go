@@ -59,30 +59,6 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 	return Rolled{Created: Created{APIKey: created, Secret: secret}, Previous: previous}, nil
 }
 
-// Rename sets the name of the key id of the JWT principal of ctx (nil or
-// blank clears it) and returns the key as listed.
-// Returns INVALID_REQUEST for a bad name, NOT_FOUND as Revoke does (a rolled
-// key past its grace is gone), and the auth errors of Create.
-func (s *Service) Rename(ctx context.Context, id string, name *string) (APIKey, error) {
-	n, badName := normalizeName(name)
-	userID, uid, err := ownKey(ctx, id, badName, errKeyNotFound)
-	if err != nil {
-		return APIKey{}, err
-	}
-	at := s.timestamp()
-	k, hash, err := s.store.UpdateKey(ctx, userID, uid, at, func(old APIKey) (KeyUpdate, error) {
-		ev := audit.New(ctx, userID, audit.KeyUpdated, at)
-		ev.Details = map[string]any{"name": map[string]any{"old": old.Name, "new": n}}
-		old.Name = n
-		return KeyUpdate{Key: old, Event: ev}, nil
-	})
-	if err != nil {
-		return APIKey{}, notFoundAs(err, errKeyNotFound)
-	}
-	s.forget(hash)
-	return k, nil
-}
-
 // GraceSeconds is a grace period of n seconds (none when nil), for Roll. A
 // value out of range stays out of range, however large, so Roll refuses it.
 func GraceSeconds(n *int) time.Duration {

@@ -79,12 +79,12 @@ func TestOwnKeyOpening(t *testing.T) {
 				_, err := f.svc.Roll(ctx, id, grace)
 				return err
 			}, "API key not found"},
-			"Rename": {func(ctx context.Context, id string, bad bool) error {
+			"Update": {func(ctx context.Context, id string, bad bool) error {
 				n := &name
 				if bad {
 					n = &long
 				}
-				_, err := f.svc.Rename(ctx, id, n)
+				_, err := f.svc.Update(ctx, id, apikey.UpdateInput{Name: apikey.Optional[*string]{Set: true, Value: n}})
 				return err
 			}, "API key not found"},
 			"DismissLeakNotice": {func(ctx context.Context, id string, _ bool) error {

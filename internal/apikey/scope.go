@@ -154,8 +154,11 @@ func errMalformedScope(s string) error {
 
 // quoteScope quotes a scope for an error message, escaped and cut short so
 // that a hostile name can neither forge nor flood the message.
-func quoteScope(s string) string {
-	const show = MaxScopeLen + 8
+func quoteScope(s string) string { return quoteCut(s, MaxScopeLen+8) }
+
+// quoteCut quotes s, escaped, cut to its first show bytes (on a character
+// boundary) followed by an ellipsis when it is longer.
+func quoteCut(s string, show int) string {
 	if len(s) > show {
 		cut := show
 		for cut > 0 && !utf8.RuneStart(s[cut]) {

@@ -62,7 +62,8 @@ func TestCreateScopes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				p, _, err := f.svc.Verify(context.Background(), k.Secret)
+				v, err := f.svc.Verify(context.Background(), apikey.VerifyRequest{Key: k.Secret})
+				p := v.Principal
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -120,7 +121,8 @@ func TestCreateScopes(t *testing.T) {
 				t.Fatalf("free-form catalogue %#v, %v; want nil", got, err)
 			}
 			k, _ := f.svc.Create(f.jwt, apikey.CreateInput{Scopes: []string{"a"}})
-			p, _, _ := f.svc.Verify(context.Background(), k.Secret)
+			v, _ := f.svc.Verify(context.Background(), apikey.VerifyRequest{Key: k.Secret})
+			p := v.Principal
 			if _, err := f.svc.AvailableScopes(apikey.WithPrincipal(context.Background(), p)); apperr.CodeOf(err) != apperr.JWTRequired {
 				t.Fatalf("with an API key: %v, want JWT_REQUIRED", err)
 			}
@@ -139,7 +141,8 @@ func TestCheckScopes(t *testing.T) {
 		free, _ := f.svc.Create(f.jwt, apikey.CreateInput{})
 		as := func(key string) apikey.Principal {
 			t.Helper()
-			p, _, err := f.svc.Verify(context.Background(), key)
+			v, err := f.svc.Verify(context.Background(), apikey.VerifyRequest{Key: key})
+			p := v.Principal
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +184,8 @@ func TestCheckScopes(t *testing.T) {
 			before := f.store.lookups.Load()
 			required := []string{"orders:read"}
 			for range 10 {
-				p, _, err := f.svc.Verify(context.Background(), scoped.Secret)
+				v, err := f.svc.Verify(context.Background(), apikey.VerifyRequest{Key: scoped.Secret})
+				p := v.Principal
 				if err != nil {
 					t.Fatal(err)
 				}

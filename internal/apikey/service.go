@@ -137,7 +137,8 @@ func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Mil
 // secret, the only time the secret is ever available.
 // Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN without a valid principal,
 // JWT_REQUIRED for an API-key principal, INVALID_REQUEST for a bad name,
-// expiry or scope (naming the scope), KEY_LIMIT_REACHED when the user holds MaxKeysPerUser keys.
+// expiry, scope (naming the scope) or policy field (naming the field),
+// KEY_LIMIT_REACHED when the user holds MaxKeysPerUser keys.
 func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	p, err := RequireJWT(ctx)
 	if err != nil {
@@ -160,6 +161,10 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	if err != nil {
 		return Created{}, err
 	}
+	policy, err := newPolicy(in)
+	if err != nil {
+		return Created{}, err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Created{}, err
@@ -173,10 +178,15 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		CreatedAt: now,
 		ExpiresAt: expires,
 		Scopes:    scopes,
+		Policy:    policy,
+		Lineage:   id.String(),
 	}
 	ev := audit.New(ctx, p.UserID, audit.KeyCreated, now)
 	ev.KeyID, ev.KeyPrefix = k.ID, k.KeyPrefix
-	ev.Details = map[string]any{"name": k.Name, "scopes": k.Scopes, "expires_at": apitime.FormatOptional(k.ExpiresAt)}
+	ev.Details = map[string]any{
+		"name": k.Name, "scopes": k.Scopes, "expires_at": apitime.FormatOptional(k.ExpiresAt),
+		"enabled": !k.Disabled, "rate_limit": k.RateLimit, "credits": k.Credits, "allowed_ips": k.AllowedIPs, "meta": rawOrNull(k.Meta),
+	}
 	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret), Event: ev}, s.max); err != nil {
 		return Created{}, err
 	}
@@ -223,75 +233,6 @@ func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
 	s.forget(hash)
 	s.observer.KeyRevoked()
 	return Revoked{ID: uid, RevokedAt: at}, nil
-}
-
-// Verify authenticates an API key and records its use (written later, in
-// the background: see RunUsageFlusher). A malformed key is refused without
-// a lookup; a known one is answered from the cache when it can be. The
-// outcome tells, for metrics, why a key was refused.
-// Returns INVALID_OR_EXPIRED_TOKEN for a malformed, unknown, revoked or
-// expired key, and SERVER_BUSY when the database cannot be reached.
-func (s *Service) Verify(ctx context.Context, key string) (Principal, Outcome, error) {
-	return s.VerifyScoped(ctx, key, nil)
-}
-
-// VerifyScoped is Verify for a request that requires scopes (a sorted set,
-// as ParseScopeList returns; nil requires none). A key that lacks any is
-// refused with the outcome OutcomeInsufficientScope and its principal, and
-// its use is not recorded: a refused request is no use of the key. The
-// scope check needs no query: the cache holds a key's scopes.
-// Returns the errors of Verify, and INSUFFICIENT_SCOPE naming the scopes
-// the key lacks.
-func (s *Service) VerifyScoped(ctx context.Context, key string, required []string) (Principal, Outcome, error) {
-	if o := s.format.Check(key); o != OutcomeOK {
-		return Principal{}, o, errInvalidKey
-	}
-	d := Sum(key)
-	start := s.now()
-	var gen uint64
-	if s.cache != nil {
-		p, found, g, why := s.cache.get(d, start)
-		s.observer.CacheLookup(found != cacheMiss)
-		switch found {
-		case cacheHit:
-			return s.accept(ctx, p, required, start)
-		case cacheUnknown:
-			return Principal{}, why, errInvalidKey
-		}
-		gen = g
-	}
-	k, err := s.store.FindKeyByHash(ctx, d.Hex())
-	if err != nil {
-		if apperr.CodeOf(err) == apperr.NotFound {
-			s.cache.putUnknown(d, gen, start, OutcomeUnknown)
-			return Principal{}, OutcomeUnknown, errInvalidKey
-		}
-		return Principal{}, OutcomeError, err
-	}
-	if k.RevokedAt != nil {
-		s.cache.putUnknown(d, gen, start, OutcomeRevoked) // a revocation is final
-		return Principal{}, OutcomeRevoked, errInvalidKey
-	}
-	now := s.now()
-	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
-		s.cache.putUnknown(d, gen, start, OutcomeExpired) // an expiry never moves
-		return Principal{}, OutcomeExpired, errInvalidKey
-	}
-	p := Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID, Scopes: k.Scopes}
-	// The entry's lifetime counts from before the query: never longer
-	// than the TTL past what the database said.
-	s.cache.put(d, gen, p, start, k.ExpiresAt)
-	return s.accept(ctx, p, required, now)
-}
-
-// accept ends a verification of the key p that is valid at now: it checks
-// the required scopes and, when they hold, records the use.
-func (s *Service) accept(ctx context.Context, p Principal, required []string, now time.Time) (Principal, Outcome, error) {
-	if err := CheckScopes(p, required); err != nil {
-		return p, OutcomeInsufficientScope, err
-	}
-	s.usage.touch(ctx, p.KeyID, now)
-	return p, OutcomeOK, nil
 }
 
 // EvictHash drops from the verification cache the key whose SHA-256 is hash

@@ -40,12 +40,12 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("CacheHit", func(b *testing.B) {
 		svc := benchService(b, "sqlite", apikey.Config{})
 		key := benchKey(b, svc)
-		if _, _, err := svc.Verify(ctx, key); err != nil {
+		if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: key}); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := svc.Verify(ctx, key); err != nil {
+			if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: key}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -55,7 +55,7 @@ func BenchmarkVerify(b *testing.B) {
 		keys := make([]string, 64)
 		for i := range keys {
 			keys[i] = benchKey(b, svc)
-			if _, _, err := svc.Verify(ctx, keys[i]); err != nil {
+			if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: keys[i]}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -63,7 +63,7 @@ func BenchmarkVerify(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
 			for pb.Next() {
-				if _, _, err := svc.Verify(ctx, keys[i%len(keys)]); err != nil {
+				if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: keys[i%len(keys)]}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -77,7 +77,7 @@ func BenchmarkVerify(b *testing.B) {
 			key := benchKey(b, svc)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := svc.Verify(ctx, key); err != nil {
+				if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: key}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -88,7 +88,7 @@ func BenchmarkVerify(b *testing.B) {
 		key := svc.Format().Generate()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := svc.Verify(ctx, key); err == nil {
+			if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: key}); err == nil {
 				b.Fatal("an unknown key verified")
 			}
 		}
@@ -99,7 +99,7 @@ func BenchmarkVerify(b *testing.B) {
 		key = apikeytest.BadChecksum(key)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := svc.Verify(ctx, key); err == nil {
+			if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: key}); err == nil {
 				b.Fatal("a bad checksum verified")
 			}
 		}

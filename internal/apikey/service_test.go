@@ -25,6 +25,7 @@ import (
 type watchedStore struct {
 	apikey.Store
 	lookups atomic.Int64
+	spends  atomic.Int64 // SpendCredits calls
 
 	mu          sync.Mutex
 	touches     [][]string
@@ -41,6 +42,11 @@ func (s *watchedStore) FindKeyByHash(ctx context.Context, hash string) (apikey.A
 		hold()
 	}
 	return k, err
+}
+
+func (s *watchedStore) SpendCredits(ctx context.Context, lineage string, cost int64, now time.Time) (int64, bool, error) {
+	s.spends.Add(1)
+	return s.Store.SpendCredits(ctx, lineage, cost, now)
 }
 
 func (s *watchedStore) TouchKeys(ctx context.Context, uses []apikey.Use, at time.Time) error {
@@ -74,9 +80,15 @@ type fixture struct {
 
 func newFixture(t *testing.T, dsn string, cfg apikey.Config) *fixture {
 	t.Helper()
+	return newFixtureAt(t, dsn, cfg, time.Now())
+}
+
+// newFixtureAt is newFixture with the clock stopped at at.
+func newFixtureAt(t *testing.T, dsn string, cfg apikey.Config, at time.Time) *fixture {
+	t.Helper()
 	f := &fixture{
 		store: &watchedStore{Store: store.New(dbtest.OpenDSN(t, dsn), store.Config{})},
-		clock: clocktest.Stopped(time.Now()),
+		clock: clocktest.Stopped(at),
 		jwt:   apikey.WithPrincipal(context.Background(), apikey.Principal{UserID: "alice", Method: apikey.MethodJWT}),
 	}
 	cfg.Now = f.clock.Now
@@ -97,7 +109,8 @@ func (f *fixture) create(t *testing.T, expires *time.Time) apikey.Created {
 // verify checks key and returns its error code ("" when it verified).
 func (f *fixture) verify(t *testing.T, key string) apperr.Code {
 	t.Helper()
-	p, _, err := f.svc.Verify(context.Background(), key)
+	v, err := f.svc.Verify(context.Background(), apikey.VerifyRequest{Key: key})
+	p := v.Principal
 	if err != nil {
 		return apperr.CodeOf(err)
 	}
@@ -228,7 +241,7 @@ func TestVerifyCache(t *testing.T) {
 			f.store.mu.Unlock()
 			done := make(chan apperr.Code)
 			go func() {
-				_, _, err := f.svc.Verify(context.Background(), k.Secret)
+				_, err := f.svc.Verify(context.Background(), apikey.VerifyRequest{Key: k.Secret})
 				done <- apperr.CodeOf(err)
 			}()
 			<-reached

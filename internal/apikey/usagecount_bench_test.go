@@ -32,7 +32,7 @@ func BenchmarkVerifyCounting(b *testing.B) {
 		keys := make([]string, n)
 		for i := range keys {
 			keys[i] = benchKey(b, svc)
-			if _, _, err := svc.Verify(ctx, keys[i]); err != nil {
+			if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: keys[i]}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -51,7 +51,7 @@ func BenchmarkVerifyCounting(b *testing.B) {
 				for w := range c.workers {
 					wg.Go(func() {
 						for i := range chunk / c.workers {
-							if _, _, err := svc.Verify(ctx, keys[(w+i*c.workers)%len(keys)]); err != nil {
+							if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: keys[(w+i*c.workers)%len(keys)]}); err != nil {
 								b.Error(err)
 								return
 							}

@@ -55,7 +55,7 @@ func (s *recordingStore) UpdateKey(context.Context, string, string, time.Time, f
 
 func (s *recordingStore) SpendCredits(context.Context, string, int64, time.Time) (int64, bool, error) {
 	s.record("SpendCredits")
-	return 0, false, nil
+	return 0, true, nil
 }
 
 func (s *recordingStore) FindKeyByHash(_ context.Context, hash string) (apikey.APIKey, error) {
@@ -110,7 +110,7 @@ func TestVerifyChecksTheKeyBeforeTheStore(t *testing.T) {
 		good[:10] + "-" + good[11:], good[:10] + "é" + good[12:], good[:len(good)-6] + "000000",
 		"eyJhbGciOiJIUzI1NiJ9.e30.sig", strings.Repeat("a", 1<<20),
 	} {
-		if _, _, err := svc.Verify(ctx, bad); apperr.CodeOf(err) != apperr.InvalidToken {
+		if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: bad}); apperr.CodeOf(err) != apperr.InvalidToken {
 			t.Errorf("Verify(%.20q…) = %v, want INVALID_OR_EXPIRED_TOKEN", bad, err)
 		}
 	}
@@ -119,10 +119,11 @@ func TestVerifyChecksTheKeyBeforeTheStore(t *testing.T) {
 	}
 
 	unknown := f.Generate()
-	if _, _, err := svc.Verify(ctx, unknown); apperr.CodeOf(err) != apperr.InvalidToken {
+	if _, err := svc.Verify(ctx, apikey.VerifyRequest{Key: unknown}); apperr.CodeOf(err) != apperr.InvalidToken {
 		t.Errorf("unknown key: %v", err)
 	}
-	p, _, err := svc.Verify(ctx, good)
+	v, err := svc.Verify(ctx, apikey.VerifyRequest{Key: good})
+	p := v.Principal
 	if err != nil || p.UserID != "alice" || p.KeyID != "k1" || p.Method != apikey.MethodAPIKey {
 		t.Fatalf("Verify(good) = %+v, %v", p, err)
 	}

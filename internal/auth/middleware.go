@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -49,68 +51,90 @@ type nopObserver struct{}
 
 func (nopObserver) Verified(apikey.Method, apikey.Outcome) {}
 
-// authenticate verifies a credential that is present, requiring scopes
-// (nil: none), and counts the outcome. It returns the coded error
-// (INVALID_OR_EXPIRED_TOKEN, INSUFFICIENT_SCOPE, SERVER_BUSY, …) of a bad
-// one. A login token is the user themself: it holds every scope.
-func (a *Authenticator) authenticate(ctx context.Context, c Credential, required []string) (apikey.Principal, error) {
+// authenticate verifies a credential that is present, as req asks
+// (required scopes, client address, cost; an API key's own checks), and
+// counts the outcome. It returns the coded error (INVALID_OR_EXPIRED_TOKEN,
+// INSUFFICIENT_SCOPE, KEY_DISABLED, SERVER_BUSY, …) of a bad one. A login
+// token is the user themself: it holds every scope and has no policy.
+func (a *Authenticator) authenticate(ctx context.Context, c Credential, req apikey.VerifyRequest) (apikey.Verification, error) {
 	var (
-		p   apikey.Principal
-		o   apikey.Outcome
+		v   apikey.Verification
 		err error
 	)
 	if c.Kind == APIKey {
-		p, o, err = a.keys.VerifyScoped(ctx, c.Value, required)
+		req.Key = c.Value
+		v, err = a.keys.Verify(ctx, req)
 	} else {
 		var sub string
 		sub, err = a.tokens.Verify(ctx, c.Value)
-		p, o = apikey.Principal{UserID: sub, Method: apikey.MethodJWT}, apikey.OutcomeOK
+		v.Outcome = apikey.OutcomeOK
 		if err != nil {
-			o = tokenOutcome(err)
+			v.Outcome = tokenOutcome(err)
+		} else {
+			v.Principal = apikey.Principal{UserID: sub, Method: apikey.MethodJWT}
 		}
 	}
-	a.observer.Verified(c.method(), o)
-	return p, err
+	a.observer.Verified(c.method(), v.Outcome)
+	return v, err
 }
 
 // check authenticates the credential r brings, if any, requiring scopes
-// (nil: none), and charges the client's own failures to its address. It
-// reports false, having counted the refusal and set Retry-After on w, when
-// the address has no failure budget left.
-func (a *Authenticator) check(w http.ResponseWriter, r *http.Request, required []string) (found apikey.Auth, ok bool) {
+// (nil: none) and spending cost from a credited key, and charges the
+// client's own failures to its address. It sets on w the headers of the
+// key's rate limit and credits, and Retry-After on a refusal that waiting
+// cures. It reports false, having counted the refusal and set Retry-After
+// on w, when the address has no failure budget left.
+func (a *Authenticator) check(w http.ResponseWriter, r *http.Request, required []string, cost int64) (found apikey.Auth, v apikey.Verification, ok bool) {
 	c, err := ParseCredential(r.Header, a.keys.Format())
 	if err == nil && c.Kind == None {
-		return apikey.Auth{}, true
+		return apikey.Auth{}, v, true
 	}
-	attempt, wait, ok := a.limiter.Take(r.Context(), a.client.Of(r))
+	addr := a.client.Of(r)
+	attempt, wait, ok := a.limiter.Take(r.Context(), addr)
 	if !ok {
 		a.observer.Verified(c.method(), apikey.OutcomeAddressLimited)
 		httpx.RetryAfter(w, wait)
-		return apikey.Auth{}, false
+		return apikey.Auth{}, v, false
 	}
-	// Only the client's own failures are charged: an outage of the
-	// database or the identity provider (SERVER_BUSY) is not, nor is a
-	// valid key that lacks a scope.
+	// Only the client's own failures are charged (Failed): not an outage
+	// of the database or the identity provider (SERVER_BUSY), nor a valid
+	// key that its policy or its scopes refuse.
 	defer func() { attempt.Done(found.Err) }()
 	if err != nil {
 		a.observer.Verified(apikey.MethodNone, apikey.OutcomeMalformed)
 		found.Err = err
-		return found, true
+		return found, v, true
 	}
-	p, err := a.authenticate(r.Context(), c, required)
-	switch {
-	case err == nil:
+	v, err = a.authenticate(r.Context(), c, apikey.VerifyRequest{Required: required, Addr: addr, Cost: cost})
+	if err == nil {
+		p := v.Principal // a copy: only it escapes, not the whole verification
 		found.Principal = &p
-	case apperr.CodeOf(err) == apperr.InsufficientScope:
-		found.Err = err // a valid key: the log still says whose
-	default:
-		found.Err = err
-		p = apikey.Principal{}
 	}
-	if p.UserID != "" {
-		httpx.SetPrincipal(r.Context(), p.UserID, p.KeyID)
+	found.Err = err
+	writeUsage(w, v)
+	if v.Principal.UserID != "" { // also a valid key refused: the log still says whose
+		httpx.SetPrincipal(r.Context(), v.Principal.UserID, v.Principal.KeyID)
 	}
-	return found, true
+	return found, v, true
+}
+
+// writeUsage sets the headers that tell a client where its key stands
+// (docs/usage-policy.md): the rate limit and what is left of it
+// (RateLimit-Policy and RateLimit, the IETF RateLimit header fields draft),
+// the credits left (X-Auth-Credits-Remaining), and Retry-After when the key
+// was refused for a while.
+func writeUsage(w http.ResponseWriter, v apikey.Verification) {
+	h := w.Header()
+	if q := v.Quota; q.Limit > 0 {
+		h.Set("RateLimit-Policy", `"key";q=`+strconv.FormatInt(q.Limit, 10)+";w="+strconv.FormatInt(int64(q.Period/time.Second), 10))
+		h.Set("RateLimit", `"key";r=`+strconv.FormatInt(q.Remaining, 10)+";t="+strconv.FormatInt(q.ResetSeconds(), 10))
+	}
+	if v.Credited {
+		h.Set("X-Auth-Credits-Remaining", strconv.FormatInt(v.Credits, 10))
+	}
+	if v.RetryAfter > 0 {
+		httpx.RetryAfter(w, v.RetryAfter)
+	}
 }
 
 // Refusal answers a request that authentication refused before its handler
@@ -127,7 +151,7 @@ type Refusal func(w http.ResponseWriter, r *http.Request, err error)
 // at all) is not wrapped.
 func (a *Authenticator) Optional(h http.Handler, refuse Refusal) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		found, ok := a.check(w, r, nil)
+		found, _, ok := a.check(w, r, nil, 1)
 		if !ok {
 			refuse(w, r, ErrAddressLimited)
 			return
@@ -141,22 +165,26 @@ func (a *Authenticator) Optional(h http.Handler, refuse Refusal) http.Handler {
 
 // Forward authenticates a forward-authentication request (GET /auth/verify),
 // a route that is not behind Optional, requiring scopes (a sorted set, as
-// apikey.ParseScopeList returns). It returns the principal or the error to
-// refuse the request with: ErrAddressLimited (Retry-After set on w) when the
-// address is out of failure budget. Each request is counted once, under its
+// apikey.ParseScopeList returns) and spending cost (0…apikey.MaxCost) from
+// a credited key. It returns the verification, and the error to refuse the
+// request with: ErrAddressLimited (Retry-After set on w) when the address
+// is out of failure budget. Each request is counted once, under its
 // outcome. Unlike elsewhere, a request without any credential is a
 // verification here, refused with MISSING_AUTH and counted as such; a key
-// that lacks a scope is refused with INSUFFICIENT_SCOPE, and its use is not
-// recorded.
-func (a *Authenticator) Forward(w http.ResponseWriter, r *http.Request, required []string) (apikey.Principal, error) {
-	found, ok := a.check(w, r, required)
+// that its policy or its scopes refuse is refused with that error, and its
+// use is not recorded.
+func (a *Authenticator) Forward(w http.ResponseWriter, r *http.Request, required []string, cost int64) (apikey.Verification, error) {
+	found, v, ok := a.check(w, r, required, cost)
 	if !ok {
-		return apikey.Principal{}, ErrAddressLimited
+		return v, ErrAddressLimited
 	}
 	if found.Anonymous() {
 		a.observer.Verified(apikey.MethodNone, apikey.OutcomeMissing)
 	}
-	return found.Require()
+	if _, err := found.Require(); err != nil {
+		return v, err
+	}
+	return v, nil
 }
 
 // ErrAddressLimited refuses a request from an address that has used up its

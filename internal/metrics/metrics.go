@@ -48,7 +48,8 @@ var _ apikey.Observer = (*Metrics)(nil)
 var verificationLabels = map[apikey.Method][]apikey.Outcome{
 	apikey.MethodAPIKey: {apikey.OutcomeOK, apikey.OutcomeMalformed, apikey.OutcomeBadChecksum, apikey.OutcomeUnknown,
 		apikey.OutcomeRevoked, apikey.OutcomeExpired, apikey.OutcomeAddressLimited, apikey.OutcomeError,
-		apikey.OutcomeInsufficientScope},
+		apikey.OutcomeInsufficientScope, apikey.OutcomeDisabled, apikey.OutcomeIPNotAllowed,
+		apikey.OutcomeRateLimited, apikey.OutcomeUsageExceeded},
 	apikey.MethodJWT: {apikey.OutcomeOK, apikey.OutcomeMalformed, apikey.OutcomeExpired, apikey.OutcomeInvalid,
 		apikey.OutcomeAddressLimited, apikey.OutcomeError},
 	apikey.MethodNone: {apikey.OutcomeMissing, apikey.OutcomeMalformed, apikey.OutcomeAddressLimited},

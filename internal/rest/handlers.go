@@ -37,7 +37,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.route(mux, "POST /auth/api-keys", authn, a.create)
 	a.route(mux, "GET /auth/api-keys", authn, a.list)
 	a.route(mux, "DELETE /auth/api-keys/{id}", authn, a.revoke)
-	a.route(mux, "PATCH /auth/api-keys/{id}", authn, a.rename)
+	a.route(mux, "PATCH /auth/api-keys/{id}", authn, a.update)
 	a.route(mux, "POST /auth/api-keys/{id}/roll", authn, a.roll)
 	a.route(mux, "GET /auth/api-keys/{id}/usage", authn, a.keyUsage)
 	a.route(mux, "GET /auth/usage", authn, a.usageSummary)
@@ -107,6 +107,7 @@ type keyJSON struct {
 	// Where the last use came from.
 	LastUsedIP        *string `json:"last_used_ip"`
 	LastUsedUserAgent *string `json:"last_used_user_agent"`
+	policyJSON
 }
 
 // listed is k as listed.
@@ -123,6 +124,7 @@ func listed(k apikey.APIKey) keyJSON {
 
 		LastUsedIP:        k.LastUsedIP,
 		LastUsedUserAgent: k.LastUsedUserAgent,
+		policyJSON:        policyOf(k.Policy),
 	}
 }
 
@@ -137,6 +139,7 @@ type createdJSON struct {
 	Scopes    []string `json:"scopes"` // null: unrestricted
 	// RolledFrom is the replaced key's id, in the answer to a roll only.
 	RolledFrom string `json:"rolled_from,omitempty"`
+	policyJSON
 }
 
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
@@ -172,6 +175,7 @@ func writeCreated(w http.ResponseWriter, k apikey.Created, rolledFrom string) {
 		ExpiresAt:  apitime.FormatOptional(k.ExpiresAt),
 		Scopes:     k.Scopes,
 		RolledFrom: rolledFrom,
+		policyJSON: policyOf(k.Policy),
 	})
 }
 
@@ -197,8 +201,28 @@ func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, e
 			in.ExpiresAt = &t
 			return err
 		case "scopes":
-			s, err := decodeScopes(dec)
+			s, err := decodeStrings(name, dec)
 			in.Scopes = s
+			return err
+		case "enabled":
+			b, err := decodeEnabled(dec)
+			in.Enabled = &b
+			return err
+		case "rate_limit":
+			l, err := decodeRateLimit(dec)
+			in.RateLimit = l
+			return err
+		case "credits":
+			c, err := decodeCredits(dec)
+			in.Credits = c
+			return err
+		case "allowed_ips":
+			ips, err := decodeAllowedIPs(dec)
+			in.AllowedIPs = ips
+			return err
+		case "meta":
+			m, err := decodeMeta(dec)
+			in.Meta = m
 			return err
 		default:
 			return httpx.SkipValue(dec)
@@ -207,10 +231,10 @@ func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, e
 	return in, err
 }
 
-// decodeScopes decodes the scopes of a create: null (unrestricted) or an
-// array of strings, kept non-nil when empty. The names themselves are the
-// service's to check.
-func decodeScopes(dec *json.Decoder) ([]string, error) {
+// decodeStrings decodes field's value: null (nil) or an array of strings,
+// kept non-nil when empty. The strings themselves are the service's to
+// check.
+func decodeStrings(field string, dec *json.Decoder) ([]string, error) {
 	raw, err := httpx.DecodeRaw(dec)
 	if err != nil {
 		return nil, err
@@ -220,12 +244,12 @@ func decodeScopes(dec *json.Decoder) ([]string, error) {
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, apperr.New(apperr.InvalidRequest, "scopes must be an array of strings or null")
+		return nil, apperr.Errorf(apperr.InvalidRequest, "%s must be an array of strings or null", field)
 	}
 	out := make([]string, len(items))
 	for i, item := range items {
 		if err := json.Unmarshal(item, &out[i]); err != nil || item[0] != '"' {
-			return nil, apperr.Errorf(apperr.InvalidRequest, "scopes[%d] must be a string", i)
+			return nil, apperr.Errorf(apperr.InvalidRequest, "%s[%d] must be a string", field, i)
 		}
 	}
 	return out, nil
@@ -254,78 +278,160 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// verify is the forward-auth endpoint: 200 with the principal in the body and
-// in X-Auth-* headers, or the 401 of the credential, or 403 when an API key
-// lacks a scope named by ?scope= (repeated or comma-separated). The route
-// authenticates its own request (see Register): a malformed scope
+// verify is the forward-auth endpoint: 200 with the principal in the body
+// and in X-Auth-* headers, or the refusal of the credential: 401, 403 when
+// an API key lacks a scope named by ?scope= (repeated or comma-separated)
+// or its policy refuses it, 429 when its rate limit or credits do. The
+// route authenticates its own request (see Register): a malformed
 // parameter is refused before the credential is looked at, so nothing is
-// verified, counted or recorded.
+// verified, counted or recorded. Every refusal also carries its code in
+// X-Auth-Error-Code, for a reverse proxy, which sees the headers of an
+// auth_request answer but not its body.
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	var buf [8]string // a proxy names a scope or two: parse them without allocating
-	required, err := scopeParams(buf[:0], r.URL.RawQuery)
+	required, cost, err := verifyParams(buf[:0], r.URL.RawQuery)
 	if err != nil {
-		httpx.WriteError(w, r, a.log, err)
+		a.refuseVerify(w, r, err)
 		return
 	}
-	p, err := a.fwd.Forward(w, r, required)
+	v, err := a.fwd.Forward(w, r, required, cost)
 	if err != nil {
-		httpx.WriteError(w, r, a.log, err)
+		a.refuseVerify(w, r, err)
 		return
 	}
+	p := v.Principal
 	var keyID *string
 	h := w.Header()
 	h.Set("X-Auth-User-Id", p.UserID)
-	if p.KeyID != "" {
-		keyID = &p.KeyID
-		h.Set("X-Auth-Key-Id", p.KeyID)
+	if id := p.KeyID; id != "" {
+		keyID = &id // a copy: the answer keeps only it, not the principal
+		h.Set("X-Auth-Key-Id", id)
 	}
 	if p.Unrestricted() {
 		h.Set("X-Auth-Scopes", "*")
 	} else {
 		h.Set("X-Auth-Scopes", strings.Join(p.Scopes, " "))
 	}
-	httpx.WriteJSON(w, http.StatusOK, struct {
-		UserID     string        `json:"user_id"`
-		AuthMethod apikey.Method `json:"auth_method"`
-		KeyID      *string       `json:"key_id"`
-		Scopes     []string      `json:"scopes"`
-	}{p.UserID, p.Method, keyID, p.Scopes})
+	if p.Policy == nil {
+		httpx.WriteJSON(w, http.StatusOK, verifiedJSON{p.UserID, p.Method, keyID, p.Scopes})
+		return
+	}
+	out := verifiedWithPolicyJSON{verifiedJSON: verifiedJSON{p.UserID, p.Method, keyID, p.Scopes}, Meta: v.Meta}
+	if v.Credited {
+		out.Credits = &creditsLeftJSON{Remaining: v.Credits}
+	}
+	if q := v.Quota; q.Limit > 0 {
+		out.RateLimit = &rateLimitLeftJSON{Limit: q.Limit, Remaining: q.Remaining, ResetSeconds: q.ResetSeconds()}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
-// scopeParams appends to dst the scopes named by the scope parameters of
-// a raw query (repeated, or comma-separated: scope=a&scope=b,c) and returns
-// them as a sorted set. Other parameters are ignored. It reads the query
+// refuseVerify answers a refused verification with err, its code also in
+// X-Auth-Error-Code.
+func (a *API) refuseVerify(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("X-Auth-Error-Code", string(apperr.CodeOf(err)))
+	httpx.WriteError(w, r, a.log, err)
+}
+
+// verifiedJSON is the answer to a verification.
+type verifiedJSON struct {
+	UserID     string        `json:"user_id"`
+	AuthMethod apikey.Method `json:"auth_method"`
+	KeyID      *string       `json:"key_id"`
+	Scopes     []string      `json:"scopes"`
+}
+
+// verifiedWithPolicyJSON is the answer to the verification of a key with a
+// usage policy: where the key stands after it.
+type verifiedWithPolicyJSON struct {
+	verifiedJSON
+	Meta      json.RawMessage    `json:"meta"` // nil: null
+	Credits   *creditsLeftJSON   `json:"credits"`
+	RateLimit *rateLimitLeftJSON `json:"rate_limit"`
+}
+
+type creditsLeftJSON struct {
+	Remaining int64 `json:"remaining"`
+}
+
+type rateLimitLeftJSON struct {
+	Limit        int64 `json:"limit"`
+	Remaining    int64 `json:"remaining"`
+	ResetSeconds int64 `json:"reset_seconds"` // until the bucket is full
+}
+
+// verifyParams reads the parameters of a verification from a raw query:
+// the scopes named by the scope parameters (repeated, or comma-separated:
+// scope=a&scope=b,c), appended to dst and returned as a sorted set, and the
+// cost (1 when absent). Other parameters are ignored. It reads the query
 // itself rather than through url.Values, which would allocate a map on
 // every verification.
-// Returns INVALID_REQUEST for a malformed name, an empty value, or a
-// parameter that does not decode.
-func scopeParams(dst []string, rawQuery string) ([]string, error) {
+// Returns INVALID_REQUEST for a malformed scope name, an empty scope value,
+// a cost that is not an integer from 0 to apikey.MaxCost or given twice,
+// or a parameter of ours that does not decode.
+func verifyParams(dst []string, rawQuery string) (required []string, cost int64, err error) {
+	cost = -1
 	for rawQuery != "" {
 		var param string
 		param, rawQuery, _ = strings.Cut(rawQuery, "&")
 		key, value, _ := strings.Cut(param, "=")
-		if key != "scope" {
+		if key != "scope" && key != "cost" {
 			if !strings.ContainsAny(key, "%+") {
 				continue
 			}
-			if k, err := url.QueryUnescape(key); err != nil || k != "scope" {
+			if key, err = url.QueryUnescape(key); err != nil || key != "scope" && key != "cost" {
+				err = nil
 				continue
 			}
 		}
 		if strings.ContainsAny(value, "%+") {
 			v, err := url.QueryUnescape(value)
 			if err != nil {
-				return nil, apperr.New(apperr.InvalidRequest, "the scope parameter is not a valid query value")
+				return nil, 0, apperr.Errorf(apperr.InvalidRequest, "the %s parameter is not a valid query value", key)
 			}
 			value = v
 		}
-		var err error
+		if key == "cost" {
+			if cost >= 0 {
+				return nil, 0, errCostTwice
+			}
+			if cost, err = parseCost(value); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
 		if dst, err = apikey.AppendScopeList(dst, value); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return apikey.RequiredScopes(dst), nil
+	if cost < 0 {
+		cost = 1
+	}
+	return apikey.RequiredScopes(dst), cost, nil
 }
+
+// parseCost reads a cost: decimal digits only, from 0 to apikey.MaxCost.
+func parseCost(s string) (int64, error) {
+	if s == "" || len(s) > 4 {
+		return 0, errBadCost
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errBadCost
+		}
+		n = n*10 + int64(s[i]-'0')
+	}
+	if n > apikey.MaxCost {
+		return 0, errBadCost
+	}
+	return n, nil
+}
+
+var (
+	errBadCost   = apperr.Errorf(apperr.InvalidRequest, "the cost parameter must be an integer from 0 to %d", apikey.MaxCost)
+	errCostTwice = apperr.New(apperr.InvalidRequest, "the cost parameter may be given once")
+)
 
 // scopes answers the scope catalogue: null when any well-formed name goes.
 func (a *API) scopes(w http.ResponseWriter, r *http.Request) {

@@ -59,18 +59,19 @@ func decodeRoll(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
 	return grace, err
 }
 
-// rename answers PATCH /auth/api-keys/{id}: only name may change.
-func (a *API) rename(w http.ResponseWriter, r *http.Request) {
+// update answers PATCH /auth/api-keys/{id}: any subset of the fields a
+// key's owner may change (docs/usage-policy.md).
+func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	if _, err := apikey.RequireJWT(r.Context()); err != nil {
 		httpx.WriteError(w, r, a.log, err)
 		return
 	}
-	name, err := decodeRename(w, r)
+	in, err := decodeUpdate(w, r)
 	if err != nil {
 		httpx.WriteError(w, r, a.log, err)
 		return
 	}
-	k, err := a.svc.Rename(r.Context(), r.PathValue("id"), name)
+	k, err := a.svc.Update(r.Context(), r.PathValue("id"), in)
 	if err != nil {
 		httpx.WriteError(w, r, a.log, err)
 		return
@@ -78,31 +79,52 @@ func (a *API) rename(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, listed(k))
 }
 
-// decodeRename reads the body of a rename, which must set name and nothing
-// else.
-func decodeRename(w http.ResponseWriter, r *http.Request) (*string, error) {
+// decodeUpdate reads the body of a PATCH: at least one of the fields that
+// may change, and nothing else. null clears a field (enabled excepted); an
+// absent one is left alone.
+func decodeUpdate(w http.ResponseWriter, r *http.Request) (apikey.UpdateInput, error) {
+	var in apikey.UpdateInput
 	b, err := httpx.ReadBody(w, r, httpx.MaxBodyBytes)
 	if err != nil {
-		return nil, err
+		return in, err
 	}
 	if b == nil {
-		return nil, errRenameBody
+		return in, errUpdateBody
 	}
-	var name *string
 	seen := false
-	err = httpx.DecodeObject(b, func(field string, dec *json.Decoder) error {
-		if field != "name" {
-			return errOnlyName
-		}
+	err = httpx.DecodeObject(b, func(field string, dec *json.Decoder) (err error) {
 		seen = true
-		name, err = httpx.DecodeNullableString(field, dec)
+		switch field {
+		case "name":
+			in.Name.Set = true
+			in.Name.Value, err = httpx.DecodeNullableString(field, dec)
+		case "enabled":
+			in.Enabled.Set = true
+			in.Enabled.Value, err = decodeEnabled(dec)
+		case "rate_limit":
+			in.RateLimit.Set = true
+			in.RateLimit.Value, err = decodeRateLimit(dec)
+		case "credits":
+			in.Credits.Set = true
+			in.Credits.Value, err = decodeCredits(dec)
+		case "allowed_ips":
+			in.AllowedIPs.Set = true
+			in.AllowedIPs.Value, err = decodeAllowedIPs(dec)
+		case "meta":
+			in.Meta.Set = true
+			in.Meta.Value, err = decodeMeta(dec)
+		default:
+			err = apperr.Errorf(apperr.InvalidRequest, "%s cannot change: a PATCH changes %s", strconv.Quote(field), updatable)
+		}
 		return err
 	})
 	if err == nil && !seen {
-		err = errRenameBody
+		err = errUpdateBody
 	}
-	return name, err
+	return in, err
 }
 
-var errRenameBody = apperr.New(apperr.InvalidRequest, `the body must be {"name": "…"}`)
-var errOnlyName = apperr.New(apperr.InvalidRequest, "only name may change")
+// updatable lists the fields a PATCH may change.
+const updatable = "name, enabled, rate_limit, credits, allowed_ips and meta"
+
+var errUpdateBody = apperr.New(apperr.InvalidRequest, "the body must set at least one of "+updatable)
