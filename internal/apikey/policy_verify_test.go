@@ -251,6 +251,23 @@ func TestVerifyPolicyOrder(t *testing.T) {
 		if !used() {
 			t.Fatal("a success was not recorded as a use")
 		}
+
+		// Each verification is counted once, under the check that answered.
+		if err := f.svc.FlushCounts(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		u, err := f.svc.KeyUsage(f.jwt, k.ID, apikey.UsageRange{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total apikey.Counts
+		for _, b := range u.Buckets {
+			total.Add(b.Counts)
+		}
+		want := apikey.Counts{Valid: 2, Disabled: 1, IPNotAllowed: 2, InsufficientScope: 1, RateLimited: 1, UsageExceeded: 1, CreditsSpent: 5}
+		if total != want {
+			t.Fatalf("counts %+v, want %+v", total, want)
+		}
 	})
 }
 

@@ -96,27 +96,19 @@ func countedOutcome(o Outcome) (int, bool) {
 	switch o {
 	case OutcomeOK:
 		return colValid, true
-	case outcomeDisabled:
+	case OutcomeDisabled:
 		return colDisabled, true
-	case outcomeIPNotAllowed:
+	case OutcomeIPNotAllowed:
 		return colIPNotAllowed, true
 	case OutcomeInsufficientScope:
 		return colInsufficientScope, true
-	case outcomeRateLimited:
+	case OutcomeRateLimited:
 		return colRateLimited, true
-	case outcomeUsageExceeded:
+	case OutcomeUsageExceeded:
 		return colUsageExceeded, true
 	}
 	return 0, false
 }
-
-// The refusals of a key's policy, as the verification names them.
-const (
-	outcomeDisabled      Outcome = "disabled"
-	outcomeIPNotAllowed  Outcome = "ip_not_allowed"
-	outcomeRateLimited   Outcome = "rate_limited"
-	outcomeUsageExceeded Outcome = "usage_exceeded"
-)
 
 // tallyShards spreads the tally over this many locks, so that concurrent
 // verifications of different keys seldom meet on one.

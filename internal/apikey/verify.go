@@ -53,7 +53,8 @@ type Verification struct {
 // fails answers, and nothing later in the list is spent: a refusal before
 // the rate limit takes no token, and only a success spends credits and
 // records the use (written later, in the background: see
-// RunUsageFlusher). A malformed key is refused without a lookup; a known
+// RunUsageFlusher). Every verification of a known key is counted under its
+// outcome (see Counts). A malformed key is refused without a lookup; a known
 // one is answered from the cache when it can be, policy included, so only
 // a credited key costs a query on every verification.
 // Returns, in the order checked: INVALID_OR_EXPIRED_TOKEN for a malformed,
@@ -70,10 +71,23 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (Verification, 
 		v, err = s.enforce(ctx, req, v, now)
 	} else if err = CheckScopes(p, req.Required); err != nil {
 		v.Outcome = OutcomeInsufficientScope
-	} else {
-		s.usage.touch(ctx, p.KeyID, now)
 	}
+	var spent int64
+	if err == nil && v.Credited {
+		spent = req.Cost
+	}
+	s.record(ctx, p.KeyID, v.Outcome, spent, now)
 	return v, err
+}
+
+// record ends the verification of the known key id, in outcome o at now:
+// it counts it (with the credits a success spent) and marks a success as a
+// use of the key (last_used_at), in one lookup of the key. An outcome that
+// decided nothing (OutcomeError) is neither.
+func (s *Service) record(ctx context.Context, id string, o Outcome, spent int64, now time.Time) {
+	if col, ok := countedOutcome(o); ok {
+		s.counts.add(ctx, id, col, spent, now, o == OutcomeOK)
+	}
 }
 
 // authenticate finds the valid key whose secret is key: from the cache
@@ -184,7 +198,6 @@ func (s *Service) enforce(ctx context.Context, req VerifyRequest, v Verification
 			v.Credits, v.Credited = remaining, true
 		}
 	}
-	s.usage.touch(ctx, p.KeyID, now)
 	return v, nil
 }
 
