@@ -48,6 +48,17 @@ func BenchmarkHandler(b *testing.B) {
 				}
 				key = k.Secret
 			}
+			// Keys with a usage policy: what a rate limit (in memory) and
+			// credits (a statement per verification) add to VerifyAPIKey.
+			policyKey := func(in apikey.CreateInput) string {
+				k, err := a.Keys.Create(signedIn, in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return k.Secret
+			}
+			limited := policyKey(apikey.CreateInput{RateLimit: &apikey.RateLimit{Limit: apikey.MaxRateLimit, Period: time.Second}})
+			credited := policyKey(apikey.CreateInput{Credits: &apikey.Credits{Remaining: apikey.MaxCredits}})
 
 			const gql = `{"query":"{ apiKeys { id keyPrefix name createdAt lastUsedAt expiresAt } }"}`
 			cases := []struct {
@@ -57,6 +68,8 @@ func BenchmarkHandler(b *testing.B) {
 				{"Healthz", "GET", "/healthz", "", nil},
 				{"VerifyAPIKey", "GET", "/auth/verify", "", hdr("X-Api-Key", key)},
 				{"VerifyAPIKeyScope", "GET", "/auth/verify?scope=reports:read", "", hdr("X-Api-Key", key)},
+				{"VerifyAPIKeyRateLimited", "GET", "/auth/verify", "", hdr("X-Api-Key", limited)},
+				{"VerifyAPIKeyCredited", "GET", "/auth/verify", "", hdr("X-Api-Key", credited)},
 				{"VerifyJWT", "GET", "/auth/verify", "", bearer(tok)},
 				{"GraphQLAPIKeys", "POST", "/graphql", gql, hdr("Authorization", "Bearer "+tok, "Content-Type", "application/json")},
 				{"RESTList", "GET", "/auth/api-keys", "", bearer(tok)},
@@ -77,7 +90,7 @@ func BenchmarkHandler(b *testing.B) {
 					serve()
 					// On PostgreSQL nothing is cached until the revocation
 					// listener is connected.
-					for deadline := time.Now().Add(10 * time.Second); strings.HasPrefix(c.name, "VerifyAPIKey") && !a.Keys.Cached(key); serve() {
+					for deadline := time.Now().Add(10 * time.Second); strings.HasPrefix(c.name, "VerifyAPIKey") && !a.Keys.Cached(c.header.Get("X-Api-Key")); serve() {
 						if time.Now().After(deadline) {
 							b.Fatal("the key is not cached")
 						}
