@@ -449,6 +449,95 @@ func TestNginxForwardAuth(t *testing.T) {
 	})
 }
 
+// TestNginxUsagePolicy runs examples/nginx/apikeyd.conf in a real nginx
+// and shows that each refusal of a key's usage policy reaches the client
+// as apikeyd gave it, although auth_request passes on only 2xx, 401 and
+// 403: 429 with Retry-After for a key's rate limit and for credits run
+// out, 403 with the code for a disabled key and for an address outside
+// the key's allowed_ips (the client's, which nginx forwards; not nginx's).
+// On success the client sees its rate limit and remaining credits.
+func TestNginxUsagePolicy(t *testing.T) {
+	e := newEnv(t, "sqlite", trustNginx)
+	n := startNginxFront(t, e)
+	tok := e.token("alice")
+	client := clientFrom("127.0.0.1")
+	const path = "/private/data"
+
+	t.Run("RateLimited", func(t *testing.T) {
+		k := e.create(tok, str(`{"rate_limit":{"limit":2,"period_seconds":60}}`))
+		for i := range 2 {
+			_, res := n.passes(t, client, "GET", path, hdr("X-Api-Key", k.Key), "", "alice", k.ID)
+			if got := res.Header.Get("RateLimit-Policy"); got != `"key";q=2;w=60` {
+				t.Errorf("RateLimit-Policy %q", got)
+			}
+			if got, want := res.Header.Get("RateLimit"), fmt.Sprintf(`"key";r=%d;`, 1-i); !strings.HasPrefix(got, want) {
+				t.Errorf("RateLimit %q, want %s…", got, want)
+			}
+		}
+		res := n.refused(t, client, path, hdr("X-Api-Key", k.Key), http.StatusTooManyRequests, "RATE_LIMITED")
+		// One token of 2 a minute is back in 30 s at most.
+		if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || s < 1 || s > 30 {
+			t.Errorf("Retry-After %q, want 1…30", res.Header.Get("Retry-After"))
+		}
+		if got := res.Header.Get("RateLimit-Policy"); got != `"key";q=2;w=60` {
+			t.Errorf("RateLimit-Policy %q on the 429", got)
+		}
+		if got := res.Header.Get("RateLimit"); !strings.HasPrefix(got, `"key";r=0;`) {
+			t.Errorf("RateLimit %q on the 429", got)
+		}
+		if m := res.JSON(t); strings.Contains(m["error"].(string), "address") {
+			t.Errorf("body %s: the key's limit, not the address's", res.Body)
+		}
+		// On /reports/ the same bucket answers.
+		n.refused(t, client, "/reports/q1", hdr("X-Api-Key", k.Key), http.StatusTooManyRequests, "RATE_LIMITED")
+	})
+	t.Run("UsageExceeded", func(t *testing.T) {
+		k := e.create(tok, str(`{"credits":{"remaining":2}}`))
+		for _, left := range []string{"1", "0"} {
+			_, res := n.passes(t, client, "GET", path, bearer(k.Key), "", "alice", k.ID)
+			if got := res.Header.Get("X-Auth-Credits-Remaining"); got != left {
+				t.Errorf("X-Auth-Credits-Remaining %q, want %s", got, left)
+			}
+		}
+		res := n.refused(t, client, path, bearer(k.Key), http.StatusTooManyRequests, "USAGE_EXCEEDED")
+		if v, ok := res.Header["Retry-After"]; ok {
+			t.Errorf("Retry-After %q for credits that are never refilled", v)
+		}
+	})
+	t.Run("UsageExceededUntilRefill", func(t *testing.T) {
+		k := e.create(tok, str(`{"credits":{"remaining":1,"refill":{"amount":5,"interval":"day"}}}`))
+		n.passes(t, client, "GET", path, bearer(k.Key), "", "alice", k.ID)
+		res := n.refused(t, client, path, bearer(k.Key), http.StatusTooManyRequests, "USAGE_EXCEEDED")
+		now := e.Clock.Now().UTC()
+		midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+		s, err := strconv.Atoi(res.Header.Get("Retry-After"))
+		if want := midnight.Sub(now).Seconds(); err != nil || s < 1 || float64(s) > want+2 || float64(s) < want-60 {
+			t.Errorf("Retry-After %q, want the %.0f s until 00:00 UTC", res.Header.Get("Retry-After"), want)
+		}
+	})
+	t.Run("Disabled", func(t *testing.T) {
+		k := e.create(tok, str(`{"enabled":false,"scopes":["orders:read"]}`))
+		n.refused(t, client, path, hdr("X-Api-Key", k.Key), http.StatusForbidden, "KEY_DISABLED")
+		// Disabled comes before the scope the key lacks.
+		n.refused(t, client, "/reports/q1", hdr("X-Api-Key", k.Key), http.StatusForbidden, "KEY_DISABLED")
+		if res := e.do("PATCH", "/auth/api-keys/"+k.ID, bearer(tok), str(`{"enabled":true}`)); res.Status != http.StatusOK {
+			t.Fatalf("enable: %d %s", res.Status, res.Body)
+		}
+		n.passes(t, client, "GET", path, hdr("X-Api-Key", k.Key), "", "alice", k.ID)
+		n.refused(t, client, "/reports/q1", hdr("X-Api-Key", k.Key), http.StatusForbidden, "INSUFFICIENT_SCOPE")
+	})
+	t.Run("IPNotAllowed", func(t *testing.T) {
+		k := e.create(tok, str(`{"allowed_ips":["127.0.0.2"]}`))
+		allowed, other := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
+		n.passes(t, allowed, "GET", path, hdr("X-Api-Key", k.Key), "", "alice", k.ID)
+		n.refused(t, other, path, hdr("X-Api-Key", k.Key), http.StatusForbidden, "IP_NOT_ALLOWED")
+		// nginx's own address is not the client's, and a client cannot
+		// claim the allowed one: nginx appends the real address.
+		n.refused(t, client, path, hdr("X-Api-Key", k.Key), http.StatusForbidden, "IP_NOT_ALLOWED")
+		n.refused(t, other, path, hdr("X-Api-Key", k.Key, "X-Forwarded-For", "127.0.0.2"), http.StatusForbidden, "IP_NOT_ALLOWED")
+	})
+}
+
 // TestDocsShowNginxConfig keeps the copy of the nginx example in
 // docs/proxies.md identical to the file the nginx test runs.
 func TestDocsShowNginxConfig(t *testing.T) {
