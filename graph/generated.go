@@ -31,8 +31,10 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	ApiKey() ApiKeyResolver
+	CreditsRefill() CreditsRefillResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	RateLimit() RateLimitResolver
 	Viewer() ViewerResolver
 }
 
@@ -41,14 +43,19 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	ApiKey struct {
+		AllowedIps        func(childComplexity int) int
 		CreatedAt         func(childComplexity int) int
+		Credits           func(childComplexity int) int
+		Enabled           func(childComplexity int) int
 		ExpiresAt         func(childComplexity int) int
 		ID                func(childComplexity int) int
 		KeyPrefix         func(childComplexity int) int
 		LastUsedAt        func(childComplexity int) int
 		LastUsedIP        func(childComplexity int) int
 		LastUsedUserAgent func(childComplexity int) int
+		Meta              func(childComplexity int) int
 		Name              func(childComplexity int) int
+		RateLimit         func(childComplexity int) int
 		ReplacedBy        func(childComplexity int) int
 		Scopes            func(childComplexity int) int
 		Usage             func(childComplexity int, granularity *model.UsageGranularity, from *time.Time, to *time.Time) int
@@ -86,6 +93,17 @@ type ComplexityRoot struct {
 		Key    func(childComplexity int) int
 	}
 
+	Credits struct {
+		Refill    func(childComplexity int) int
+		Remaining func(childComplexity int) int
+	}
+
+	CreditsRefill struct {
+		Amount     func(childComplexity int) int
+		DayOfMonth func(childComplexity int) int
+		Interval   func(childComplexity int) int
+	}
+
 	KeyUsage struct {
 		CreditsSpent      func(childComplexity int) int
 		Disabled          func(childComplexity int) int
@@ -109,7 +127,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CreateAPIKey      func(childComplexity int, input *apikey.CreateInput) int
+		CreateAPIKey      func(childComplexity int, input *model.CreateAPIKeyInput) int
 		DismissLeakNotice func(childComplexity int, id string) int
 		RevokeAPIKey      func(childComplexity int, id string) int
 		RollAPIKey        func(childComplexity int, id string, gracePeriodSeconds *int) int
@@ -128,6 +146,11 @@ type ComplexityRoot struct {
 		LeakedAPIKeys   func(childComplexity int) int
 		Usage           func(childComplexity int, granularity *model.UsageGranularity, from *time.Time, to *time.Time) int
 		Viewer          func(childComplexity int) int
+	}
+
+	RateLimit struct {
+		Limit         func(childComplexity int) int
+		PeriodSeconds func(childComplexity int) int
 	}
 
 	RevokeApiKeyPayload struct {
@@ -170,10 +193,17 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type ApiKeyResolver interface {
+	Enabled(ctx context.Context, obj *apikey.APIKey) (bool, error)
+
+	AllowedIps(ctx context.Context, obj *apikey.APIKey) ([]string, error)
+	Meta(ctx context.Context, obj *apikey.APIKey) (*string, error)
 	Usage(ctx context.Context, obj *apikey.APIKey, granularity *model.UsageGranularity, from *time.Time, to *time.Time) ([]apikey.UsageBucket, error)
 }
+type CreditsRefillResolver interface {
+	DayOfMonth(ctx context.Context, obj *apikey.Refill) (*int, error)
+}
 type MutationResolver interface {
-	CreateAPIKey(ctx context.Context, input *apikey.CreateInput) (model.CreateAPIKeyPayload, error)
+	CreateAPIKey(ctx context.Context, input *model.CreateAPIKeyInput) (model.CreateAPIKeyPayload, error)
 	RevokeAPIKey(ctx context.Context, id string) (apikey.Revoked, error)
 	RollAPIKey(ctx context.Context, id string, gracePeriodSeconds *int) (model.RollAPIKeyPayload, error)
 	UpdateAPIKey(ctx context.Context, id string, input model.UpdateAPIKeyInput) (apikey.APIKey, error)
@@ -186,6 +216,9 @@ type QueryResolver interface {
 	Viewer(ctx context.Context) (*apikey.Principal, error)
 	AvailableScopes(ctx context.Context) ([]string, error)
 	Usage(ctx context.Context, granularity *model.UsageGranularity, from *time.Time, to *time.Time) (apikey.UsageSummary, error)
+}
+type RateLimitResolver interface {
+	PeriodSeconds(ctx context.Context, obj *apikey.RateLimit) (int, error)
 }
 type ViewerResolver interface {
 	AuthMethod(ctx context.Context, obj *apikey.Principal) (model.AuthMethod, error)
@@ -210,12 +243,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "ApiKey.allowedIps":
+		if e.ComplexityRoot.ApiKey.AllowedIps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKey.AllowedIps(childComplexity), true
 	case "ApiKey.createdAt":
 		if e.ComplexityRoot.ApiKey.CreatedAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.ApiKey.CreatedAt(childComplexity), true
+	case "ApiKey.credits":
+		if e.ComplexityRoot.ApiKey.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKey.Credits(childComplexity), true
+	case "ApiKey.enabled":
+		if e.ComplexityRoot.ApiKey.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKey.Enabled(childComplexity), true
 	case "ApiKey.expiresAt":
 		if e.ComplexityRoot.ApiKey.ExpiresAt == nil {
 			break
@@ -252,12 +303,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ApiKey.LastUsedUserAgent(childComplexity), true
+	case "ApiKey.meta":
+		if e.ComplexityRoot.ApiKey.Meta == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKey.Meta(childComplexity), true
 	case "ApiKey.name":
 		if e.ComplexityRoot.ApiKey.Name == nil {
 			break
 		}
 
 		return e.ComplexityRoot.ApiKey.Name(childComplexity), true
+	case "ApiKey.rateLimit":
+		if e.ComplexityRoot.ApiKey.RateLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ApiKey.RateLimit(childComplexity), true
 	case "ApiKey.replacedBy":
 		if e.ComplexityRoot.ApiKey.ReplacedBy == nil {
 			break
@@ -389,6 +452,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreateApiKeyPayload.Key(childComplexity), true
 
+	case "Credits.refill":
+		if e.ComplexityRoot.Credits.Refill == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credits.Refill(childComplexity), true
+	case "Credits.remaining":
+		if e.ComplexityRoot.Credits.Remaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credits.Remaining(childComplexity), true
+
+	case "CreditsRefill.amount":
+		if e.ComplexityRoot.CreditsRefill.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditsRefill.Amount(childComplexity), true
+	case "CreditsRefill.dayOfMonth":
+		if e.ComplexityRoot.CreditsRefill.DayOfMonth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditsRefill.DayOfMonth(childComplexity), true
+	case "CreditsRefill.interval":
+		if e.ComplexityRoot.CreditsRefill.Interval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditsRefill.Interval(childComplexity), true
+
 	case "KeyUsage.creditsSpent":
 		if e.ComplexityRoot.KeyUsage.CreditsSpent == nil {
 			break
@@ -497,7 +592,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["input"].(*apikey.CreateInput)), true
+		return e.ComplexityRoot.Mutation.CreateAPIKey(childComplexity, args["input"].(*model.CreateAPIKeyInput)), true
 	case "Mutation.dismissLeakNotice":
 		if e.ComplexityRoot.Mutation.DismissLeakNotice == nil {
 			break
@@ -603,6 +698,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
+
+	case "RateLimit.limit":
+		if e.ComplexityRoot.RateLimit.Limit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.Limit(childComplexity), true
+	case "RateLimit.periodSeconds":
+		if e.ComplexityRoot.RateLimit.PeriodSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.PeriodSeconds(childComplexity), true
 
 	case "RevokeApiKeyPayload.id":
 		if e.ComplexityRoot.RevokeApiKeyPayload.ID == nil {
@@ -733,6 +841,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("CreateApiKeyInput", ec.unmarshalInputCreateApiKeyInput),
+			graphql.NewInputUnmarshaler("CreditsInput", ec.unmarshalInputCreditsInput),
+			graphql.NewInputUnmarshaler("CreditsRefillInput", ec.unmarshalInputCreditsRefillInput),
+			graphql.NewInputUnmarshaler("RateLimitInput", ec.unmarshalInputRateLimitInput),
 			graphql.NewInputUnmarshaler("UpdateApiKeyInput", ec.unmarshalInputUpdateApiKeyInput),
 		)
 	}
@@ -816,6 +927,14 @@ Any RFC 3339 timestamp is accepted as input.
 """
 scalar Time
 
+"""
+An integer from -(2^53 - 1) to 2^53 - 1, written as a JSON number: every
+value is exact in JavaScript (Number.isSafeInteger). Credits go up to 10^12,
+beyond the 32 bits of Int. As input only a JSON number or an integer literal
+is accepted: a string, a fraction or a value out of range is INVALID_REQUEST.
+"""
+scalar SafeInt @specifiedBy(url: "https://tc39.es/ecma262/#sec-number.issafeinteger")
+
 "An API key of the signed-in user. The secret itself is never readable here."
 type ApiKey {
   id: ID!
@@ -843,6 +962,87 @@ type ApiKey {
   lastUsedIp: String
   "The user agent of the last use (at most 255 characters); null when it sent none."
   lastUsedUserAgent: String
+  "false: the key is paused (verification answers KEY_DISABLED) without being revoked."
+  enabled: Boolean!
+  "The key's rate limit; null: none."
+  rateLimit: RateLimit
+  "The key's balance of credits; null: unlimited."
+  credits: Credits
+  """
+  The addresses the key may be used from, as canonical CIDRs (10.0.0.0/8; a
+  single address is /32 or /128; IPv4-mapped IPv6 is IPv4); null: anywhere.
+  """
+  allowedIps: [String!]
+  "The key's metadata, a JSON object as text, returned on verification for the protected service; null: none."
+  meta: String
+}
+
+"""
+A token bucket of limit tokens, refilled evenly over periodSeconds: a new or
+idle key has the whole burst; each verification takes one token.
+"""
+type RateLimit {
+  "1 to 1000000."
+  limit: Int!
+  "1 to 86400 (a day)."
+  periodSeconds: Int!
+}
+
+"A balance that each successful verification spends (its cost, 1 by default)."
+type Credits {
+  "The balance: 0 to 10^12."
+  remaining: SafeInt!
+  "How the balance is refilled; null: never."
+  refill: CreditsRefill
+}
+
+"""
+At 00:00 UTC every day, or on dayOfMonth every month (the month's last day
+when it is shorter), the balance becomes amount if it was lower: a reset,
+not a sum.
+"""
+type CreditsRefill {
+  "1 to 10^12."
+  amount: SafeInt!
+  interval: RefillInterval!
+  "1 to 31 for a monthly refill; null for a daily one."
+  dayOfMonth: Int
+}
+
+"How often credits are refilled: the same lower-case words as REST's interval."
+enum RefillInterval {
+  "At 00:00 UTC every day."
+  day
+  "On dayOfMonth every month, at 00:00 UTC."
+  month
+}
+
+"A rate limit to set: see RateLimit."
+input RateLimitInput {
+  "1 to 1000000."
+  limit: Int!
+  "1 to 86400 (a day)."
+  periodSeconds: Int!
+}
+
+"A balance to set (it replaces the current one): see Credits."
+input CreditsInput {
+  "0 to 10^12."
+  remaining: SafeInt!
+  "Optional; null or absent: never refilled."
+  refill: CreditsRefillInput
+}
+
+"A refill to set: see CreditsRefill."
+input CreditsRefillInput {
+  "1 to 10^12."
+  amount: SafeInt!
+  interval: RefillInterval!
+  """
+  A monthly refill's day, 1 to 31 (absent or null: the 1st); a daily
+  refill takes none.
+  """
+  dayOfMonth: Int
 }
 
 input CreateApiKeyInput {
@@ -857,6 +1057,23 @@ input CreateApiKeyInput {
   Duplicates are dropped; never changed after creation.
   """
   scopes: [String!]
+  "Optional; false creates the key paused. Absent or null: enabled."
+  enabled: Boolean
+  "Optional; null or absent: no rate limit."
+  rateLimit: RateLimitInput
+  "Optional; null or absent: unlimited."
+  credits: CreditsInput
+  """
+  Optional; at most 50 CIDRs or addresses, IPv4 or IPv6. null or absent:
+  any address.
+  """
+  allowedIps: [String!]
+  """
+  Optional; a JSON object as text, at most 4 KiB compacted, e.g.
+  "{\"plan\":\"pro\"}". null, absent or the text null: none. Text that is
+  not a JSON object is INVALID_REQUEST.
+  """
+  meta: String
 }
 
 type CreateApiKeyPayload {
@@ -865,10 +1082,23 @@ type CreateApiKeyPayload {
   key: String!
 }
 
-"Only the name of a key may change."
+"""
+A change to a key: a field left out is left as it is; a field given as null
+clears it (the key's scopes and expiry never change).
+"""
 input UpdateApiKeyInput {
   "As on create: trimmed; null or an empty string clears it."
   name: String
+  "false pauses the key, true resumes it; null is INVALID_REQUEST."
+  enabled: Boolean
+  "The new rate limit; null removes it."
+  rateLimit: RateLimitInput
+  "The new balance (and refill), replacing the current one; null: unlimited."
+  credits: CreditsInput
+  "As on create; null: any address."
+  allowedIps: [String!]
+  "As on create, a JSON object as text; null removes it."
+  meta: String
 }
 
 type RollApiKeyPayload {
@@ -988,7 +1218,10 @@ type Mutation {
   the expiry). Requires a login token (JWT).
   """
   rollApiKey(id: ID!, gracePeriodSeconds: Int = 0): RollApiKeyPayload!
-  "Renames one of the caller's keys. Requires a login token (JWT)."
+  """
+  Changes one of the caller's keys: its name and usage policy. A change
+  reaches every server within a second. Requires a login token (JWT).
+  """
   updateApiKey(id: ID!, input: UpdateApiKeyInput!): ApiKey!
   """
   Dismisses the leak notice of one of the caller's keys and returns its id.
@@ -1095,6 +1328,16 @@ func (ec *executionContext) childFields_ApiKey(ctx context.Context, field graphq
 		return ec.fieldContext_ApiKey_lastUsedIp(ctx, field)
 	case "lastUsedUserAgent":
 		return ec.fieldContext_ApiKey_lastUsedUserAgent(ctx, field)
+	case "enabled":
+		return ec.fieldContext_ApiKey_enabled(ctx, field)
+	case "rateLimit":
+		return ec.fieldContext_ApiKey_rateLimit(ctx, field)
+	case "credits":
+		return ec.fieldContext_ApiKey_credits(ctx, field)
+	case "allowedIps":
+		return ec.fieldContext_ApiKey_allowedIps(ctx, field)
+	case "meta":
+		return ec.fieldContext_ApiKey_meta(ctx, field)
 	case "usage":
 		return ec.fieldContext_ApiKey_usage(ctx, field)
 	}
@@ -1165,6 +1408,28 @@ func (ec *executionContext) childFields_CreateApiKeyPayload(ctx context.Context,
 	return nil, fmt.Errorf("no field named %q was found under type CreateApiKeyPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Credits(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "remaining":
+		return ec.fieldContext_Credits_remaining(ctx, field)
+	case "refill":
+		return ec.fieldContext_Credits_refill(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Credits", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditsRefill(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "amount":
+		return ec.fieldContext_CreditsRefill_amount(ctx, field)
+	case "interval":
+		return ec.fieldContext_CreditsRefill_interval(ctx, field)
+	case "dayOfMonth":
+		return ec.fieldContext_CreditsRefill_dayOfMonth(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditsRefill", field.Name)
+}
+
 func (ec *executionContext) childFields_KeyUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "keyId":
@@ -1217,6 +1482,16 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_RateLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "limit":
+		return ec.fieldContext_RateLimit_limit(ctx, field)
+	case "periodSeconds":
+		return ec.fieldContext_RateLimit_periodSeconds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RateLimit", field.Name)
 }
 
 func (ec *executionContext) childFields_RevokeApiKeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1437,8 +1712,8 @@ func (ec *executionContext) field_Mutation_createApiKey_args(ctx context.Context
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
-		func(ctx context.Context, v any) (*apikey.CreateInput, error) {
-			return ec.unmarshalOCreateApiKeyInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐCreateInput(ctx, v)
+		func(ctx context.Context, v any) (*model.CreateAPIKeyInput, error) {
+			return ec.unmarshalOCreateApiKeyInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐCreateAPIKeyInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1887,6 +2162,139 @@ func (ec *executionContext) _ApiKey_lastUsedUserAgent(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_ApiKey_lastUsedUserAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ApiKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _ApiKey_enabled(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKey_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ApiKey().Enabled(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKey_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiKey", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _ApiKey_rateLimit(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKey_rateLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RateLimit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *apikey.RateLimit) graphql.Marshaler {
+			return ec.marshalORateLimit2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRateLimit(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKey_rateLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ApiKey",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RateLimit(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ApiKey_credits(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKey_credits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *apikey.Credits) graphql.Marshaler {
+			return ec.marshalOCredits2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐCredits(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKey_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ApiKey",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credits(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ApiKey_allowedIps(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKey_allowedIps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ApiKey().AllowedIps(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKey_allowedIps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiKey", field, true, true, "String")
+}
+
+func (ec *executionContext) _ApiKey_meta(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ApiKey_meta(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ApiKey().Meta(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ApiKey_meta(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ApiKey", field, true, true, "String")
 }
 
 func (ec *executionContext) _ApiKey_usage(ctx context.Context, field graphql.CollectedField, obj *apikey.APIKey) (ret graphql.Marshaler) {
@@ -2369,6 +2777,130 @@ func (ec *executionContext) fieldContext_CreateApiKeyPayload_key(_ context.Conte
 	return graphql.NewScalarFieldContext("CreateApiKeyPayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _Credits_remaining(ctx context.Context, field graphql.CollectedField, obj *apikey.Credits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Credits_remaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Credits_remaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Credits", field, false, false, "SafeInt")
+}
+
+func (ec *executionContext) _Credits_refill(ctx context.Context, field graphql.CollectedField, obj *apikey.Credits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Credits_refill(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Refill, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *apikey.Refill) graphql.Marshaler {
+			return ec.marshalOCreditsRefill2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefill(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Credits_refill(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Credits",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditsRefill(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreditsRefill_amount(ctx context.Context, field graphql.CollectedField, obj *apikey.Refill) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditsRefill_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditsRefill_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditsRefill", field, false, false, "SafeInt")
+}
+
+func (ec *executionContext) _CreditsRefill_interval(ctx context.Context, field graphql.CollectedField, obj *apikey.Refill) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditsRefill_interval(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Interval, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v apikey.RefillInterval) graphql.Marshaler {
+			return ec.marshalNRefillInterval2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefillInterval(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditsRefill_interval(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditsRefill", field, false, false, "RefillInterval")
+}
+
+func (ec *executionContext) _CreditsRefill_dayOfMonth(ctx context.Context, field graphql.CollectedField, obj *apikey.Refill) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditsRefill_dayOfMonth(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CreditsRefill().DayOfMonth(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreditsRefill_dayOfMonth(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditsRefill", field, true, true, "Int")
+}
+
 func (ec *executionContext) _KeyUsage_keyId(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2747,7 +3279,7 @@ func (ec *executionContext) _Mutation_createApiKey(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CreateAPIKey(ctx, fc.Args["input"].(*apikey.CreateInput))
+			return ec.Resolvers.Mutation().CreateAPIKey(ctx, fc.Args["input"].(*model.CreateAPIKeyInput))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v model.CreateAPIKeyPayload) graphql.Marshaler {
@@ -3284,6 +3816,52 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RateLimit_limit(ctx context.Context, field graphql.CollectedField, obj *apikey.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_limit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Limit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_limit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RateLimit_periodSeconds(ctx context.Context, field graphql.CollectedField, obj *apikey.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_periodSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.RateLimit().PeriodSeconds(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_periodSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, true, true, "Int")
 }
 
 func (ec *executionContext) _RevokeApiKeyPayload_id(ctx context.Context, field graphql.CollectedField, obj *apikey.Revoked) (ret graphql.Marshaler) {
@@ -4841,8 +5419,8 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
-func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context, obj any) (apikey.CreateInput, error) {
-	var it apikey.CreateInput
+func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context, obj any) (model.CreateAPIKeyInput, error) {
+	var it model.CreateAPIKeyInput
 	if obj == nil {
 		return it, nil
 	}
@@ -4852,7 +5430,7 @@ func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "expiresAt", "scopes"}
+	fieldsInOrder := [...]string{"name", "expiresAt", "scopes", "enabled", "rateLimit", "credits", "allowedIps", "meta"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -4880,6 +5458,41 @@ func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context,
 				return it, err
 			}
 			it.Scopes = data
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = data
+		case "rateLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rateLimit"))
+			data, err := ec.unmarshalORateLimitInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐRateLimitInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RateLimit = data
+		case "credits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credits"))
+			data, err := ec.unmarshalOCreditsInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐCreditsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credits = data
+		case "allowedIps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowedIps"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowedIps = data
+		case "meta":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("meta"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Meta = data
 		}
 	}
 	return it, nil
@@ -4891,9 +5504,163 @@ func (ec *executionContext) unmarshalInputCreateApiKeyInput(ctx context.Context,
 //
 // ctx must come from a gqlgen request; outside one there is no unmarshaler to use
 // and the returned error says so.
-func UnmarshalCreateApiKeyInput(ctx context.Context, raw any) (apikey.CreateInput, error) {
-	var out apikey.CreateInput
+func UnmarshalCreateApiKeyInput(ctx context.Context, raw any) (model.CreateAPIKeyInput, error) {
+	var out model.CreateAPIKeyInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateApiKeyInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreditsInput(ctx context.Context, obj any) (model.CreditsInput, error) {
+	var it model.CreditsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"remaining", "refill"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "remaining":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remaining"))
+			data, err := ec.unmarshalNSafeInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Remaining = data
+		case "refill":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("refill"))
+			data, err := ec.unmarshalOCreditsRefillInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐCreditsRefillInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Refill = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreditsInput unmarshals raw into the CreditsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreditsInput(ctx context.Context, raw any) (model.CreditsInput, error) {
+	var out model.CreditsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreditsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreditsRefillInput(ctx context.Context, obj any) (model.CreditsRefillInput, error) {
+	var it model.CreditsRefillInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"amount", "interval", "dayOfMonth"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "amount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
+			data, err := ec.unmarshalNSafeInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Amount = data
+		case "interval":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("interval"))
+			data, err := ec.unmarshalNRefillInterval2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefillInterval(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Interval = data
+		case "dayOfMonth":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dayOfMonth"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DayOfMonth = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreditsRefillInput unmarshals raw into the CreditsRefillInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreditsRefillInput(ctx context.Context, raw any) (model.CreditsRefillInput, error) {
+	var out model.CreditsRefillInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreditsRefillInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRateLimitInput(ctx context.Context, obj any) (model.RateLimitInput, error) {
+	var it model.RateLimitInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"limit", "periodSeconds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "limit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("limit"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Limit = data
+		case "periodSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("periodSeconds"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PeriodSeconds = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRateLimitInput unmarshals raw into the RateLimitInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRateLimitInput(ctx context.Context, raw any) (model.RateLimitInput, error) {
+	var out model.RateLimitInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RateLimitInput", raw, &out)
 	return out, err
 }
 
@@ -4908,7 +5675,7 @@ func (ec *executionContext) unmarshalInputUpdateApiKeyInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name"}
+	fieldsInOrder := [...]string{"name", "enabled", "rateLimit", "credits", "allowedIps", "meta"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -4921,7 +5688,42 @@ func (ec *executionContext) unmarshalInputUpdateApiKeyInput(ctx context.Context,
 			if err != nil {
 				return it, err
 			}
-			it.Name = data
+			it.Name = graphql.OmittableOf(data)
+		case "enabled":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("enabled"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Enabled = graphql.OmittableOf(data)
+		case "rateLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("rateLimit"))
+			data, err := ec.unmarshalORateLimitInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐRateLimitInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RateLimit = graphql.OmittableOf(data)
+		case "credits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("credits"))
+			data, err := ec.unmarshalOCreditsInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐCreditsInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Credits = graphql.OmittableOf(data)
+		case "allowedIps":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("allowedIps"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AllowedIps = graphql.OmittableOf(data)
+		case "meta":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("meta"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Meta = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -5008,6 +5810,34 @@ func (ec *executionContext) _ApiKey(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "enabled":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ApiKey_enabled(ctx, field, obj)
+				})
+		case "rateLimit":
+			out.Values[i] = ec._ApiKey_rateLimit(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credits":
+			out.Values[i] = ec._ApiKey_credits(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "allowedIps":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ApiKey_allowedIps(ctx, field, obj)
+				})
+		case "meta":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ApiKey_meta(ctx, field, obj)
+				})
 		case "usage":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -5239,6 +6069,88 @@ func (ec *executionContext) _CreateApiKeyPayload(ctx context.Context, sel ast.Se
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditsImplementors = []string{"Credits"}
+
+func (ec *executionContext) _Credits(ctx context.Context, sel ast.SelectionSet, obj *apikey.Credits) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Credits")
+		case "remaining":
+			out.Values[i] = ec._Credits_remaining(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refill":
+			out.Values[i] = ec._Credits_refill(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditsRefillImplementors = []string{"CreditsRefill"}
+
+func (ec *executionContext) _CreditsRefill(ctx context.Context, sel ast.SelectionSet, obj *apikey.Refill) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditsRefillImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditsRefill")
+		case "amount":
+			out.Values[i] = ec._CreditsRefill_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "interval":
+			out.Values[i] = ec._CreditsRefill_interval(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "dayOfMonth":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CreditsRefill_dayOfMonth(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -5570,6 +6482,45 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rateLimitImplementors = []string{"RateLimit"}
+
+func (ec *executionContext) _RateLimit(ctx context.Context, sel ast.SelectionSet, obj *apikey.RateLimit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rateLimitImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RateLimit")
+		case "limit":
+			out.Values[i] = ec._RateLimit_limit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "periodSeconds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._RateLimit_periodSeconds(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6280,6 +7231,20 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
+	res, err := graphql.UnmarshalInt(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNInt2int64(ctx context.Context, v any) (int64, error) {
 	res, err := graphql.UnmarshalInt64(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -6338,12 +7303,52 @@ func (ec *executionContext) marshalNPageInfo2githubᚗcomᚋapikeydᚋapikeydᚋ
 	return ec._PageInfo(ctx, sel, &v)
 }
 
+func (ec *executionContext) unmarshalNRefillInterval2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefillInterval(ctx context.Context, v any) (apikey.RefillInterval, error) {
+	tmp, err := model.UnmarshalString(v)
+	res := unmarshalNRefillInterval2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefillInterval[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRefillInterval2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefillInterval(ctx context.Context, sel ast.SelectionSet, v apikey.RefillInterval) graphql.Marshaler {
+	_ = sel
+	res := model.MarshalString(marshalNRefillInterval2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefillInterval[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "RefillInterval!")
+	}
+	return res
+}
+
+var (
+	unmarshalNRefillInterval2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefillInterval = map[string]apikey.RefillInterval{
+		"day":   apikey.RefillDaily,
+		"month": apikey.RefillMonthly,
+	}
+	marshalNRefillInterval2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefillInterval = map[apikey.RefillInterval]string{
+		apikey.RefillDaily:   "day",
+		apikey.RefillMonthly: "month",
+	}
+)
+
 func (ec *executionContext) marshalNRevokeApiKeyPayload2githubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRevoked(ctx context.Context, sel ast.SelectionSet, v apikey.Revoked) graphql.Marshaler {
 	return ec._RevokeApiKeyPayload(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalNRollApiKeyPayload2githubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐRollAPIKeyPayload(ctx context.Context, sel ast.SelectionSet, v model.RollAPIKeyPayload) graphql.Marshaler {
 	return ec._RollApiKeyPayload(ctx, sel, &v)
+}
+
+func (ec *executionContext) unmarshalNSafeInt2int64(ctx context.Context, v any) (int64, error) {
+	res, err := model.UnmarshalSafeInt(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSafeInt2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := model.MarshalSafeInt(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SafeInt!")
+	}
+	return res
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -6582,11 +7587,41 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
-func (ec *executionContext) unmarshalOCreateApiKeyInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐCreateInput(ctx context.Context, v any) (*apikey.CreateInput, error) {
+func (ec *executionContext) unmarshalOCreateApiKeyInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐCreateAPIKeyInput(ctx context.Context, v any) (*model.CreateAPIKeyInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputCreateApiKeyInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCredits2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐCredits(ctx context.Context, sel ast.SelectionSet, v *apikey.Credits) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Credits(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCreditsInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐCreditsInput(ctx context.Context, v any) (*model.CreditsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCreditsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCreditsRefill2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRefill(ctx context.Context, sel ast.SelectionSet, v *apikey.Refill) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CreditsRefill(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCreditsRefillInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐCreditsRefillInput(ctx context.Context, v any) (*model.CreditsRefillInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCreditsRefillInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -6624,6 +7659,21 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	_ = ctx
 	res := graphql.MarshalInt(*v)
 	return res
+}
+
+func (ec *executionContext) marshalORateLimit2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋinternalᚋapikeyᚐRateLimit(ctx context.Context, sel ast.SelectionSet, v *apikey.RateLimit) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RateLimit(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalORateLimitInput2ᚖgithubᚗcomᚋapikeydᚋapikeydᚋgraphᚋmodelᚐRateLimitInput(ctx context.Context, v any) (*model.RateLimitInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRateLimitInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {

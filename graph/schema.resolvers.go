@@ -14,16 +14,28 @@ import (
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
+func (r *apiKeyResolver) Enabled(ctx context.Context, obj *apikey.APIKey) (bool, error) {
+	return !obj.Disabled, nil
+}
+
+func (r *apiKeyResolver) AllowedIps(ctx context.Context, obj *apikey.APIKey) ([]string, error) {
+	return model.Prefixes(obj.AllowedIPs), nil
+}
+
+func (r *apiKeyResolver) Meta(ctx context.Context, obj *apikey.APIKey) (*string, error) {
+	return model.Meta(obj), nil
+}
+
 func (r *apiKeyResolver) Usage(ctx context.Context, obj *apikey.APIKey, granularity *model.UsageGranularity, from *time.Time, to *time.Time) ([]apikey.UsageBucket, error) {
 	return r.Keys.ListedKeyUsage(ctx, obj.ID, model.UsageRange(granularity, from, to))
 }
 
-func (r *mutationResolver) CreateAPIKey(ctx context.Context, input *apikey.CreateInput) (model.CreateAPIKeyPayload, error) {
-	var in apikey.CreateInput
-	if input != nil {
-		in = *input
-	}
-	k, err := r.Keys.Create(ctx, in)
+func (r *creditsRefillResolver) DayOfMonth(ctx context.Context, obj *apikey.Refill) (*int, error) {
+	return model.DayOfMonth(obj), nil
+}
+
+func (r *mutationResolver) CreateAPIKey(ctx context.Context, input *model.CreateAPIKeyInput) (model.CreateAPIKeyPayload, error) {
+	k, err := r.Keys.Create(ctx, model.CreateInput(input))
 	return model.CreateAPIKeyPayload{APIKey: k.APIKey, Key: k.Secret}, err
 }
 
@@ -37,7 +49,11 @@ func (r *mutationResolver) RollAPIKey(ctx context.Context, id string, gracePerio
 }
 
 func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id string, input model.UpdateAPIKeyInput) (apikey.APIKey, error) {
-	return r.Keys.Update(ctx, id, apikey.UpdateInput{Name: apikey.Optional[*string]{Set: true, Value: input.Name}})
+	in, err := model.UpdateInput(input)
+	if err != nil {
+		return apikey.APIKey{}, err
+	}
+	return r.Keys.Update(ctx, id, in)
 }
 
 func (r *mutationResolver) DismissLeakNotice(ctx context.Context, id string) (string, error) {
@@ -68,6 +84,10 @@ func (r *queryResolver) Usage(ctx context.Context, granularity *model.UsageGranu
 	return r.Keys.UsageSummary(ctx, model.UsageRange(granularity, from, to))
 }
 
+func (r *rateLimitResolver) PeriodSeconds(ctx context.Context, obj *apikey.RateLimit) (int, error) {
+	return model.PeriodSeconds(obj), nil
+}
+
 func (r *viewerResolver) AuthMethod(ctx context.Context, obj *apikey.Principal) (model.AuthMethod, error) {
 	if obj.Method == apikey.MethodAPIKey {
 		return model.AuthMethodAPIKey, nil
@@ -81,15 +101,21 @@ func (r *viewerResolver) APIKey(ctx context.Context, obj *apikey.Principal) (*ap
 
 func (r *Resolver) ApiKey() ApiKeyResolver { return &apiKeyResolver{r} }
 
+func (r *Resolver) CreditsRefill() CreditsRefillResolver { return &creditsRefillResolver{r} }
+
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+func (r *Resolver) RateLimit() RateLimitResolver { return &rateLimitResolver{r} }
+
 func (r *Resolver) Viewer() ViewerResolver { return &viewerResolver{r} }
 
 type (
-	apiKeyResolver   struct{ *Resolver }
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
-	viewerResolver   struct{ *Resolver }
+	apiKeyResolver        struct{ *Resolver }
+	creditsRefillResolver struct{ *Resolver }
+	mutationResolver      struct{ *Resolver }
+	queryResolver         struct{ *Resolver }
+	rateLimitResolver     struct{ *Resolver }
+	viewerResolver        struct{ *Resolver }
 )

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 )
 
@@ -44,10 +45,53 @@ type AuditEventEdge struct {
 	Node   AuditEvent `json:"node"`
 }
 
+type CreateAPIKeyInput struct {
+	// Optional; trimmed; at most 100 characters, no control characters.
+	Name *string `json:"name,omitempty"`
+	// Optional; must be in the future.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// Optional. null or absent: unrestricted (full access); []: no scope. Each a
+	// scope name (1 to 64 characters of a-z 0-9 _ . : -, starting with a letter)
+	// from availableScopes when the server has a catalogue; at most 50.
+	// Duplicates are dropped; never changed after creation.
+	Scopes []string `json:"scopes,omitempty"`
+	// Optional; false creates the key paused. Absent or null: enabled.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Optional; null or absent: no rate limit.
+	RateLimit *RateLimitInput `json:"rateLimit,omitempty"`
+	// Optional; null or absent: unlimited.
+	Credits *CreditsInput `json:"credits,omitempty"`
+	// Optional; at most 50 CIDRs or addresses, IPv4 or IPv6. null or absent:
+	// any address.
+	AllowedIps []string `json:"allowedIps,omitempty"`
+	// Optional; a JSON object as text, at most 4 KiB compacted, e.g.
+	// "{\"plan\":\"pro\"}". null, absent or the text null: none. Text that is
+	// not a JSON object is INVALID_REQUEST.
+	Meta *string `json:"meta,omitempty"`
+}
+
 type CreateAPIKeyPayload struct {
 	APIKey apikey.APIKey `json:"apiKey"`
 	// The full secret: returned here once, never again.
 	Key string `json:"key"`
+}
+
+// A balance to set (it replaces the current one): see Credits.
+type CreditsInput struct {
+	// 0 to 10^12.
+	Remaining int64 `json:"remaining"`
+	// Optional; null or absent: never refilled.
+	Refill *CreditsRefillInput `json:"refill,omitempty"`
+}
+
+// A refill to set: see CreditsRefill.
+type CreditsRefillInput struct {
+	// 1 to 10^12.
+	Amount   int64                 `json:"amount"`
+	Interval apikey.RefillInterval `json:"interval"`
+	// A monthly refill's day, 1 to 31 (absent or null: the 1st); a daily
+	// refill takes none.
+	DayOfMonth *int `json:"dayOfMonth,omitempty"`
 }
 
 type Mutation struct {
@@ -61,6 +105,14 @@ type PageInfo struct {
 type Query struct {
 }
 
+// A rate limit to set: see RateLimit.
+type RateLimitInput struct {
+	// 1 to 1000000.
+	Limit int `json:"limit"`
+	// 1 to 86400 (a day).
+	PeriodSeconds int `json:"periodSeconds"`
+}
+
 type RollAPIKeyPayload struct {
 	// The new key: it copies the old key's name, scopes and expiry.
 	APIKey apikey.APIKey `json:"apiKey"`
@@ -70,10 +122,21 @@ type RollAPIKeyPayload struct {
 	Previous apikey.APIKey `json:"previous"`
 }
 
-// Only the name of a key may change.
+// A change to a key: a field left out is left as it is; a field given as null
+// clears it (the key's scopes and expiry never change).
 type UpdateAPIKeyInput struct {
 	// As on create: trimmed; null or an empty string clears it.
-	Name *string `json:"name,omitempty"`
+	Name graphql.Omittable[*string] `json:"name,omitempty"`
+	// false pauses the key, true resumes it; null is INVALID_REQUEST.
+	Enabled graphql.Omittable[*bool] `json:"enabled,omitempty"`
+	// The new rate limit; null removes it.
+	RateLimit graphql.Omittable[*RateLimitInput] `json:"rateLimit,omitempty"`
+	// The new balance (and refill), replacing the current one; null: unlimited.
+	Credits graphql.Omittable[*CreditsInput] `json:"credits,omitempty"`
+	// As on create; null: any address.
+	AllowedIps graphql.Omittable[[]string] `json:"allowedIps,omitempty"`
+	// As on create, a JSON object as text; null removes it.
+	Meta graphql.Omittable[*string] `json:"meta,omitempty"`
 }
 
 type AuthMethod string
