@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -21,8 +22,11 @@ func RateLimiterOf(s *Service) RateLimiter { return s.limiter }
 
 // Count records an authentication by the known key id, as a verification
 // that ended in o at now, spending credits, does.
+// Unlike a verification, it never marks the use for last_used_at.
 func (s *Service) Count(id string, o Outcome, credits int64, now time.Time) {
-	s.count(id, o, credits, now)
+	if col, ok := countedOutcome(o); ok {
+		s.counts.add(context.Background(), id, col, credits, now, false)
+	}
 }
 
 // SetMaxBacklog sets the most key-hours kept through an outage until tb

@@ -37,13 +37,6 @@ func newUsage(interval time.Duration) (*usage, *tally) {
 	return u, u.counts
 }
 
-// touch records a use of key id at now, from where ctx's request came; it
-// never blocks on the database. The origin written is that of the use that
-// was marked, looked up only then: most uses find their key marked.
-func (u *usage) touch(ctx context.Context, id string, now time.Time) {
-	u.counts.add(ctx, id, noCount, 0, now, true)
-}
-
 // mark queues the use of key id that ctx's request made for the next write.
 func (u *usage) mark(ctx context.Context, id string) {
 	u.mu.Lock()

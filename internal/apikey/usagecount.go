@@ -116,7 +116,7 @@ const tallyShards = 64
 
 // tally adds up authentications in memory, per key and UTC hour, until the
 // writer takes them (FlushCounts), and keeps when each key's use was last
-// marked for last_used_at (usage.touch): a verification looks its key up
+// marked for last_used_at: a verification looks its key up
 // once for both. Counting or marking a key already seen this second takes a
 // shared lock, one lookup by the key's id and an atomic add: the exclusive
 // lock is only for a key's first authentication of the second (or of an
@@ -161,7 +161,8 @@ type tallyRow struct {
 	hour int64
 }
 
-// noCount is the column of a use that counts nothing (usage.touch).
+// noCount is the column of a use that counts nothing: every use while
+// counting is off.
 const noCount = -1
 
 // maxBacklog caps the key-hours kept through an outage, so that memory
@@ -319,27 +320,6 @@ func (t *tally) take(now time.Time) (rows []HourCounts, dropped int) {
 		}})
 	}
 	return rows, dropped
-}
-
-// count records an authentication by the known key id that ended in
-// outcome o at now, spending credits; outcomes of no known key are not
-// counted. It never blocks on the database.
-func (s *Service) count(id string, o Outcome, credits int64, now time.Time) {
-	if col, ok := countedOutcome(o); ok {
-		s.counts.add(context.Background(), id, col, credits, now, false)
-	}
-}
-
-// used ends a verification by the known key id, at now, that ended in
-// outcome o, spending credits: it counts it and, when valid, marks the use
-// for last_used_at (from where ctx's request came), in one lookup of the
-// key. It never blocks on the database.
-func (s *Service) used(ctx context.Context, id string, o Outcome, credits int64, now time.Time) {
-	col, ok := countedOutcome(o)
-	if !ok {
-		col = noCount
-	}
-	s.counts.add(ctx, id, col, credits, now, o == OutcomeOK)
 }
 
 // FlushCounts writes the counted authentications now, in one statement
