@@ -63,15 +63,13 @@ func (c refillColumns) refill() (apikey.Refill, bool) {
 }
 
 // setCredits sets the balance of lineage to c at at, replacing any; nil
-// deletes it (unlimited). It returns the balance as it now is: c with its
-// next refill time.
-func setCredits(ctx context.Context, db bun.IDB, lineage string, c *apikey.Credits, at time.Time) (*apikey.Credits, error) {
+// deletes it (unlimited).
+func setCredits(ctx context.Context, db bun.IDB, lineage string, c *apikey.Credits, at time.Time) error {
 	if c == nil {
 		_, err := db.NewDelete().Model((*creditsRow)(nil)).Where("lineage_id = ?", lineage).Exec(ctx)
-		return nil, err
+		return err
 	}
-	row := newCreditsRow(lineage, c, at)
-	_, err := db.NewInsert().Model(row).
+	_, err := db.NewInsert().Model(newCreditsRow(lineage, c, at)).
 		On("CONFLICT (lineage_id) DO UPDATE").
 		Set("remaining = EXCLUDED.remaining").
 		Set("refill_amount = EXCLUDED.refill_amount").
@@ -79,12 +77,7 @@ func setCredits(ctx context.Context, db bun.IDB, lineage string, c *apikey.Credi
 		Set("refill_day = EXCLUDED.refill_day").
 		Set("refill_at = EXCLUDED.refill_at").
 		Exec(ctx)
-	set := *c
-	set.RefillAt = time.Time{}
-	if row.RefillAt != nil {
-		set.RefillAt = *row.RefillAt
-	}
-	return &set, err
+	return err
 }
 
 // lineageCredits returns the balance of lineage, nil when it has none.

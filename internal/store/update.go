@@ -49,11 +49,10 @@ func (s *Store) UpdateKey(ctx context.Context, userID, id string, at time.Time, 
 		key.Policy = upd.Key.Policy
 		key.Credits = credits
 		if upd.SetCredits {
-			set, err := setCredits(ctx, tx, old.Lineage, upd.Key.Credits, at)
-			if err != nil {
+			if err := setCredits(ctx, tx, old.Lineage, upd.Key.Credits, at); err != nil {
 				return err
 			}
-			key.Credits = set
+			key.Credits = upd.Key.Credits
 		}
 		hash = changed.Hash
 		ev = changed.event(upd.Event)
