@@ -390,3 +390,46 @@ func TestPolicyRateLimitBurst(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyRoll: a roll's new key copies the policy and takes over the
+// balance; during the grace both keys spend from one balance and are
+// limited by one bucket.
+func TestPolicyRoll(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, e *testEnv) {
+		tok := e.token("alice")
+		old := e.create(tok, str(`{"rate_limit": {"limit": 3, "period_seconds": 3600}, "credits": {"remaining": 5}, "allowed_ips": ["127.0.0.1"], "meta": {"plan": "pro"}}`))
+		spend := func(key, cost string, status int, credits, ratelimit string) {
+			t.Helper()
+			res := e.verifyWith(key, "?cost="+cost, nil)
+			if res.Status != status {
+				t.Fatalf("cost %s: %d %s, want %d", cost, res.Status, res.Body, status)
+			}
+			if got := res.Header.Get("X-Auth-Credits-Remaining"); status == http.StatusOK && got != credits {
+				t.Errorf("credits %q, want %s", got, credits)
+			}
+			if got := res.Header.Get("RateLimit"); !strings.HasPrefix(got, `"key";r=`+ratelimit+";") {
+				t.Errorf("RateLimit %q, want %s tokens left", got, ratelimit)
+			}
+		}
+		spend(old.Key, "1", http.StatusOK, "4", "2")
+		res := e.do("POST", "/auth/api-keys/"+old.ID+"/roll", bearer(tok), str(`{"grace_period_seconds": 3600}`))
+		if res.Status != http.StatusCreated {
+			t.Fatalf("roll: %d %s", res.Status, res.Body)
+		}
+		want := map[string]string{
+			"enabled":     "true",
+			"rate_limit":  `{"limit":3,"period_seconds":3600}`,
+			"credits":     `{"remaining":4,"refill":null}`,
+			"allowed_ips": `["127.0.0.1/32"]`,
+			"meta":        `{"plan":"pro"}`,
+		}
+		if got := policyOf(t, res.Body); !mapsEqual(got, want) {
+			t.Errorf("rolled key's policy %v\nwant %v", got, want)
+		}
+		next := e.created(res)
+		spend(next.Key, "2", http.StatusOK, "2", "1")
+		spend(old.Key, "1", http.StatusOK, "1", "0")
+		spend(next.Key, "0", http.StatusTooManyRequests, "", "0") // the shared bucket is empty
+	})
+}

@@ -1,7 +1,8 @@
 // Package web serves apikeyd's browser pages from files embedded in the
 // binary: the dashboard at / (sign in, then create, list and revoke API keys
-// over GraphQL) and the GraphQL playground at /playground (GraphiQL, its
-// JavaScript and CSS vendored under static/vendor, so no CDN is needed).
+// over GraphQL, and chart their usage in SVG drawn by its script) and the
+// GraphQL playground at /playground (GraphiQL, its JavaScript and CSS
+// vendored under static/vendor, so no CDN is needed).
 //
 // Nothing is built: the pages are plain HTML, CSS and JavaScript as written.
 package web

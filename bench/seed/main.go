@@ -10,10 +10,16 @@
 //	keys.txt    one plaintext key per user (its newest), for /auth/verify
 //	tokens.txt  one login token (JWT) per user, in the same order
 //
-//	seed -warm http://127.0.0.1:PORT -out DIR
+//	seed -warm http://127.0.0.1:PORT [-keys-file keys.txt] -out DIR
 //
-// verifies every key of keys.txt once against a running server, so the
+// verifies every key of the file once against a running server, so the
 // verify run that follows measures cache hits.
+//
+//	seed -policies http://127.0.0.1:PORT -out DIR
+//
+// creates, through the server's REST API, three more keys for each user of
+// tokens.txt, each with the scopes of the seeded keys and a usage policy,
+// and writes one file of keys per policy (see policyKeys).
 //
 // It is a benchmark tool: never point it at a database that matters.
 package main
@@ -21,6 +27,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,10 +64,15 @@ func run(ctx context.Context) error {
 	keys := flag.Int("keys", 10, "keys per user")
 	out := flag.String("out", ".", "directory for keys.txt and tokens.txt")
 	prefix := flag.String("api-key-prefix", apikey.DefaultPrefix, "key prefix")
-	warm := flag.String("warm", "", "verify every key of keys.txt once against the server at this URL, and do nothing else")
+	warm := flag.String("warm", "", "verify every key of -keys-file once against the server at this URL, and do nothing else")
+	keysFile := flag.String("keys-file", "keys.txt", "the keys -warm verifies, in -out")
+	policies := flag.String("policies", "", "create the keys with usage policies through the server at this URL, and do nothing else")
 	flag.Parse()
-	if *warm != "" {
-		return warmUp(ctx, *warm, filepath.Join(*out, "keys.txt"))
+	switch {
+	case *warm != "":
+		return warmUp(ctx, *warm, filepath.Join(*out, *keysFile))
+	case *policies != "":
+		return createPolicyKeys(ctx, *policies, *out)
 	}
 	jwtSecret := os.Getenv("JWT_SECRET")
 	switch {
@@ -220,6 +232,106 @@ func warmUp(ctx context.Context, base, path string) error {
 	}
 	fmt.Printf("verified %d keys in %s\n", len(keys), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// policyKeys are the keys createPolicyKeys makes for each user: the file
+// they go to, and the create request's body. The limits are never reached
+// in a benchmark run, so that every verification is a 200 doing the whole
+// work of its policy: a policy without limits checks the address and
+// returns meta; a rate-limited key takes a token from its bucket; a
+// credited key spends a credit from its balance in the database.
+var policyKeys = []struct{ file, body string }{
+	{"keys_policy.txt", `{"name":"bench policy","scopes":["orders:read","reports:read"],"allowed_ips":["127.0.0.0/8","::1"],"meta":{"plan":"pro","customer":"bench"}}`},
+	{"keys_ratelimit.txt", `{"name":"bench rate limit","scopes":["orders:read","reports:read"],"rate_limit":{"limit":1000000,"period_seconds":1}}`},
+	{"keys_credits.txt", `{"name":"bench credits","scopes":["orders:read","reports:read"],"credits":{"remaining":1000000000000}}`},
+}
+
+// createPolicyKeys creates the policyKeys of every user of tokens.txt
+// through the server at base, over 64 connections, and writes each kind's
+// keys to its file in dir, in the users' order.
+func createPolicyKeys(ctx context.Context, base, dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, "tokens.txt"))
+	if err != nil {
+		return err
+	}
+	tokens := strings.Fields(string(b))
+	keys := make([][]string, len(policyKeys))
+	for i := range keys {
+		keys[i] = make([]string, len(tokens))
+	}
+	const conns = 64
+	client := &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: conns},
+	}
+	type job struct{ kind, user int }
+	work := make(chan job)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range conns {
+		wg.Go(func() {
+			for j := range work {
+				key, err := createKey(ctx, client, base, tokens[j.user], policyKeys[j.kind].body)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				keys[j.kind][j.user] = key
+			}
+		})
+	}
+	start := time.Now()
+	for kind := range policyKeys {
+		for user := range tokens {
+			work <- job{kind, user}
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("create: %w", firstErr)
+	}
+	for kind, p := range policyKeys {
+		if err := os.WriteFile(filepath.Join(dir, p.file), []byte(strings.Join(keys[kind], "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("created %d keys with policies in %s\n", len(policyKeys)*len(tokens), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// createKey creates a key with body, as the owner of the login token tok,
+// and returns the key.
+func createKey(ctx context.Context, client *http.Client, base, tok, body string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/auth/api-keys", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	var created struct {
+		Key string `json:"key"`
+	}
+	if res.StatusCode != http.StatusCreated {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return "", fmt.Errorf("status %d: %s", res.StatusCode, msg)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&created); err != nil || created.Key == "" {
+		return "", fmt.Errorf("the answer holds no key (%v)", err)
+	}
+	return created.Key, nil
 }
 
 func verify(ctx context.Context, client *http.Client, base, key string) error {

@@ -48,6 +48,21 @@ type RateLimit struct {
 type Credits struct {
 	Remaining int64   // 0…MaxCredits
 	Refill    *Refill // nil: never refilled
+	// RefillAt is, on a balance read from the store, when its next refill
+	// falls due; zero without a refill. The store applies a refill at the
+	// first spend at or after it, so until then Remaining may predate it:
+	// see Balance.
+	RefillAt time.Time
+}
+
+// Balance is the balance at now: Remaining, or the refill's amount when a
+// refill has fallen due since the balance was stored and Remaining is lower
+// (what the next spend will find).
+func (c *Credits) Balance(now time.Time) int64 {
+	if c.Refill != nil && !c.RefillAt.IsZero() && !now.Before(c.RefillAt) {
+		return max(c.Remaining, c.Refill.Amount)
+	}
+	return c.Remaining
 }
 
 // RefillInterval is how often a balance is refilled.

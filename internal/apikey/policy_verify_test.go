@@ -311,6 +311,34 @@ func TestVerifyCredits(t *testing.T) {
 			}
 		})
 
+		// A refill that fell due shows in the listing from its time on,
+		// before any spend applies it; a change of the balance replaces the
+		// refilled one (its event says so).
+		t.Run("RefillShowsWhenDue", func(t *testing.T) {
+			f := newFixtureAt(t, dsn, apikey.Config{}, time.Date(2026, 3, 5, 23, 0, 0, 0, time.UTC))
+			k := f.createWith(t, apikey.CreateInput{Credits: &apikey.Credits{Remaining: 2, Refill: &apikey.Refill{Amount: 5, Interval: apikey.RefillDaily}}})
+			if got := f.listed(t, k.ID).Credits.Remaining; got != 2 {
+				t.Fatalf("listed before the refill: %d, want 2", got)
+			}
+			f.clock.Advance(time.Hour)
+			if got := f.listed(t, k.ID).Credits.Remaining; got != 5 {
+				t.Fatalf("listed at the refill time, before any spend: %d, want 5", got)
+			}
+			refill := &apikey.Refill{Amount: 5, Interval: apikey.RefillDaily}
+			up, err := f.svc.Update(f.jwt, k.ID, apikey.UpdateInput{Credits: apikey.Optional[*apikey.Credits]{Set: true, Value: &apikey.Credits{Remaining: 4, Refill: refill}}})
+			if err != nil || up.Credits.Remaining != 4 {
+				t.Fatalf("update: %v, %+v", err, up.Credits)
+			}
+			evs := f.events(t, audit.KeyUpdated, k.ID)
+			if len(evs) != 1 || !strings.Contains(string(mustJSON(t, evs[0].Details["credits"])), `"old":{"refill":{"amount":5,"day_of_month":null,"interval":"day"},"remaining":5}`) {
+				t.Fatalf("update events %+v, want the refilled balance as old", evs)
+			}
+			// The change replaced the refill that was due: the next is tomorrow's.
+			if v, code := f.verifyAs(t, k.Secret, apikey.VerifyRequest{Cost: 1}); code != "" || v.Credits != 3 {
+				t.Fatalf("spend after the change: %q, %d credits, want 4 - 1", code, v.Credits)
+			}
+		})
+
 		t.Run("CachedButCountedEachTime", func(t *testing.T) {
 			f := newFixture(t, dsn, apikey.Config{})
 			k := f.createWith(t, apikey.CreateInput{Credits: &apikey.Credits{Remaining: 10}})
@@ -512,4 +540,14 @@ func TestVerifyWithoutPolicyAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = f.svc.Verify(ctx, req) }); n != 0 {
 		t.Fatalf("%v allocations per verification, want 0", n)
 	}
+}
+
+// mustJSON is v as JSON.
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -206,7 +206,20 @@ func (s *Service) List(ctx context.Context) ([]APIKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dropGone(keys, s.now()), nil
+	now := s.now()
+	for i := range keys {
+		showBalance(&keys[i], now)
+	}
+	return dropGone(keys, now), nil
+}
+
+// showBalance sets the balance of k, as read from the store, to what it is
+// at now: a refill that fell due is applied by the next spend, but shows
+// from its time on (Credits.Balance).
+func showBalance(k *APIKey, now time.Time) {
+	if k.Credits != nil {
+		k.Credits.Remaining = k.Credits.Balance(now)
+	}
 }
 
 // dropGone removes from keys, in place, the rolled keys whose grace ended.
@@ -291,6 +304,7 @@ func (s *Service) Key(ctx context.Context, p Principal) (*APIKey, error) {
 	}
 	for i := range keys {
 		if keys[i].ID == p.KeyID {
+			showBalance(&keys[i], s.now())
 			return &keys[i], nil
 		}
 	}

@@ -28,6 +28,7 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (APIKey
 	}
 	at := s.timestamp()
 	k, hash, err := s.store.UpdateKey(ctx, userID, uid, at, func(old APIKey) (KeyUpdate, error) {
+		showBalance(&old, at) // the balance a change replaces is the one a spend would find
 		k := old
 		if in.Name.Set {
 			k.Name = next.Name
@@ -62,6 +63,7 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (APIKey
 		return APIKey{}, notFoundAs(err, errKeyNotFound)
 	}
 	s.forget(hash)
+	showBalance(&k, at)
 	return k, nil
 }
 

@@ -63,13 +63,15 @@ func (c refillColumns) refill() (apikey.Refill, bool) {
 }
 
 // setCredits sets the balance of lineage to c at at, replacing any; nil
-// deletes it (unlimited).
-func setCredits(ctx context.Context, db bun.IDB, lineage string, c *apikey.Credits, at time.Time) error {
+// deletes it (unlimited). It returns the balance as it now is: c with its
+// next refill time.
+func setCredits(ctx context.Context, db bun.IDB, lineage string, c *apikey.Credits, at time.Time) (*apikey.Credits, error) {
 	if c == nil {
 		_, err := db.NewDelete().Model((*creditsRow)(nil)).Where("lineage_id = ?", lineage).Exec(ctx)
-		return err
+		return nil, err
 	}
-	_, err := db.NewInsert().Model(newCreditsRow(lineage, c, at)).
+	row := newCreditsRow(lineage, c, at)
+	_, err := db.NewInsert().Model(row).
 		On("CONFLICT (lineage_id) DO UPDATE").
 		Set("remaining = EXCLUDED.remaining").
 		Set("refill_amount = EXCLUDED.refill_amount").
@@ -77,7 +79,12 @@ func setCredits(ctx context.Context, db bun.IDB, lineage string, c *apikey.Credi
 		Set("refill_day = EXCLUDED.refill_day").
 		Set("refill_at = EXCLUDED.refill_at").
 		Exec(ctx)
-	return err
+	set := *c
+	set.RefillAt = time.Time{}
+	if row.RefillAt != nil {
+		set.RefillAt = *row.RefillAt
+	}
+	return &set, err
 }
 
 // lineageCredits returns the balance of lineage, nil when it has none.

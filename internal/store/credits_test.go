@@ -241,6 +241,7 @@ func TestSpendCredits(t *testing.T) {
 			if err := s.CreateKey(ctx, old, 100); err != nil {
 				t.Fatal(err)
 			}
+			old.Credits = refillingAt(old.Credits, base)
 			next, _ := newKey(t, "roller", base)
 			next.Lineage = next.ID // as the service makes it: the roll replaces it
 			created, previous, _, err := s.RollKey(ctx, "roller", old.ID, next, base, base.Add(time.Hour), nil)

@@ -160,17 +160,18 @@ func (c columns) dest(r *keyRow, buf *destBuf) []any {
 // columns of credit_balances c, joined on c.lineage_id = k.lineage_id by a
 // LEFT JOIN (all NULL when the lineage has no balance), in the order of
 // joinedCredits.dest.
-const creditColumns = "c.remaining, c.refill_amount, c.refill_interval, c.refill_day"
+const creditColumns = "c.remaining, c.refill_amount, c.refill_interval, c.refill_day, c.refill_at"
 
 // joinedCredits is a balance read through creditColumns.
 type joinedCredits struct {
 	Remaining sql.NullInt64
 	refillColumns
+	RefillAt sql.NullTime
 }
 
 // dest appends the scan destinations of creditColumns to dest.
 func (c *joinedCredits) dest(dest []any) []any {
-	return append(dest, &c.Remaining, &c.RefillAmount, &c.RefillInterval, &c.RefillDay)
+	return append(dest, &c.Remaining, &c.RefillAmount, &c.RefillInterval, &c.RefillDay, &c.RefillAt)
 }
 
 // credits is the balance c holds, or nil when the lineage has none
@@ -187,7 +188,7 @@ func (c *joinedCredits) credits() *apikey.Credits {
 	both := &struct {
 		apikey.Credits
 		refill apikey.Refill
-	}{Credits: apikey.Credits{Remaining: c.Remaining.Int64}, refill: refill}
+	}{Credits: apikey.Credits{Remaining: c.Remaining.Int64, RefillAt: c.RefillAt.Time.UTC()}, refill: refill}
 	both.Refill = &both.refill
 	return &both.Credits
 }
@@ -471,7 +472,7 @@ func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 			return err
 		}
 		if k.Credits != nil {
-			if err := setCredits(ctx, tx, row.LineageID, k.Credits, k.CreatedAt); err != nil {
+			if _, err := setCredits(ctx, tx, row.LineageID, k.Credits, k.CreatedAt); err != nil {
 				return err
 			}
 		}

@@ -66,12 +66,16 @@ func TestPolicyRoundTrip(t *testing.T) {
 				if err := s.CreateKey(ctx, k, 100); err != nil {
 					t.Fatal(err)
 				}
+				k.Credits = refillingAt(k.Credits, base)
 				found, err := s.FindKeyByHash(ctx, k.Hash)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !reflect.DeepEqual(found.Policy, c.policy) || found.Lineage != k.ID {
-					t.Errorf("FindKeyByHash: policy %s, lineage %s; want %s, %s", show(found.Policy), found.Lineage, show(c.policy), k.ID)
+				if !reflect.DeepEqual(found.Policy, k.Policy) || found.Lineage != k.ID {
+					t.Errorf("FindKeyByHash: policy %s, lineage %s; want %s, %s", show(found.Policy), found.Lineage, show(k.Policy), k.ID)
+				}
+				if c := found.Credits; c != nil && !c.RefillAt.Equal(k.Credits.RefillAt) {
+					t.Errorf("FindKeyByHash: next refill %v, want %v", c.RefillAt, k.Credits.RefillAt)
 				}
 				listed, err := s.ListKeys(ctx, user)
 				if err != nil {
@@ -83,6 +87,17 @@ func TestPolicyRoundTrip(t *testing.T) {
 			})
 		}
 	})
+}
+
+// refillingAt is c as the store reads back a balance it set at at: with
+// its next refill time, when it has a refill.
+func refillingAt(c *apikey.Credits, at time.Time) *apikey.Credits {
+	if c == nil || c.Refill == nil {
+		return c
+	}
+	read := *c
+	read.RefillAt = c.Refill.Next(at)
+	return &read
 }
 
 // show prints a policy with what its pointers point at.

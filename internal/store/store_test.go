@@ -333,6 +333,7 @@ func TestKeyRoundTrip(t *testing.T) {
 		if err := store.InsertKeys(ctx, db, []apikey.NewKey{k}); err != nil {
 			t.Fatal(err)
 		}
+		k.Credits = refillingAt(k.Credits, at)
 		s := store.New(db, store.Config{})
 		found, err := s.FindKeyByHash(ctx, k.Hash)
 		if err != nil {

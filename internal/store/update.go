@@ -49,10 +49,11 @@ func (s *Store) UpdateKey(ctx context.Context, userID, id string, at time.Time, 
 		key.Policy = upd.Key.Policy
 		key.Credits = credits
 		if upd.SetCredits {
-			if err := setCredits(ctx, tx, old.Lineage, upd.Key.Credits, at); err != nil {
+			set, err := setCredits(ctx, tx, old.Lineage, upd.Key.Credits, at)
+			if err != nil {
 				return err
 			}
-			key.Credits = upd.Key.Credits
+			key.Credits = set
 		}
 		hash = changed.Hash
 		ev = changed.event(upd.Event)

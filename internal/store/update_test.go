@@ -51,6 +51,7 @@ func TestUpdateKey(t *testing.T) {
 			if err := s.CreateKey(ctx, k, 100); err != nil {
 				t.Fatal(err)
 			}
+			k.Credits = refillingAt(k.Credits, base)
 			return k
 		}
 		// stored is the key as ListKeys and FindKeyByHash read it.
@@ -99,7 +100,7 @@ func TestUpdateKey(t *testing.T) {
 			}
 			want := k.APIKey
 			want.Name, want.Policy = &name, next
-			want.Credits = credits // the balance is left alone
+			want.Credits = refillingAt(credits, base) // the balance is left alone
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("UpdateKey returned\n %+v\nwant\n %+v", got, want)
 			}
@@ -119,6 +120,7 @@ func TestUpdateKey(t *testing.T) {
 			k := create(t, "vera", apikey.Policy{})
 			credits := &apikey.Credits{Remaining: 9, Refill: &apikey.Refill{Amount: 9, Interval: apikey.RefillMonthly, DayOfMonth: 15}}
 			got, err := setPolicy(s, "vera", k.ID, apikey.Policy{Credits: credits}, true, base)
+			credits = refillingAt(credits, base)
 			if err != nil || !reflect.DeepEqual(got.Credits, credits) {
 				t.Fatalf("set: credits %+v, %v", got.Credits, err)
 			}

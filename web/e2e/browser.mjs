@@ -49,18 +49,19 @@ export function isLocal(url) {
 
 /**
  * Launches chromium (playwright gives each launch a fresh, temporary
- * user-data directory) and opens a context whose requests beyond localhost
- * are aborted. Returns { browser, context, page, offsite, problems }:
- * offsite lists the refused URLs, problems the page errors and CSP
- * violations seen; both should stay empty.
+ * user-data directory) and opens a context, in the time zone timezoneId
+ * (default UTC), whose requests beyond localhost are aborted. Returns
+ * { browser, context, page, offsite, problems }: offsite lists the refused
+ * URLs, problems the page errors and CSP violations seen; both should stay
+ * empty.
  */
-export async function open() {
+export async function open({ timezoneId = 'UTC' } = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     headless: true,
     args: FLAGS,
   });
-  const context = await browser.newContext({ baseURL, viewport: DESKTOP, locale: 'en-GB', timezoneId: 'UTC' });
+  const context = await browser.newContext({ baseURL, viewport: DESKTOP, locale: 'en-GB', timezoneId });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(baseURL).origin });
 
   const offsite = [];
@@ -134,6 +135,22 @@ export async function waitForText(locator, re, timeout = 15_000) {
 export async function verifyKey(key) {
   const res = await fetch(new URL('/auth/verify', baseURL), { headers: { 'X-Api-Key': key } });
   return { status: res.status, body: await res.json() };
+}
+
+/** POSTs body as JSON to apikeyd's path, from the test (with token, a login token). */
+export async function post(path, body, token) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(new URL(path, baseURL), { method: 'POST', headers, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Signs in on the dashboard's form (page on the signed-out dashboard). */
+export async function signIn(page, email, password) {
+  const form = page.getByRole('region', { name: 'Sign in' });
+  await form.getByLabel('Email').fill(email);
+  await form.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 /** The dashboard session kept in the page's sessionStorage. */

@@ -1,9 +1,12 @@
 // The apikeyd dashboard: sign in, then create (optionally limited to
 // scopes), list, rename, roll and revoke API keys over the GraphQL API. Plain JavaScript, run as written: no framework, no build.
+// The usage charts are usage.js's: this module calls its hooks.
 //
 // The login token lives in sessionStorage (this tab only, gone when it
 // closes), never in a URL or a cookie. The playground page reads it from
 // there to fill in its Authorization header.
+
+import { forgetUsage, loadUsage, usageCell } from './usage.js';
 
 const SESSION_KEY = 'apikeyd.session';
 
@@ -94,6 +97,7 @@ function endSession(message) {
   keys = [];
   activity = [];
   leaks = [];
+  forgetUsage();
   sessionStorage.clear();
   for (const d of document.querySelectorAll('dialog[open]')) d.close();
   $('keys-body').replaceChildren();
@@ -125,15 +129,17 @@ function sentence(msg) {
   return /[.!?]$/.test(t) ? t : `${t}.`;
 }
 
+/** POSTs body as JSON to path (GETs path when body is undefined). */
 async function request(path, body, token) {
-  const headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
   let res;
   try {
     res = await fetch(path, {
-      method: 'POST',
+      method: body === undefined ? 'GET' : 'POST',
       headers,
-      body: JSON.stringify(body),
+      body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
     });
@@ -180,6 +186,14 @@ async function rest(path, body) {
   const { res, data } = await request(path, body);
   if (!res.ok) throw httpError(res, data);
   return data || {};
+}
+
+/** GETs a REST route with the session's token and returns the JSON answer. */
+async function restGet(path) {
+  const { res, data } = await request(path, undefined, session && session.token);
+  if (!res.ok) throw httpError(res, data);
+  if (!data) throw new ApiError(UNEXPECTED, 'BAD_RESPONSE', res.status);
+  return data;
 }
 
 async function login(email, password) {
@@ -483,6 +497,7 @@ function renderKeys() {
   $('keys-body').replaceChildren(...keys.map(keyRow));
   $('keys-empty').hidden = keys.length > 0;
   $('keys-list').hidden = keys.length === 0;
+  loadUsage();
 }
 
 /** A key's scopes for the list: "Full access" when unrestricted. */
@@ -532,6 +547,7 @@ function keyRow(k) {
     h('td', { 'data-label': 'Scopes' }, scopesCell(k)),
     h('td', { 'data-label': 'Created' }, timeEl(k.createdAt)),
     h('td', { 'data-label': 'Last used' }, k.lastUsedAt ? lastUse(k) : never()),
+    h('td', { 'data-label': 'Last 7 days' }, usageCell(k)),
     h('td', { 'data-label': 'Expires' }, expires),
     h('td', { class: 'row-actions' }, rename, roll, revoke),
   );
@@ -877,3 +893,7 @@ $('activity-more').addEventListener('click', (e) => busy(e.currentTarget, () => 
 
 scheduleExpiry();
 route();
+
+// The helpers usage.js uses. Its module imports this one in turn, so it
+// calls none of them while the modules load.
+export { graphql, h, handle, labelOf, restGet };
