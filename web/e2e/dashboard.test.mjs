@@ -143,6 +143,11 @@ test('dashboard', async (t) => {
     assert.equal(await form.getByLabel('Expires').inputValue(), '30');
     await page.keyboard.press('Tab'); // Scopes, left empty: full access
     assert.equal(await page.evaluate(() => document.activeElement.id), 'key-scopes-text');
+    // Limits, left empty: none. Refill waits for credits, so Tab skips it.
+    for (const id of ['create-rate', 'create-period', 'create-credits', 'create-ips']) {
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement.id), id);
+    }
     await page.keyboard.press('Tab'); // Cancel
     await page.keyboard.press('Tab'); // Create
     assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Create');

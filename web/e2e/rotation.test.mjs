@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  assertNoCSPViolations, baseURL, dashboardSession, open, shoot, stepper, verifyKey, waitForText,
+  assertNoCSPViolations, dashboardSession, open, post, shoot, signIn, stepper, verifyKey, waitForText,
 } from './browser.mjs';
 
 const KEY_PATTERN = /^atiru_[0-9A-Za-z]{38}$/;
@@ -16,13 +16,6 @@ let b;
 let page;
 const email = `rita-${Date.now()}@example.com`;
 const password = process.env.APIKEYD_E2E_PASSWORD || 'correct horse battery staple';
-
-async function post(path, body, token) {
-  const headers = { 'Content-Type': 'application/json' };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(new URL(path, baseURL), { method: 'POST', headers, body: JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
-}
 
 before(async () => {
   b = await open();
@@ -54,10 +47,7 @@ test('rotation', async (t) => {
     expiring = short.body;
 
     await page.goto('/');
-    const form = page.getByRole('region', { name: 'Sign in' });
-    await form.getByLabel('Email').fill(email);
-    await form.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await signIn(page, email, password);
     await page.getByRole('button', { name: 'Rename billing', exact: true }).waitFor();
   });
 

@@ -1,6 +1,8 @@
 // The apikeyd dashboard: sign in, then create (optionally limited to
-// scopes), list, rename, roll and revoke API keys over the GraphQL API. Plain JavaScript, run as written: no framework, no build.
-// The usage charts are usage.js's: this module calls its hooks.
+// scopes, and with limits of use), list, rename, roll, disable, limit and
+// revoke API keys over the GraphQL API. Plain JavaScript, run as written: no
+// framework, no build. The usage charts are usage.js's: this module calls
+// its hooks.
 //
 // The login token lives in sessionStorage (this tab only, gone when it
 // closes), never in a URL or a cookie. The playground page reads it from
@@ -10,7 +12,8 @@ import { forgetUsage, loadUsage, usageCell } from './usage.js';
 
 const SESSION_KEY = 'apikeyd.session';
 
-const KEY_FIELDS = 'id keyPrefix name createdAt lastUsedAt lastUsedIp lastUsedUserAgent expiresAt scopes replacedBy';
+const KEY_FIELDS = `id keyPrefix name createdAt lastUsedAt lastUsedIp lastUsedUserAgent expiresAt scopes replacedBy
+  enabled rateLimit { limit periodSeconds } credits { remaining refill { amount interval dayOfMonth } } allowedIps`;
 // Keys revoked by a leak report come with the list, so their notice shows
 // on every load until dismissed.
 const LIST_KEYS = `query ApiKeys {
@@ -541,16 +544,221 @@ function keyRow(k) {
     'aria-label': `Revoke ${labelOf(k)}`,
     onclick: (e) => askRevoke(k, e.currentTarget),
   }, trashIcon(), h('span', { class: 'button-text' }, 'Revoke'));
-  return h('tr', { 'data-key-id': k.id },
-    h('th', { scope: 'row', 'data-label': 'Name' }, k.name ? k.name : h('span', { class: 'muted' }, 'Unnamed key')),
+  const toggle = h('button', {
+    type: 'button',
+    class: 'button button-quiet',
+    'data-action': 'toggle',
+    'aria-label': `${k.enabled ? 'Disable' : 'Enable'} ${labelOf(k)}`,
+    onclick: (e) => setEnabled(k, !k.enabled, e.currentTarget),
+  }, k.enabled ? 'Disable' : 'Enable');
+  const limit = h('button', {
+    type: 'button',
+    class: 'button button-quiet',
+    'data-action': 'limits',
+    'aria-label': `Edit limits of ${labelOf(k)}`,
+    onclick: () => askLimits(k),
+  }, 'Edit limits');
+  return h('tr', { 'data-key-id': k.id, class: k.enabled ? null : 'key-disabled' },
+    h('th', { scope: 'row', 'data-label': 'Name' }, k.name ? k.name : h('span', { class: 'muted' }, 'Unnamed key'),
+      k.enabled ? null : h('span', { class: 'badge badge-disabled' }, 'Disabled')),
     h('td', { 'data-label': 'Key' }, h('code', { class: 'prefix' }, `${k.keyPrefix}…`)),
     h('td', { 'data-label': 'Scopes' }, scopesCell(k)),
+    h('td', { 'data-label': 'Limits' }, limitsCell(k)),
     h('td', { 'data-label': 'Created' }, timeEl(k.createdAt)),
     h('td', { 'data-label': 'Last used' }, k.lastUsedAt ? lastUse(k) : never()),
     h('td', { 'data-label': 'Last 7 days' }, usageCell(k)),
     h('td', { 'data-label': 'Expires' }, expires),
-    h('td', { class: 'row-actions' }, rename, roll, revoke),
+    h('td', { class: 'row-actions' }, h('div', { class: 'row-buttons' }, rename, roll, toggle, limit, revoke)),
   );
+}
+
+const numberFormat = new Intl.NumberFormat();
+const num = (n) => numberFormat.format(n);
+
+/** "minute", "2 minutes", "90 seconds": a rate limit's period, for "per …". */
+function periodText(seconds) {
+  for (const [unit, size] of [['day', 86400], ['hour', 3600], ['minute', 60], ['second', 1]]) {
+    if (seconds % size === 0) {
+      const n = seconds / size;
+      return n === 1 ? unit : `${num(n)} ${unit}s`;
+    }
+  }
+  return `${seconds} seconds`;
+}
+
+/** When a refill happens, e.g. "every day" or "on day 1 of each month". */
+function refillText(r) {
+  return r.interval === 'day' ? 'every day' : `on day ${r.dayOfMonth} of each month`;
+}
+
+/** A key's limits for the list: "No limits" when it has none. */
+function limitsCell(k) {
+  const items = [];
+  if (k.rateLimit) {
+    items.push(h('li', {}, h('span', { class: 'limit-label' }, 'Rate limit'),
+      `${num(k.rateLimit.limit)} per ${periodText(k.rateLimit.periodSeconds)}`));
+  }
+  if (k.credits) {
+    const c = k.credits;
+    const left = c.remaining === 0
+      ? h('span', { class: 'badge badge-expired' }, 'No credits left')
+      : `${num(c.remaining)} left`;
+    items.push(h('li', {}, h('span', { class: 'limit-label' }, 'Credits'), left,
+      c.refill ? h('span', { class: 'muted small limit-more' }, `back to ${num(c.refill.amount)} ${refillText(c.refill)}`) : null));
+  }
+  if (k.allowedIps) {
+    items.push(h('li', {}, h('span', { class: 'limit-label' }, 'From'),
+      h('span', { class: 'address-list' }, ...k.allowedIps.map((a) => h('code', {}, a)))));
+  }
+  if (items.length === 0) return h('span', { class: 'muted' }, 'No limits');
+  return h('ul', { class: 'limit-list', 'aria-label': 'Limits' }, ...items);
+}
+
+/** Moves the focus to a button of k's row (rendered anew), else to Create. */
+function focusAction(k, action) {
+  const button = $('keys-body').querySelector(`tr[data-key-id="${CSS.escape(k.id)}"] [data-action="${action}"]`);
+  (button || $('create-open')).focus();
+}
+
+/** Puts k in the list in place of the key with its id. */
+function replaceKey(k) {
+  keys = keys.map((x) => (x.id === k.id ? k : x));
+  renderKeys();
+}
+
+/** Disables (enabled false) or enables key k, and keeps the focus on its button. */
+async function setEnabled(k, enabled, button) {
+  showPageError('');
+  try {
+    const data = await busy(button, () => graphql(UPDATE_KEY, { id: k.id, input: { enabled } }));
+    replaceKey(data.updateApiKey);
+    focusAction(k, 'toggle');
+    announce(enabled
+      ? `Enabled ${labelOf(k)}: it works again.`
+      : `Disabled ${labelOf(k)}: it is refused until you enable it again.`);
+  } catch (err) {
+    handle(err, (msg) => showPageError(`Could not ${enabled ? 'enable' : 'disable'} ${labelOf(k)}. ${msg}`));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Limits: the same fields in the create and the edit dialogs
+
+/**
+ * Puts a copy of the limits fields in place of the element placeholder,
+ * their ids prefixed with prefix, and returns its controls.
+ */
+function mountLimits(placeholder, prefix) {
+  const part = $('limits-template').content.firstElementChild.cloneNode(true);
+  const ids = (list) => list.split(' ').map((id) => `${prefix}-${id}`).join(' ');
+  for (const el of part.querySelectorAll('[data-id]')) el.id = ids(el.dataset.id);
+  for (const el of part.querySelectorAll('[data-for]')) el.htmlFor = ids(el.dataset.for);
+  for (const el of [part, ...part.querySelectorAll('[data-describedby]')]) {
+    if (el.dataset.describedby) el.setAttribute('aria-describedby', ids(el.dataset.describedby));
+  }
+  placeholder.replaceWith(part);
+  const get = (id) => part.querySelector(`[data-id="${id}"]`);
+  const l = {
+    rate: get('rate'),
+    period: get('period'),
+    credits: get('credits'),
+    refill: get('refill'),
+    refillAmount: get('refill-amount'),
+    refillAmountField: get('refill-amount-field'),
+    refillDay: get('refill-day'),
+    refillDayField: get('refill-day-field'),
+    ips: get('ips'),
+  };
+  l.credits.addEventListener('input', () => syncRefill(l));
+  l.refill.addEventListener('change', () => {
+    syncRefill(l);
+    if (l.refill.value && !l.refillAmount.value) l.refillAmount.value = l.credits.value;
+  });
+  for (const el of part.querySelectorAll('input, select, textarea')) {
+    el.addEventListener('input', () => el.removeAttribute('aria-invalid'));
+  }
+  return l;
+}
+
+/** Shows the refill's amount and day as its interval needs; no refill without credits. */
+function syncRefill(l) {
+  const credited = l.credits.value !== '';
+  l.refill.disabled = !credited;
+  const interval = credited ? l.refill.value : '';
+  l.refillAmountField.hidden = interval === '';
+  l.refillAmount.required = interval !== '';
+  l.refillDayField.hidden = interval !== 'month';
+  l.refillDay.required = interval === 'month';
+}
+
+/** Fills the limits fields with k's (none: empty, a new key's). */
+function fillLimits(l, k = null) {
+  const rl = k && k.rateLimit;
+  l.rate.value = rl ? String(rl.limit) : '';
+  setPeriod(l.period, rl ? rl.periodSeconds : 60);
+  const c = k && k.credits;
+  l.credits.value = c ? String(c.remaining) : '';
+  l.refill.value = c && c.refill ? c.refill.interval : '';
+  l.refillAmount.value = c && c.refill ? String(c.refill.amount) : '';
+  l.refillDay.value = c && c.refill && c.refill.dayOfMonth ? String(c.refill.dayOfMonth) : '1';
+  l.ips.value = k && k.allowedIps ? k.allowedIps.join('\n') : '';
+  for (const el of Object.values(l)) el.removeAttribute('aria-invalid');
+  syncRefill(l);
+}
+
+/** Chooses seconds in a period select, adding it when it is none of the offered ones. */
+function setPeriod(select, seconds) {
+  const value = String(seconds);
+  if (![...select.options].some((o) => o.value === value)) {
+    select.append(h('option', { value }, periodText(seconds)));
+  }
+  select.value = value;
+}
+
+/** The limits as the API takes them: { rateLimit, credits, allowedIps }, null for none. */
+function readLimits(l) {
+  const whole = (input) => Number(input.value);
+  const rateLimit = l.rate.value === '' ? null : { limit: whole(l.rate), periodSeconds: whole(l.period) };
+  let credits = null;
+  if (l.credits.value !== '') {
+    credits = { remaining: whole(l.credits), refill: null };
+    if (l.refill.value) {
+      credits.refill = { amount: whole(l.refillAmount), interval: l.refill.value };
+      if (l.refill.value === 'month') credits.refill.dayOfMonth = whole(l.refillDay);
+    }
+  }
+  const ips = l.ips.value.split(/[\s,]+/).filter(Boolean);
+  return { rateLimit, credits, allowedIps: ips.length > 0 ? ips : null };
+}
+
+/**
+ * Says which field of the dialog an API error is about: its message begins
+ * with the field as REST names it (rate_limit.limit, allowed_ips[1], …;
+ * GraphQL's messages too), which becomes the field's label. The field is
+ * marked invalid and takes the focus, so that the fix is one keystroke
+ * away. Returns the message to show.
+ */
+function limitError(l, message) {
+  const m = /^(rate_limit\.limit|rate_limit\.period_seconds|rate_limit|credits\.remaining|credits\.refill\.amount|credits\.refill\.interval|credits\.refill\.day_of_month|credits\.refill|credits|allowed_ips)(?:\[(\d+)\])?\s+(.*)$/is.exec(message);
+  if (!m) return message;
+  const [, path, index, rest] = m;
+  const fields = {
+    rate_limit: [l.rate, 'Rate limit'],
+    'rate_limit.limit': [l.rate, 'Rate limit'],
+    'rate_limit.period_seconds': [l.period, 'Rate limit period'],
+    credits: [l.credits, 'Credits'],
+    'credits.remaining': [l.credits, 'Credits'],
+    'credits.refill': [l.refill, 'Refill'],
+    'credits.refill.interval': [l.refill, 'Refill'],
+    'credits.refill.amount': [l.refillAmount, 'Refill to'],
+    'credits.refill.day_of_month': [l.refillDay, 'On day'],
+    allowed_ips: [l.ips, 'Allowed addresses'],
+  };
+  const [el, label] = fields[path.toLowerCase()];
+  el.setAttribute('aria-invalid', 'true');
+  el.focus();
+  const which = index === undefined ? '' : `, entry ${Number(index) + 1}`;
+  return `${label}${which}: ${rest}`;
 }
 
 /** When a key was last used, and from where (address and client). */
@@ -564,6 +772,7 @@ function lastUse(k) {
 
 const createDialog = $('create-dialog');
 const createForm = $('create-form');
+const createLimits = mountLimits($('create-limits'), 'create');
 
 $('create-open').addEventListener('click', () => {
   createForm.reset();
@@ -573,6 +782,7 @@ $('create-open').addEventListener('click', () => {
   const tomorrow = new Date(Date.now() + 864e5);
   $('key-expiry-date').min = localDate(tomorrow);
   renderScopeChoices();
+  fillLimits(createLimits);
   createDialog.showModal();
   $('key-name').focus();
 });
@@ -633,6 +843,9 @@ createForm.addEventListener('submit', async (e) => {
     if (expiresAt) input.expiresAt = expiresAt;
     const scopes = chosenScopes();
     if (scopes.length > 0) input.scopes = scopes;
+    for (const [field, value] of Object.entries(readLimits(createLimits))) {
+      if (value !== null) input[field] = value;
+    }
     const data = await busy(createForm.querySelector('[type=submit]'), () => graphql(CREATE_KEY, { input }));
     const { key, apiKey } = data.createApiKey;
     keys = [apiKey, ...keys.filter((k) => k.id !== apiKey.id)];
@@ -640,7 +853,7 @@ createForm.addEventListener('submit', async (e) => {
     createDialog.close();
     showNewKey(key, apiKey);
   } catch (err) {
-    handle(err, (msg) => showFormError('create-error', msg));
+    handle(err, (msg) => showFormError('create-error', limitError(createLimits, msg)));
   }
 });
 
@@ -815,6 +1028,57 @@ renameDialog.addEventListener('close', () => {
   renaming = null;
 });
 
+// Edit limits
+
+const limitsDialog = $('limits-dialog');
+const limitsForm = $('limits-form');
+const editLimits = mountLimits($('edit-limits'), 'edit');
+let limiting = null; // { key, before: the limits as the dialog showed them }
+
+function askLimits(k) {
+  showFormError('limits-error', '');
+  $('limits-name').textContent = labelOf(k);
+  fillLimits(editLimits, k);
+  limiting = { key: k, before: readLimits(editLimits) };
+  limitsDialog.showModal();
+  editLimits.rate.focus();
+}
+
+limitsForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  if (!limiting) return;
+  const { key: k, before } = limiting;
+  showFormError('limits-error', '');
+  // Only what changed is sent: credits left alone keep their balance,
+  // whatever was spent while the dialog was open.
+  const after = readLimits(editLimits);
+  const input = {};
+  for (const field of Object.keys(after)) {
+    if (JSON.stringify(after[field]) !== JSON.stringify(before[field])) input[field] = after[field];
+  }
+  if (Object.keys(input).length === 0) {
+    limitsDialog.close();
+    announce(`Nothing changed: the limits of ${labelOf(k)} are as they were.`);
+    return;
+  }
+  try {
+    const data = await busy(limitsForm.querySelector('[type=submit]'),
+      () => graphql(UPDATE_KEY, { id: k.id, input }));
+    replaceKey(data.updateApiKey);
+    limiting = null;
+    limitsDialog.close();
+    focusAction(k, 'limits');
+    announce(`Saved the limits of ${labelOf(k)}.`);
+  } catch (err) {
+    if (err.code === 'NOT_FOUND') loadKeys();
+    handle(err, (msg) => showFormError('limits-error', limitError(editLimits, msg)));
+  }
+});
+
+limitsDialog.addEventListener('close', () => {
+  limiting = null;
+});
+
 for (const b of document.querySelectorAll('[data-close]')) {
   b.addEventListener('click', () => b.closest('dialog').close());
 }
@@ -828,7 +1092,7 @@ let activitySeq = 0;
 
 const ACTIONS = {
   'api_key.created': 'Created key',
-  'api_key.updated': 'Renamed key',
+  'api_key.updated': 'Changed key',
   'api_key.rolled': 'Rolled key',
   'api_key.revoked': 'Revoked key',
   'api_key.leaked': 'Revoked key: found leaked',
@@ -877,6 +1141,7 @@ function activityRow(ev) {
     // shown without details
   }
   if (ev.action === 'api_key.created' && details.name) what += ` “${details.name}”`;
+  if (ev.action === 'api_key.updated') what = updateText(details);
   if (ev.actor && ev.actor.type === 'leak_report') what += ' (leak report)';
   const from = [ev.ip, ev.userAgent].filter(Boolean).join(' · ');
   return h('tr', { 'data-event-id': ev.id },
@@ -885,6 +1150,16 @@ function activityRow(ev) {
     h('td', { 'data-label': 'When' }, timeEl(ev.occurredAt)),
     h('td', { 'data-label': 'From', class: 'from' }, from || muted('unknown')),
   );
+}
+
+/** What an api_key.updated event changed, from its details' fields. */
+function updateText(details) {
+  const changed = Object.keys(details);
+  const parts = [];
+  if (changed.includes('name')) parts.push('Renamed key');
+  if (changed.includes('enabled')) parts.push(details.enabled && details.enabled.new === false ? 'Disabled key' : 'Enabled key');
+  if (changed.some((f) => f !== 'name' && f !== 'enabled')) parts.push('Changed key limits');
+  return parts.length > 0 ? parts.join(', ') : 'Changed key';
 }
 
 $('activity-more').addEventListener('click', (e) => busy(e.currentTarget, () => loadActivity({ more: true })));
