@@ -1245,33 +1245,33 @@ type UsageBucket {
   "The bucket's start: a whole UTC hour, or 00:00 UTC for a day."
   start: Time!
   "Authentications that succeeded."
-  valid: Int!
+  valid: SafeInt!
   "Refused: the key was disabled (KEY_DISABLED)."
-  disabled: Int!
+  disabled: SafeInt!
   "Refused: the client address was outside the key's allowed addresses (IP_NOT_ALLOWED)."
-  ipNotAllowed: Int!
+  ipNotAllowed: SafeInt!
   "Refused: a required scope was missing (INSUFFICIENT_SCOPE)."
-  insufficientScope: Int!
+  insufficientScope: SafeInt!
   "Refused by the key's rate limit (RATE_LIMITED)."
-  rateLimited: Int!
+  rateLimited: SafeInt!
   "Refused: the balance was below the cost (USAGE_EXCEEDED)."
-  usageExceeded: Int!
+  usageExceeded: SafeInt!
   "Credits the successful authentications spent."
-  creditsSpent: Int!
+  creditsSpent: SafeInt!
 }
 
-"One key's authentications over a range, added up by outcome."
+"One key's authentications over a range, added up by outcome. Counts are SafeInt: a busy key's month exceeds 32 bits."
 type KeyUsage {
   keyId: ID!
   keyPrefix: String!
   name: String
-  valid: Int!
-  disabled: Int!
-  ipNotAllowed: Int!
-  insufficientScope: Int!
-  rateLimited: Int!
-  usageExceeded: Int!
-  creditsSpent: Int!
+  valid: SafeInt!
+  disabled: SafeInt!
+  ipNotAllowed: SafeInt!
+  insufficientScope: SafeInt!
+  rateLimited: SafeInt!
+  usageExceeded: SafeInt!
+  creditsSpent: SafeInt!
 }
 
 "The usage of the caller's keys (as apiKeys lists them) over a range."
@@ -2983,14 +2983,14 @@ func (ec *executionContext) _KeyUsage_valid(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_KeyUsage_valid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _KeyUsage_disabled(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
@@ -3006,14 +3006,14 @@ func (ec *executionContext) _KeyUsage_disabled(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_KeyUsage_disabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _KeyUsage_ipNotAllowed(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
@@ -3029,14 +3029,14 @@ func (ec *executionContext) _KeyUsage_ipNotAllowed(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_KeyUsage_ipNotAllowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _KeyUsage_insufficientScope(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
@@ -3052,14 +3052,14 @@ func (ec *executionContext) _KeyUsage_insufficientScope(ctx context.Context, fie
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_KeyUsage_insufficientScope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _KeyUsage_rateLimited(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
@@ -3075,14 +3075,14 @@ func (ec *executionContext) _KeyUsage_rateLimited(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_KeyUsage_rateLimited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _KeyUsage_usageExceeded(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
@@ -3098,14 +3098,14 @@ func (ec *executionContext) _KeyUsage_usageExceeded(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_KeyUsage_usageExceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _KeyUsage_creditsSpent(ctx context.Context, field graphql.CollectedField, obj *apikey.KeyTotals) (ret graphql.Marshaler) {
@@ -3121,14 +3121,14 @@ func (ec *executionContext) _KeyUsage_creditsSpent(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_KeyUsage_creditsSpent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("KeyUsage", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _LeakedApiKey_id(ctx context.Context, field graphql.CollectedField, obj *apikey.LeakNotice) (ret graphql.Marshaler) {
@@ -4033,14 +4033,14 @@ func (ec *executionContext) _UsageBucket_valid(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UsageBucket_valid(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _UsageBucket_disabled(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
@@ -4056,14 +4056,14 @@ func (ec *executionContext) _UsageBucket_disabled(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UsageBucket_disabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _UsageBucket_ipNotAllowed(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
@@ -4079,14 +4079,14 @@ func (ec *executionContext) _UsageBucket_ipNotAllowed(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UsageBucket_ipNotAllowed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _UsageBucket_insufficientScope(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
@@ -4102,14 +4102,14 @@ func (ec *executionContext) _UsageBucket_insufficientScope(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UsageBucket_insufficientScope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _UsageBucket_rateLimited(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
@@ -4125,14 +4125,14 @@ func (ec *executionContext) _UsageBucket_rateLimited(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UsageBucket_rateLimited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _UsageBucket_usageExceeded(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
@@ -4148,14 +4148,14 @@ func (ec *executionContext) _UsageBucket_usageExceeded(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UsageBucket_usageExceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _UsageBucket_creditsSpent(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageBucket) (ret graphql.Marshaler) {
@@ -4171,14 +4171,14 @@ func (ec *executionContext) _UsageBucket_creditsSpent(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNInt2int64(ctx, selections, v)
+			return ec.marshalNSafeInt2int64(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_UsageBucket_creditsSpent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("UsageBucket", field, false, false, "SafeInt")
 }
 
 func (ec *executionContext) _UsageSummary_buckets(ctx context.Context, field graphql.CollectedField, obj *apikey.UsageSummary) (ret graphql.Marshaler) {
