@@ -1171,4 +1171,4 @@ route();
 
 // The helpers usage.js uses. Its module imports this one in turn, so it
 // calls none of them while the modules load.
-export { graphql, h, handle, labelOf, restGet };
+export { graphql, h, handle, labelOf, num, restGet };

@@ -12,7 +12,7 @@
 // module uses app.js's helpers in turn; neither calls the other while the
 // modules load.
 
-import { graphql, h, handle, labelOf, restGet } from './app.js';
+import { graphql, h, handle, labelOf, num, restGet } from './app.js';
 
 // The outcomes of an authentication, in stacking order (bottom first): key
 // is the REST field (GraphQL answers are aliased to the same names), field
@@ -63,8 +63,6 @@ function span(r, now = Date.now()) {
 // ---------------------------------------------------------------------------
 // Numbers and times
 
-const numberFormat = new Intl.NumberFormat();
-const num = (n) => numberFormat.format(n);
 const plural = (n, one, many) => `${num(n)} ${n === 1 ? one : many}`;
 
 const total = (b) => OUTCOMES.reduce((n, o) => n + b[o.key], 0);
