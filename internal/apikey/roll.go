@@ -62,15 +62,24 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 // GraceSeconds is a grace period of n seconds (none when nil), for Roll. A
 // value out of range stays out of range, however large, so Roll refuses it.
 func GraceSeconds(n *int) time.Duration {
-	switch {
-	case n == nil:
+	if n == nil {
 		return 0
-	case *n < 0:
-		return -1
-	case int64(*n) > int64(MaxGracePeriod/time.Second):
-		return MaxGracePeriod + time.Second
 	}
-	return time.Duration(*n) * time.Second
+	return SecondsUpTo(int64(*n), MaxGracePeriod)
+}
+
+// SecondsUpTo is n seconds, for a duration the API takes in whole seconds
+// and allows up to max: a value outside 0…max stays outside (negative, or
+// just past max), however large, without overflowing, so that the check of
+// the range refuses it.
+func SecondsUpTo(n int64, max time.Duration) time.Duration {
+	switch {
+	case n < 0:
+		return -time.Second
+	case n > int64(max/time.Second):
+		return max + time.Second
+	}
+	return time.Duration(n) * time.Second
 }
 
 // checkGrace returns ErrBadGrace for a grace outside 0…MaxGracePeriod.

@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
-	"time"
 
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -61,7 +60,7 @@ func decodeRateLimit(dec *json.Decoder) (*apikey.RateLimit, error) {
 			period = true
 			var n int64
 			n, err = decodeInteger("rate_limit.period_seconds", raw)
-			l.Period = secondsOrOutOfRange(n, apikey.MaxRateLimitPeriod)
+			l.Period = apikey.SecondsUpTo(n, apikey.MaxRateLimitPeriod)
 		default:
 			return errUnknownMember("rate_limit", name)
 		}
@@ -189,16 +188,4 @@ func decodeInteger(field string, raw json.RawMessage) (int64, error) {
 		return math.MaxInt64, nil
 	}
 	return 0, apperr.Errorf(apperr.InvalidRequest, "%s must be an integer", field)
-}
-
-// secondsOrOutOfRange is n seconds, or, when n is outside 0…max, a duration
-// just past max (or negative) that the service refuses, without overflow.
-func secondsOrOutOfRange(n int64, max time.Duration) time.Duration {
-	switch {
-	case n < 0:
-		return -time.Second
-	case n > int64(max/time.Second):
-		return max + time.Second
-	}
-	return time.Duration(n) * time.Second
 }
