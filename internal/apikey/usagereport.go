@@ -276,23 +276,3 @@ func (s *Service) PruneCounts(ctx context.Context) (int, error) {
 		}
 	}
 }
-
-// pruneEvery is how often RunCountPruner prunes.
-const pruneEvery = 10 * time.Minute
-
-// RunCountPruner prunes usage counts now and then every pruneEvery until
-// ctx is done.
-func (s *Service) RunCountPruner(ctx context.Context, warn func(msg string, args ...any)) {
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		if _, err := s.PruneCounts(ctx); err != nil && ctx.Err() == nil {
-			warn("usage count retention failed", "err", err)
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-	}
-}

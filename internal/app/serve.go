@@ -26,6 +26,27 @@ type Listening struct {
 // Serve is told to stop.
 const shutdownGrace = 30 * time.Second
 
+// pruneEvery is how often the retention jobs (AUDIT_RETENTION,
+// USAGE_RETENTION) delete what is past its time.
+const pruneEvery = 10 * time.Minute
+
+// prunePeriodically calls prune, a retention job named what, now and then
+// every pruneEvery until ctx is done, logging its failures.
+func prunePeriodically(ctx context.Context, what string, prune func(context.Context) (int, error), log *slog.Logger) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if _, err := prune(ctx); err != nil && ctx.Err() == nil {
+			log.Warn(what+" failed", "err", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // Serve runs apikeyd until ctx is done, then shuts down gracefully: in-flight
 // requests finish and recorded key uses are written. ready, when not nil,
 // receives the listening addresses once the listeners are open.
@@ -55,8 +76,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready chan<
 	flushCtx, stopFlusher := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Keys.RunUsageFlusher(flushCtx, log) })
-	wg.Go(func() { a.Audit.RunPruner(flushCtx, log.Warn) })
-	wg.Go(func() { a.Keys.RunCountPruner(flushCtx, log.Warn) })
+	wg.Go(func() { prunePeriodically(flushCtx, "audit retention", a.Audit.Prune, log) })
+	wg.Go(func() { prunePeriodically(flushCtx, "usage count retention", a.Keys.PruneCounts, log) })
 	if a.Webhooks != nil {
 		wg.Go(func() { a.Webhooks.Run(flushCtx) })
 	}

@@ -168,22 +168,3 @@ func (s *Service) Prune(ctx context.Context) (int, error) {
 		}
 	}
 }
-
-// pruneEvery is how often RunPruner prunes.
-const pruneEvery = 10 * time.Minute
-
-// RunPruner prunes now and then every pruneEvery until ctx is done.
-func (s *Service) RunPruner(ctx context.Context, warn func(msg string, args ...any)) {
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		if _, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
-			warn("audit retention failed", "err", err)
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
