@@ -141,9 +141,6 @@ func principalOf(k APIKey) Principal {
 	p := Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID, Scopes: k.Scopes}
 	if !k.Policy.isZero() {
 		p.Policy = &KeyPolicy{Policy: k.Policy, Lineage: k.Lineage}
-		if p.Policy.Lineage == "" {
-			p.Policy.Lineage = k.ID
-		}
 	}
 	return p
 }
