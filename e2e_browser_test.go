@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/config"
+	"github.com/apikeyd/apikeyd/internal/testenv"
 )
 
 // TestBrowser runs the browser tests of web/e2e (node:test driving Debian's
@@ -122,36 +123,23 @@ func (e *testEnv) checkingProxy() string {
 	return proxy.URL
 }
 
-// toolMissing returns the function that stops a test of what when a tool it
-// needs is missing: a skip, but a failure under CI, where everything must run.
-func toolMissing(t *testing.T, what string) func(problem, fix string) {
-	return func(problem, fix string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: under CI %s must run; %s (./scripts/test does this)", problem, what, fix)
-		}
-		t.Skipf("%s; %s, or run ./scripts/test, which does", problem, fix)
-	}
-}
-
 // browserTools finds node and chromium and checks that playwright-core is
 // installed, skipping the test (failing it under CI) when one is missing.
 func browserTools(t *testing.T) (node, chromium string) {
 	t.Helper()
-	missing := toolMissing(t, "the browser tests")
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing("node not found", "install Node.js (apt-get install nodejs npm)")
+		testenv.Missing(t, "node not found", "install Node.js (apt-get install nodejs npm)")
 	}
 	chromium = os.Getenv("CHROMIUM_PATH")
 	if chromium == "" {
 		chromium = "chromium"
 	}
 	if chromium, err = exec.LookPath(chromium); err != nil {
-		missing("chromium not found (set CHROMIUM_PATH or put chromium on PATH)", "apt-get install chromium")
+		testenv.Missing(t, "chromium not found (set CHROMIUM_PATH or put chromium on PATH)", "apt-get install chromium")
 	}
 	if _, err := os.Stat(filepath.Join("web", "e2e", "node_modules", "playwright-core", "package.json")); err != nil {
-		missing("playwright-core is not installed in web/e2e", "run npm ci in web/e2e")
+		testenv.Missing(t, "playwright-core is not installed in web/e2e", "run npm ci in web/e2e")
 	}
 	return node, chromium
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/apikeyd/apikeyd/internal/config"
+	"github.com/apikeyd/apikeyd/internal/testenv"
 )
 
 // GraphQL over HTTP, to the letter (docs/graphql.md): the media type of
@@ -78,13 +79,12 @@ func TestGraphQLOverHTTPAudit(t *testing.T) {
 // web/e2e, skipping the test (failing it under CI) when one is missing.
 func auditTools(t *testing.T) (node string) {
 	t.Helper()
-	missing := toolMissing(t, "the GraphQL over HTTP audit")
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing("node not found", "install Node.js (apt-get install nodejs npm)")
+		testenv.Missing(t, "node not found", "install Node.js (apt-get install nodejs npm)")
 	}
 	if _, err := os.Stat(filepath.Join("web", "e2e", "node_modules", "graphql-http", "package.json")); err != nil {
-		missing("graphql-http is not installed in web/e2e", "run npm ci in web/e2e")
+		testenv.Missing(t, "graphql-http is not installed in web/e2e", "run npm ci in web/e2e")
 	}
 	return node
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apikey/apikeytest"
 	"github.com/apikeyd/apikeyd/internal/apitime"
 	"github.com/apikeyd/apikeyd/internal/config"
+	"github.com/apikeyd/apikeyd/internal/testenv"
 )
 
 // nginxBinary is where Debian's nginx (package nginx-light, or nginx)
@@ -90,10 +91,7 @@ func (u *upstreamRecorder) last() seenRequest {
 func startNginx(t *testing.T, apikeydPort, upstreamPort int) int {
 	t.Helper()
 	if _, err := os.Stat(nginxBinary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; under CI the nginx test must run (scripts/test installs nginx-light)", nginxBinary)
-		}
-		t.Skipf("%s is missing: install Debian's nginx-light, or run ./scripts/test", nginxBinary)
+		testenv.Missing(t, nginxBinary+" is missing", "install Debian's nginx-light")
 	}
 	example, err := os.ReadFile(filepath.Join("examples", "nginx", "apikeyd.conf"))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/apikeyd/apikeyd/internal/store"
+	"github.com/apikeyd/apikeyd/internal/testenv"
 )
 
 // PostgresEnv names the variable holding an admin DSN of a PostgreSQL server
@@ -54,10 +55,7 @@ func DSN(tb testing.TB, name string) string {
 func postgresDSN(tb testing.TB) string {
 	admin := os.Getenv(PostgresEnv)
 	if admin == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("%s is not set: under CI the PostgreSQL tests must run (use ./scripts/test)", PostgresEnv)
-		}
-		tb.Skipf("%s is not set; run ./scripts/test to test on PostgreSQL", PostgresEnv)
+		testenv.Missing(tb, PostgresEnv+" is not set", "point it at a PostgreSQL the tests may create databases in")
 	}
 	u, err := url.Parse(admin)
 	if err != nil {

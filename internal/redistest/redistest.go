@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/apikeyd/apikeyd/internal/testenv"
 )
 
 // Variables ./scripts/test sets.
@@ -35,10 +37,7 @@ func URL(tb testing.TB) *url.URL {
 	tb.Helper()
 	v := os.Getenv(URLEnv)
 	if v == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("%s is not set: under CI the Redis tests must run (use ./scripts/test)", URLEnv)
-		}
-		tb.Skipf("%s is not set; run ./scripts/test to test with Redis", URLEnv)
+		testenv.Missing(tb, URLEnv+" is not set", "start a Redis the tests may write to and set it")
 	}
 	u, err := url.Parse(v)
 	if err != nil {
