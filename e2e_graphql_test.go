@@ -1203,7 +1203,7 @@ func TestGraphQLErrorsHideInternals(t *testing.T) {
 // panickingStore is a Store whose every listing panics.
 type panickingStore struct{ apikey.Store }
 
-func (panickingStore) ListKeys(context.Context, string) ([]apikey.APIKey, error) {
+func (panickingStore) ListKeys(context.Context, apikey.Owner) ([]apikey.APIKey, error) {
 	panic("store exploded: detail-4711")
 }
 

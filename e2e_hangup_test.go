@@ -19,7 +19,7 @@ type stallingStore struct {
 	started chan struct{}
 }
 
-func (s stallingStore) ListKeys(ctx context.Context, _ string) ([]apikey.APIKey, error) {
+func (s stallingStore) ListKeys(ctx context.Context, _ apikey.Owner) ([]apikey.APIKey, error) {
 	s.started <- struct{}{}
 	<-ctx.Done()
 	return nil, ctx.Err()

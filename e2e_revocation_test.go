@@ -12,6 +12,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/app"
 	"github.com/apikeyd/apikeyd/internal/clocktest"
 	"github.com/apikeyd/apikeyd/internal/config"
@@ -267,7 +268,7 @@ func TestLastUseBeforeShutdownIsWritten(t *testing.T) {
 				t.Fatalf("serve: %v", err)
 			}
 
-			keys, err := store.New(dbtest.OpenDSN(t, dsn), store.Config{}).ListKeys(context.Background(), "alice")
+			keys, err := store.New(dbtest.OpenDSN(t, dsn), store.Config{}).ListKeys(context.Background(), apikey.UserOwner("alice"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,8 +14,13 @@ import (
 
 // APIKey is a key as its owner may see it. The secret is never part of it.
 type APIKey struct {
-	ID         string
-	UserID     string
+	ID string
+	// UserID is the user who made the key (created_by): for a personal
+	// key, also its owner.
+	UserID string
+	// OrgID is the organisation that owns the key; empty for a personal
+	// key (see Owner).
+	OrgID      string
 	KeyPrefix  string // the key prefix and the first four secret characters
 	Name       *string
 	CreatedAt  time.Time
@@ -135,24 +140,32 @@ type KeyUpdate struct {
 // an unreachable database is apperr.ServerBusy; anything else is returned as is
 // and shown to clients as an internal error.
 type Store interface {
-	// CreateKey inserts k unless the user already has max unrevoked keys
-	// (rolled keys whose grace ended by k.CreatedAt do not count),
-	// atomically with respect to other CreateKey calls for the same user.
-	// Returns apperr.KeyLimitReached when the limit is reached. k.Event
-	// is recorded in the same transaction.
+	// CreateKey inserts k unless its owner (k.Owner()) already has max
+	// unrevoked keys (rolled keys whose grace ended by k.CreatedAt do not
+	// count; a user's count is of their personal keys only), atomically
+	// with respect to other CreateKey calls for the same owner. Returns
+	// apperr.KeyLimitReached when the limit is reached, and
+	// apperr.NotFound when k.OrgID names no organisation (or a deleted
+	// one). k.Event is recorded in the same transaction.
+	//
+	// Every method below that takes an owner acts only on that owner's
+	// keys: a user's personal keys, or an organisation's keys.
 	CreateKey(ctx context.Context, k NewKey, max int) error
-	// ListKeys returns the user's unrevoked keys, newest first (rolled
+	// ListKeys returns the owner's unrevoked keys, newest first (rolled
 	// keys included, even past their grace: the caller drops those).
-	ListKeys(ctx context.Context, userID string) ([]APIKey, error)
-	// RevokeKey sets revoked_at on the user's unrevoked key id in one
+	ListKeys(ctx context.Context, owner Owner) ([]APIKey, error)
+	// KeyOwner returns the owner of the unrevoked key id, or
+	// apperr.NotFound.
+	KeyOwner(ctx context.Context, id string) (Owner, error)
+	// RevokeKey sets revoked_at on the owner's unrevoked key id in one
 	// conditional update and returns the key's hash (hex SHA-256). A store
 	// shared by several servers tells the others, with the hash, once the
 	// revocation is committed. ev, given the key's id and prefix, is
 	// recorded in the same transaction, only by the call that changed the
 	// row. Returns apperr.NotFound when no row changed (among others, for a
 	// rolled key whose grace ended by at).
-	RevokeKey(ctx context.Context, userID, id string, at time.Time, ev audit.Event) (hash string, err error)
-	// RollKey replaces the user's unrevoked key id by next, in one
+	RevokeKey(ctx context.Context, owner Owner, id string, at time.Time, ev audit.Event) (hash string, err error)
+	// RollKey replaces the owner's unrevoked key id by next, in one
 	// transaction. next is inserted (regardless of the key limit) with the
 	// old key's settings copied into it (see copySettings in the store: name,
 	// expires_at, and every setting a key gains later); only its identity,
@@ -167,9 +180,9 @@ type Store interface {
 	// are recorded in the same transaction.
 	// Returns apperr.KeyAlreadyRolled when the key was rolled before (exactly
 	// one of concurrent rolls of a key succeeds) and apperr.NotFound when the
-	// user has no such unrevoked key.
-	RollKey(ctx context.Context, userID, id string, next NewKey, at, graceEnd time.Time, events []audit.Event) (created, previous APIKey, hash string, err error)
-	// UpdateKey changes the user's key id, which must be unrevoked and not
+	// owner has no such unrevoked key.
+	RollKey(ctx context.Context, owner Owner, id string, next NewKey, at, graceEnd time.Time, events []audit.Event) (created, previous APIKey, hash string, err error)
+	// UpdateKey changes the owner's key id, which must be unrevoked and not
 	// gone at at: in one transaction it reads the key with its row locked
 	// (policy and balance included) and calls change with it; change
 	// returns the update or an error that aborts (returned as is). The
@@ -178,7 +191,7 @@ type Store interface {
 	// prefix), and tells the other servers, with the key's hash (as
 	// RevokeKey does), once it commits. Returns the key as it now is and
 	// its hash (for this server's cache), or apperr.NotFound.
-	UpdateKey(ctx context.Context, userID, id string, at time.Time, change func(old APIKey) (KeyUpdate, error)) (APIKey, string, error)
+	UpdateKey(ctx context.Context, owner Owner, id string, at time.Time, change func(old APIKey) (KeyUpdate, error)) (APIKey, string, error)
 	// SpendCredits spends cost (0…MaxCost) from the balance of lineage at
 	// now, refilling it first when a refill fell due (a reset to the
 	// refill's amount when lower, at most once per refill time). Exact

@@ -17,9 +17,18 @@ const (
 
 // Principal is the caller of a request.
 type Principal struct {
+	// UserID is the signed-in user, or the owner of a personal key; empty
+	// for an organisation key, which acts for its organisation (OrgID).
 	UserID string
 	Method Method
 	KeyID  string // set when Method is MethodAPIKey
+	// OrgID is the organisation that owns the key, and CreatedBy the
+	// member who made it; both empty but for an organisation key.
+	OrgID     string
+	CreatedBy string
+	// Org is the organisation a login token acts for in identity-provider
+	// mode (ORG_CLAIM), with its role there; nil otherwise.
+	Org *OrgClaim
 	// Scopes are the key's scopes, sorted; nil when unrestricted (always
 	// for a login token). See Unrestricted and CheckScopes.
 	Scopes []string

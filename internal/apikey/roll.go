@@ -47,7 +47,7 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 	if grace == 0 {
 		events = append(events, audit.New(ctx, userID, audit.KeyRevoked, now))
 	}
-	created, previous, hash, err := s.store.RollKey(ctx, userID, uid, next, now, now.Add(grace), events)
+	created, previous, hash, err := s.store.RollKey(ctx, UserOwner(userID), uid, next, now, now.Add(grace), events)
 	if err != nil {
 		return Rolled{}, notFoundAs(err, errKeyNotFound)
 	}

@@ -202,7 +202,7 @@ func (s *Service) List(ctx context.Context) ([]APIKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.store.ListKeys(ctx, p.UserID)
+	keys, err := s.store.ListKeys(ctx, UserOwner(p.UserID))
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
 		return Revoked{}, err
 	}
 	at := s.timestamp()
-	hash, err := s.store.RevokeKey(ctx, userID, uid, at, audit.New(ctx, userID, audit.KeyRevoked, at))
+	hash, err := s.store.RevokeKey(ctx, UserOwner(userID), uid, at, audit.New(ctx, userID, audit.KeyRevoked, at))
 	if err != nil {
 		return Revoked{}, notFoundAs(err, errKeyNotFound)
 	}
@@ -298,7 +298,11 @@ func (s *Service) Key(ctx context.Context, p Principal) (*APIKey, error) {
 	if p.Method != MethodAPIKey {
 		return nil, nil
 	}
-	keys, err := s.store.ListKeys(ctx, p.UserID)
+	owner := UserOwner(p.UserID)
+	if p.OrgID != "" {
+		owner = OrgOwner(p.OrgID)
+	}
+	keys, err := s.store.ListKeys(ctx, owner)
 	if err != nil {
 		return nil, err
 	}

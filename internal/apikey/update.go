@@ -27,7 +27,7 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (APIKey
 		return APIKey{}, err
 	}
 	at := s.timestamp()
-	k, hash, err := s.store.UpdateKey(ctx, userID, uid, at, func(old APIKey) (KeyUpdate, error) {
+	k, hash, err := s.store.UpdateKey(ctx, UserOwner(userID), uid, at, func(old APIKey) (KeyUpdate, error) {
 		showBalance(&old, at) // the balance a change replaces is the one a spend would find
 		k := old
 		if in.Name.Set {

@@ -56,13 +56,13 @@ type CountStore interface {
 	// one statement whatever their number. Several servers add to the same
 	// rows: the sums are exact.
 	AddCounts(ctx context.Context, counts []HourCounts) error
-	// KeyCounts returns the hourly counts of the user's key id (revoked or
-	// not) whose hour is in [from, to), in hour order; hours without use
-	// are absent. Returns apperr.NotFound when the user has no key id.
-	KeyCounts(ctx context.Context, userID, id string, from, to time.Time) ([]HourCounts, error)
-	// UserCounts returns the hourly counts in [from, to) of every
-	// unrevoked key of the user, in any order.
-	UserCounts(ctx context.Context, userID string, from, to time.Time) ([]HourCounts, error)
+	// KeyCounts returns the hourly counts of the owner's key id (revoked
+	// or not) whose hour is in [from, to), in hour order; hours without
+	// use are absent. Returns apperr.NotFound when the owner has no key id.
+	KeyCounts(ctx context.Context, owner Owner, id string, from, to time.Time) ([]HourCounts, error)
+	// OwnerCounts returns the hourly counts in [from, to) of every
+	// unrevoked key of the owner, in any order.
+	OwnerCounts(ctx context.Context, owner Owner, from, to time.Time) ([]HourCounts, error)
 	// PruneCounts deletes the counts of the oldest hour before cutoff
 	// and returns how many rows it deleted (0: none left before cutoff).
 	PruneCounts(ctx context.Context, cutoff time.Time) (int, error)

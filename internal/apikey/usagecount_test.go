@@ -249,13 +249,13 @@ func (s *recordingStore) AddCounts(context.Context, []apikey.HourCounts) error {
 	return nil
 }
 
-func (s *recordingStore) KeyCounts(context.Context, string, string, time.Time, time.Time) ([]apikey.HourCounts, error) {
+func (s *recordingStore) KeyCounts(context.Context, apikey.Owner, string, time.Time, time.Time) ([]apikey.HourCounts, error) {
 	s.record("KeyCounts")
 	return nil, nil
 }
 
-func (s *recordingStore) UserCounts(context.Context, string, time.Time, time.Time) ([]apikey.HourCounts, error) {
-	s.record("UserCounts")
+func (s *recordingStore) OwnerCounts(context.Context, apikey.Owner, time.Time, time.Time) ([]apikey.HourCounts, error) {
+	s.record("OwnerCounts")
 	return nil, nil
 }
 

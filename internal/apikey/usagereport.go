@@ -139,7 +139,7 @@ func (s *Service) KeyUsage(ctx context.Context, id string, r UsageRange) (Usage,
 	if err != nil {
 		return Usage{}, err
 	}
-	hours, err := s.store.KeyCounts(ctx, userID, uid, sp.from, sp.to)
+	hours, err := s.store.KeyCounts(ctx, UserOwner(userID), uid, sp.from, sp.to)
 	if err != nil {
 		return Usage{}, notFoundAs(err, errKeyNotFound)
 	}
@@ -164,7 +164,7 @@ func (s *Service) UsageSummary(ctx context.Context, r UsageRange) (UsageSummary,
 	if err != nil {
 		return UsageSummary{}, err
 	}
-	hours, err := s.store.UserCounts(ctx, p.UserID, sp.from, sp.to)
+	hours, err := s.store.OwnerCounts(ctx, UserOwner(p.UserID), sp.from, sp.to)
 	if err != nil {
 		return UsageSummary{}, err
 	}
@@ -208,7 +208,7 @@ func (s *Service) ListedKeyUsage(ctx context.Context, id string, r UsageRange) (
 		b = &usageBatch{}
 	}
 	byKey, err := b.load(sp, func() ([]HourCounts, error) {
-		return s.store.UserCounts(ctx, p.UserID, sp.from, sp.to)
+		return s.store.OwnerCounts(ctx, UserOwner(p.UserID), sp.from, sp.to)
 	})
 	if err != nil {
 		return nil, err

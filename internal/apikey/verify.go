@@ -139,6 +139,9 @@ func (s *Service) authenticate(ctx context.Context, key string) (Principal, time
 // has one.
 func principalOf(k APIKey) Principal {
 	p := Principal{UserID: k.UserID, Method: MethodAPIKey, KeyID: k.ID, Scopes: k.Scopes}
+	if k.OrgID != "" {
+		p.UserID, p.OrgID, p.CreatedBy = "", k.OrgID, k.UserID
+	}
 	if !k.Policy.isZero() {
 		p.Policy = &KeyPolicy{Policy: k.Policy, Lineage: k.Lineage}
 	}

@@ -33,22 +33,22 @@ func (s *recordingStore) CreateKey(context.Context, apikey.NewKey, int) error {
 	return nil
 }
 
-func (s *recordingStore) ListKeys(context.Context, string) ([]apikey.APIKey, error) {
+func (s *recordingStore) ListKeys(context.Context, apikey.Owner) ([]apikey.APIKey, error) {
 	s.record("ListKeys")
 	return nil, nil
 }
 
-func (s *recordingStore) RevokeKey(context.Context, string, string, time.Time, audit.Event) (string, error) {
+func (s *recordingStore) RevokeKey(context.Context, apikey.Owner, string, time.Time, audit.Event) (string, error) {
 	s.record("RevokeKey")
 	return "", nil
 }
 
-func (s *recordingStore) RollKey(context.Context, string, string, apikey.NewKey, time.Time, time.Time, []audit.Event) (apikey.APIKey, apikey.APIKey, string, error) {
+func (s *recordingStore) RollKey(context.Context, apikey.Owner, string, apikey.NewKey, time.Time, time.Time, []audit.Event) (apikey.APIKey, apikey.APIKey, string, error) {
 	s.record("RollKey")
 	return apikey.APIKey{}, apikey.APIKey{}, "", nil
 }
 
-func (s *recordingStore) UpdateKey(context.Context, string, string, time.Time, func(apikey.APIKey) (apikey.KeyUpdate, error)) (apikey.APIKey, string, error) {
+func (s *recordingStore) UpdateKey(context.Context, apikey.Owner, string, time.Time, func(apikey.APIKey) (apikey.KeyUpdate, error)) (apikey.APIKey, string, error) {
 	s.record("UpdateKey")
 	return apikey.APIKey{}, "", nil
 }
@@ -139,4 +139,9 @@ func TestVerifyChecksTheKeyBeforeTheStore(t *testing.T) {
 			t.Error("the store was given the key itself")
 		}
 	}
+}
+
+func (s *recordingStore) KeyOwner(context.Context, string) (apikey.Owner, error) {
+	s.record("KeyOwner")
+	return apikey.Owner{}, apperr.New(apperr.NotFound, "no key")
 }

@@ -40,8 +40,12 @@ const MaxUserAgent = 255
 
 // Event is one recorded change.
 type Event struct {
-	ID         string // a UUIDv7: ids sort in the order events were made
-	UserID     string // whose log it belongs to
+	ID     string // a UUIDv7: ids sort in the order events were made
+	UserID string // whose log it belongs to
+	// OrgID is the organisation whose log the event is also in: set on
+	// the events of an organisation, its members, invitations and keys;
+	// empty for a personal event.
+	OrgID      string
 	Action     string
 	OccurredAt time.Time
 	ActorType  string

@@ -18,6 +18,7 @@ type eventRow struct {
 
 	ID         string    `bun:"id,pk"`
 	UserID     string    `bun:"user_id,notnull"`
+	OrgID      *string   `bun:"org_id"`
 	Action     string    `bun:"action,notnull"`
 	OccurredAt time.Time `bun:"occurred_at,notnull"`
 	ActorType  string    `bun:"actor_type,notnull"`
@@ -33,6 +34,7 @@ func (r *eventRow) domain() (audit.Event, error) {
 	ev := audit.Event{
 		ID:         r.ID,
 		UserID:     r.UserID,
+		OrgID:      deref(r.OrgID),
 		Action:     r.Action,
 		OccurredAt: r.OccurredAt.UTC(),
 		ActorType:  r.ActorType,
@@ -82,6 +84,7 @@ func (s *Store) RecordEvent(ctx context.Context, db bun.IDB, ev audit.Event) err
 	row := &eventRow{
 		ID:         ev.ID,
 		UserID:     ev.UserID,
+		OrgID:      nullable(ev.OrgID),
 		Action:     ev.Action,
 		OccurredAt: ev.OccurredAt.UTC(),
 		ActorType:  ev.ActorType,

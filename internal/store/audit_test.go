@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
@@ -46,7 +47,7 @@ func TestAuditEvents(t *testing.T) {
 			if err := s.CreateKey(ctx, k, 100); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.RevokeKey(ctx, "alice", k.ID, base, eventOf("alice", audit.KeyRevoked, base)); err != nil {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("alice"), k.ID, base, eventOf("alice", audit.KeyRevoked, base)); err != nil {
 				t.Fatal(err)
 			}
 			evs := allEvents(t, s, "alice")
@@ -73,7 +74,7 @@ func TestAuditEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := s.RevokeKey(ctx, "bob", "00000000-0000-0000-0000-000000000000", base, eventOf("bob", audit.KeyRevoked, base)); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("bob"), "00000000-0000-0000-0000-000000000000", base, eventOf("bob", audit.KeyRevoked, base)); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("revoke unknown: %v", err)
 			}
 			if evs := allEvents(t, s, "bob"); len(evs) != 1 || evs[0].Action != audit.KeyCreated {
@@ -89,7 +90,7 @@ func TestAuditEvents(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 12 {
 				wg.Go(func() {
-					_, err := s.RevokeKey(ctx, "carol", k.ID, base, eventOf("carol", audit.KeyRevoked, base))
+					_, err := s.RevokeKey(ctx, apikey.UserOwner("carol"), k.ID, base, eventOf("carol", audit.KeyRevoked, base))
 					if err != nil && apperr.CodeOf(err) != apperr.NotFound {
 						t.Errorf("revoke: %v", err)
 					}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -40,7 +41,7 @@ func TestCorruptRowIsNamed(t *testing.T) {
 			}
 			corrupt(t, "UPDATE api_keys SET scopes = 'not json' WHERE id = ?", k.ID)
 			row := "api_keys row " + k.ID + ": scopes"
-			_, err := s.ListKeys(ctx, "alice")
+			_, err := s.ListKeys(ctx, apikey.UserOwner("alice"))
 			wantNamed(t, "list", err, row)
 			_, err = s.FindKeyByHash(ctx, k.Hash)
 			wantNamed(t, "verification lookup", err, row)
@@ -53,7 +54,7 @@ func TestCorruptRowIsNamed(t *testing.T) {
 			}
 			corrupt(t, `UPDATE api_keys SET allowed_ips = '["10.0.0.0/33"]' WHERE id = ?`, k.ID)
 			row := "api_keys row " + k.ID + ": allowed_ips"
-			_, err := s.ListKeys(ctx, "bob")
+			_, err := s.ListKeys(ctx, apikey.UserOwner("bob"))
 			wantNamed(t, "list", err, row)
 			_, err = s.FindKeyByHash(ctx, k.Hash)
 			wantNamed(t, "verification lookup", err, row)
@@ -78,7 +79,7 @@ func TestCorruptRowIsNamed(t *testing.T) {
 					t.Fatal(err)
 				}
 				corrupt(t, "UPDATE api_keys SET expires_at = 'someday' WHERE id = ?", k.ID)
-				_, err := s.ListKeys(ctx, "dave")
+				_, err := s.ListKeys(ctx, apikey.UserOwner("dave"))
 				wantNamed(t, "list", err, "api_keys row "+k.ID)
 				_, err = s.FindKeyByHash(ctx, k.Hash)
 				wantNamed(t, "verification lookup", err, "api_keys row "+k.ID)

@@ -244,7 +244,7 @@ func TestSpendCredits(t *testing.T) {
 			old.Credits = refillingAt(old.Credits, base)
 			next, _ := newKey(t, "roller", base)
 			next.Lineage = next.ID // as the service makes it: the roll replaces it
-			created, previous, _, err := s.RollKey(ctx, "roller", old.ID, next, base, base.Add(time.Hour), nil)
+			created, previous, _, err := s.RollKey(ctx, apikey.UserOwner("roller"), old.ID, next, base, base.Add(time.Hour), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,7 +255,7 @@ func TestSpendCredits(t *testing.T) {
 				t.Errorf("policies after the roll: new %s, old %s; want both %s", show(created.Policy), show(previous.Policy), show(old.Policy))
 			}
 			expect(t, created.Lineage, spend{4, base, 6, true})
-			keys, err := s.ListKeys(ctx, "roller")
+			keys, err := s.ListKeys(ctx, apikey.UserOwner("roller"))
 			if err != nil || len(keys) != 2 {
 				t.Fatalf("list: %+v, %v", keys, err)
 			}

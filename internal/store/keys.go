@@ -34,7 +34,8 @@ type keyRow struct {
 	bun.BaseModel `bun:"table:api_keys"`
 
 	ID         string     `bun:"id,pk"`
-	UserID     string     `bun:"user_id,notnull"`
+	UserID     string     `bun:"user_id,notnull"` // who made the key; its owner unless OrgID is set
+	OrgID      *string    `bun:"org_id"`          // the owning organisation; NULL: a personal key
 	KeyHash    string     `bun:"key_hash,notnull"`
 	KeyPrefix  string     `bun:"key_prefix,notnull"`
 	Name       *string    `bun:"name"`
@@ -68,7 +69,7 @@ type keyRow struct {
 var (
 	keyColumns    = keyRowColumns(func(name string) bool { return name != "key_hash" })
 	listColumns   = keyRowColumns(func(name string) bool { return name != "key_hash" && name != "revoked_at" })
-	lookupColumns = keyRowColumnsNamed("id", "user_id", "key_prefix", "created_at", "expires_at", "revoked_at", "scopes",
+	lookupColumns = keyRowColumnsNamed("id", "user_id", "org_id", "key_prefix", "created_at", "expires_at", "revoked_at", "scopes",
 		"lineage_id", "disabled", "rate_limit", "rate_period_seconds", "allowed_ips", "meta")
 )
 
@@ -218,6 +219,7 @@ func newKeyRow(k apikey.NewKey) *keyRow {
 	r := &keyRow{
 		ID:         k.ID,
 		UserID:     k.UserID,
+		OrgID:      nullable(k.OrgID),
 		KeyHash:    k.Hash,
 		KeyPrefix:  k.KeyPrefix,
 		Name:       k.Name,
@@ -264,6 +266,7 @@ func (r *keyRow) domain() apikey.APIKey {
 	k := apikey.APIKey{
 		ID:         r.ID,
 		UserID:     r.UserID,
+		OrgID:      deref(r.OrgID),
 		KeyPrefix:  r.KeyPrefix,
 		Name:       r.Name,
 		CreatedAt:  r.CreatedAt,
@@ -416,6 +419,7 @@ type Store struct {
 	db            *bun.DB
 	findKeyByHash *statement
 	listKeys      *statement
+	listOrgKeys   *statement
 	spendCredits  *statement
 	readCredits   *statement
 
@@ -440,7 +444,8 @@ func New(db *bun.DB, cfg Config) *Store {
 	return &Store{
 		db:            db,
 		findKeyByHash: newStatement(db, findKeyByHashQuery),
-		listKeys:      newStatement(db, listKeysQuery),
+		listKeys:      newStatement(db, listKeysQuery(apikey.OwnerUser)),
+		listOrgKeys:   newStatement(db, listKeysQuery(apikey.OwnerOrg)),
 		spendCredits:  newStatement(db, spendCreditsQuery),
 		readCredits:   newStatement(db, readCreditsQuery),
 		queue:         cfg.Queue,
@@ -450,22 +455,33 @@ func New(db *bun.DB, cfg Config) *Store {
 
 // CreateKey implements apikey.Store, inserting the key and, when it has
 // credits, its lineage's balance. The count and the inserts run in one
-// transaction that holds a per-user lock (PostgreSQL: an advisory lock;
+// transaction that holds a per-owner lock (PostgreSQL: an advisory lock;
 // SQLite: the database write lock, taken at BEGIN IMMEDIATE), so concurrent
-// creates cannot together exceed max.
+// creates cannot together exceed max. An organisation key's organisation
+// is read in the same transaction (PostgreSQL: FOR SHARE, so that a
+// concurrent deletion waits for the key and then revokes it too).
 func (s *Store) CreateKey(ctx context.Context, k apikey.NewKey, max int) error {
 	row := newKeyRow(k)
+	owner := k.Owner()
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if IsPostgresDB(tx) {
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", k.UserID); err != nil {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", ownerLock(owner)); err != nil {
 				return err
 			}
 		}
-		n, err := activeKeys(tx, k.UserID).Where(notGone, k.CreatedAt).Count(ctx)
+		if owner.Type == apikey.OwnerOrg {
+			if err := lockLiveOrg(ctx, tx, owner.ID); err != nil {
+				return err
+			}
+		}
+		n, err := activeKeys(tx, owner).Where(notGone, k.CreatedAt).Count(ctx)
 		if err != nil {
 			return err
 		}
 		if n >= int64(max) {
+			if owner.Type == apikey.OwnerOrg {
+				return apperr.Errorf(apperr.KeyLimitReached, "this organisation already has %d active API keys; revoke one first", max)
+			}
 			return apperr.Errorf(apperr.KeyLimitReached, "you already have %d active API keys; revoke one first", max)
 		}
 		if _, err = tx.NewInsert().Model(row).Exec(ctx); err != nil {
@@ -511,17 +527,37 @@ func InsertKeys(ctx context.Context, db bun.IDB, keys []apikey.NewKey) error {
 // or its grace has not ended (a rolled key always has an expires_at).
 const notGone = "(replaced_by IS NULL OR expires_at > ?)"
 
-// activeKeys selects a user's unrevoked keys.
-func activeKeys(db bun.IDB, userID string) *bun.SelectQuery {
+// activeKeys selects an owner's unrevoked keys.
+func activeKeys(db bun.IDB, owner apikey.Owner) *bun.SelectQuery {
+	cond, arg := ownedBy("", owner)
 	return db.NewSelect().Model((*keyRow)(nil)).
-		Where("user_id = ?", userID).
+		Where(cond, arg).
 		Where("revoked_at IS NULL")
+}
+
+// KeyOwner implements apikey.Store.
+func (s *Store) KeyOwner(ctx context.Context, id string) (apikey.Owner, error) {
+	var r keyRow
+	err := s.db.NewSelect().Model(&r).Column("user_id", "org_id").
+		Where("id = ?", id).Where("revoked_at IS NULL").Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apikey.Owner{}, errNotFound
+	}
+	if err != nil {
+		return apikey.Owner{}, translate(err)
+	}
+	k := apikey.APIKey{UserID: r.UserID, OrgID: deref(r.OrgID)}
+	return k.Owner(), nil
 }
 
 // ListKeys implements apikey.Store with a prepared statement, each key
 // with its lineage's balance.
-func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, error) {
-	rows, err := s.listKeys.query(ctx, userID)
+func (s *Store) ListKeys(ctx context.Context, owner apikey.Owner) ([]apikey.APIKey, error) {
+	list := s.listKeys
+	if owner.Type == apikey.OwnerOrg {
+		list = s.listOrgKeys
+	}
+	rows, err := list.query(ctx, owner.ID)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -554,12 +590,13 @@ func (s *Store) ListKeys(ctx context.Context, userID string) ([]apikey.APIKey, e
 // publishes the hash on RevocationChannel (pg_notify in a data-modifying
 // WITH query), delivered to every listening server when, and only if, the
 // revocation commits.
-func (s *Store) RevokeKey(ctx context.Context, userID, id string, at time.Time, ev audit.Event) (string, error) {
+func (s *Store) RevokeKey(ctx context.Context, owner apikey.Owner, id string, at time.Time, ev audit.Event) (string, error) {
+	cond, arg := ownedBy("", owner)
 	return s.revoke(ctx, ev, func(db bun.IDB) *bun.UpdateQuery {
 		return db.NewUpdate().Model((*keyRow)(nil)).
 			Set("revoked_at = ?", at).
 			Where("id = ?", id).
-			Where("user_id = ?", userID).
+			Where(cond, arg).
 			Where("revoked_at IS NULL").
 			Where(notGone, at)
 	})

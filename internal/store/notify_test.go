@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -93,7 +94,7 @@ func revoke(t *testing.T, s *store.Store, user string) string {
 	if err := s.CreateKey(ctx, k, 100); err != nil {
 		t.Fatal(err)
 	}
-	hash, err := s.RevokeKey(ctx, user, k.ID, time.Now(), audit.Event{})
+	hash, err := s.RevokeKey(ctx, apikey.UserOwner(user), k.ID, time.Now(), audit.Event{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestRevocationListener(t *testing.T) {
 	t.Run("RevocationArrives", func(t *testing.T) {
 		// A revoke that finds nothing publishes nothing: the next
 		// notification is the real revocation's.
-		if _, err := writer.RevokeKey(ctx, "nobody", "00000000-0000-0000-0000-000000000000", time.Now(), audit.Event{}); err == nil {
+		if _, err := writer.RevokeKey(ctx, apikey.UserOwner("nobody"), "00000000-0000-0000-0000-000000000000", time.Now(), audit.Event{}); err == nil {
 			t.Fatal("revoking an unknown key succeeded")
 		}
 		hash := revoke(t, writer, "alice")

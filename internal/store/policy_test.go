@@ -77,7 +77,7 @@ func TestPolicyRoundTrip(t *testing.T) {
 				if c := found.Credits; c != nil && !c.RefillAt.Equal(k.Credits.RefillAt) {
 					t.Errorf("FindKeyByHash: next refill %v, want %v", c.RefillAt, k.Credits.RefillAt)
 				}
-				listed, err := s.ListKeys(ctx, user)
+				listed, err := s.ListKeys(ctx, apikey.UserOwner(user))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -150,7 +150,7 @@ func TestPolicyMigration(t *testing.T) {
 		check := func(t *testing.T) {
 			t.Helper()
 			s := store.New(db, store.Config{})
-			listed, err := s.ListKeys(ctx, "legacy")
+			listed, err := s.ListKeys(ctx, apikey.UserOwner("legacy"))
 			if err != nil {
 				t.Fatal(err)
 			}

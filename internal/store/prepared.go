@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/apikeyd/apikeyd/internal/apikey"
 )
 
 // The queries of the hot paths: a verification that misses the cache, a
@@ -24,9 +26,6 @@ var (
 	findKeyByHashQuery = `SELECT ` + lookupColumns.of("k") + `, ` + creditColumns + `
 FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
 WHERE k.key_hash = ? LIMIT 1`
-	listKeysQuery = `SELECT ` + listColumns.of("k") + `, ` + creditColumns + `
-FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
-WHERE k.user_id = ? AND k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id DESC`
 	// spendCreditsQuery is SpendCredits' one statement in the common case:
 	// arguments cost, lineage, cost, now.
 	spendCreditsQuery = `UPDATE credit_balances SET remaining = remaining - ?
@@ -36,6 +35,15 @@ RETURNING remaining`
 	// nothing, or for a cost of 0.
 	readCreditsQuery = `SELECT remaining, refill_at FROM credit_balances WHERE lineage_id = ?`
 )
+
+// listKeysQuery lists the unrevoked keys of an owner of type t, whose id
+// is its argument.
+func listKeysQuery(t apikey.OwnerType) string {
+	cond, _ := ownedBy("k", apikey.Owner{Type: t})
+	return `SELECT ` + listColumns.of("k") + `, ` + creditColumns + `
+FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
+WHERE ` + cond + ` AND k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id DESC`
+}
 
 // statement is a query prepared on first use and kept; database/sql
 // prepares it again on each connection it runs on. A failure to prepare is

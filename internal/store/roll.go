@@ -17,6 +17,7 @@ import (
 // about the old one. It is the one place a roll copies settings: a column
 // added to api_keys that the owner sets is copied here.
 func copySettings(next, old *keyRow) {
+	next.OrgID = old.OrgID // an organisation's key stays the organisation's
 	next.Name = old.Name
 	next.ExpiresAt = old.ExpiresAt
 	next.Scopes = old.Scopes // as stored: the JSON array, or NULL (unrestricted)
@@ -35,10 +36,11 @@ func copySettings(next, old *keyRow) {
 // unrolled; the others wait for it and then find replaced_by set. The old
 // key is changed through updateAndNotify, as RevokeKey does, so the other
 // servers forget it (a grace of 0) or its old expiry (a grace) on commit.
-func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewKey, at, graceEnd time.Time, events []audit.Event) (created, previous apikey.APIKey, hash string, err error) {
+func (s *Store) RollKey(ctx context.Context, owner apikey.Owner, id string, next apikey.NewKey, at, graceEnd time.Time, events []audit.Event) (created, previous apikey.APIKey, hash string, err error) {
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var old keyRow
-		q := tx.NewSelect().Model(&old).Where("id = ?", id).Where("user_id = ?", userID)
+		cond, arg := ownedBy("", owner)
+		q := tx.NewSelect().Model(&old).Where("id = ?", id).Where(cond, arg)
 		if IsPostgresDB(tx) {
 			q = q.For("UPDATE")
 		}
@@ -59,7 +61,6 @@ func (s *Store) RollKey(ctx context.Context, userID, id string, next apikey.NewK
 		}
 
 		row := newKeyRow(next)
-		row.UserID = userID
 		copySettings(row, &old)
 		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 			return err

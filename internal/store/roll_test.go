@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
@@ -27,7 +28,7 @@ func TestRollKey(t *testing.T) {
 			}
 			next, _ := newKey(t, "rita", base.Add(time.Second))
 			at, end := base.Add(time.Second), base.Add(time.Hour)
-			created, prev, hash, err := s.RollKey(ctx, "rita", old.ID, next, at, end, nil)
+			created, prev, hash, err := s.RollKey(ctx, apikey.UserOwner("rita"), old.ID, next, at, end, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,24 +45,24 @@ func TestRollKey(t *testing.T) {
 			if err != nil || !found.ExpiresAt.Equal(end) || found.RevokedAt != nil {
 				t.Fatalf("old key as verified: %+v, %v", found, err)
 			}
-			keys, err := s.ListKeys(ctx, "rita")
+			keys, err := s.ListKeys(ctx, apikey.UserOwner("rita"))
 			if err != nil || len(keys) != 2 || keys[1].ReplacedBy == nil || keys[0].ReplacedBy != nil {
 				t.Fatalf("list after roll: %+v, %v", keys, err)
 			}
 
-			_, _, _, err = s.RollKey(ctx, "rita", old.ID, next, at, end, nil)
+			_, _, _, err = s.RollKey(ctx, apikey.UserOwner("rita"), old.ID, next, at, end, nil)
 			if apperr.CodeOf(err) != apperr.KeyAlreadyRolled {
 				t.Fatalf("second roll: %v, want KEY_ALREADY_ROLLED", err)
 			}
 			// Past the grace the old key is gone: not revocable, not renamable.
-			if _, err := s.RevokeKey(ctx, "rita", old.ID, end, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("rita"), old.ID, end, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("revoke after the grace: %v, want NOT_FOUND", err)
 			}
 			if _, err := rename(s, "rita", old.ID, nil, end); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("rename after the grace: %v, want NOT_FOUND", err)
 			}
 			// During it, it is.
-			if _, err := s.RevokeKey(ctx, "rita", old.ID, at, audit.Event{}); err != nil {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("rita"), old.ID, at, audit.Event{}); err != nil {
 				t.Fatalf("revoke during the grace: %v", err)
 			}
 		})
@@ -74,7 +75,7 @@ func TestRollKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			next, _ := newKey(t, "sam", base)
-			_, prev, _, err := s.RollKey(ctx, "sam", old.ID, next, base, base.Add(time.Hour), nil)
+			_, prev, _, err := s.RollKey(ctx, apikey.UserOwner("sam"), old.ID, next, base, base.Add(time.Hour), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,14 +91,14 @@ func TestRollKey(t *testing.T) {
 			}
 			next, _ := newKey(t, "tia", base)
 			// At the limit of one key, the roll still succeeds.
-			_, prev, _, err := s.RollKey(ctx, "tia", old.ID, next, base, base, nil)
+			_, prev, _, err := s.RollKey(ctx, apikey.UserOwner("tia"), old.ID, next, base, base, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if prev.RevokedAt == nil {
 				t.Fatal("a roll without grace did not revoke the old key")
 			}
-			keys, err := s.ListKeys(ctx, "tia")
+			keys, err := s.ListKeys(ctx, apikey.UserOwner("tia"))
 			if err != nil || len(keys) != 1 || keys[0].ID != next.ID {
 				t.Fatalf("list: %+v, %v", keys, err)
 			}
@@ -109,13 +110,13 @@ func TestRollKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			next, _ := newKey(t, "uma", base)
-			if _, _, _, err := s.RollKey(ctx, "someone-else", old.ID, next, base, base, nil); apperr.CodeOf(err) != apperr.NotFound {
+			if _, _, _, err := s.RollKey(ctx, apikey.UserOwner("someone-else"), old.ID, next, base, base, nil); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("another user's key: %v", err)
 			}
-			if _, err := s.RevokeKey(ctx, "uma", old.ID, base, audit.Event{}); err != nil {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("uma"), old.ID, base, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, _, err := s.RollKey(ctx, "uma", old.ID, next, base, base, nil); apperr.CodeOf(err) != apperr.NotFound {
+			if _, _, _, err := s.RollKey(ctx, apikey.UserOwner("uma"), old.ID, next, base, base, nil); apperr.CodeOf(err) != apperr.NotFound {
 				t.Fatalf("a revoked key: %v", err)
 			}
 		})
@@ -130,7 +131,7 @@ func TestRollKey(t *testing.T) {
 			for i := range codes {
 				wg.Go(func() {
 					next, _ := newKey(t, "vic", base)
-					_, _, _, err := s.RollKey(ctx, "vic", old.ID, next, base, base.Add(time.Hour), nil)
+					_, _, _, err := s.RollKey(ctx, apikey.UserOwner("vic"), old.ID, next, base, base.Add(time.Hour), nil)
 					codes[i] = apperr.CodeOf(err)
 				})
 			}
@@ -148,7 +149,7 @@ func TestRollKey(t *testing.T) {
 			if won != 1 {
 				t.Fatalf("%d rolls succeeded, want 1", won)
 			}
-			keys, err := s.ListKeys(ctx, "vic")
+			keys, err := s.ListKeys(ctx, apikey.UserOwner("vic"))
 			if err != nil || len(keys) != 2 {
 				t.Fatalf("list: %d keys, %v; want the old and one new", len(keys), err)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
 )
 
@@ -32,7 +33,7 @@ func TestStoreScopes(t *testing.T) {
 			if (got.Scopes == nil) != (want == nil) || !slices.Equal(got.Scopes, want) {
 				t.Errorf("FindKeyByHash: scopes %#v, want %#v", got.Scopes, want)
 			}
-			keys, err := s.ListKeys(ctx, "scoped")
+			keys, err := s.ListKeys(ctx, apikey.UserOwner("scoped"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -69,7 +69,7 @@ func TestStore(t *testing.T) {
 			if err := s.CreateKey(ctx, other, 100); err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.ListKeys(ctx, "alice")
+			got, err := s.ListKeys(ctx, apikey.UserOwner("alice"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,23 +127,23 @@ func TestStore(t *testing.T) {
 			if err := s.CreateKey(ctx, k, 100); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.RevokeKey(ctx, "mallory", k.ID, base, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("mallory"), k.ID, base, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("revoke by another user: %v, want NOT_FOUND", err)
 			}
-			hash, err := s.RevokeKey(ctx, "erin", k.ID, base, audit.Event{})
+			hash, err := s.RevokeKey(ctx, apikey.UserOwner("erin"), k.ID, base, audit.Event{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if hash != apikey.Hash(secret) {
 				t.Errorf("revoke returned hash %q, want the key's", hash)
 			}
-			if _, err := s.RevokeKey(ctx, "erin", k.ID, base, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("erin"), k.ID, base, audit.Event{}); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("second revoke: %v, want NOT_FOUND", err)
 			}
 			if got, err := s.FindKeyByHash(ctx, apikey.Hash(secret)); err != nil || got.RevokedAt == nil || !got.RevokedAt.Equal(base) {
 				t.Errorf("revoked key: %+v %v, want it with revoked_at %v", got, err, base)
 			}
-			keys, err := s.ListKeys(ctx, "erin")
+			keys, err := s.ListKeys(ctx, apikey.UserOwner("erin"))
 			if err != nil || len(keys) != 0 {
 				t.Errorf("list after revoke: %v %v", keys, err)
 			}
@@ -163,7 +163,7 @@ func TestStore(t *testing.T) {
 			if err := s.TouchKeys(ctx, []apikey.Use{{KeyID: k.ID, IP: "198.51.100.1"}}, base.Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
-			keys, err := s.ListKeys(ctx, "frank")
+			keys, err := s.ListKeys(ctx, apikey.UserOwner("frank"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,7 +184,7 @@ func TestStore(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 12 {
 				wg.Go(func() {
-					_, err := s.RevokeKey(ctx, "grace", k.ID, base, audit.Event{})
+					_, err := s.RevokeKey(ctx, apikey.UserOwner("grace"), k.ID, base, audit.Event{})
 					switch apperr.CodeOf(err) {
 					case "":
 						ok.Add(1)
@@ -220,7 +220,7 @@ func TestStore(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			keys, err := s.ListKeys(ctx, "heidi")
+			keys, err := s.ListKeys(ctx, apikey.UserOwner("heidi"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +238,7 @@ func TestStore(t *testing.T) {
 			if err := s.CreateKey(ctx, k2, 1); apperr.CodeOf(err) != apperr.KeyLimitReached {
 				t.Fatalf("second key: %v, want KEY_LIMIT_REACHED", err)
 			}
-			if _, err := s.RevokeKey(ctx, "ivan", k.ID, base, audit.Event{}); err != nil {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("ivan"), k.ID, base, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.CreateKey(ctx, k2, 1); err != nil {
@@ -260,7 +260,7 @@ func TestStore(t *testing.T) {
 			}
 			wg.Wait()
 			for u := range 8 {
-				keys, err := s.ListKeys(ctx, fmt.Sprintf("crowd-%d", u))
+				keys, err := s.ListKeys(ctx, apikey.UserOwner(fmt.Sprintf("crowd-%d", u)))
 				if err != nil || len(keys) != 8 {
 					t.Errorf("user %d: %d keys, %v", u, len(keys), err)
 				}
@@ -279,7 +279,7 @@ func TestMigrateDownAndUp(t *testing.T) {
 		if _, err := store.MigrateDown(ctx, db); err != nil {
 			t.Fatal(err)
 		}
-		_, err := store.New(db, store.Config{}).ListKeys(ctx, "alice")
+		_, err := store.New(db, store.Config{}).ListKeys(ctx, apikey.UserOwner("alice"))
 		if err == nil {
 			t.Fatal("api_keys still exists after down")
 		}
@@ -289,7 +289,7 @@ func TestMigrateDownAndUp(t *testing.T) {
 		if _, err := store.MigrateUp(ctx, db); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.New(db, store.Config{}).ListKeys(ctx, "alice"); err != nil {
+		if _, err := store.New(db, store.Config{}).ListKeys(ctx, apikey.UserOwner("alice")); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := store.New(db, store.Config{}).FindUserByEmail(ctx, "alice@example.com"); apperr.CodeOf(err) != apperr.NotFound {
@@ -344,7 +344,7 @@ func TestKeyRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(found, lookup) {
 			t.Errorf("FindKeyByHash:\n got %+v\nwant %+v", found, lookup)
 		}
-		listed, err := s.ListKeys(ctx, "alice")
+		listed, err := s.ListKeys(ctx, apikey.UserOwner("alice"))
 		if err != nil {
 			t.Fatal(err)
 		}

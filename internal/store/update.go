@@ -22,12 +22,12 @@ var updatedColumns = keyRowColumnsNamed("name", "disabled", "rate_limit", "rate_
 // update replaces and concurrent updates of a key apply one after the
 // other. The row is written through updateAndNotify, as RevokeKey does, so
 // the other servers forget the key, and its old policy, on commit.
-func (s *Store) UpdateKey(ctx context.Context, userID, id string, at time.Time, change func(old apikey.APIKey) (apikey.KeyUpdate, error)) (apikey.APIKey, string, error) {
+func (s *Store) UpdateKey(ctx context.Context, owner apikey.Owner, id string, at time.Time, change func(old apikey.APIKey) (apikey.KeyUpdate, error)) (apikey.APIKey, string, error) {
 	var key apikey.APIKey
 	var hash string
 	var ev audit.Event
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		old, err := lockKey(ctx, tx, userID, id, at)
+		old, err := lockKey(ctx, tx, owner, id, at)
 		if err != nil {
 			return err
 		}
@@ -69,21 +69,24 @@ func (s *Store) UpdateKey(ctx context.Context, userID, id string, at time.Time, 
 	return key, hash, nil
 }
 
-// lockKeyQuery reads a key for lockKey: arguments id, user id, at.
-var lockKeyQuery = `SELECT ` + keyColumns.of("k") + `, ` + creditColumns + `
+// lockKeyQuery reads a key for lockKey: arguments id, owner id, at.
+func lockKeyQuery(t apikey.OwnerType) string {
+	cond, _ := ownedBy("k", apikey.Owner{Type: t})
+	return `SELECT ` + keyColumns.of("k") + `, ` + creditColumns + `
 FROM api_keys k LEFT JOIN credit_balances c ON c.lineage_id = k.lineage_id
-WHERE k.id = ? AND k.user_id = ? AND k.revoked_at IS NULL AND ` + notGone
+WHERE k.id = ? AND ` + cond + ` AND k.revoked_at IS NULL AND ` + notGone
+}
 
-// lockKey reads the user's key id, unrevoked and not gone at at, with its
+// lockKey reads the owner's key id, unrevoked and not gone at at, with its
 // lineage's balance, locking its row (PostgreSQL: FOR UPDATE of the key's
 // row alone; the balance is spent from meanwhile). Returns sql.ErrNoRows
 // when there is no such key.
-func lockKey(ctx context.Context, tx bun.Tx, userID, id string, at time.Time) (apikey.APIKey, error) {
-	query := lockKeyQuery
+func lockKey(ctx context.Context, tx bun.Tx, owner apikey.Owner, id string, at time.Time) (apikey.APIKey, error) {
+	query := lockKeyQuery(owner.Type)
 	if IsPostgresDB(tx) {
 		query += " FOR UPDATE OF k"
 	}
-	rows, err := tx.QueryContext(ctx, query, id, userID, at)
+	rows, err := tx.QueryContext(ctx, query, id, owner.ID, at)
 	if err != nil {
 		return apikey.APIKey{}, err
 	}

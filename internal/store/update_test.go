@@ -20,7 +20,7 @@ import (
 // rename sets the name of the user's key id through UpdateKey, with no
 // event.
 func rename(s *store.Store, user, id string, name *string, at time.Time) (apikey.APIKey, error) {
-	k, _, err := s.UpdateKey(context.Background(), user, id, at, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
+	k, _, err := s.UpdateKey(context.Background(), apikey.UserOwner(user), id, at, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
 		old.Name = name
 		return apikey.KeyUpdate{Key: old}, nil
 	})
@@ -30,7 +30,7 @@ func rename(s *store.Store, user, id string, name *string, at time.Time) (apikey
 // setPolicy replaces the policy of the user's key id through UpdateKey,
 // with its balance when setCredits, with no event.
 func setPolicy(s *store.Store, user, id string, p apikey.Policy, setCredits bool, at time.Time) (apikey.APIKey, error) {
-	k, _, err := s.UpdateKey(context.Background(), user, id, at, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
+	k, _, err := s.UpdateKey(context.Background(), apikey.UserOwner(user), id, at, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
 		old.Policy = p
 		return apikey.KeyUpdate{Key: old, SetCredits: setCredits}, nil
 	})
@@ -57,7 +57,7 @@ func TestUpdateKey(t *testing.T) {
 		// stored is the key as ListKeys and FindKeyByHash read it.
 		stored := func(t *testing.T, k apikey.NewKey) apikey.APIKey {
 			t.Helper()
-			listed, err := s.ListKeys(ctx, k.UserID)
+			listed, err := s.ListKeys(ctx, apikey.UserOwner(k.UserID))
 			if err != nil || len(listed) != 1 {
 				t.Fatalf("list: %+v, %v; want one key", listed, err)
 			}
@@ -82,7 +82,7 @@ func TestUpdateKey(t *testing.T) {
 				AllowedIPs: prefixes("192.0.2.0/24"),
 			}
 			var seen apikey.APIKey
-			got, hash, err := s.UpdateKey(ctx, "ulla", k.ID, base, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
+			got, hash, err := s.UpdateKey(ctx, apikey.UserOwner("ulla"), k.ID, base, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
 				seen = old
 				ev := eventOf("ulla", audit.KeyUpdated, base)
 				ev.Details = map[string]any{"meta": map[string]any{"old": old.Meta, "new": nil}}
@@ -149,7 +149,7 @@ func TestUpdateKey(t *testing.T) {
 		t.Run("ChangeErrorAborts", func(t *testing.T) {
 			k := create(t, "walt", apikey.Policy{})
 			refused := errors.New("refused")
-			_, _, err := s.UpdateKey(ctx, "walt", k.ID, base, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
+			_, _, err := s.UpdateKey(ctx, apikey.UserOwner("walt"), k.ID, base, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
 				return apikey.KeyUpdate{}, refused
 			})
 			if err != refused {
@@ -157,7 +157,7 @@ func TestUpdateKey(t *testing.T) {
 			}
 			// A write that fails (a negative balance breaks a CHECK) aborts
 			// the whole update: nothing of it remains, nor its event.
-			_, _, err = s.UpdateKey(ctx, "walt", k.ID, base, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
+			_, _, err = s.UpdateKey(ctx, apikey.UserOwner("walt"), k.ID, base, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
 				old.Disabled = true
 				old.Credits = &apikey.Credits{Remaining: -1}
 				return apikey.KeyUpdate{Key: old, SetCredits: true, Event: eventOf("walt", audit.KeyUpdated, base)}, nil
@@ -175,12 +175,12 @@ func TestUpdateKey(t *testing.T) {
 
 		t.Run("NotFound", func(t *testing.T) {
 			revoked := create(t, "xena", apikey.Policy{})
-			if _, err := s.RevokeKey(ctx, "xena", revoked.ID, base, audit.Event{}); err != nil {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("xena"), revoked.ID, base, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
 			rolled := create(t, "xena", apikey.Policy{})
 			next, _ := newKey(t, "xena", base)
-			if _, _, _, err := s.RollKey(ctx, "xena", rolled.ID, next, base, base.Add(time.Minute), nil); err != nil {
+			if _, _, _, err := s.RollKey(ctx, apikey.UserOwner("xena"), rolled.ID, next, base, base.Add(time.Minute), nil); err != nil {
 				t.Fatal(err)
 			}
 			mine := create(t, "yuri", apikey.Policy{})
@@ -194,7 +194,7 @@ func TestUpdateKey(t *testing.T) {
 				{"AnotherUsers", "xena", mine.ID, base},
 				{"Unknown", "xena", "00000000-0000-7000-8000-000000000000", base},
 			} {
-				_, _, err := s.UpdateKey(ctx, c.user, c.id, c.at, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
+				_, _, err := s.UpdateKey(ctx, apikey.UserOwner(c.user), c.id, c.at, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
 					called = true
 					return apikey.KeyUpdate{Key: old, Event: eventOf(c.user, audit.KeyUpdated, c.at)}, nil
 				})
@@ -219,7 +219,7 @@ func TestUpdateKey(t *testing.T) {
 			var wg sync.WaitGroup
 			for range n {
 				wg.Go(func() {
-					_, _, err := s.UpdateKey(ctx, "zoe", k.ID, base, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
+					_, _, err := s.UpdateKey(ctx, apikey.UserOwner("zoe"), k.ID, base, func(old apikey.APIKey) (apikey.KeyUpdate, error) {
 						var m struct{ N int }
 						if err := json.Unmarshal(old.Meta, &m); err != nil {
 							return apikey.KeyUpdate{}, err
@@ -256,7 +256,7 @@ func TestUpdateKeyNotifies(t *testing.T) {
 	}
 	// An update that aborts publishes nothing: the next notification is
 	// the real update's.
-	_, _, err := writer.UpdateKey(ctx, "alice", k.ID, time.Now(), func(apikey.APIKey) (apikey.KeyUpdate, error) {
+	_, _, err := writer.UpdateKey(ctx, apikey.UserOwner("alice"), k.ID, time.Now(), func(apikey.APIKey) (apikey.KeyUpdate, error) {
 		return apikey.KeyUpdate{}, errors.New("refused")
 	})
 	if err == nil {

@@ -123,10 +123,11 @@ func sqliteTime(db bun.IDB, t time.Time) string {
 }
 
 // KeyCounts implements apikey.Store.
-func (s *Store) KeyCounts(ctx context.Context, userID, id string, from, to time.Time) ([]apikey.HourCounts, error) {
+func (s *Store) KeyCounts(ctx context.Context, owner apikey.Owner, id string, from, to time.Time) ([]apikey.HourCounts, error) {
+	cond, arg := ownedBy("", owner)
 	own, err := s.db.NewSelect().Model((*keyRow)(nil)).
 		Where("id = ?", id).
-		Where("user_id = ?", userID).
+		Where(cond, arg).
 		Exists(ctx)
 	if err != nil {
 		return nil, translate(err)
@@ -140,13 +141,14 @@ func (s *Store) KeyCounts(ctx context.Context, userID, id string, from, to time.
 		OrderExpr("u.hour"), from, to)
 }
 
-// UserCounts implements apikey.Store in one query, through the index of a
-// user's unrevoked keys and key_usage's primary key.
-func (s *Store) UserCounts(ctx context.Context, userID string, from, to time.Time) ([]apikey.HourCounts, error) {
+// OwnerCounts implements apikey.Store in one query, through the index of
+// an owner's unrevoked keys and key_usage's primary key.
+func (s *Store) OwnerCounts(ctx context.Context, owner apikey.Owner, from, to time.Time) ([]apikey.HourCounts, error) {
+	cond, arg := ownedBy("k", owner)
 	return s.counts(ctx, s.db.NewSelect().
 		TableExpr("api_keys AS k").
 		Join("JOIN key_usage AS u ON u.key_id = k.id").
-		Where("k.user_id = ?", userID).
+		Where(cond, arg).
 		Where("k.revoked_at IS NULL"), from, to)
 }
 

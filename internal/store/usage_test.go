@@ -39,7 +39,7 @@ func TestUsageCounts(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := s.KeyCounts(ctx, "alice", k.ID, hour, hour.Add(24*time.Hour))
+			got, err := s.KeyCounts(ctx, apikey.UserOwner("alice"), k.ID, hour, hour.Add(24*time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,16 +51,16 @@ func TestUsageCounts(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, want)
 			}
 			// [from, to): the end is out.
-			if got, _ := s.KeyCounts(ctx, "alice", k.ID, hour.Add(time.Hour), hour.Add(2*time.Hour)); len(got) != 0 {
+			if got, _ := s.KeyCounts(ctx, apikey.UserOwner("alice"), k.ID, hour.Add(time.Hour), hour.Add(2*time.Hour)); len(got) != 0 {
 				t.Errorf("an empty range has %+v", got)
 			}
 		})
 
 		t.Run("OnlyTheOwnersKey", func(t *testing.T) {
-			if _, err := s.KeyCounts(ctx, "mallory", k.ID, hour, hour.Add(time.Hour)); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.KeyCounts(ctx, apikey.UserOwner("mallory"), k.ID, hour, hour.Add(time.Hour)); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("another user's key: %v, want NOT_FOUND", err)
 			}
-			if _, err := s.KeyCounts(ctx, "alice", uuid.NewString(), hour, hour.Add(time.Hour)); apperr.CodeOf(err) != apperr.NotFound {
+			if _, err := s.KeyCounts(ctx, apikey.UserOwner("alice"), uuid.NewString(), hour, hour.Add(time.Hour)); apperr.CodeOf(err) != apperr.NotFound {
 				t.Errorf("an unknown key: %v, want NOT_FOUND", err)
 			}
 		})
@@ -98,10 +98,10 @@ func TestUsageCounts(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := s.RevokeKey(ctx, "alice", revoked.ID, hour, audit.Event{}); err != nil {
+			if _, err := s.RevokeKey(ctx, apikey.UserOwner("alice"), revoked.ID, hour, audit.Event{}); err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.UserCounts(ctx, "alice", hour, hour.Add(time.Hour))
+			got, err := s.OwnerCounts(ctx, apikey.UserOwner("alice"), hour, hour.Add(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +113,7 @@ func TestUsageCounts(t *testing.T) {
 				t.Errorf("alice's counts %v, want %v", ids, want)
 			}
 			// A revoked key's usage stays readable on its id.
-			if got, err := s.KeyCounts(ctx, "alice", revoked.ID, hour, hour.Add(time.Hour)); err != nil || len(got) != 1 || got[0].Valid != 5 {
+			if got, err := s.KeyCounts(ctx, apikey.UserOwner("alice"), revoked.ID, hour, hour.Add(time.Hour)); err != nil || len(got) != 1 || got[0].Valid != 5 {
 				t.Errorf("the revoked key's counts: %+v, %v", got, err)
 			}
 		})
@@ -136,7 +136,7 @@ func TestUsageCounts(t *testing.T) {
 					t.Fatalf("prune %d: %d rows, %v; want %d", i, n, err, want)
 				}
 			}
-			if got, _ := s.KeyCounts(ctx, "alice", k.ID, hour, hour.Add(time.Hour)); len(got) != 1 {
+			if got, _ := s.KeyCounts(ctx, apikey.UserOwner("alice"), k.ID, hour, hour.Add(time.Hour)); len(got) != 1 {
 				t.Errorf("the counts at the cutoff were pruned: %+v", got)
 			}
 		})
