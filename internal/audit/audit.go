@@ -26,6 +26,16 @@ const (
 	UserRegistered  = "user.registered"
 	UserLogin       = "user.login"
 	UserLoginFailed = "user.login_failed"
+
+	OrgCreated            = "org.created"
+	OrgUpdated            = "org.updated"
+	OrgDeleted            = "org.deleted"
+	OrgMemberAdded        = "org.member.added"
+	OrgMemberRemoved      = "org.member.removed"
+	OrgMemberRoleChanged  = "org.member.role_changed"
+	OrgInvitationCreated  = "org.invitation.created"
+	OrgInvitationAccepted = "org.invitation.accepted"
+	OrgInvitationRevoked  = "org.invitation.revoked"
 )
 
 // The kinds of actor.

@@ -58,7 +58,7 @@ type Config struct {
 	AuditRetention time.Duration // how long audit events are kept
 	UsageRetention time.Duration // how long hourly usage counts are kept
 
-	WebhookURL           *url.URL        // where api_key.* events are POSTed; nil: no webhooks
+	WebhookURL           *url.URL        // where api_key.* and org.* events are POSTed; nil: no webhooks
 	WebhookKey           []byte          // the HMAC key: the decoded part of WEBHOOK_SECRET
 	WebhookRetrySchedule []time.Duration // the wait before each retry
 
@@ -211,7 +211,7 @@ var settings = []setting{
 		retentionSetting(func(c *Config) *time.Duration { return &c.AuditRetention })},
 	{Server, "USAGE_RETENTION", "usage-retention", "2160h", "how long hourly usage counts are kept before they are deleted (at least 1h)", plain,
 		retentionSetting(func(c *Config) *time.Duration { return &c.UsageRetention })},
-	{Server, "WEBHOOK_URL", "webhook-url", "", "POST every api_key.* audit event to this http(s) URL (Standard Webhooks); needs WEBHOOK_SECRET", secret,
+	{Server, "WEBHOOK_URL", "webhook-url", "", "POST every api_key.* and org.* audit event to this http(s) URL (Standard Webhooks); needs WEBHOOK_SECRET", secret,
 		func(c *Config, v string) (err error) {
 			c.WebhookURL, err = httpURL(v)
 			return err

@@ -1,6 +1,6 @@
 // Package webhook delivers audit events to an operator's endpoint following
 // the Standard Webhooks specification: each event that Delivered accepts
-// (the api_key.* events) is queued in an outbox in the same transaction as
+// (the api_key.* and org.* events) is queued in an outbox in the same transaction as
 // the change (see the store), then POSTed at least once, signed, and retried
 // along a schedule until it is accepted or given up.
 package webhook
@@ -11,11 +11,12 @@ import (
 )
 
 // Delivered reports whether events of action are delivered as webhooks:
-// the api_key.* events. It is the one place that decides; the app hands it
+// the api_key.* events (keys, personal and organisations') and the org.*
+// events (organisations, their members and invitations). It is the one place that decides; the app hands it
 // to the store, which queues those events, and wakes the dispatcher for
 // them.
 func Delivered(action string) bool {
-	return strings.HasPrefix(action, "api_key.")
+	return strings.HasPrefix(action, "api_key.") || strings.HasPrefix(action, "org.")
 }
 
 // Body returns the body POSTed for a queued event (audit.Queued):

@@ -52,6 +52,9 @@ func TestBody(t *testing.T) {
 func TestDelivered(t *testing.T) {
 	for action, want := range map[string]bool{
 		audit.KeyCreated: true, audit.KeyUpdated: true, audit.KeyRolled: true, audit.KeyRevoked: true, audit.KeyLeaked: true,
+		audit.OrgCreated: true, audit.OrgUpdated: true, audit.OrgDeleted: true,
+		audit.OrgMemberAdded: true, audit.OrgMemberRemoved: true, audit.OrgMemberRoleChanged: true,
+		audit.OrgInvitationCreated: true, audit.OrgInvitationAccepted: true, audit.OrgInvitationRevoked: true,
 		audit.UserRegistered: false, audit.UserLogin: false, audit.UserLoginFailed: false,
 	} {
 		if got := webhook.Delivered(action); got != want {
