@@ -5,10 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -16,9 +13,6 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
-
-// MaxNameLen is the longest key name, in Unicode code points.
-const MaxNameLen = 100
 
 // Config holds the Service's settings.
 type Config struct {
@@ -364,41 +358,4 @@ func canonicalID(id string) (string, bool) {
 		return "", false
 	}
 	return u.String(), true
-}
-
-// normalizeName trims name and checks it; an empty name is no name.
-func normalizeName(name *string) (*string, error) {
-	if name == nil {
-		return nil, nil
-	}
-	if !utf8.ValidString(*name) {
-		return nil, apperr.New(apperr.InvalidRequest, "name must be valid UTF-8")
-	}
-	n := strings.TrimSpace(*name)
-	if n == "" {
-		return nil, nil
-	}
-	if utf8.RuneCountInString(n) > MaxNameLen {
-		return nil, apperr.Errorf(apperr.InvalidRequest, "name must be at most %d characters", MaxNameLen)
-	}
-	for _, r := range n {
-		if unicode.IsControl(r) || isBidiControl(r) {
-			return nil, apperr.New(apperr.InvalidRequest, "name must not contain control or bidirectional formatting characters")
-		}
-	}
-	return &n, nil
-}
-
-// isBidiControl reports whether r reorders text: such characters let a name
-// display differently from what it is (Trojan Source).
-func isBidiControl(r rune) bool {
-	switch {
-	case r == '\u061c', r == '\u200e', r == '\u200f':
-		return true
-	case r >= '\u202a' && r <= '\u202e':
-		return true
-	case r >= '\u2066' && r <= '\u2069':
-		return true
-	}
-	return false
 }
