@@ -152,6 +152,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	}
 	verifier, err := auth.NewJWTVerifier(auth.JWTConfig{
 		Secret: secret, JWKSURL: jwksURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Logger: log, Now: now,
+		OrgClaim: cfg.OrgClaim, OrgRoleClaim: cfg.OrgRoleClaim, OrgRoleMap: cfg.OrgRoleMap,
 	})
 	if err != nil {
 		return nil, err

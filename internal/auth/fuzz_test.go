@@ -111,15 +111,15 @@ func FuzzJWTVerify(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		sub, err := v.Verify(context.Background(), token)
+		p, err := v.Verify(context.Background(), token)
 		if err == nil {
-			if !jwtValidSubject(sub) {
-				t.Fatalf("accepted subject %q", sub)
+			if !jwtValidID(p.UserID) || p.Method != apikey.MethodJWT || p.Org != nil {
+				t.Fatalf("accepted %+v", p)
 			}
 			return
 		}
-		if sub != "" || apperr.CodeOf(err) != apperr.InvalidToken || apperr.MessageOf(err) != jwtInvalidMessage {
-			t.Fatalf("Verify = %q, %v; want only INVALID_OR_EXPIRED_TOKEN", sub, err)
+		if p.UserID != "" || apperr.CodeOf(err) != apperr.InvalidToken || apperr.MessageOf(err) != jwtInvalidMessage {
+			t.Fatalf("Verify = %q, %v; want only INVALID_OR_EXPIRED_TOKEN", p.UserID, err)
 		}
 		if len(token) >= 16 && strings.Contains(apperr.MessageOf(err), token) {
 			t.Fatal("the error quotes the token")

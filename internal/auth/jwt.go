@@ -21,8 +21,9 @@ import (
 const (
 	// jwtMaxTokenBytes is the largest token Verify will look at.
 	jwtMaxTokenBytes = 8 << 10
-	// jwtMaxSubjectBytes is the longest accepted `sub` (user id).
-	jwtMaxSubjectBytes = 255
+	// jwtMaxIDBytes is the longest accepted `sub` (user id) or
+	// organisation id.
+	jwtMaxIDBytes = 255
 	// jwtLeeway is the clock skew tolerated on exp, nbf and iat.
 	jwtLeeway = 30 * time.Second
 	// jwtInvalidMessage is the one message of every verification failure, so
@@ -54,6 +55,13 @@ type JWTConfig struct {
 	HTTPClient *http.Client     // optional; used for JWKS fetches
 	Logger     *slog.Logger     // optional; failure categories are logged at Debug
 	Now        func() time.Time // optional, for tests
+
+	// Identity-provider mode (ORG_CLAIM, docs/organisations.md): the paths
+	// of claim names, into nested objects, of the organisation a token acts
+	// for and of its role there, and the provider's roles as ours.
+	OrgClaim     []string               // nil: tokens act for no organisation
+	OrgRoleClaim []string               // nil: every token is a member
+	OrgRoleMap   map[string]apikey.Role // nil: a role named owner, admin or member is taken as is; anything else is member
 }
 
 // JWTVerifier verifies login tokens. It is safe for concurrent use.
@@ -61,6 +69,7 @@ type JWTVerifier struct {
 	parser *jwt.Parser
 	secret []byte     // HS256 mode
 	jwks   *jwksCache // JWKS mode
+	org    *orgClaims // identity-provider mode; nil: off
 	logger *slog.Logger
 }
 
@@ -89,6 +98,9 @@ func newJWTVerifier(cfg JWTConfig, tuning jwksTuning) (*JWTVerifier, error) {
 	}
 
 	v := &JWTVerifier{logger: logger}
+	if cfg.OrgClaim != nil {
+		v.org = &orgClaims{id: cfg.OrgClaim, role: cfg.OrgRoleClaim, roles: cfg.OrgRoleMap}
+	}
 	var methods []string
 	if hasSecret {
 		if err := tokensecret.Check(cfg.Secret); err != nil {
@@ -128,15 +140,17 @@ func newJWTVerifier(cfg JWTConfig, tuning jwksTuning) (*JWTVerifier, error) {
 	return v, nil
 }
 
-// Verify returns the token's subject (user id) or an *apperr.Error with code
+// Verify returns the principal of the token: its subject as the user id
+// and, in identity-provider mode, the organisation it acts for (Org, nil
+// when its claims name none usable). Or an *apperr.Error with code
 // INVALID_OR_EXPIRED_TOKEN; or SERVER_BUSY when the token needs the JWK set
 // (an unknown kid) and the identity provider cannot be reached, so that an
 // outage is not counted as a failed authentication.
-func (v *JWTVerifier) Verify(ctx context.Context, token string) (string, error) {
+func (v *JWTVerifier) Verify(ctx context.Context, token string) (apikey.Principal, error) {
 	// Cheap structural checks first, so that hostile input never reaches
 	// the decoder: at most 8 KiB and exactly three segments.
 	if token == "" || len(token) > jwtMaxTokenBytes || strings.Count(token, ".") != 2 {
-		return "", v.reject(ctx, errJWTMalformed)
+		return apikey.Principal{}, v.reject(ctx, errJWTMalformed)
 	}
 
 	// MapClaims rather than a struct: encoding/json matches struct fields
@@ -146,14 +160,18 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (string, error) 
 		return v.keyFor(ctx, t)
 	})
 	if err != nil {
-		return "", v.reject(ctx, err)
+		return apikey.Principal{}, v.reject(ctx, err)
 	}
 
 	sub, err := claims.GetSubject()
-	if err != nil || !jwtValidSubject(sub) {
-		return "", v.reject(ctx, errJWTBadSubject)
+	if err != nil || !jwtValidID(sub) {
+		return apikey.Principal{}, v.reject(ctx, errJWTBadSubject)
 	}
-	return sub, nil
+	p := apikey.Principal{UserID: sub, Method: apikey.MethodJWT}
+	if v.org != nil {
+		p.Org = v.org.read(claims)
+	}
+	return p, nil
 }
 
 // keyFor is the jwt.Keyfunc. The parser has already checked that the alg
@@ -251,17 +269,18 @@ func jwtFailureReason(err error) string {
 	}
 }
 
-// jwtValidSubject reports whether sub is usable as a user id: non-empty, at
-// most 255 bytes, free of control characters (which no real user id
-// contains and which some stores, e.g. a NUL in PostgreSQL text, reject; CR
-// and LF would also break the X-Auth-User-Id header) and of leading or
-// trailing white space (which a proxy reading X-Auth-User-Id trims, so that
-// " alice" would pass as "alice").
-func jwtValidSubject(sub string) bool {
-	if sub == "" || len(sub) > jwtMaxSubjectBytes || strings.TrimSpace(sub) != sub {
+// jwtValidID reports whether id, a token's `sub` or organisation, is usable
+// as a user or organisation id: non-empty, at most 255 bytes, free of
+// control characters (which no real id contains and which some stores,
+// e.g. a NUL in PostgreSQL text, reject; CR and LF would also break the
+// X-Auth-User-Id and X-Auth-Org-Id headers) and of leading or trailing
+// white space (which a proxy reading those headers trims, so that " alice"
+// would pass as "alice").
+func jwtValidID(id string) bool {
+	if id == "" || len(id) > jwtMaxIDBytes || strings.TrimSpace(id) != id {
 		return false
 	}
-	return !strings.ContainsFunc(sub, unicode.IsControl)
+	return !strings.ContainsFunc(id, unicode.IsControl)
 }
 
 // MintToken signs an HS256 token for sub with the given ttl, iat=now, exp=now+ttl, and iss/aud when non-empty. Used by the `apikeyd token` command and by tests.
@@ -276,7 +295,7 @@ func MintTokenAt(secret []byte, sub string, iat time.Time, ttl time.Duration, is
 	if err := tokensecret.Check(secret); err != nil {
 		return "", err
 	}
-	if !jwtValidSubject(sub) {
+	if !jwtValidID(sub) {
 		return "", errors.New("auth: subject must be 1 to 255 bytes without control characters")
 	}
 	if ttl <= 0 {

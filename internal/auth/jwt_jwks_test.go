@@ -169,16 +169,16 @@ func newTestJWKSVerifier(t *testing.T, url string, clock *clocktest.Clock, tune 
 
 func jwtMustVerify(t *testing.T, v *JWTVerifier, token string) {
 	t.Helper()
-	sub, err := v.Verify(context.Background(), token)
-	if err != nil || sub != "user-1" {
-		t.Fatalf("Verify = %q, %v; want user-1", sub, err)
+	p, err := v.Verify(context.Background(), token)
+	if err != nil || p.UserID != "user-1" {
+		t.Fatalf("Verify = %q, %v; want user-1", p.UserID, err)
 	}
 }
 
 func jwtMustRefuse(t *testing.T, v *JWTVerifier, token string) {
 	t.Helper()
-	sub, err := v.Verify(context.Background(), token)
-	jwtAssertInvalid(t, token, sub, err)
+	p, err := v.Verify(context.Background(), token)
+	jwtAssertInvalid(t, token, p, err)
 }
 
 // jwtMustBeUnavailable checks the answer to a token whose key set could not
@@ -186,14 +186,14 @@ func jwtMustRefuse(t *testing.T, v *JWTVerifier, token string) {
 // charged to the client's failure budget; error in the metrics.
 func jwtMustBeUnavailable(t *testing.T, v *JWTVerifier, token string) {
 	t.Helper()
-	sub, err := v.Verify(context.Background(), token)
-	jwtAssertUnavailable(t, token, sub, err)
+	p, err := v.Verify(context.Background(), token)
+	jwtAssertUnavailable(t, token, p, err)
 }
 
-func jwtAssertUnavailable(t *testing.T, token, sub string, err error) {
+func jwtAssertUnavailable(t *testing.T, token string, p apikey.Principal, err error) {
 	t.Helper()
-	if err == nil || sub != "" {
-		t.Fatalf("Verify = %q, %v; want SERVER_BUSY", sub, err)
+	if err == nil || p.UserID != "" || p.Method != "" {
+		t.Fatalf("Verify = %+v, %v; want SERVER_BUSY", p, err)
 	}
 	var ae *apperr.Error
 	if !errors.As(err, &ae) || ae.Code != apperr.ServerBusy {
@@ -392,8 +392,8 @@ func TestJWTJWKSUnknownKidRefetchIsRateLimited(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, tok := range bad {
 			wg.Go(func() {
-				if sub, err := v.Verify(context.Background(), tok); err == nil {
-					t.Errorf("bad-kid token accepted as %q", sub)
+				if p, err := v.Verify(context.Background(), tok); err == nil {
+					t.Errorf("bad-kid token accepted as %q", p.UserID)
 				}
 			})
 		}
@@ -433,8 +433,8 @@ func TestJWTJWKSConcurrentFirstUseFetchesOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			if sub, err := v.Verify(context.Background(), token); err != nil || sub != "user-1" {
-				t.Errorf("Verify = %q, %v", sub, err)
+			if p, err := v.Verify(context.Background(), token); err != nil || p.UserID != "user-1" {
+				t.Errorf("Verify = %q, %v", p.UserID, err)
 			}
 		})
 	}
@@ -532,18 +532,18 @@ func TestJWTJWKSFailingServer(t *testing.T) {
 			token := jwtSign(t, jwt.SigningMethodRS256, key, map[string]any{"kid": "rsa-1"}, jwtTestClaims(clock.Now()))
 
 			start := time.Now()
-			sub, err := v.Verify(context.Background(), token)
+			p, err := v.Verify(context.Background(), token)
 			if d, limit := time.Since(start), max(tc.maxTime, 2*time.Second); d > limit {
 				t.Errorf("Verify took %v, want under %v", d, limit)
 			}
 			if tc.wantOK {
-				if err != nil || sub != "user-1" {
-					t.Fatalf("Verify = %q, %v; want user-1", sub, err)
+				if err != nil || p.UserID != "user-1" {
+					t.Fatalf("Verify = %q, %v; want user-1", p.UserID, err)
 				}
 				return
 			}
 			// The key set could not be had: an outage, not a bad token.
-			jwtAssertUnavailable(t, token, sub, err)
+			jwtAssertUnavailable(t, token, p, err)
 			if !tc.closed {
 				jwtAssertHits(t, srv, 1)
 			}
@@ -657,11 +657,11 @@ func TestJWTJWKSCallerContextBoundsTheWait(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	sub, err := v.Verify(ctx, token)
+	p, err := v.Verify(ctx, token)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Verify took %v despite a 50ms context", d)
 	}
-	jwtAssertUnavailable(t, token, sub, err)
+	jwtAssertUnavailable(t, token, p, err)
 }
 
 // TestJWTJWKSStaleKeyServesWhileRefreshHangs: a key set past its max age is
@@ -679,8 +679,8 @@ func TestJWTJWKSStaleKeyServesWhileRefreshHangs(t *testing.T) {
 	token := jwtSign(t, jwt.SigningMethodRS256, ks.rsa, map[string]any{"kid": "rsa-1"}, jwtTestClaims(clock.Now()))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if sub, err := v.Verify(ctx, token); err != nil || sub != "user-1" {
-		t.Fatalf("Verify = %q, %v; want user-1 from the key already fetched", sub, err)
+	if p, err := v.Verify(ctx, token); err != nil || p.UserID != "user-1" {
+		t.Fatalf("Verify = %q, %v; want user-1 from the key already fetched", p.UserID, err)
 	}
 }
 

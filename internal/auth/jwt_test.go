@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/clocktest"
 )
@@ -65,13 +66,13 @@ func jwtRaw(t *testing.T, header map[string]any, claims jwt.MapClaims, sig strin
 }
 
 // jwtAssertInvalid checks the one error every verification failure returns.
-func jwtAssertInvalid(t *testing.T, token, sub string, err error) {
+func jwtAssertInvalid(t *testing.T, token string, p apikey.Principal, err error) {
 	t.Helper()
 	if err == nil {
-		t.Fatalf("Verify accepted the token (sub %q), want INVALID_OR_EXPIRED_TOKEN", sub)
+		t.Fatalf("Verify accepted the token (sub %q), want INVALID_OR_EXPIRED_TOKEN", p.UserID)
 	}
-	if sub != "" {
-		t.Errorf("Verify returned sub %q together with an error", sub)
+	if p.UserID != "" || p.Method != "" || p.Org != nil {
+		t.Errorf("Verify returned %+v together with an error", p)
 	}
 	var ae *apperr.Error
 	if !errors.As(err, &ae) {
@@ -201,16 +202,16 @@ func TestJWTVerifyHS256(t *testing.T) {
 				t.Fatalf("NewJWTVerifier: %v", err)
 			}
 			token := tc.token(t)
-			sub, err := v.Verify(context.Background(), token)
+			p, err := v.Verify(context.Background(), token)
 			if tc.wantSub == "" {
-				jwtAssertInvalid(t, token, sub, err)
+				jwtAssertInvalid(t, token, p, err)
 				return
 			}
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			if sub != tc.wantSub {
-				t.Fatalf("sub = %q, want %q", sub, tc.wantSub)
+			if p.UserID != tc.wantSub {
+				t.Fatalf("sub = %q, want %q", p.UserID, tc.wantSub)
 			}
 		})
 	}
@@ -236,11 +237,11 @@ func TestJWTVerifyRefusesOversizedAndDottyTokensQuickly(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			sub, err := v.Verify(context.Background(), tc.token)
+			p, err := v.Verify(context.Background(), tc.token)
 			if d := time.Since(start); d > time.Second {
 				t.Errorf("Verify took %v", d)
 			}
-			jwtAssertInvalid(t, tc.token, sub, err)
+			jwtAssertInvalid(t, tc.token, p, err)
 		})
 	}
 }
@@ -263,8 +264,8 @@ func TestJWTVerifyAcceptsTokenJustUnder8KiB(t *testing.T) {
 	if len(token) < 8<<10-4 {
 		t.Fatalf("test token is %d bytes, want close to 8 KiB", len(token))
 	}
-	if sub, err := v.Verify(context.Background(), token); err != nil || sub != "user-1" {
-		t.Fatalf("Verify(%d-byte token) = %q, %v; want user-1", len(token), sub, err)
+	if p, err := v.Verify(context.Background(), token); err != nil || p.UserID != "user-1" {
+		t.Fatalf("Verify(%d-byte token) = %q, %v; want user-1", len(token), p.UserID, err)
 	}
 }
 
@@ -281,8 +282,8 @@ func TestJWTVerifyLogsReasonButNotToken(t *testing.T) {
 	c["sub"] = "secret-user-id-xyz"
 	token := jwtSign(t, jwt.SigningMethodHS256, jwtTestSecret, nil, c)
 
-	sub, err := v.Verify(context.Background(), token)
-	jwtAssertInvalid(t, token, sub, err)
+	p, err := v.Verify(context.Background(), token)
+	jwtAssertInvalid(t, token, p, err)
 	out := buf.String()
 	if !strings.Contains(out, "reason=expired") {
 		t.Errorf("log %q lacks the failure reason", out)
@@ -307,8 +308,8 @@ func TestJWTVerifyAlgorithmConfusionInHS256Mode(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := jwtSign(t, jwt.SigningMethodRS256, jwtTestKeys().rsa, nil, jwtTestClaims(time.Now()))
-	sub, err := v.Verify(context.Background(), rs)
-	jwtAssertInvalid(t, rs, sub, err)
+	p, err := v.Verify(context.Background(), rs)
+	jwtAssertInvalid(t, rs, p, err)
 }
 
 func TestNewJWTVerifierConfig(t *testing.T) {
@@ -359,8 +360,8 @@ func TestJWTVerifierCopiesSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sub, err := v.Verify(context.Background(), token); err != nil || sub != "user-1" {
-		t.Fatalf("Verify = %q, %v", sub, err)
+	if p, err := v.Verify(context.Background(), token); err != nil || p.UserID != "user-1" {
+		t.Fatalf("Verify = %q, %v", p.UserID, err)
 	}
 }
 
@@ -374,8 +375,8 @@ func TestMintToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sub, err := v.Verify(context.Background(), token); err != nil || sub != "user-42" {
-			t.Fatalf("Verify = %q, %v", sub, err)
+		if p, err := v.Verify(context.Background(), token); err != nil || p.UserID != "user-42" {
+			t.Fatalf("Verify = %q, %v", p.UserID, err)
 		}
 		claims := jwt.MapClaims{}
 		if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
@@ -432,8 +433,8 @@ func TestMintToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := v.Verify(context.Background(), token)
-		jwtAssertInvalid(t, token, sub, err)
+		p, err := v.Verify(context.Background(), token)
+		jwtAssertInvalid(t, token, p, err)
 	})
 	t.Run("wrong audience refused by verifier", func(t *testing.T) {
 		token, err := MintToken(jwtTestSecret, "user-1", time.Hour, "", "other")
@@ -444,8 +445,8 @@ func TestMintToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := v.Verify(context.Background(), token)
-		jwtAssertInvalid(t, token, sub, err)
+		p, err := v.Verify(context.Background(), token)
+		jwtAssertInvalid(t, token, p, err)
 	})
 
 	bad := []struct {

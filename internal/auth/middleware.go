@@ -11,9 +11,11 @@ import (
 	"github.com/apikeyd/apikeyd/internal/httpx"
 )
 
-// TokenVerifier verifies a login token and returns its subject (the user id).
+// TokenVerifier verifies a login token and returns its principal: the
+// subject as the user id, method jwt, and in identity-provider mode the
+// organisation it acts for.
 type TokenVerifier interface {
-	Verify(ctx context.Context, token string) (string, error)
+	Verify(ctx context.Context, token string) (apikey.Principal, error)
 }
 
 // Observer is told the outcome of every verification, for metrics. It is
@@ -65,13 +67,10 @@ func (a *Authenticator) authenticate(ctx context.Context, c Credential, req apik
 		req.Key = c.Value
 		v, err = a.keys.Verify(ctx, req)
 	} else {
-		var sub string
-		sub, err = a.tokens.Verify(ctx, c.Value)
+		v.Principal, err = a.tokens.Verify(ctx, c.Value)
 		v.Outcome = apikey.OutcomeOK
 		if err != nil {
 			v.Outcome = tokenOutcome(err)
-		} else {
-			v.Principal = apikey.Principal{UserID: sub, Method: apikey.MethodJWT}
 		}
 	}
 	a.observer.Verified(c.method(), v.Outcome)

@@ -27,12 +27,12 @@ type slowVerifier struct {
 	once  sync.Once
 }
 
-func (v *slowVerifier) Verify(ctx context.Context, _ string) (string, error) {
+func (v *slowVerifier) Verify(ctx context.Context, _ string) (apikey.Principal, error) {
 	if v.calls.Add(1) == v.n {
 		v.release()
 	}
 	<-v.open
-	return "", apperr.New(apperr.InvalidToken, "invalid or expired token")
+	return apikey.Principal{}, apperr.New(apperr.InvalidToken, "invalid or expired token")
 }
 
 func (v *slowVerifier) release() { v.once.Do(func() { close(v.open) }) }

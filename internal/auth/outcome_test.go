@@ -35,8 +35,8 @@ func TestTokenOutcome(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sub, err := v.Verify(context.Background(), c.token)
-			jwtAssertInvalid(t, c.token, sub, err)
+			p, err := v.Verify(context.Background(), c.token)
+			jwtAssertInvalid(t, c.token, p, err)
 			if got := tokenOutcome(err); got != c.want {
 				t.Errorf("outcome %q, want %q (err %v)", got, c.want, err)
 			}

@@ -35,6 +35,12 @@ type Config struct {
 	JWTIssuer   string   // required iss claim, when set
 	JWTAudience string   // required aud claim, when set
 
+	// Identity-provider mode (docs/organisations.md): where a login token
+	// names the organisation it acts for and the role it has there.
+	OrgClaim     []string               // ORG_CLAIM, a path of claim names; nil: no identity-provider mode
+	OrgRoleClaim []string               // ORG_ROLE_CLAIM; nil: every token's role is member
+	OrgRoleMap   map[string]apikey.Role // ORG_ROLE_MAP, the provider's role → ours; nil: a role already named owner, admin or member
+
 	KeyPrefix        string
 	MaxKeysPerUser   int
 	LastUsedInterval time.Duration
@@ -142,6 +148,21 @@ var settings = []setting{
 		func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
 	{Tokens, "JWT_AUDIENCE", "jwt-audience", "", "when set, login tokens must carry this aud claim", plain,
 		func(c *Config, v string) error { c.JWTAudience = v; return nil }},
+	{Server, "ORG_CLAIM", "org-claim", "", "identity-provider mode: the claim of login tokens naming the organisation they act for, a dot path into nested objects such as org_id or o.id (a string of 1 to 255 bytes without control characters or surrounding spaces; otherwise the token acts for no organisation); organisations are then the provider's, created on first sight, and their members and invitations routes answer 404", plain,
+		func(c *Config, v string) (err error) {
+			c.OrgClaim, err = claimPath(v)
+			return err
+		}},
+	{Server, "ORG_ROLE_CLAIM", "org-role-claim", "", "with ORG_CLAIM: the claim of the token's role in its organisation, a dot path such as org_role or o.rol; unset or absent from a token, the role is member", plain,
+		func(c *Config, v string) (err error) {
+			c.OrgRoleClaim, err = claimPath(v)
+			return err
+		}},
+	{Server, "ORG_ROLE_MAP", "org-role-map", "", "with ORG_ROLE_CLAIM: the provider's roles as ours, provider_role=role comma-separated (roles owner, admin, member), such as org:admin=admin,org:member=member; exact matches, anything unmapped is member; unset, a role claim of owner, admin or member is taken as is and anything else is member", plain,
+		func(c *Config, v string) (err error) {
+			c.OrgRoleMap, err = parseRoleMap(v)
+			return err
+		}},
 	{KeyFormat, "API_KEY_PREFIX", "api-key-prefix", apikey.DefaultPrefix, "the prefix of every key: lower-case letters and digits, ending in _ (at most 32 bytes)", plain,
 		func(c *Config, v string) error {
 			if !apikey.ValidPrefix(v) {
@@ -414,6 +435,12 @@ func Parse(fs *flag.FlagSet, scope Scope, args []string, lookup func(string) (st
 	}
 	if c.JWTSecret != "" && c.JWKSURL != nil {
 		return c, errors.New("set JWT_SECRET or JWT_JWKS_URL, not both")
+	}
+	if c.OrgRoleClaim != nil && c.OrgClaim == nil {
+		return c, errors.New("ORG_ROLE_CLAIM needs ORG_CLAIM: set both, or neither")
+	}
+	if c.OrgRoleMap != nil && c.OrgRoleClaim == nil {
+		return c, errors.New("ORG_ROLE_MAP needs ORG_ROLE_CLAIM: set both, or neither")
 	}
 	if c.LeakKeysURL != nil && c.LeakKeysFile != "" {
 		return c, errors.New("set LEAK_REPORT_KEYS_URL or LEAK_REPORT_KEYS_FILE, not both")
