@@ -10,7 +10,7 @@ import (
 // CONTRIBUTING.md). The configuration links none of what it configures, so
 // apikeyd migrate carries no JWT library, no HTTP stack and no Redis client; the store
 // records events and leaves their sending to the webhook package; the
-// domain knows no storage; the two faces (GraphQL and REST) and the
+// domain (keys and organisations) knows no storage; the two faces (GraphQL and REST) and the
 // dashboard never reach into one another or into the store.
 func TestArrowsPointInward(t *testing.T) {
 	t.Parallel()
@@ -27,6 +27,7 @@ func TestArrowsPointInward(t *testing.T) {
 		{"internal/config", append(transport, mod+"internal/auth", "github.com/golang-jwt/jwt/v5", "github.com/redis/go-redis/v9")},
 		{"internal/store", transport},
 		{"internal/apikey", []string{mod + "internal/store", "github.com/redis/go-redis/v9"}},
+		{"internal/org", append(transport, mod+"internal/store", "github.com/redis/go-redis/v9")},
 		{"graph", []string{mod + "internal/rest", mod + "internal/store"}},
 		{"internal/rest", []string{mod + "graph", mod + "internal/store"}},
 		{"web", []string{mod + "internal/rest", mod + "graph", mod + "internal/store"}},
