@@ -666,8 +666,12 @@ func TestRESTList(t *testing.T) {
 				fields = append(fields, f)
 			}
 			slices.Sort(fields)
-			if want := []string{"allowed_ips", "created_at", "credits", "enabled", "expires_at", "id", "key_prefix", "last_used_at", "last_used_ip", "last_used_user_agent", "meta", "name", "rate_limit", "replaced_by", "scopes"}; !slices.Equal(fields, want) {
+			if want := []string{"allowed_ips", "created_at", "created_by", "credits", "enabled", "expires_at", "id", "key_prefix", "last_used_at", "last_used_ip", "last_used_user_agent", "meta", "name", "owner", "rate_limit", "replaced_by", "scopes"}; !slices.Equal(fields, want) {
 				t.Errorf("listed fields %v, want %v", fields, want)
+			}
+			// A personal key: its owner made it.
+			if owner := map[string]any{"type": "user", "id": "alice"}; !reflect.DeepEqual(k["owner"], owner) || k["created_by"] != "alice" {
+				t.Errorf("key %v: owner %v, created_by %v; want %v and alice", k["id"], k["owner"], k["created_by"], owner)
 			}
 		}
 
@@ -787,6 +791,9 @@ func TestRESTVerify(t *testing.T) {
 				}
 				if v := res.Header.Values("X-Auth-User-Id"); !slices.Equal(v, []string{"alice"}) {
 					t.Errorf("X-Auth-User-Id %q", v)
+				}
+				if v := res.Header.Values("X-Auth-Org-Id"); len(v) != 0 {
+					t.Errorf("X-Auth-Org-Id %q for a user", v)
 				}
 				v := res.Header.Values("X-Auth-Key-Id")
 				if c.keyID == "" && len(v) != 0 || c.keyID != "" && !slices.Equal(v, []string{c.keyID}) {

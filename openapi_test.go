@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -285,6 +286,9 @@ func (c *contract) checkError(res *http.Response, body []byte, code string) erro
 	return nil
 }
 
+// pathParam matches a path parameter of a documented path: {id}, {org}, …
+var pathParam = regexp.MustCompile(`\{[a-z_]+\}`)
+
 // TestOpenAPIDocument checks the document itself: it loads and is valid
 // OpenAPI 3.1 (loadContract), /openapi.json serves it, every documented
 // operation is routed, every other method on a documented path answers 405
@@ -301,7 +305,7 @@ func TestOpenAPIDocument(t *testing.T) {
 
 	const someID = "01a213af-7098-770f-9058-153ce297df3b"
 	for tmpl, item := range c.doc.Paths.Map() {
-		p := strings.ReplaceAll(tmpl, "{id}", someID)
+		p := pathParam.ReplaceAllString(tmpl, someID)
 		for method := range item.Operations() {
 			// Without a credential: answered by the route (which the
 			// transport checks against the document), never "no such route".
@@ -333,6 +337,11 @@ func TestOpenAPIDocument(t *testing.T) {
 		"UnknownMethod":  `{"user_id":"alice","auth_method":"basic","key_id":null,"scopes":null}`,
 		"BadScope":       `{"user_id":"alice","auth_method":"jwt","key_id":null,"scopes":["Orders Read"]}`,
 		"WrongErrorCode": `{"error":"x","statusCode":401,"code":"NOT_FOUND"}`,
+		// An organisation key has no user, and only it has org_id and
+		// created_by.
+		"OrgKeyWithoutCreator": `{"user_id":null,"org_id":"acme","auth_method":"api_key","key_id":"` + someID + `","scopes":null}`,
+		"OrgKeyWithUser":       `{"user_id":"alice","org_id":"acme","created_by":"alice","auth_method":"api_key","key_id":"` + someID + `","scopes":null}`,
+		"LoginTokenOfAnOrg":    `{"user_id":null,"org_id":"acme","created_by":"alice","auth_method":"jwt","key_id":null,"scopes":null}`,
 	} {
 		r := ok(body)
 		if name == "WrongErrorCode" {
@@ -346,6 +355,13 @@ func TestOpenAPIDocument(t *testing.T) {
 	good := `{"user_id":"alice","auth_method":"api_key","key_id":"` + someID + `","scopes":null}`
 	if err := c.check(verify, nil, ok(good), []byte(good)); err != nil {
 		t.Errorf("a good response failed: %v", err)
+	}
+	orgKey := `{"user_id":null,"org_id":"acme","created_by":"alice","auth_method":"api_key","key_id":"` + someID + `","scopes":null}`
+	orgRes := ok(orgKey)
+	orgRes.Header.Del("X-Auth-User-Id")
+	orgRes.Header.Set("X-Auth-Org-Id", "acme")
+	if err := c.check(verify, nil, orgRes, []byte(orgKey)); err != nil {
+		t.Errorf("a good response for an organisation key failed: %v", err)
 	}
 	noStore := ok(good)
 	noStore.Header.Del("Cache-Control")

@@ -60,7 +60,7 @@ func CORS(origins []string, next http.Handler) http.Handler {
 			return
 		}
 		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Expose-Headers", "Location, Retry-After, X-Auth-User-Id, X-Auth-Key-Id, X-Auth-Scopes")
+		h.Set("Access-Control-Expose-Headers", "Location, Retry-After, X-Auth-User-Id, X-Auth-Org-Id, X-Auth-Key-Id, X-Auth-Scopes")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Add("Vary", "Access-Control-Request-Method, Access-Control-Request-Headers")
 			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")

@@ -83,7 +83,7 @@ func TestCORS(t *testing.T) {
 		{name: "allowed origin", origins: []string{" " + allowed + " "}, method: "GET", headers: map[string]string{"Origin": allowed},
 			status: 200, reached: true, want: map[string]string{
 				"Access-Control-Allow-Origin":      allowed,
-				"Access-Control-Expose-Headers":    "Location, Retry-After, X-Auth-User-Id, X-Auth-Key-Id, X-Auth-Scopes",
+				"Access-Control-Expose-Headers":    "Location, Retry-After, X-Auth-User-Id, X-Auth-Org-Id, X-Auth-Key-Id, X-Auth-Scopes",
 				"Access-Control-Allow-Credentials": "",
 				"Access-Control-Allow-Methods":     "",
 				"Vary":                             "Origin",

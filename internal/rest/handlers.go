@@ -107,7 +107,25 @@ type keyJSON struct {
 	// Where the last use came from.
 	LastUsedIP        *string `json:"last_used_ip"`
 	LastUsedUserAgent *string `json:"last_used_user_agent"`
+	ownerJSON
 	policyJSON
+}
+
+// ownerJSON is whose a key is, and who made it (for a personal key, its
+// owner).
+type ownerJSON struct {
+	Owner     ownerRefJSON `json:"owner"`
+	CreatedBy string       `json:"created_by"`
+}
+
+type ownerRefJSON struct {
+	Type apikey.OwnerType `json:"type"`
+	ID   string           `json:"id"`
+}
+
+func ownerOf(k *apikey.APIKey) ownerJSON {
+	o := k.Owner()
+	return ownerJSON{Owner: ownerRefJSON{Type: o.Type, ID: o.ID}, CreatedBy: k.UserID}
 }
 
 // listed is k as listed.
@@ -124,6 +142,7 @@ func listed(k apikey.APIKey) keyJSON {
 
 		LastUsedIP:        k.LastUsedIP,
 		LastUsedUserAgent: k.LastUsedUserAgent,
+		ownerJSON:         ownerOf(&k),
 		policyJSON:        policyOf(k.Policy),
 	}
 }
@@ -139,6 +158,7 @@ type createdJSON struct {
 	Scopes    []string `json:"scopes"` // null: unrestricted
 	// RolledFrom is the replaced key's id, in the answer to a roll only.
 	RolledFrom string `json:"rolled_from,omitempty"`
+	ownerJSON
 	policyJSON
 }
 
@@ -165,7 +185,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 // writeCreated answers 201 with a new key and where it lives: the one
 // answer that holds the secret. rolledFrom names the key it replaced, if any.
 func writeCreated(w http.ResponseWriter, k apikey.Created, rolledFrom string) {
-	w.Header().Set("Location", "/auth/api-keys/"+k.ID)
+	w.Header().Set("Location", keyPath(&k.APIKey))
 	httpx.WriteJSON(w, http.StatusCreated, createdJSON{
 		ID:         k.ID,
 		Key:        k.Secret,
@@ -175,9 +195,22 @@ func writeCreated(w http.ResponseWriter, k apikey.Created, rolledFrom string) {
 		ExpiresAt:  apitime.FormatOptional(k.ExpiresAt),
 		Scopes:     k.Scopes,
 		RolledFrom: rolledFrom,
+		ownerJSON:  ownerOf(&k.APIKey),
 		policyJSON: policyOf(k.Policy),
 	})
 }
+
+// keyPath is where k lives: under its organisation's keys for an
+// organisation key.
+func keyPath(k *apikey.APIKey) string {
+	if k.OrgID != "" {
+		return orgPath(k.OrgID) + "/api-keys/" + url.PathEscape(k.ID)
+	}
+	return "/auth/api-keys/" + url.PathEscape(k.ID)
+}
+
+// orgPath is where the organisation id lives.
+func orgPath(id string) string { return "/auth/orgs/" + url.PathEscape(id) }
 
 // decodeCreate reads the optional body of a create.
 func decodeCreate(w http.ResponseWriter, r *http.Request) (apikey.CreateInput, error) {
@@ -302,7 +335,16 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	p := v.Principal
 	var keyID *string
 	h := w.Header()
-	h.Set("X-Auth-User-Id", p.UserID)
+	who := verifiedJSON{AuthMethod: p.Method, Scopes: p.Scopes}
+	if p.OrgID != "" {
+		// An organisation key acts for its organisation, not for a user.
+		h.Set("X-Auth-Org-Id", p.OrgID)
+		who.OrgID, who.CreatedBy = p.OrgID, p.CreatedBy
+	} else {
+		userID := p.UserID // a copy: the answer keeps only it, not the principal
+		who.UserID = &userID
+		h.Set("X-Auth-User-Id", userID)
+	}
 	if id := p.KeyID; id != "" {
 		keyID = &id // a copy: the answer keeps only it, not the principal
 		h.Set("X-Auth-Key-Id", id)
@@ -312,11 +354,12 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("X-Auth-Scopes", strings.Join(p.Scopes, " "))
 	}
+	who.KeyID = keyID
 	if p.Policy == nil {
-		httpx.WriteJSON(w, http.StatusOK, verifiedJSON{p.UserID, p.Method, keyID, p.Scopes})
+		httpx.WriteJSON(w, http.StatusOK, who)
 		return
 	}
-	out := verifiedWithPolicyJSON{verifiedJSON: verifiedJSON{p.UserID, p.Method, keyID, p.Scopes}, Meta: v.Meta}
+	out := verifiedWithPolicyJSON{verifiedJSON: who, Meta: v.Meta}
 	if v.Credited {
 		out.Credits = &creditsLeftJSON{Remaining: v.Credits}
 	}
@@ -333,9 +376,13 @@ func (a *API) refuseVerify(w http.ResponseWriter, r *http.Request, err error) {
 	httpx.WriteError(w, r, a.log, err)
 }
 
-// verifiedJSON is the answer to a verification.
+// verifiedJSON is the answer to a verification: a user's, or an
+// organisation key's (user_id null, with org_id and created_by, which no
+// other answer has).
 type verifiedJSON struct {
-	UserID     string        `json:"user_id"`
+	UserID     *string       `json:"user_id"`
+	OrgID      string        `json:"org_id,omitempty"`
+	CreatedBy  string        `json:"created_by,omitempty"`
 	AuthMethod apikey.Method `json:"auth_method"`
 	KeyID      *string       `json:"key_id"`
 	Scopes     []string      `json:"scopes"`
