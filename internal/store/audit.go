@@ -139,25 +139,46 @@ func (s *Store) AddEvent(ctx context.Context, ev audit.Event) error {
 	return nil
 }
 
-// ListEvents implements audit.Store through the (user_id, id) index. A
-// page after a cursor is one query, which also checks that the cursor's
-// event is the user's; only an empty page asks again, to tell the end of
-// the log from a cursor that is not theirs.
+// ListEvents implements audit.Store through the (user_id, id) index.
 func (s *Store) ListEvents(ctx context.Context, userID, before string, limit int) ([]audit.Event, error) {
+	return s.listEvents(ctx, "user_id", userID, before, limit, nil)
+}
+
+// listEvents lists the events whose column (user_id, org_id) is owner,
+// through that column's (column, id) index: up to limit, below before
+// (all when before is empty), newest first. When live is not nil the log
+// is there only while live selects a row (the organisation is not
+// deleted); otherwise errOrgNotFound. A page after a cursor is one query,
+// which also checks that the cursor's event is the owner's; only an empty
+// page asks again, to tell the end of the log from a cursor that is not
+// theirs (errEventNotFound).
+func (s *Store) listEvents(ctx context.Context, column, owner, before string, limit int, live *bun.SelectQuery) ([]audit.Event, error) {
 	var rows []eventRow
 	q := s.db.NewSelect().Model(&rows).
-		Where("user_id = ?", userID).
+		Where("? = ?", bun.Ident(column), owner).
 		OrderExpr("id DESC").
 		Limit(int64(limit))
+	if live != nil {
+		q = q.Where("EXISTS (?)", live)
+	}
 	if before != "" {
 		q = q.Where("id < ?", before).
-			Where("EXISTS (?)", s.ownEvent(userID, before))
+			Where("EXISTS (?)", s.ownEvent(column, owner, before))
 	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, translate(err)
 	}
+	if len(rows) == 0 && live != nil {
+		ok, err := live.Exists(ctx)
+		if err != nil {
+			return nil, translate(err)
+		}
+		if !ok {
+			return nil, errOrgNotFound
+		}
+	}
 	if len(rows) == 0 && before != "" {
-		ok, err := s.ownEvent(userID, before).Exists(ctx)
+		ok, err := s.ownEvent(column, owner, before).Exists(ctx)
 		if err != nil {
 			return nil, translate(err)
 		}
@@ -176,11 +197,12 @@ func (s *Store) ListEvents(ctx context.Context, userID, before string, limit int
 	return out, nil
 }
 
-// ownEvent selects a row when id is an event of userID, none otherwise.
-func (s *Store) ownEvent(userID, id string) *bun.SelectQuery {
+// ownEvent selects a row when id is an event whose column is owner, none
+// otherwise.
+func (s *Store) ownEvent(column, owner, id string) *bun.SelectQuery {
 	return s.db.NewSelect().TableExpr("audit_events AS own").ColumnExpr("1").
 		Where("own.id = ?", id).
-		Where("own.user_id = ?", userID)
+		Where("own.? = ?", bun.Ident(column), owner)
 }
 
 var errEventNotFound = apperr.New(apperr.NotFound, "audit event not found")

@@ -647,26 +647,40 @@ func (k changedKey) event(ev audit.Event) audit.Event {
 }
 
 // updateAndNotify runs update, which changes at most one key in a way every
-// server's cache must learn of (a revocation, a roll), and returns the key.
-// On PostgreSQL the same statement publishes its hash on RevocationChannel
-// (pg_notify in a data-modifying WITH query), delivered to every listening
-// server when, and only if, the change commits. Returns sql.ErrNoRows when
-// no row changed.
+// server's cache must learn of (a revocation, a roll), through
+// notifyingUpdate, and returns the key. Returns sql.ErrNoRows when no row
+// changed.
 func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (k changedKey, err error) {
+	q, notifies := notifyingUpdate(db, update)
+	dest := []any{&k.ID, &k.UserID, &k.Prefix, &k.Hash}
+	var notified string
+	if notifies {
+		dest = append(dest, &notified)
+	}
+	err = q.Scan(ctx, dest...)
+	return k, err
+}
+
+// notifyingUpdate returns update, which changes keys in a way every
+// server's cache must learn of (a revocation, a roll), as the query that
+// runs it and returns each changed key's id, user_id, key_prefix and
+// key_hash. On PostgreSQL (notifies) the same statement publishes each
+// hash on RevocationChannel (pg_notify in a data-modifying WITH query),
+// delivered to every listening server when, and only if, the change
+// commits; its result is one more column, to scan as a string.
+func notifyingUpdate(db bun.IDB, update *bun.UpdateQuery) (q interface {
+	Scan(ctx context.Context, dest ...any) error
+}, notifies bool) {
 	update = update.Returning("id, user_id, key_prefix, key_hash")
 	if !IsPostgresDB(db) {
-		err = update.Scan(ctx, &k.ID, &k.UserID, &k.Prefix, &k.Hash)
-		return k, err
+		return update, false
 	}
 	// pg_notify returns void, which has no binary form: cast it.
-	var notified string
-	err = db.NewSelect().
+	return db.NewSelect().
 		With("changed", update).
 		TableExpr("changed").
 		ColumnExpr("id::text, user_id, key_prefix, key_hash").
-		ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel).
-		Scan(ctx, &k.ID, &k.UserID, &k.Prefix, &k.Hash, &notified)
-	return k, err
+		ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel), true
 }
 
 // FindKeyByHash implements apikey.Store with a prepared statement, through
