@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 
 	"github.com/uptrace/bun"
 
@@ -34,15 +32,7 @@ func ownerLock(owner apikey.Owner) string { return string(owner.Type) + ":" + ow
 // SQLite: the write lock taken at BEGIN IMMEDIATE). Returns
 // apperr.NotFound when there is no such organisation.
 func lockLiveOrg(ctx context.Context, tx bun.Tx, id string) error {
-	q := tx.NewSelect().Table("orgs").Column("id").Where("id = ?", id).Where("deleted_at IS NULL")
-	if IsPostgresDB(tx) {
-		q = q.For("SHARE")
-	}
-	var got string
-	err := q.Scan(ctx, &got)
-	if errors.Is(err, sql.ErrNoRows) {
-		return errOrgNotFound
-	}
+	_, err := readLiveOrg(ctx, tx, id, "SHARE")
 	return err
 }
 
