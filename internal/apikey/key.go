@@ -55,20 +55,28 @@ func (f Format) KeyLen() int { return len(f.prefix) + secretLen + checksumLen }
 func (f Format) Generate() string {
 	b := make([]byte, len(f.prefix), f.KeyLen())
 	copy(b, f.prefix)
+	b = AppendRandomBase62(b, secretLen)
+	return string(appendChecksum(b, b))
+}
+
+// AppendRandomBase62 appends n base62 characters (0-9, A-Z, a-z) from
+// crypto/rand to dst, each uniform: the secret part of a key, or of any
+// other token the service issues.
+func AppendRandomBase62(dst []byte, n int) []byte {
 	// Rejection sampling keeps every character uniform: 248 = 4*62.
 	var buf [64]byte
-	for n := 0; n < secretLen; {
+	for added := 0; added < n; {
 		if _, err := rand.Read(buf[:]); err != nil {
 			panic("apikey: crypto/rand failed: " + err.Error()) // rand.Read never fails on supported platforms.
 		}
 		for _, c := range buf {
-			if c < 248 && n < secretLen {
-				b = append(b, base62Alphabet[c%62])
-				n++
+			if c < 248 && added < n {
+				dst = append(dst, base62Alphabet[c%62])
+				added++
 			}
 		}
 	}
-	return string(appendChecksum(b, b))
+	return dst
 }
 
 // appendChecksum appends the 6-character base62 CRC-32 (IEEE) of body to dst.
@@ -95,13 +103,8 @@ func (f Format) WellFormed(key string) bool { return f.Check(key) == OutcomeOK }
 // prefix, length or alphabet, OutcomeBadChecksum for a checksum that does not
 // match, OutcomeOK otherwise.
 func (f Format) Check(key string) Outcome {
-	if len(key) != f.KeyLen() || !strings.HasPrefix(key, f.prefix) {
+	if len(key) != f.KeyLen() || !strings.HasPrefix(key, f.prefix) || !IsBase62(key[len(f.prefix):]) {
 		return OutcomeMalformed
-	}
-	for i := len(f.prefix); i < len(key); i++ {
-		if !isBase62(key[i]) {
-			return OutcomeMalformed
-		}
 	}
 	body := key[:len(key)-checksumLen]
 	sum := crc32String(body)
@@ -141,7 +144,15 @@ var base62Chars = func() (t [256]bool) {
 	return t
 }()
 
-func isBase62(c byte) bool { return base62Chars[c] }
+// IsBase62 reports whether s is made of base62 characters only.
+func IsBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !base62Chars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
 
 // Digest is the SHA-256 of a key: what the verification cache is keyed by.
 type Digest [sha256.Size]byte
