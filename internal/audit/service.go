@@ -34,7 +34,7 @@ type Store interface {
 	PruneEvents(ctx context.Context, cutoff time.Time, batch int) (int, error)
 }
 
-// Page is one page of a user's log.
+// Page is one page of a log: a user's or an organisation's.
 type Page struct {
 	Events []Event
 	// Next is the cursor of the following page; empty on the last one.
@@ -94,16 +94,31 @@ func (s *Service) List(ctx context.Context, limit int, cursor string) (Page, err
 	if err != nil {
 		return Page{}, err
 	}
+	return ReadPage(limit, cursor, func(before string, limit int) ([]Event, error) {
+		return s.store.ListEvents(ctx, userID, before, limit)
+	})
+}
+
+// ReadPage returns a page of a log, newest first: limit events (1 to
+// MaxLimit) after cursor (a Page.Next; empty for the first page), read by
+// list, which returns up to limit events of the log whose id is below
+// before (all when before is empty), newest first, or NOT_FOUND when before
+// is not the id of one of its events (Store.ListEvents). It is the paging of
+// every log: a user's (List) and an organisation's.
+// Returns INVALID_REQUEST for a limit out of range or a cursor that is not
+// one of that log's, and list's other errors.
+func ReadPage(limit int, cursor string, list func(before string, limit int) ([]Event, error)) (Page, error) {
 	if limit < 1 || limit > MaxLimit {
 		return Page{}, ErrBadLimit
 	}
 	before := ""
 	if cursor != "" {
+		var err error
 		if before, err = DecodeCursor(cursor); err != nil {
 			return Page{}, err
 		}
 	}
-	events, err := s.store.ListEvents(ctx, userID, before, limit+1)
+	events, err := list(before, limit+1)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return Page{}, errBadCursor
 	}
