@@ -524,7 +524,14 @@ func TestJWTJWKSFailingServer(t *testing.T) {
 				srv.Close()
 			}
 			clock := newJWTFakeClock()
-			v := newTestJWKSVerifier(t, srv.URL, clock, func(tu *jwksTuning) { tu.fetchTimeout = 200 * time.Millisecond })
+			// Only the hanging server is about the fetch timeout: the
+			// others get one that a busy machine reading 1 MiB under the
+			// race detector cannot reach.
+			timeout := 10 * time.Second
+			if tc.maxTime > 0 {
+				timeout = 200 * time.Millisecond
+			}
+			v := newTestJWKSVerifier(t, srv.URL, clock, func(tu *jwksTuning) { tu.fetchTimeout = timeout })
 			key := ks.rsa
 			if tc.name == "only a 1024-bit RSA key refused" {
 				key = ks.rsaWeak

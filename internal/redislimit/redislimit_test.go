@@ -114,7 +114,9 @@ func TestSharedBucketAcrossServers(t *testing.T) {
 // bucket's key expires once the bucket is full again.
 func TestQuotaAndExpiry(t *testing.T) {
 	u := redistest.URL(t)
-	lim := newLimiter(t, redislimit.Config{URL: u})
+	// A call slower than the default timeout on a busy machine would be
+	// answered from the server's own buckets, and Redis would hold no key.
+	lim := newLimiter(t, redislimit.Config{URL: u, Timeout: 5 * time.Second})
 	bucket := redistest.Unique("quota-")
 	l := apikey.RateLimit{Limit: 3, Period: 2 * time.Second}
 	for i := range 3 {
@@ -305,7 +307,7 @@ func TestUnresponsiveRedisFallsBack(t *testing.T) {
 // A caller that gives up (its request ended) is no outage.
 func TestCallerCancelIsNoOutage(t *testing.T) {
 	u := redistest.URL(t)
-	lim := newLimiter(t, redislimit.Config{URL: u})
+	lim := newLimiter(t, redislimit.Config{URL: u, Timeout: 5 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	lim.Take(ctx, redistest.Unique("cancel-"), apikey.RateLimit{Limit: 1, Period: time.Minute}, time.Now())
