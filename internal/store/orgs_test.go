@@ -712,6 +712,57 @@ func TestOrgs(t *testing.T) {
 			}
 		})
 
+		t.Run("DeleteOrgRevokesTheKeysCreatedMeanwhile", func(t *testing.T) {
+			o := newOrg(t, s, "Acme", "rita", base)
+			const creators, each = 6, 8
+			var mu sync.Mutex
+			created := map[string]bool{} // hashes
+			someCreated := make(chan struct{}, creators*each)
+			var wg sync.WaitGroup
+			for range creators {
+				wg.Go(func() {
+					for range each {
+						k, _ := newKey(t, "rita", base)
+						k.OrgID = o.ID
+						err := s.CreateKey(ctx, k, 1000)
+						if apperr.CodeOf(err) == apperr.NotFound {
+							return // deleted
+						}
+						if err != nil {
+							t.Errorf("CreateKey: %v", err)
+							return
+						}
+						mu.Lock()
+						created[k.Hash] = true
+						mu.Unlock()
+						someCreated <- struct{}{}
+					}
+				})
+			}
+			for range creators {
+				<-someCreated
+			}
+			at := base.Add(time.Hour)
+			hashes, err := s.DeleteOrg(ctx, o.ID, at, audit.Event{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			revoked := map[string]bool{}
+			for _, h := range hashes {
+				revoked[h] = true
+			}
+			if len(revoked) != len(created) {
+				t.Errorf("%d keys created, %d revoked by the deletion; want every one", len(created), len(revoked))
+			}
+			for h := range created {
+				k, err := s.FindKeyByHash(ctx, h)
+				if err != nil || k.RevokedAt == nil || !revoked[h] {
+					t.Errorf("key %s, created, is left unrevoked by the deletion: revoked_at %v, %v; among the hashes returned: %v", k.ID, k.RevokedAt, err, revoked[h])
+				}
+			}
+		})
+
 		t.Run("ListOrgEventsPages", func(t *testing.T) {
 			o := newOrg(t, s, "Acme", "alice", base)
 			other := newOrg(t, s, "Globex", "alice", base)
