@@ -89,7 +89,8 @@ type Store interface {
 	UpdateOrg(ctx context.Context, id string, change func(old Org) (Org, audit.Event, error)) (Org, error)
 	// DeleteOrg, in one transaction, marks the live organisation id
 	// deleted at at, deletes its members and invitations, revokes every
-	// unrevoked key it owns (revoked_at = at) and records ev. A store
+	// unrevoked key it owns (revoked_at = at) and records ev, with
+	// ev.Details' keys_revoked set to how many keys it revoked. A store
 	// shared by several servers tells the others each revoked key's hash,
 	// as RevokeKey does, once it commits. Returns the revoked keys' hashes
 	// (for this server's cache), or apperr.NotFound.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"time"
 
 	"github.com/google/uuid"
@@ -318,6 +319,12 @@ func (s *Store) DeleteOrg(ctx context.Context, id string, at time.Time, ev audit
 		if err := q.Scan(ctx, dest...); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return ev, err
 		}
+		details := maps.Clone(ev.Details)
+		if details == nil {
+			details = map[string]any{}
+		}
+		details["keys_revoked"] = len(hashes)
+		ev.Details = details
 		return ev, nil
 	})
 	if err != nil {

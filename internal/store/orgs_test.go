@@ -647,6 +647,9 @@ func TestOrgs(t *testing.T) {
 			if !slices.Equal(hashes, want) {
 				t.Errorf("DeleteOrg returned %d hashes, want the %d of the unrevoked keys", len(hashes), len(want))
 			}
+			if evs := allEvents(t, s, "olivia"); evs[0].Action != "org.deleted" || evs[0].Details["keys_revoked"] != float64(2) {
+				t.Errorf("olivia's last event %s with details %v; want org.deleted with keys_revoked 2", evs[0].Action, evs[0].Details)
+			}
 			for _, k := range []apikey.NewKey{live1, live2} {
 				got, err := s.FindKeyByHash(ctx, k.Hash)
 				if err != nil || got.RevokedAt == nil || !got.RevokedAt.Equal(at) {
