@@ -411,13 +411,13 @@ func (s *Service) Members(ctx context.Context, id string) ([]Member, error) {
 // nothing records no event.
 // Returns INVALID_REQUEST for an unknown role, NOT_FOUND "member not found"
 // when userID is not a member, and LAST_OWNER for a demotion of the last
-// owner (of concurrent demotions of the last two owners, one succeeds).
+// owner (see lastOwner).
 func (s *Service) UpdateMember(ctx context.Context, id, userID string, role apikey.Role) (Member, error) {
 	var invalid error
 	if !role.Valid() {
 		invalid = errBadRole
 	}
-	p, o, err := s.membership(ctx, id, apikey.RoleOwner, invalid)
+	p, o, err := s.membership(ctx, id, apikey.RoleMember, invalid)
 	if err != nil {
 		return Member{}, err
 	}
@@ -426,11 +426,11 @@ func (s *Service) UpdateMember(ctx context.Context, id, userID string, role apik
 	}
 	at := s.timestamp()
 	m, err := s.store.UpdateMember(ctx, o.ID, userID, func(m Member, owners int) (Member, audit.Event, error) {
+		if err := lastOwner(m, role, owners, o.Role, apikey.RoleOwner); err != nil {
+			return Member{}, audit.Event{}, err
+		}
 		if m.Role == role {
 			return m, audit.Event{}, nil
-		}
-		if m.Role == apikey.RoleOwner && owners <= 1 {
-			return Member{}, audit.Event{}, errLastOwner
 		}
 		old := m.Role
 		m.Role = role
@@ -446,28 +446,47 @@ func (s *Service) UpdateMember(ctx context.Context, id, userID string, role apik
 // organisation's keys (those they made included) are untouched; they lose
 // access to the organisation at once.
 // Returns NOT_FOUND "member not found" when userID is not a member, and
-// LAST_OWNER for the last owner.
+// LAST_OWNER for the last owner (see lastOwner).
 func (s *Service) RemoveMember(ctx context.Context, id, userID string) error {
 	p, o, err := s.membership(ctx, id, apikey.RoleMember, nil)
 	if err != nil {
 		return err
 	}
-	if userID != p.UserID && !o.Role.AtLeast(apikey.RoleOwner) {
-		return insufficient(o.Role, apikey.RoleOwner)
-	}
 	if !validID(userID) {
 		return errMemberNotFound
 	}
+	need := apikey.RoleOwner
+	if userID == p.UserID {
+		need = apikey.RoleMember
+	}
 	at := s.timestamp()
 	err = s.store.RemoveMember(ctx, o.ID, userID, func(m Member, owners int) (audit.Event, error) {
-		if m.Role == apikey.RoleOwner && owners <= 1 {
-			return audit.Event{}, errLastOwner
+		if err := lastOwner(m, "", owners, o.Role, need); err != nil {
+			return audit.Event{}, err
 		}
 		return event(ctx, p, o.ID, audit.OrgMemberRemoved, at, map[string]any{
 			"user_id": m.UserID, "role": m.Role,
 		}), nil
 	})
 	return notFoundAs(err, errMemberNotFound)
+}
+
+// lastOwner is the verdict on giving the member m the role next (none: a
+// removal), with owners owners left, asked by a caller whose role is have
+// where need is needed. It runs under the store's lock of the
+// organisation, so that changes of its members apply one after the other.
+// An organisation keeps an owner whoever asks: LAST_OWNER comes before
+// INSUFFICIENT_ROLE, so that when the last two owners demote each other at
+// once, the one whose turn comes second is told LAST_OWNER, even though
+// the first has just made them an admin.
+func lastOwner(m Member, next apikey.Role, owners int, have, need apikey.Role) error {
+	if m.Role == apikey.RoleOwner && next != apikey.RoleOwner && owners <= 1 {
+		return errLastOwner
+	}
+	if !have.AtLeast(need) {
+		return insufficient(have, need)
+	}
+	return nil
 }
 
 // InvitationInput is an invitation to make.

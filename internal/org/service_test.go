@@ -459,24 +459,26 @@ func TestLastOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantCode(t, "bob, now the last owner, leaves", f.svc.RemoveMember(as("bob"), o.ID, "bob"), apperr.LastOwner)
-		wantCode(t, "alice, a member, removes bob", f.svc.RemoveMember(as("alice"), o.ID, "bob"), apperr.InsufficientRole)
+		// The last owner stays whoever asks: LAST_OWNER comes first.
+		wantCode(t, "alice, a member, removes bob", f.svc.RemoveMember(as("alice"), o.ID, "bob"), apperr.LastOwner)
+		_, err = f.svc.UpdateMember(as("alice"), o.ID, "bob", apikey.RoleMember)
+		wantCode(t, "alice, a member, demotes bob", err, apperr.LastOwner)
 		if err := f.svc.RemoveMember(as("bob"), o.ID, "alice"); err != nil {
 			t.Fatal(err)
 		}
 		_, err = f.svc.UpdateMember(as("bob"), o.ID, "bob", apikey.RoleAdmin)
 		wantCode(t, "bob alone demotes himself", err, apperr.LastOwner)
 
-		// Concurrent demotions of the last two owners: exactly one wins,
-		// whichever it is. When each demotes themself, the other is the
-		// last owner (LAST_OWNER); when each demotes the other, the loser
-		// may also have been demoted before its turn came
-		// (INSUFFICIENT_ROLE).
+		// Concurrent demotions of the last two owners, by each other or
+		// each of themself: exactly one wins, whichever it is, and the
+		// other is LAST_OWNER (even when the winner demoted the loser
+		// before the loser's request was authorised).
 		for round := range 8 {
 			o := f.create(t, "alice", fmt.Sprint("Race ", round))
 			f.join(t, o.ID, "alice", "bob", apikey.RoleOwner)
-			pairs, refusals := [][2]string{{"alice", "alice"}, {"bob", "bob"}}, []apperr.Code{apperr.LastOwner}
+			pairs := [][2]string{{"alice", "bob"}, {"bob", "alice"}}
 			if round%2 == 1 {
-				pairs, refusals = [][2]string{{"alice", "bob"}, {"bob", "alice"}}, []apperr.Code{apperr.LastOwner, apperr.InsufficientRole}
+				pairs = [][2]string{{"alice", "alice"}, {"bob", "bob"}}
 			}
 			var wg sync.WaitGroup
 			start := make(chan struct{})
@@ -491,8 +493,8 @@ func TestLastOwner(t *testing.T) {
 			wg.Wait()
 			codes := []apperr.Code{apperr.CodeOf(errs[0]), apperr.CodeOf(errs[1])}
 			slices.Sort(codes)
-			if codes[0] != "" || !slices.Contains(refusals, codes[1]) {
-				t.Errorf("round %d (%v): concurrent demotions gave %v and %v; want one success and one of %v", round, pairs, errs[0], errs[1], refusals)
+			if codes[0] != "" || codes[1] != apperr.LastOwner {
+				t.Errorf("round %d (%v): concurrent demotions gave %v and %v; want one success and one LAST_OWNER", round, pairs, errs[0], errs[1])
 			}
 			owners := 0
 			for _, r := range f.roles(t, o.ID) {
@@ -515,6 +517,7 @@ func TestRemoveMember(t *testing.T) {
 		o := f.create(t, "alice", "Acme")
 		f.join(t, o.ID, "alice", "bob", apikey.RoleAdmin)
 		f.join(t, o.ID, "alice", "carol", apikey.RoleMember)
+		f.join(t, o.ID, "alice", "dave", apikey.RoleMember)
 		orgKey := f.key(t, "bob", o.ID)
 		personal := f.key(t, "bob", "")
 
@@ -536,7 +539,8 @@ func TestRemoveMember(t *testing.T) {
 			t.Errorf("the organisation's keys after the removal: %+v, %v", keys, err)
 		}
 		wantCode(t, "removing bob again", f.svc.RemoveMember(as("alice"), o.ID, "bob"), apperr.NotFound)
-		wantCode(t, "carol removes alice", f.svc.RemoveMember(as("carol"), o.ID, "alice"), apperr.InsufficientRole)
+		wantCode(t, "carol, a member, removes dave", f.svc.RemoveMember(as("carol"), o.ID, "dave"), apperr.InsufficientRole)
+		wantCode(t, "carol removes alice, the last owner", f.svc.RemoveMember(as("carol"), o.ID, "alice"), apperr.LastOwner)
 
 		// A member leaves by themself.
 		if err := f.svc.RemoveMember(as("carol"), o.ID, "carol"); err != nil {
@@ -544,7 +548,7 @@ func TestRemoveMember(t *testing.T) {
 		}
 		f.last(t, o.ID, audit.OrgMemberRemoved, "carol")
 		members, err := f.svc.Members(as("alice"), o.ID)
-		if err != nil || len(members) != 1 || members[0].UserID != "alice" {
+		if err != nil || len(members) != 2 || members[0].UserID != "alice" || members[1].UserID != "dave" {
 			t.Errorf("members left: %+v, %v", members, err)
 		}
 	})
