@@ -4,15 +4,19 @@ import "github.com/apikeyd/apikeyd/internal/apitime"
 
 // JSON is an event as the REST API and webhooks show it.
 type JSON struct {
-	ID         string         `json:"id"`
-	Action     string         `json:"action"`
-	OccurredAt string         `json:"occurred_at"`
-	Actor      ActorJSON      `json:"actor"`
-	KeyID      *string        `json:"key_id"`
-	KeyPrefix  *string        `json:"key_prefix"`
-	IP         *string        `json:"ip"`
-	UserAgent  *string        `json:"user_agent"`
-	Details    map[string]any `json:"details"`
+	ID         string    `json:"id"`
+	Action     string    `json:"action"`
+	OccurredAt string    `json:"occurred_at"`
+	Actor      ActorJSON `json:"actor"`
+	// OrgID is the organisation of an organisation's event (its keys,
+	// members and invitations); absent from a personal event, which
+	// shows as it did before organisations.
+	OrgID     *string        `json:"org_id,omitempty"`
+	KeyID     *string        `json:"key_id"`
+	KeyPrefix *string        `json:"key_prefix"`
+	IP        *string        `json:"ip"`
+	UserAgent *string        `json:"user_agent"`
+	Details   map[string]any `json:"details"`
 }
 
 // ActorJSON is who made a change.
@@ -32,6 +36,7 @@ func (ev Event) ToJSON() JSON {
 		Action:     ev.Action,
 		OccurredAt: apitime.Format(ev.OccurredAt),
 		Actor:      ActorJSON{Type: ev.ActorType, ID: opt(ev.ActorID)},
+		OrgID:      opt(ev.OrgID),
 		KeyID:      opt(ev.KeyID),
 		KeyPrefix:  opt(ev.KeyPrefix),
 		IP:         opt(ev.IP),
