@@ -154,7 +154,8 @@ type Store interface {
 	// ListKeys returns the owner's unrevoked keys, newest first (rolled
 	// keys included, even past their grace: the caller drops those).
 	ListKeys(ctx context.Context, owner Owner) ([]APIKey, error)
-	// KeyOwner returns the owner of the unrevoked key id, or
+	// KeyOwner returns the owner of the key id, revoked or not (the usage
+	// and the leak notice of a revoked key are still its owner's), or
 	// apperr.NotFound.
 	KeyOwner(ctx context.Context, id string) (Owner, error)
 	// RevokeKey sets revoked_at on the owner's unrevoked key id in one

@@ -55,12 +55,15 @@ type LeakStore interface {
 	// LeakAlreadyRevoked when an earlier report revoked the key,
 	// LeakNotActive otherwise.
 	RevokeLeakedKey(ctx context.Context, hash string, at time.Time, where Leak, ev audit.Event) (LeakOutcome, error)
-	// ListLeakNotices returns the user's keys revoked by leak reports whose
-	// notice is not dismissed, most recent first.
-	ListLeakNotices(ctx context.Context, userID string) ([]LeakNotice, error)
-	// DismissLeakNotice marks the notice of the user's key id dismissed.
-	// Returns apperr.NotFound unless it is an undismissed notice of theirs.
-	DismissLeakNotice(ctx context.Context, userID, id string, at time.Time) error
+	// ListLeakNotices returns the keys revoked by leak reports whose notice
+	// is not dismissed, most recent first, that userID sees: their
+	// personal keys, the keys of the live organisations of which they are
+	// an admin or an owner (their membership), and the keys of orgIDs.
+	ListLeakNotices(ctx context.Context, userID string, orgIDs []string) ([]LeakNotice, error)
+	// DismissLeakNotice marks the notice of the owner's key id dismissed.
+	// Returns apperr.NotFound unless it is an undismissed notice of a key
+	// of theirs.
+	DismissLeakNotice(ctx context.Context, owner Owner, id string, at time.Time) error
 }
 
 // RevokeLeaked revokes key, which a leak report says was found in public at
@@ -93,27 +96,43 @@ func (s *Service) RevokeLeaked(ctx context.Context, key string, where Leak) (boo
 	return o != LeakNotActive, nil
 }
 
-// LeakNotices returns the JWT principal's keys revoked by leak reports whose
-// notice is not dismissed, most recent first: what the dashboard warns about.
+// LeakNotices returns the keys revoked by leak reports whose notice is not
+// dismissed, most recent first, that the JWT principal of ctx is warned
+// about: its personal keys and the keys of the organisations of which it
+// is an admin or an owner (in identity-provider mode, the organisation of
+// its token, when the token makes it one). What the dashboard warns about.
 // Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN/JWT_REQUIRED as Create does.
 func (s *Service) LeakNotices(ctx context.Context) ([]LeakNotice, error) {
 	p, err := RequireJWT(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.store.ListLeakNotices(ctx, p.UserID)
+	var orgIDs []string
+	if p.Org != nil && s.orgs != nil {
+		_, err := s.authorize(ctx, p, p.Org.ID, RoleAdmin)
+		switch apperr.CodeOf(err) {
+		case "":
+			orgIDs = []string{p.Org.ID}
+		case apperr.ServerBusy, apperr.Internal:
+			return nil, err
+		} // any other refusal: none of the organisation's notices
+	}
+	return s.store.ListLeakNotices(ctx, p.UserID, orgIDs)
 }
 
-// DismissLeakNotice hides the leak notice of the JWT principal's key id.
-// Returns NOT_FOUND when id is malformed, unknown, another user's, not
-// revoked by a leak report or already dismissed, and the auth errors of
-// Create.
+// DismissLeakNotice hides the leak notice of the key id of the JWT
+// principal of ctx: one of its personal keys, or a key of an organisation
+// of which it is an admin (see ownKey).
+// Returns NOT_FOUND when id is malformed, unknown, another user's, an
+// organisation's the principal is not a member of, not revoked by a leak
+// report or already dismissed, INSUFFICIENT_ROLE for an organisation key of
+// a mere member, and the auth errors of Create.
 func (s *Service) DismissLeakNotice(ctx context.Context, id string) error {
-	userID, uid, err := ownKey(ctx, id, nil, errNoLeakNotice)
+	key, err := s.ownKey(ctx, id, RoleAdmin, nil, errNoLeakNotice)
 	if err != nil {
 		return err
 	}
-	return notFoundAs(s.store.DismissLeakNotice(ctx, userID, uid, s.timestamp()), errNoLeakNotice)
+	return notFoundAs(s.store.DismissLeakNotice(ctx, key.owner, key.id, s.timestamp()), errNoLeakNotice)
 }
 
 var errNoLeakNotice = apperr.New(apperr.NotFound, "no such leak notice")

@@ -10,19 +10,21 @@ import (
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
-// Roll replaces the key id of the JWT principal of ctx with a fresh secret.
-// The new key copies the old one's settings (name, expiry, …). The old key
+// Roll replaces the key id of the JWT principal of ctx (one it may revoke:
+// see Revoke) with a fresh secret. The new key copies the old one's
+// settings (name, expiry, its organisation, …) and is made by the
+// principal (APIKey.UserID). The old key
 // keeps working for grace, then is refused; with a grace of 0 it is revoked
 // at once, exactly as Revoke does. Either way this server's cache forgets
 // the old key before Roll returns (others when the store's notification
 // reaches them), so that no cache serves it past its new expiry. A roll
-// does not count against MaxKeysPerUser.
+// does not count against MaxKeysPerUser or MaxKeysPerOrg.
 // Returns INVALID_REQUEST for a grace outside 0…MaxGracePeriod,
 // KEY_ALREADY_ROLLED when the key was rolled before, KEY_EXPIRED when it
 // has expired (its successor would be born expired), NOT_FOUND as Revoke
 // does, and the auth errors of Create.
 func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rolled, error) {
-	userID, uid, err := ownKey(ctx, id, checkGrace(grace), errKeyNotFound)
+	key, err := s.ownKey(ctx, id, RoleAdmin, checkGrace(grace), errKeyNotFound)
 	if err != nil {
 		return Rolled{}, err
 	}
@@ -35,19 +37,19 @@ func (s *Service) Roll(ctx context.Context, id string, grace time.Duration) (Rol
 	next := NewKey{
 		APIKey: APIKey{
 			ID:        nid.String(),
-			UserID:    userID,
+			UserID:    key.by.UserID, // the organisation, if any, is copied by the store
 			KeyPrefix: s.format.DisplayPrefix(secret),
 			CreatedAt: now,
 		},
 		Hash: Hash(secret),
 	}
-	rolled := audit.New(ctx, userID, audit.KeyRolled, now)
+	rolled := key.event(ctx, audit.KeyRolled, now)
 	rolled.Details = map[string]any{"new_key_id": next.ID, "grace_period_seconds": int64(grace / time.Second)}
 	events := []audit.Event{rolled}
 	if grace == 0 {
-		events = append(events, audit.New(ctx, userID, audit.KeyRevoked, now))
+		events = append(events, key.event(ctx, audit.KeyRevoked, now))
 	}
-	created, previous, hash, err := s.store.RollKey(ctx, UserOwner(userID), uid, next, now, now.Add(grace), events)
+	created, previous, hash, err := s.store.RollKey(ctx, key.owner, key.id, next, now, now.Add(grace), events)
 	if err != nil {
 		return Rolled{}, notFoundAs(err, errKeyNotFound)
 	}

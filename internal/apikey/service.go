@@ -17,7 +17,8 @@ import (
 // Config holds the Service's settings.
 type Config struct {
 	Prefix           string        // key prefix; DefaultPrefix when empty
-	MaxKeysPerUser   int           // active keys per user; 100 when zero
+	MaxKeysPerUser   int           // active personal keys per user; 100 when zero
+	MaxKeysPerOrg    int           // active keys per organisation; 1000 when zero
 	LastUsedInterval time.Duration // minimum time between last_used_at writes of one key; 60s when zero
 
 	// CacheSize caps the verified keys kept in memory: DefaultCacheSize
@@ -45,6 +46,10 @@ type Config struct {
 	// (USAGE_RETENTION); DefaultUsageRetention when zero.
 	UsageRetention time.Duration
 
+	// Orgs decides what a login token may do with an organisation's keys;
+	// nil: there are no organisations (every organisation is NOT_FOUND).
+	Orgs OrgAccess
+
 	Now      func() time.Time
 	Observer Observer // told of keys created and revoked, verifications and flushes; none when nil
 }
@@ -55,7 +60,9 @@ type Config struct {
 type Service struct {
 	store     Store
 	format    Format
-	max       int
+	max       int // per user
+	maxPerOrg int
+	orgs      OrgAccess // nil: no organisations
 	now       func() time.Time
 	usage     *usage
 	counts    *tally
@@ -74,6 +81,9 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.MaxKeysPerUser <= 0 {
 		cfg.MaxKeysPerUser = 100
 	}
+	if cfg.MaxKeysPerOrg <= 0 {
+		cfg.MaxKeysPerOrg = 1000
+	}
 	if cfg.LastUsedInterval <= 0 {
 		cfg.LastUsedInterval = time.Minute
 	}
@@ -90,12 +100,14 @@ func NewService(store Store, cfg Config) *Service {
 		cfg.UsageRetention = DefaultUsageRetention
 	}
 	s := &Service{
-		store:    store,
-		format:   NewFormat(cfg.Prefix),
-		max:      cfg.MaxKeysPerUser,
-		now:      cfg.Now,
-		limiter:  cfg.RateLimiter,
-		observer: cfg.Observer,
+		store:     store,
+		format:    NewFormat(cfg.Prefix),
+		max:       cfg.MaxKeysPerUser,
+		maxPerOrg: cfg.MaxKeysPerOrg,
+		orgs:      cfg.Orgs,
+		now:       cfg.Now,
+		limiter:   cfg.RateLimiter,
+		observer:  cfg.Observer,
 
 		retention: cfg.UsageRetention,
 	}
@@ -128,11 +140,18 @@ func (s *Service) Format() Format { return s.format }
 func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
 // Create issues a new key for the JWT principal of ctx and returns it with its
-// secret, the only time the secret is ever available.
+// secret, the only time the secret is ever available. Within an
+// organisation's scope (WithOrg) the key is the organisation's, made by the
+// principal, who must be one of its admins; with the organisation's
+// MaxKeyLifetime, a key asked to expire never expires at the latest it
+// allows.
 // Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN without a valid principal,
 // JWT_REQUIRED for an API-key principal, INVALID_REQUEST for a bad name,
 // expiry, scope (naming the scope) or policy field (naming the field),
-// KEY_LIMIT_REACHED when the user holds MaxKeysPerUser keys.
+// then the organisation's NOT_FOUND or INSUFFICIENT_ROLE (OrgAccess),
+// INVALID_REQUEST for an expiry beyond its MaxKeyLifetime, and
+// KEY_LIMIT_REACHED when the user holds MaxKeysPerUser personal keys, or the
+// organisation MaxKeysPerOrg keys.
 func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	p, err := RequireJWT(ctx)
 	if err != nil {
@@ -159,6 +178,18 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	if err != nil {
 		return Created{}, err
 	}
+	owner, grant, err := s.scopeOwner(ctx, p, RoleAdmin)
+	if err != nil {
+		return Created{}, err
+	}
+	if expires, err = capExpiry(grant, now, expires); err != nil {
+		return Created{}, err
+	}
+	max := s.max
+	var orgID string
+	if owner.Type == OwnerOrg {
+		max, orgID = s.maxPerOrg, owner.ID
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Created{}, err
@@ -167,6 +198,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	k := APIKey{
 		ID:        id.String(),
 		UserID:    p.UserID,
+		OrgID:     orgID,
 		KeyPrefix: s.format.DisplayPrefix(secret),
 		Name:      name,
 		CreatedAt: now,
@@ -175,28 +207,39 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		Policy:    policy,
 		Lineage:   id.String(),
 	}
-	ev := audit.New(ctx, p.UserID, audit.KeyCreated, now)
+	ev := ownerEvent(ctx, p.UserID, owner, audit.KeyCreated, now)
 	ev.KeyID, ev.KeyPrefix = k.ID, k.KeyPrefix
 	ev.Details = map[string]any{
 		"name": k.Name, "scopes": k.Scopes, "expires_at": apitime.FormatOptional(k.ExpiresAt),
 		"enabled": !k.Disabled, "rate_limit": k.RateLimit, "credits": k.Credits, "allowed_ips": k.AllowedIPs, "meta": rawOrNull(k.Meta),
 	}
-	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret), Event: ev}, s.max); err != nil {
+	if err := s.store.CreateKey(ctx, NewKey{APIKey: k, Hash: Hash(secret), Event: ev}, max); err != nil {
 		return Created{}, err
 	}
 	s.observer.KeyCreated()
 	return Created{APIKey: k, Secret: secret}, nil
 }
 
-// List returns the unrevoked keys of the JWT principal of ctx, newest first,
-// expired ones included.
-// Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN/JWT_REQUIRED as Create does.
+// List returns the unrevoked personal keys of the JWT principal of ctx, or
+// within an organisation's scope (WithOrg) the organisation's keys, newest
+// first, expired ones included.
+// Returns MISSING_AUTH/INVALID_OR_EXPIRED_TOKEN/JWT_REQUIRED as Create does,
+// and the organisation's NOT_FOUND (OrgAccess; any member may list).
 func (s *Service) List(ctx context.Context) ([]APIKey, error) {
 	p, err := RequireJWT(ctx)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.store.ListKeys(ctx, UserOwner(p.UserID))
+	owner, _, err := s.scopeOwner(ctx, p, RoleMember)
+	if err != nil {
+		return nil, err
+	}
+	return s.list(ctx, owner)
+}
+
+// list returns the owner's keys as List does.
+func (s *Service) list(ctx context.Context, owner Owner) ([]APIKey, error) {
+	keys, err := s.store.ListKeys(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -221,25 +264,40 @@ func dropGone(keys []APIKey, now time.Time) []APIKey {
 	return slices.DeleteFunc(keys, func(k APIKey) bool { return k.Gone(now) })
 }
 
-// Revoke revokes the key id of the JWT principal of ctx. From the moment it
-// returns, Verify refuses the key: the key is evicted from this server's
-// cache before Revoke returns (other servers evict it when the store's
-// notification reaches them; see EvictHash).
-// Returns NOT_FOUND when id is malformed, unknown, another user's or already
-// revoked (never saying which), and the auth errors of Create.
+// Revoke revokes the key id of the JWT principal of ctx: one of its
+// personal keys, or a key of an organisation of which it is an admin (see
+// ownKey). From the moment it returns, Verify refuses the key: the key is
+// evicted from this server's cache before Revoke returns (other servers
+// evict it when the store's notification reaches them; see EvictHash).
+// Returns NOT_FOUND when id is malformed, unknown, another user's, an
+// organisation's the principal is not a member of, or already revoked
+// (never saying which), INSUFFICIENT_ROLE for an organisation key of a
+// mere member, and the auth errors of Create.
 func (s *Service) Revoke(ctx context.Context, id string) (Revoked, error) {
-	userID, uid, err := ownKey(ctx, id, nil, errKeyNotFound)
+	key, err := s.ownKey(ctx, id, RoleAdmin, nil, errKeyNotFound)
 	if err != nil {
 		return Revoked{}, err
 	}
 	at := s.timestamp()
-	hash, err := s.store.RevokeKey(ctx, UserOwner(userID), uid, at, audit.New(ctx, userID, audit.KeyRevoked, at))
+	hash, err := s.store.RevokeKey(ctx, key.owner, key.id, at, key.event(ctx, audit.KeyRevoked, at))
 	if err != nil {
 		return Revoked{}, notFoundAs(err, errKeyNotFound)
 	}
 	s.forget(hash)
 	s.observer.KeyRevoked()
-	return Revoked{ID: uid, RevokedAt: at}, nil
+	return Revoked{ID: key.id, RevokedAt: at}, nil
+}
+
+// ForgetHashes drops from this server's verification cache the keys whose
+// SHA-256 are hashes (lower-case hex, as stored), which the store has just
+// revoked on this server's behalf outside the Service (the keys of a
+// deleted organisation), and counts them as revoked. Other servers forget
+// them when the store's notifications reach them, as for Revoke.
+func (s *Service) ForgetHashes(hashes []string) {
+	for _, h := range hashes {
+		s.forget(h)
+		s.observer.KeyRevoked()
+	}
 }
 
 // EvictHash drops from the verification cache the key whose SHA-256 is hash
@@ -317,27 +375,6 @@ var (
 	errInvalidKey  = apperr.New(apperr.InvalidToken, "invalid or expired token")
 	errBadHash     = errors.New("apikey: a key hash is 64 hex digits")
 )
-
-// ownKey opens each method that acts on one key (or leak notice) of the
-// JWT principal of ctx, named by id: it returns the principal's user id and
-// id as canonicalID writes it. Returns, in this order, the auth errors of
-// RequireJWT; invalid, the method's own verdict on its other arguments, when
-// not nil; and notFound when id is not a UUID, which the method also returns
-// when the store finds no such row (notFoundAs), never saying which.
-func ownKey(ctx context.Context, id string, invalid, notFound error) (userID, canonical string, err error) {
-	p, err := RequireJWT(ctx)
-	if err != nil {
-		return "", "", err
-	}
-	if invalid != nil {
-		return "", "", invalid
-	}
-	uid, ok := canonicalID(id)
-	if !ok {
-		return "", "", notFound
-	}
-	return p.UserID, uid, nil
-}
 
 // notFoundAs returns notFound in place of a NOT_FOUND error of the store,
 // and err otherwise (nil included).

@@ -8,8 +8,8 @@ import (
 	"github.com/apikeyd/apikeyd/internal/audit"
 )
 
-// Update changes the fields of the key id of the JWT principal of ctx that
-// in sets (nil clears where the API allows null) and returns the key as
+// Update changes the fields of the key id of the JWT principal of ctx (one
+// it may revoke: see Revoke) that in sets (nil clears where the API allows null) and returns the key as
 // listed. Setting Credits sets the balance, which the key shares with the
 // keys of its lineage. The change is one api_key.updated event whose
 // details hold, for each field that really changed, {"old", "new"} in the
@@ -18,16 +18,16 @@ import (
 // notification reaches them), so that the next verification checks the new
 // policy.
 // Returns INVALID_REQUEST naming the first bad field (and changes nothing),
-// NOT_FOUND as Revoke does (a rolled key past its grace is gone), and the
-// auth errors of Create.
+// NOT_FOUND and INSUFFICIENT_ROLE as Revoke does (a rolled key past its
+// grace is gone), and the auth errors of Create.
 func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (APIKey, error) {
 	next, invalid := checkUpdate(in)
-	userID, uid, err := ownKey(ctx, id, invalid, errKeyNotFound)
+	key, err := s.ownKey(ctx, id, RoleAdmin, invalid, errKeyNotFound)
 	if err != nil {
 		return APIKey{}, err
 	}
 	at := s.timestamp()
-	k, hash, err := s.store.UpdateKey(ctx, UserOwner(userID), uid, at, func(old APIKey) (KeyUpdate, error) {
+	k, hash, err := s.store.UpdateKey(ctx, key.owner, key.id, at, func(old APIKey) (KeyUpdate, error) {
 		showBalance(&old, at) // the balance a change replaces is the one a spend would find
 		k := old
 		if in.Name.Set {
@@ -54,7 +54,7 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (APIKey
 			u.SetCredits = true
 		}
 		if len(details) > 0 {
-			u.Event = audit.New(ctx, userID, audit.KeyUpdated, at)
+			u.Event = key.event(ctx, audit.KeyUpdated, at)
 			u.Event.Details = details
 		}
 		return u, nil

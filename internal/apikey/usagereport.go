@@ -52,7 +52,7 @@ type Usage struct {
 	Buckets     []UsageBucket
 }
 
-// UsageSummary is the report of all of a user's keys: their counts
+// UsageSummary is the report of all of an owner's keys: their counts
 // together, bucket by bucket, and each key's totals, most used first.
 type UsageSummary struct {
 	Usage
@@ -129,28 +129,31 @@ func (sp span) buckets(hours []HourCounts) []UsageBucket {
 }
 
 // KeyUsage returns the usage of the key id of the JWT principal of ctx over
-// r: every bucket, zeros included. The key may be revoked, or rolled past
-// its grace: its usage stays readable on its id until USAGE_RETENTION.
+// r: every bucket, zeros included. The key is one of its personal keys or a
+// key of an organisation of which it is a member (see ownKey). The key may
+// be revoked, or rolled past its grace: its usage stays readable on its id
+// until USAGE_RETENTION.
 // Returns INVALID_REQUEST for a bad range (see UsageRange), NOT_FOUND when
-// id is not one of the caller's keys, and the auth errors of Create.
+// id is not one of the keys the caller may see, and the auth errors of
+// Create.
 func (s *Service) KeyUsage(ctx context.Context, id string, r UsageRange) (Usage, error) {
 	sp, badRange := resolve(r, s.now())
-	userID, uid, err := ownKey(ctx, id, badRange, errKeyNotFound)
+	key, err := s.ownKey(ctx, id, RoleMember, badRange, errKeyNotFound)
 	if err != nil {
 		return Usage{}, err
 	}
-	hours, err := s.store.KeyCounts(ctx, UserOwner(userID), uid, sp.from, sp.to)
+	hours, err := s.store.KeyCounts(ctx, key.owner, key.id, sp.from, sp.to)
 	if err != nil {
 		return Usage{}, notFoundAs(err, errKeyNotFound)
 	}
 	return Usage{Granularity: sp.granularity, Buckets: sp.buckets(hours)}, nil
 }
 
-// UsageSummary returns the usage over r of the keys of the JWT principal
-// of ctx, as List returns them: all together, bucket by bucket, and each
-// key's totals, most used first (the newest first among equals). Two
-// queries, whatever the number of keys.
-// Returns INVALID_REQUEST for a bad range and the auth errors of Create.
+// UsageSummary returns the usage over r of the keys that List returns in
+// ctx (the principal's personal keys, or its organisation's): all
+// together, bucket by bucket, and each key's totals, most used first (the
+// newest first among equals). Two queries, whatever the number of keys.
+// Returns INVALID_REQUEST for a bad range, then the errors of List.
 func (s *Service) UsageSummary(ctx context.Context, r UsageRange) (UsageSummary, error) {
 	p, err := RequireJWT(ctx)
 	if err != nil {
@@ -160,11 +163,15 @@ func (s *Service) UsageSummary(ctx context.Context, r UsageRange) (UsageSummary,
 	if err != nil {
 		return UsageSummary{}, err
 	}
-	keys, err := s.List(ctx)
+	owner, _, err := s.scopeOwner(ctx, p, RoleMember)
 	if err != nil {
 		return UsageSummary{}, err
 	}
-	hours, err := s.store.OwnerCounts(ctx, UserOwner(p.UserID), sp.from, sp.to)
+	keys, err := s.list(ctx, owner)
+	if err != nil {
+		return UsageSummary{}, err
+	}
+	hours, err := s.store.OwnerCounts(ctx, owner, sp.from, sp.to)
 	if err != nil {
 		return UsageSummary{}, err
 	}
@@ -187,12 +194,13 @@ func (s *Service) UsageSummary(ctx context.Context, r UsageRange) (UsageSummary,
 }
 
 // ListedKeyUsage returns the usage over r of the key id, one of the keys
-// the JWT principal of ctx was just given (a listing). Within a context
-// made by WithUsageBatch, the first call for a range reads the counts of
-// all the caller's keys in one query, and the calls for the other keys of
-// the listing read none: a listing of any number of keys with their usage
-// costs one query per range asked. A key that is not the caller's has no
-// usage.
+// the JWT principal of ctx was just given by List in ctx (a listing: its
+// personal keys, or its organisation's). Within a context made by
+// WithUsageBatch, the first call for a range and an owner reads the counts
+// of all the owner's keys in one query (after asking OrgAccess, for an
+// organisation), and the calls for the other keys of the listing read
+// none: a listing of any number of keys with their usage costs one query
+// per range asked. A key that is not the owner's has no usage.
 // Returns the errors of UsageSummary.
 func (s *Service) ListedKeyUsage(ctx context.Context, id string, r UsageRange) ([]UsageBucket, error) {
 	p, err := RequireJWT(ctx)
@@ -207,8 +215,18 @@ func (s *Service) ListedKeyUsage(ctx context.Context, id string, r UsageRange) (
 	if b == nil {
 		b = &usageBatch{}
 	}
-	byKey, err := b.load(sp, func() ([]HourCounts, error) {
-		return s.store.OwnerCounts(ctx, UserOwner(p.UserID), sp.from, sp.to)
+	owner := UserOwner(p.UserID)
+	orgID, scoped := OrgOf(ctx)
+	if scoped {
+		owner = OrgOwner(orgID)
+	}
+	byKey, err := b.load(owner, sp, func() ([]HourCounts, error) {
+		if scoped {
+			if _, err := s.authorize(ctx, p, orgID, RoleMember); err != nil {
+				return nil, err
+			}
+		}
+		return s.store.OwnerCounts(ctx, owner, sp.from, sp.to)
 	})
 	if err != nil {
 		return nil, err
@@ -224,11 +242,18 @@ func WithUsageBatch(ctx context.Context) context.Context {
 
 type usageBatchKey struct{}
 
-// usageBatch is the counts of a user's keys read once per span for one
-// request; the listing's keys ask for them concurrently.
+// usageBatch is the counts of an owner's keys read once per owner and span
+// for one request; the listing's keys ask for them concurrently.
 type usageBatch struct {
 	mu    sync.Mutex
-	spans map[[2]int64]*usageLoad // by the Unix seconds of from and to
+	spans map[batchKey]*usageLoad
+}
+
+// batchKey is what a usageBatch reads once: an owner's counts over a span,
+// by the Unix seconds of its from and to.
+type batchKey struct {
+	owner    Owner
+	from, to int64
 }
 
 type usageLoad struct {
@@ -237,14 +262,15 @@ type usageLoad struct {
 	err   error
 }
 
-// load returns the counts of sp's hours by key, read by read once.
-func (b *usageBatch) load(sp span, read func() ([]HourCounts, error)) (map[string][]HourCounts, error) {
-	k := [2]int64{sp.from.Unix(), sp.to.Unix()}
+// load returns the counts of owner's keys over sp's hours by key, read by
+// read once.
+func (b *usageBatch) load(owner Owner, sp span, read func() ([]HourCounts, error)) (map[string][]HourCounts, error) {
+	k := batchKey{owner, sp.from.Unix(), sp.to.Unix()}
 	b.mu.Lock()
 	l := b.spans[k]
 	if l == nil {
 		if b.spans == nil {
-			b.spans = map[[2]int64]*usageLoad{}
+			b.spans = map[batchKey]*usageLoad{}
 		}
 		l = &usageLoad{done: make(chan struct{})}
 		b.spans[k] = l

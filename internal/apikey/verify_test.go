@@ -84,12 +84,12 @@ func (s *recordingStore) RevokeLeakedKey(context.Context, string, time.Time, api
 	return apikey.LeakNotActive, nil
 }
 
-func (s *recordingStore) ListLeakNotices(context.Context, string) ([]apikey.LeakNotice, error) {
+func (s *recordingStore) ListLeakNotices(context.Context, string, []string) ([]apikey.LeakNotice, error) {
 	s.record("ListLeakNotices")
 	return nil, nil
 }
 
-func (s *recordingStore) DismissLeakNotice(context.Context, string, string, time.Time) error {
+func (s *recordingStore) DismissLeakNotice(context.Context, apikey.Owner, string, time.Time) error {
 	s.record("DismissLeakNotice")
 	return nil
 }

@@ -200,6 +200,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	keys := apikey.NewService(keyStore, apikey.Config{
 		Prefix:           cfg.KeyPrefix,
 		MaxKeysPerUser:   cfg.MaxKeysPerUser,
+		MaxKeysPerOrg:    cfg.MaxKeysPerOrg,
 		LastUsedInterval: cfg.LastUsedInterval,
 		CacheSize:        cacheSize,
 		CacheTTL:         cfg.CacheTTL,

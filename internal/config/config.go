@@ -43,6 +43,7 @@ type Config struct {
 
 	KeyPrefix        string
 	MaxKeysPerUser   int
+	MaxKeysPerOrg    int
 	LastUsedInterval time.Duration
 	CacheSize        int           // verified keys cached; 0 turns the cache off
 	CacheTTL         time.Duration // how long a cached verification is trusted
@@ -173,6 +174,8 @@ var settings = []setting{
 		}},
 	{Server, "MAX_KEYS_PER_USER", "max-keys-per-user", "100", "active keys a user may hold (expired keys count until revoked)", plain,
 		intSetting(1, func(c *Config) *int { return &c.MaxKeysPerUser })},
+	{Server, "MAX_KEYS_PER_ORG", "max-keys-per-org", "1000", "active keys an organisation may hold (expired keys count until revoked)", plain,
+		intSetting(1, func(c *Config) *int { return &c.MaxKeysPerOrg })},
 	{Server, "LAST_USED_INTERVAL", "last-used-interval", "60s", "how often one key's last_used_at may be written", plain,
 		durationSetting(time.Nanosecond, func(c *Config) *time.Duration { return &c.LastUsedInterval })},
 	{Server, "VERIFY_CACHE_SIZE", "verify-cache-size", strconv.Itoa(apikey.DefaultCacheSize), "verified API keys kept in memory (about 200 bytes each); 0 turns the cache off", plain,

@@ -539,7 +539,7 @@ func activeKeys(db bun.IDB, owner apikey.Owner) *bun.SelectQuery {
 func (s *Store) KeyOwner(ctx context.Context, id string) (apikey.Owner, error) {
 	var r keyRow
 	err := s.db.NewSelect().Model(&r).Column("user_id", "org_id").
-		Where("id = ?", id).Where("revoked_at IS NULL").Scan(ctx)
+		Where("id = ?", id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return apikey.Owner{}, errNotFound
 	}
@@ -632,15 +632,21 @@ func (s *Store) revoke(ctx context.Context, ev audit.Event, update func(bun.IDB)
 // caches, the rest for the audit log.
 type changedKey struct {
 	ID, UserID, Prefix, Hash string
+	OrgID                    *string // NULL: a personal key
 }
 
-// event completes ev (unless it is the zero Event) with the key it is about.
+// event completes ev (unless it is the zero Event) with the key it is about:
+// its id and prefix, and, when ev names none, the user who made it and its
+// organisation (an event made by no user: a leak report).
 func (k changedKey) event(ev audit.Event) audit.Event {
 	if ev.ID == "" {
 		return ev
 	}
 	if ev.UserID == "" {
 		ev.UserID = k.UserID
+	}
+	if ev.OrgID == "" {
+		ev.OrgID = deref(k.OrgID)
 	}
 	ev.KeyID, ev.KeyPrefix = k.ID, k.Prefix
 	return ev
@@ -652,7 +658,7 @@ func (k changedKey) event(ev audit.Event) audit.Event {
 // changed.
 func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (k changedKey, err error) {
 	q, notifies := notifyingUpdate(db, update)
-	dest := []any{&k.ID, &k.UserID, &k.Prefix, &k.Hash}
+	dest := []any{&k.ID, &k.UserID, &k.OrgID, &k.Prefix, &k.Hash}
 	var notified string
 	if notifies {
 		dest = append(dest, &notified)
@@ -663,15 +669,15 @@ func updateAndNotify(ctx context.Context, db bun.IDB, update *bun.UpdateQuery) (
 
 // notifyingUpdate returns update, which changes keys in a way every
 // server's cache must learn of (a revocation, a roll), as the query that
-// runs it and returns each changed key's id, user_id, key_prefix and
-// key_hash. On PostgreSQL (notifies) the same statement publishes each
+// runs it and returns each changed key's id, user_id, org_id, key_prefix
+// and key_hash. On PostgreSQL (notifies) the same statement publishes each
 // hash on RevocationChannel (pg_notify in a data-modifying WITH query),
 // delivered to every listening server when, and only if, the change
 // commits; its result is one more column, to scan as a string.
 func notifyingUpdate(db bun.IDB, update *bun.UpdateQuery) (q interface {
 	Scan(ctx context.Context, dest ...any) error
 }, notifies bool) {
-	update = update.Returning("id, user_id, key_prefix, key_hash")
+	update = update.Returning("id, user_id, org_id, key_prefix, key_hash")
 	if !IsPostgresDB(db) {
 		return update, false
 	}
@@ -679,7 +685,7 @@ func notifyingUpdate(db bun.IDB, update *bun.UpdateQuery) (q interface {
 	return db.NewSelect().
 		With("changed", update).
 		TableExpr("changed").
-		ColumnExpr("id::text, user_id, key_prefix, key_hash").
+		ColumnExpr("id::text, user_id, org_id, key_prefix, key_hash").
 		ColumnExpr("pg_notify(?, key_hash)::text", RevocationChannel), true
 }
 

@@ -48,18 +48,33 @@ func (s *Store) RevokeLeakedKey(ctx context.Context, hash string, at time.Time, 
 	return apikey.LeakAlreadyRevoked, nil
 }
 
-// ListLeakNotices implements apikey.Store.
-func (s *Store) ListLeakNotices(ctx context.Context, userID string) ([]apikey.LeakNotice, error) {
+// ListLeakNotices implements apikey.Store: the organisations in which
+// userID is an admin or an owner are read in the same query.
+func (s *Store) ListLeakNotices(ctx context.Context, userID string, orgIDs []string) ([]apikey.LeakNotice, error) {
 	var rows []struct {
 		keyRow     `bun:",extend"`
 		LeakedAt   time.Time `bun:"leaked_at"`
 		LeakURL    *string   `bun:"leak_url"`
 		LeakSource *string   `bun:"leak_source"`
 	}
+	personal, arg := ownedBy("", apikey.UserOwner(userID))
+	administered := s.db.NewSelect().
+		TableExpr("org_members AS m").
+		Join("JOIN orgs AS o ON o.id = m.org_id").
+		Column("m.org_id").
+		Where("m.user_id = ?", userID).
+		Where("m.role IN (?)", bun.In([]string{string(apikey.RoleAdmin), string(apikey.RoleOwner)})).
+		Where("o.deleted_at IS NULL")
 	err := s.db.NewSelect().Model(&rows).
 		ColumnExpr(keyColumns.list).
 		Column("leaked_at", "leak_url", "leak_source").
-		Where("user_id = ?", userID).
+		WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			q = q.Where(personal, arg).WhereOr("org_id IN (?)", administered)
+			if len(orgIDs) > 0 {
+				q = q.WhereOr("org_id IN (?)", bun.In(orgIDs))
+			}
+			return q
+		}).
 		Where("leaked_at IS NOT NULL").
 		Where("leak_dismissed_at IS NULL").
 		Order("leaked_at DESC", "id DESC").
@@ -75,11 +90,12 @@ func (s *Store) ListLeakNotices(ctx context.Context, userID string) ([]apikey.Le
 }
 
 // DismissLeakNotice implements apikey.Store with one conditional UPDATE.
-func (s *Store) DismissLeakNotice(ctx context.Context, userID, id string, at time.Time) error {
+func (s *Store) DismissLeakNotice(ctx context.Context, owner apikey.Owner, id string, at time.Time) error {
+	cond, arg := ownedBy("", owner)
 	res, err := s.db.NewUpdate().Model((*keyRow)(nil)).
 		Set("leak_dismissed_at = ?", at).
 		Where("id = ?", id).
-		Where("user_id = ?", userID).
+		Where(cond, arg).
 		Where("leaked_at IS NOT NULL").
 		Where("leak_dismissed_at IS NULL").
 		Exec(ctx)

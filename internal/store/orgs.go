@@ -311,8 +311,8 @@ func (s *Store) DeleteOrg(ctx context.Context, id string, at time.Time, ev audit
 			Set("revoked_at = ?", at).
 			Where("org_id = ?", id).
 			Where("revoked_at IS NULL"))
-		var ids, users, prefixes, notified []string
-		dest := []any{&ids, &users, &prefixes, &hashes}
+		var ids, users, orgs, prefixes, notified []string
+		dest := []any{&ids, &users, &orgs, &prefixes, &hashes}
 		if notifies {
 			dest = append(dest, &notified)
 		}
