@@ -2,9 +2,7 @@ package apikey_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -17,49 +15,18 @@ import (
 	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/clocktest"
 	"github.com/apikeyd/apikeyd/internal/dbtest"
+	"github.com/apikeyd/apikeyd/internal/org"
 	"github.com/apikeyd/apikeyd/internal/store"
 	"github.com/apikeyd/apikeyd/internal/webhook"
 )
 
-// memberships is the OrgAccess of these tests, deciding as the
-// organisations' service does from the same tables: a user's role in a live
-// organisation is their org_members row's; in identity-provider mode (the
-// token names an organisation) it is the token's, in that organisation
-// alone.
-type memberships struct{ db *bun.DB }
-
-func (m memberships) Authorize(ctx context.Context, p apikey.Principal, orgID string, need apikey.Role) (apikey.OrgGrant, error) {
-	var lifetime sql.NullInt64
-	var role apikey.Role
-	q := m.db.NewSelect().TableExpr("orgs AS o").ColumnExpr("o.max_key_lifetime_seconds").
-		Where("o.id = ?", orgID).Where("o.deleted_at IS NULL")
-	var err error
-	switch {
-	case p.Org != nil && p.Org.ID != orgID:
-		err = sql.ErrNoRows
-	case p.Org != nil:
-		role = p.Org.Role
-		err = q.Scan(ctx, &lifetime)
-	default:
-		err = q.Join("JOIN org_members AS m ON m.org_id = o.id").ColumnExpr("m.role").
-			Where("m.user_id = ?", p.UserID).Scan(ctx, &lifetime, &role)
-	}
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return apikey.OrgGrant{}, apperr.New(apperr.NotFound, "organisation not found")
-	case err != nil:
-		return apikey.OrgGrant{}, err
-	case !role.AtLeast(need):
-		return apikey.OrgGrant{}, apperr.New(apperr.InsufficientRole, "your role in this organisation does not allow this")
-	}
-	return apikey.OrgGrant{OrgID: orgID, Role: role, MaxKeyLifetime: time.Duration(lifetime.Int64) * time.Second}, nil
-}
-
-// orgFixture is a Service with organisations over a real store (queueing
-// webhooks) on a stopped clock: acme, whose owner is alice, admin bob and
-// member carol, and other, dave's. dave is no member of acme.
+// orgFixture is a Service with organisations (the organisations' own
+// Service) over a real store that queues webhooks, on a stopped clock:
+// acme, whose owner is alice, admin bob and member carol, and other,
+// dave's. dave is no member of acme.
 type orgFixture struct {
 	svc         *apikey.Service
+	orgs        *org.Service
 	db          *bun.DB
 	store       *store.Store
 	clock       *clocktest.Clock
@@ -74,28 +41,32 @@ func newOrgFixture(t *testing.T, dsn string, cfg apikey.Config) *orgFixture {
 		store: store.New(db, store.Config{Queue: webhook.Delivered}),
 		clock: clocktest.Stopped(time.Now()),
 	}
-	f.acme = f.addOrg(t, map[string]apikey.Role{"alice": apikey.RoleOwner, "bob": apikey.RoleAdmin, "carol": apikey.RoleMember})
-	f.other = f.addOrg(t, map[string]apikey.Role{"dave": apikey.RoleOwner})
-	cfg.Orgs, cfg.Now = memberships{db}, f.clock.Now
+	f.orgs = org.NewService(f.store, org.Config{Now: f.clock.Now, OnKeysRevoked: func(hashes []string) { f.svc.ForgetHashes(hashes) }})
+	cfg.Orgs, cfg.Now = f.orgs, f.clock.Now
 	f.svc = apikey.NewService(f.store, cfg)
+	f.acme = f.addOrg(t, "alice", map[string]apikey.Role{"bob": apikey.RoleAdmin, "carol": apikey.RoleMember})
+	f.other = f.addOrg(t, "dave", nil)
 	return f
 }
 
-// addOrg inserts a live organisation with members and returns its id.
-func (f *orgFixture) addOrg(t *testing.T, members map[string]apikey.Role) string {
+// addOrg makes an organisation of owner, whom members join with their
+// roles, and returns its id.
+func (f *orgFixture) addOrg(t *testing.T, owner string, members map[string]apikey.Role) string {
 	t.Helper()
-	ctx := context.Background()
-	id := uuid.NewString()
-	now := f.clock.Now().UTC()
-	if _, err := f.db.ExecContext(ctx, "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)", id, "org "+id[:8], now); err != nil {
+	o, err := f.orgs.Create(as(owner), "org of "+owner)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for user, role := range members {
-		if _, err := f.db.ExecContext(ctx, "INSERT INTO org_members (org_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)", id, user, string(role), now); err != nil {
+		inv, err := f.orgs.CreateInvitation(as(owner), o.ID, org.InvitationInput{Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.orgs.AcceptInvitation(as(user), inv.Token); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return id
+	return o.ID
 }
 
 // as is the context of user's login token.
@@ -287,7 +258,8 @@ func TestOrgKeyLimit(t *testing.T) {
 func TestOrgKeyLifetime(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		f := newOrgFixture(t, dsn, apikey.Config{})
-		if _, err := f.db.ExecContext(context.Background(), "UPDATE orgs SET max_key_lifetime_seconds = 3600 WHERE id = ?", f.acme); err != nil {
+		hour := time.Hour
+		if _, err := f.orgs.Update(as("alice"), f.acme, org.UpdateInput{MaxKeyLifetime: apikey.Optional[*time.Duration]{Set: true, Value: &hour}}); err != nil {
 			t.Fatal(err)
 		}
 		ctx := in("bob", f.acme)
@@ -388,7 +360,8 @@ func TestOrgKeyEvents(t *testing.T) {
 			OrgID  *string `bun:"org_id"`
 		}
 		var rows []row
-		if err := f.db.NewSelect().TableExpr("audit_events").Column("id", "action", "key_id", "user_id", "org_id").OrderExpr("id").Scan(context.Background(), &rows); err != nil {
+		if err := f.db.NewSelect().TableExpr("audit_events").Column("id", "action", "key_id", "user_id", "org_id").
+			Where("action LIKE 'api_key.%'").OrderExpr("id").Scan(context.Background(), &rows); err != nil {
 			t.Fatal(err)
 		}
 		acme := f.acme
@@ -464,18 +437,24 @@ func TestOrgLeakNotices(t *testing.T) {
 		ctx := context.Background()
 		acmeKey := f.create(t, in("bob", f.acme))
 		personal := f.create(t, as("alice"))
-		idpOrg := f.addOrg(t, nil) // membership is the provider's
+		// Identity-provider mode: the token names the organisation and the
+		// role; there is no membership.
+		idp := apikey.NewService(f.store, apikey.Config{Now: f.clock.Now, Orgs: org.NewService(f.store, org.Config{IdentityProvider: true, Now: f.clock.Now})})
+		idpOrg := uuid.NewString()
 		idpAdmin := apikey.WithPrincipal(ctx, apikey.Principal{UserID: "erin", Method: apikey.MethodJWT, Org: &apikey.OrgClaim{ID: idpOrg, Role: apikey.RoleAdmin}})
 		idpMember := apikey.WithPrincipal(ctx, apikey.Principal{UserID: "frank", Method: apikey.MethodJWT, Org: &apikey.OrgClaim{ID: idpOrg, Role: apikey.RoleMember}})
-		idpKey := f.create(t, apikey.WithOrg(idpAdmin, idpOrg))
+		idpKey, err := idp.Create(apikey.WithOrg(idpAdmin, idpOrg), apikey.CreateInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, k := range []apikey.Created{acmeKey, personal, idpKey} {
 			if ok, err := f.svc.RevokeLeaked(ctx, k.Secret, apikey.Leak{Source: "commit"}); !ok || err != nil {
 				t.Fatalf("leak: %v, %v", ok, err)
 			}
 		}
-		notices := func(ctx context.Context) []string {
+		notices := func(svc *apikey.Service, ctx context.Context) []string {
 			t.Helper()
-			ns, err := f.svc.LeakNotices(ctx)
+			ns, err := svc.LeakNotices(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -486,19 +465,20 @@ func TestOrgLeakNotices(t *testing.T) {
 			return ids
 		}
 		for who, want := range map[string]struct {
+			svc *apikey.Service
 			ctx context.Context
 			ids []string
 		}{
-			"alice (owner)":   {as("alice"), []string{personal.ID, acmeKey.ID}},
-			"bob (admin)":     {as("bob"), []string{acmeKey.ID}},
-			"carol (member)":  {as("carol"), nil},
-			"dave":            {as("dave"), nil},
-			"erin (idp)":      {idpAdmin, []string{idpKey.ID}},
-			"frank (idp)":     {idpMember, nil},
-			"bob in a scope":  {in("bob", f.acme), []string{acmeKey.ID}},
-			"alice, personal": {apikey.WithOrg(as("alice"), f.other), []string{personal.ID, acmeKey.ID}},
+			"alice (owner)":               {f.svc, as("alice"), []string{personal.ID, acmeKey.ID}},
+			"bob (admin)":                 {f.svc, as("bob"), []string{acmeKey.ID}},
+			"carol (member)":              {f.svc, as("carol"), nil},
+			"dave":                        {f.svc, as("dave"), nil},
+			"erin (admin by her token)":   {idp, idpAdmin, []string{idpKey.ID}},
+			"frank (member by his token)": {idp, idpMember, nil},
+			"bob in acme's scope":         {f.svc, in("bob", f.acme), []string{acmeKey.ID}},
+			"alice in another's scope":    {f.svc, apikey.WithOrg(as("alice"), f.other), []string{personal.ID, acmeKey.ID}},
 		} {
-			if got := notices(want.ctx); strings.Join(got, ",") != strings.Join(want.ids, ",") {
+			if got := notices(want.svc, want.ctx); strings.Join(got, ",") != strings.Join(want.ids, ",") {
 				t.Errorf("%s sees %v, want %v", who, got, want.ids)
 			}
 		}
@@ -506,17 +486,17 @@ func TestOrgLeakNotices(t *testing.T) {
 		wantCode(t, "dismissed by a member", f.svc.DismissLeakNotice(as("carol"), acmeKey.ID), apperr.InsufficientRole, "")
 		wantCode(t, "dismissed by a non-member", f.svc.DismissLeakNotice(as("dave"), acmeKey.ID), apperr.NotFound, "no such leak notice")
 		wantCode(t, "dismissed by another user", f.svc.DismissLeakNotice(as("bob"), personal.ID), apperr.NotFound, "no such leak notice")
-		wantCode(t, "dismissed by an idp member", f.svc.DismissLeakNotice(idpMember, idpKey.ID), apperr.InsufficientRole, "")
+		wantCode(t, "dismissed by a member by token", idp.DismissLeakNotice(idpMember, idpKey.ID), apperr.InsufficientRole, "")
 		if err := f.svc.DismissLeakNotice(as("bob"), acmeKey.ID); err != nil {
 			t.Fatalf("dismissed by an admin: %v", err)
 		}
-		if err := f.svc.DismissLeakNotice(idpAdmin, idpKey.ID); err != nil {
+		if err := idp.DismissLeakNotice(idpAdmin, idpKey.ID); err != nil {
 			t.Fatalf("dismissed by an idp admin: %v", err)
 		}
-		if got := notices(as("alice")); len(got) != 1 || got[0] != personal.ID {
+		if got := notices(f.svc, as("alice")); len(got) != 1 || got[0] != personal.ID {
 			t.Fatalf("alice sees %v after bob dismissed the organisation's", got)
 		}
-		if got := notices(idpAdmin); len(got) != 0 {
+		if got := notices(idp, idpAdmin); len(got) != 0 {
 			t.Fatalf("erin sees %v after dismissing", got)
 		}
 	})
@@ -571,29 +551,44 @@ func TestOrgKeyUsage(t *testing.T) {
 	})
 }
 
-// TestForgetHashes: keys the store revoked outside the Service (an
-// organisation's deletion) are forgotten by this server's cache at once.
-func TestForgetHashes(t *testing.T) {
+// TestOrgDeletedAndMemberRemoved: deleting an organisation makes this
+// server forget its keys at once (ForgetHashes), cached or not, and every
+// use of it NOT_FOUND; a removed member loses access to its keys at once,
+// and the keys they made keep working.
+func TestOrgDeletedAndMemberRemoved(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		f := newOrgFixture(t, dsn, apikey.Config{})
-		gone, kept := f.create(t, in("alice", f.acme)), f.create(t, in("alice", f.acme))
-		for _, k := range []apikey.Created{gone, kept} {
-			if _, err := f.svc.Verify(context.Background(), apikey.VerifyRequest{Key: k.Secret}); err != nil {
+		ctx := context.Background()
+		byBob, other := f.create(t, in("bob", f.acme)), f.create(t, in("dave", f.other))
+		for _, k := range []apikey.Created{byBob, other} {
+			if _, err := f.svc.Verify(ctx, apikey.VerifyRequest{Key: k.Secret}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := f.db.ExecContext(context.Background(), "UPDATE api_keys SET revoked_at = ? WHERE id = ?", f.clock.Now().UTC(), gone.ID); err != nil {
+
+		if err := f.orgs.RemoveMember(as("alice"), f.acme, "bob"); err != nil {
 			t.Fatal(err)
 		}
-		if !f.svc.Cached(gone.Secret) {
-			t.Fatal("not cached")
+		_, err := f.svc.Revoke(as("bob"), byBob.ID)
+		wantCode(t, "revoke by a removed member", err, apperr.NotFound, "API key not found")
+		_, err = f.svc.List(in("bob", f.acme))
+		wantCode(t, "list by a removed member", err, apperr.NotFound, "organisation not found")
+		if v, err := f.svc.Verify(ctx, apikey.VerifyRequest{Key: byBob.Secret}); err != nil || v.Principal.CreatedBy != "bob" {
+			t.Fatalf("the removed member's key: %+v, %v", v.Principal, err)
 		}
-		f.svc.ForgetHashes([]string{apikey.Hash(gone.Secret)})
-		if f.svc.Cached(gone.Secret) || !f.svc.Cached(kept.Secret) {
-			t.Fatalf("after ForgetHashes: revoked key cached %v, other key cached %v", f.svc.Cached(gone.Secret), f.svc.Cached(kept.Secret))
+
+		if err := f.orgs.Delete(as("alice"), f.acme); err != nil {
+			t.Fatal(err)
 		}
-		if _, err := f.svc.Verify(context.Background(), apikey.VerifyRequest{Key: gone.Secret}); apperr.CodeOf(err) != apperr.InvalidToken {
-			t.Fatalf("the revoked key verifies: %v", err)
+		if f.svc.Cached(byBob.Secret) || !f.svc.Cached(other.Secret) {
+			t.Fatalf("after the deletion: its key cached %v, another organisation's %v", f.svc.Cached(byBob.Secret), f.svc.Cached(other.Secret))
 		}
+		if _, err := f.svc.Verify(ctx, apikey.VerifyRequest{Key: byBob.Secret}); apperr.CodeOf(err) != apperr.InvalidToken {
+			t.Fatalf("a deleted organisation's key verifies: %v", err)
+		}
+		_, err = f.svc.Create(in("alice", f.acme), apikey.CreateInput{})
+		wantCode(t, "create in a deleted organisation", err, apperr.NotFound, "organisation not found")
+		_, err = f.svc.KeyUsage(as("alice"), byBob.ID, apikey.UsageRange{})
+		wantCode(t, "usage of a deleted organisation's key", err, apperr.NotFound, "API key not found")
 	})
 }
