@@ -3,6 +3,7 @@ package rest
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/apikeyd/apikeyd/internal/apperr"
@@ -29,19 +30,9 @@ func (a *Audit) Register(mux *http.ServeMux, authn *auth.Authenticator) {
 }
 
 func (a *Audit) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit := audit.DefaultLimit
-	if vs, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(vs[0])
-		if err != nil || len(vs) > 1 {
-			httpx.WriteError(w, r, a.log, audit.ErrBadLimit)
-			return
-		}
-		limit = n
-	}
-	cursor := q.Get("cursor")
-	if vs, ok := q["cursor"]; ok && (len(vs) > 1 || vs[0] == "") {
-		httpx.WriteError(w, r, a.log, apperr.New(apperr.InvalidRequest, "cursor must be next_cursor of a previous page"))
+	limit, cursor, err := auditPageParams(r.URL.Query())
+	if err != nil {
+		httpx.WriteError(w, r, a.log, err)
 		return
 	}
 	page, err := a.svc.List(r.Context(), limit, cursor)
@@ -49,6 +40,34 @@ func (a *Audit) list(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, a.log, err)
 		return
 	}
+	writeAuditPage(w, page)
+}
+
+// auditPageParams reads the limit and cursor parameters of a page of audit
+// events, each optional and given at most once; the limit's range and the
+// cursor's content are the service's to check.
+func auditPageParams(q url.Values) (limit int, cursor string, err error) {
+	limit = audit.DefaultLimit
+	if vs, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(vs[0])
+		if err != nil || len(vs) > 1 {
+			return 0, "", audit.ErrBadLimit
+		}
+		limit = n
+	}
+	if vs, ok := q["cursor"]; ok {
+		if len(vs) > 1 || vs[0] == "" {
+			return 0, "", errBadCursor
+		}
+		cursor = vs[0]
+	}
+	return limit, cursor, nil
+}
+
+var errBadCursor = apperr.New(apperr.InvalidRequest, "cursor must be next_cursor of a previous page")
+
+// writeAuditPage answers 200 with a page of events.
+func writeAuditPage(w http.ResponseWriter, page audit.Page) {
 	out := struct {
 		Events []audit.JSON `json:"audit_events"`
 		Next   *string      `json:"next_cursor"`
