@@ -24,6 +24,7 @@ type auditEvent struct {
 		Type string  `json:"type"`
 		ID   *string `json:"id"`
 	} `json:"actor"`
+	OrgID     *string        `json:"org_id"`
 	KeyID     *string        `json:"key_id"`
 	KeyPrefix *string        `json:"key_prefix"`
 	IP        *string        `json:"ip"`

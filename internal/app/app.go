@@ -26,6 +26,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/httpx"
 	"github.com/apikeyd/apikeyd/internal/leak"
 	"github.com/apikeyd/apikeyd/internal/metrics"
+	"github.com/apikeyd/apikeyd/internal/org"
 	"github.com/apikeyd/apikeyd/internal/redislimit"
 	"github.com/apikeyd/apikeyd/internal/rest"
 	"github.com/apikeyd/apikeyd/internal/store"
@@ -43,6 +44,7 @@ import (
 type App struct {
 	DB    *bun.DB
 	Keys  *apikey.Service
+	Orgs  *org.Service
 	Audit *audit.Service
 	// Webhooks delivers audit events; nil unless WEBHOOK_URL is set. Serve
 	// runs it.
@@ -197,7 +199,17 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	if rateLimits != nil {
 		limiter = rateLimits
 	}
-	keys := apikey.NewService(keyStore, apikey.Config{
+	// The organisations' service tells the keys' service who may use an
+	// organisation's keys, and the keys' service forgets the keys that
+	// deleting an organisation revokes: each needs the other.
+	var keys *apikey.Service
+	accounts, _ := builtInAccounts(cfg)
+	orgs := org.NewService(st, org.Config{
+		Accounts:      accounts,
+		Now:           now,
+		OnKeysRevoked: func(hashes []string) { keys.ForgetHashes(hashes) },
+	})
+	keys = apikey.NewService(keyStore, apikey.Config{
 		Prefix:           cfg.KeyPrefix,
 		MaxKeysPerUser:   cfg.MaxKeysPerUser,
 		MaxKeysPerOrg:    cfg.MaxKeysPerOrg,
@@ -209,6 +221,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		RateLimiter:      limiter,
 		Now:              now,
 		Observer:         m,
+		Orgs:             orgs,
 	})
 	events := audit.NewService(st, audit.Config{
 		Principal: func(ctx context.Context) (string, error) {
@@ -218,7 +231,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 		Retention: cfg.AuditRetention,
 		Now:       now,
 	})
-	a := &App{DB: db, Keys: keys, Audit: events, Webhooks: hooks, Metrics: m, rateLimits: rateLimits}
+	a := &App{DB: db, Keys: keys, Orgs: orgs, Audit: events, Webhooks: hooks, Metrics: m, rateLimits: rateLimits}
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopListener = stop
 	if store.IsPostgresDB(db) && cfg.CacheSize > 0 {
@@ -244,7 +257,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	// request brings, if any, before their handler (authenticated); the
 	// leak routes and GET /auth/verify check their own.
 	authenticated := rest.Authenticated(authn, log)
-	rest.New(keys, authn, log).Register(mux)
+	keysAPI := rest.New(keys, authn, log)
+	keysAPI.Register(mux)
+	rest.NewOrgs(orgs, keysAPI, log).Register(mux)
 	rest.NewAudit(events, log).Register(mux, authn)
 	a.accounts = mountAccounts(mux, cfg, secret, st, client, failures, authn, log, now)
 	rest.NewLeaks(keys, log, leaks, cfg.LeakRevocation, client, failures).Register(mux)
@@ -300,12 +315,8 @@ func mountMetrics(mux *http.ServeMux, m *metrics.Metrics, authenticate func(http
 // authentications, and each account has its own. It returns the accounts
 // service, or nil when accounts are off.
 func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *store.Store, client *auth.ClientIP, failures *auth.AddressLimiter, authn *auth.Authenticator, log *slog.Logger, now func() time.Time) *account.Service {
-	switch {
-	case !cfg.Accounts:
-		log.Info("built-in accounts are off (ACCOUNTS=false)")
-		return nil
-	case cfg.JWKSURL != nil:
-		log.Info("built-in accounts are off: login tokens come from the identity provider (JWT_JWKS_URL)")
+	if on, why := builtInAccounts(cfg); !on {
+		log.Info(why)
 		return nil
 	}
 	svc := account.NewService(st, account.Config{
@@ -319,6 +330,19 @@ func mountAccounts(mux *http.ServeMux, cfg config.Config, secret []byte, st *sto
 	byAccount := auth.NewFailureLimiter[string](cfg.LoginFailBurst, 1.0/60)
 	rest.NewAccounts(svc, log, client, failures, byAccount).Register(mux, authn)
 	return svc
+}
+
+// builtInAccounts reports whether apikeyd has its own accounts: unless
+// ACCOUNTS is false or an identity provider (JWT_JWKS_URL) issues the login
+// tokens; when not, why says which.
+func builtInAccounts(cfg config.Config) (on bool, why string) {
+	switch {
+	case !cfg.Accounts:
+		return false, "built-in accounts are off (ACCOUNTS=false)"
+	case cfg.JWKSURL != nil:
+		return false, "built-in accounts are off: login tokens come from the identity provider (JWT_JWKS_URL)"
+	}
+	return true, ""
 }
 
 // rateLimiter returns the rate limiter shared through the Redis of
