@@ -5,10 +5,12 @@ package graph
 import (
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/audit"
+	"github.com/apikeyd/apikeyd/internal/org"
 )
 
 // Resolver holds the resolvers' dependencies, nothing else.
 type Resolver struct {
 	Keys  *apikey.Service
+	Orgs  *org.Service
 	Audit *audit.Service
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/apikeyd/apikeyd/internal/apperr"
 	"github.com/apikeyd/apikeyd/internal/audit"
 	"github.com/apikeyd/apikeyd/internal/httpx"
+	"github.com/apikeyd/apikeyd/internal/org"
 )
 
 // Limits bound what one GraphQL request may ask for.
@@ -51,6 +52,7 @@ func (l *Limits) defaults() {
 // Options configures the GraphQL endpoint.
 type Options struct {
 	Keys          *apikey.Service
+	Orgs          *org.Service   // the organisations
 	Audit         *audit.Service // the audit log (auditEvents)
 	Logger        *slog.Logger
 	Introspection bool // introspection queries and field suggestions
@@ -62,7 +64,7 @@ type Options struct {
 // cross-site request can run an operation.
 func NewHandler(o Options) http.Handler {
 	o.Limits.defaults()
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys, Audit: o.Audit}}))
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Keys: o.Keys, Orgs: o.Orgs, Audit: o.Audit}}))
 	srv.AddTransport(httpTransport{limits: o.Limits})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	// A listing's keys read their usage together, once per request.

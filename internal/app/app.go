@@ -263,7 +263,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	rest.NewAudit(events, log).Register(mux, authn)
 	a.accounts = mountAccounts(mux, cfg, secret, st, client, failures, authn, log, now)
 	rest.NewLeaks(keys, log, leaks, cfg.LeakRevocation, client, failures).Register(mux)
-	gql := graph.NewHandler(graph.Options{Keys: keys, Audit: events, Logger: log, Introspection: cfg.Introspection})
+	gql := graph.NewHandler(graph.Options{Keys: keys, Orgs: orgs, Audit: events, Logger: log, Introspection: cfg.Introspection})
 	// Every method: gql answers the others 405. A refused GraphQL request
 	// is answered in the GraphQL error shape, which its clients read.
 	mux.Handle(graphqlPath, httpx.Route(graphqlPath, authn.Optional(gql, func(w http.ResponseWriter, r *http.Request, err error) {
