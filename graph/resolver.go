@@ -1,5 +1,6 @@
 // Package graph is apikeyd's GraphQL API: the executor gqlgen generates from
-// schema.graphqls and resolvers that are one-line calls into apikey.Service.
+// schema.graphqls and resolvers that are one-line calls into apikey.Service
+// and org.Service.
 package graph
 
 import (

@@ -12,6 +12,7 @@ import (
 	"github.com/apikeyd/apikeyd/graph/model"
 	"github.com/apikeyd/apikeyd/internal/apikey"
 	"github.com/apikeyd/apikeyd/internal/audit"
+	"github.com/apikeyd/apikeyd/internal/org"
 )
 
 func (r *apiKeyResolver) Enabled(ctx context.Context, obj *apikey.APIKey) (bool, error) {
@@ -27,7 +28,7 @@ func (r *apiKeyResolver) Meta(ctx context.Context, obj *apikey.APIKey) (*string,
 }
 
 func (r *apiKeyResolver) Usage(ctx context.Context, obj *apikey.APIKey, granularity *model.UsageGranularity, from *time.Time, to *time.Time) ([]apikey.UsageBucket, error) {
-	return r.Keys.ListedKeyUsage(ctx, obj.ID, model.UsageRange(granularity, from, to))
+	return r.Keys.ListedKeyUsage(model.KeyOrgScope(ctx, obj), obj.ID, model.UsageRange(granularity, from, to))
 }
 
 func (r *creditsRefillResolver) DayOfMonth(ctx context.Context, obj *apikey.Refill) (*int, error) {
@@ -35,7 +36,7 @@ func (r *creditsRefillResolver) DayOfMonth(ctx context.Context, obj *apikey.Refi
 }
 
 func (r *mutationResolver) CreateAPIKey(ctx context.Context, input *model.CreateAPIKeyInput) (model.CreateAPIKeyPayload, error) {
-	k, err := r.Keys.Create(ctx, model.CreateInput(input))
+	k, err := r.Keys.Create(model.KeyScope(ctx, input), model.CreateInput(input))
 	return model.CreateAPIKeyPayload{APIKey: k.APIKey, Key: k.Secret}, err
 }
 
@@ -58,6 +59,67 @@ func (r *mutationResolver) UpdateAPIKey(ctx context.Context, id string, input mo
 
 func (r *mutationResolver) DismissLeakNotice(ctx context.Context, id string) (string, error) {
 	return id, r.Keys.DismissLeakNotice(ctx, id)
+}
+
+func (r *mutationResolver) CreateOrganization(ctx context.Context, input model.CreateOrganizationInput) (org.Org, error) {
+	return r.Orgs.Create(ctx, input.Name)
+}
+
+func (r *mutationResolver) UpdateOrganization(ctx context.Context, id string, input model.UpdateOrganizationInput) (org.Org, error) {
+	in, err := model.OrgUpdateInput(input)
+	if err != nil {
+		return org.Org{}, err
+	}
+	return r.Orgs.Update(ctx, id, in)
+}
+
+func (r *mutationResolver) DeleteOrganization(ctx context.Context, id string) (string, error) {
+	return id, r.Orgs.Delete(ctx, id)
+}
+
+func (r *mutationResolver) CreateInvitation(ctx context.Context, organizationID string, input model.CreateInvitationInput) (model.CreateInvitationPayload, error) {
+	inv, err := r.Orgs.CreateInvitation(ctx, organizationID, org.InvitationInput{Role: input.Role, Email: input.Email})
+	return model.CreateInvitationPayload{Invitation: inv.Invitation, Token: inv.Token}, err
+}
+
+func (r *mutationResolver) AcceptInvitation(ctx context.Context, token string) (org.Org, error) {
+	return r.Orgs.AcceptInvitation(ctx, token)
+}
+
+func (r *mutationResolver) RevokeInvitation(ctx context.Context, organizationID string, id string) (string, error) {
+	return id, r.Orgs.RevokeInvitation(ctx, organizationID, id)
+}
+
+func (r *mutationResolver) UpdateMember(ctx context.Context, organizationID string, userID string, role apikey.Role) (org.Member, error) {
+	return r.Orgs.UpdateMember(ctx, organizationID, userID, role)
+}
+
+func (r *mutationResolver) RemoveMember(ctx context.Context, organizationID string, userID string) (string, error) {
+	return userID, r.Orgs.RemoveMember(ctx, organizationID, userID)
+}
+
+func (r *organizationResolver) MaxKeyLifetimeSeconds(ctx context.Context, obj *org.Org) (*int64, error) {
+	return model.MaxKeyLifetimeSeconds(obj), nil
+}
+
+func (r *organizationResolver) APIKeys(ctx context.Context, obj *org.Org) ([]apikey.APIKey, error) {
+	return r.Keys.List(apikey.WithOrg(ctx, obj.ID))
+}
+
+func (r *organizationResolver) Members(ctx context.Context, obj *org.Org) ([]org.Member, error) {
+	return r.Orgs.Members(ctx, obj.ID)
+}
+
+func (r *organizationResolver) Invitations(ctx context.Context, obj *org.Org) ([]org.Invitation, error) {
+	return r.Orgs.Invitations(ctx, obj.ID)
+}
+
+func (r *organizationResolver) AuditEvents(ctx context.Context, obj *org.Org, first *int, after *string) (model.AuditEventConnection, error) {
+	return model.AuditConnection(r.Orgs.AuditEvents(ctx, obj.ID, model.OrDefault(after, ""), model.OrDefault(first, audit.DefaultLimit)))
+}
+
+func (r *organizationResolver) Usage(ctx context.Context, obj *org.Org, granularity *model.UsageGranularity, from *time.Time, to *time.Time) (apikey.UsageSummary, error) {
+	return r.Keys.UsageSummary(apikey.WithOrg(ctx, obj.ID), model.UsageRange(granularity, from, to))
 }
 
 func (r *queryResolver) APIKeys(ctx context.Context) ([]apikey.APIKey, error) {
@@ -84,6 +146,18 @@ func (r *queryResolver) Usage(ctx context.Context, granularity *model.UsageGranu
 	return r.Keys.UsageSummary(ctx, model.UsageRange(granularity, from, to))
 }
 
+func (r *queryResolver) Organizations(ctx context.Context) ([]org.Org, error) {
+	return r.Orgs.List(ctx)
+}
+
+func (r *queryResolver) Organization(ctx context.Context, id string) (*org.Org, error) {
+	o, err := r.Orgs.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
 func (r *rateLimitResolver) PeriodSeconds(ctx context.Context, obj *apikey.RateLimit) (int, error) {
 	return model.PeriodSeconds(obj), nil
 }
@@ -105,6 +179,8 @@ func (r *Resolver) CreditsRefill() CreditsRefillResolver { return &creditsRefill
 
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
+func (r *Resolver) Organization() OrganizationResolver { return &organizationResolver{r} }
+
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 func (r *Resolver) RateLimit() RateLimitResolver { return &rateLimitResolver{r} }
@@ -115,6 +191,7 @@ type (
 	apiKeyResolver        struct{ *Resolver }
 	creditsRefillResolver struct{ *Resolver }
 	mutationResolver      struct{ *Resolver }
+	organizationResolver  struct{ *Resolver }
 	queryResolver         struct{ *Resolver }
 	rateLimitResolver     struct{ *Resolver }
 	viewerResolver        struct{ *Resolver }

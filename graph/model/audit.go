@@ -45,5 +45,6 @@ func auditEvent(ev audit.Event) AuditEvent {
 		IP:         j.IP,
 		UserAgent:  j.UserAgent,
 		Details:    &d,
+		OrgID:      j.OrgID,
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/apikeyd/apikeyd/internal/apikey"
+	"github.com/apikeyd/apikeyd/internal/org"
 )
 
 // Who made a change: type is user, leak_report or system.
@@ -33,6 +34,8 @@ type AuditEvent struct {
 	UserAgent *string `json:"userAgent,omitempty"`
 	// The action's details, as JSON text.
 	Details *string `json:"details,omitempty"`
+	// The organisation of the event (or of its key); null for a personal one.
+	OrgID *string `json:"orgId,omitempty"`
 }
 
 type AuditEventConnection struct {
@@ -68,12 +71,35 @@ type CreateAPIKeyInput struct {
 	// "{\"plan\":\"pro\"}". null, absent or the text null: none. Text that is
 	// not a JSON object is INVALID_REQUEST.
 	Meta *string `json:"meta,omitempty"`
+	// Optional: the organisation whose key it is (an organisation key, made by
+	// an admin or owner). null or absent: a personal key.
+	OrganizationID *string `json:"organizationId,omitempty"`
 }
 
 type CreateAPIKeyPayload struct {
 	APIKey apikey.APIKey `json:"apiKey"`
 	// The full secret: returned here once, never again.
 	Key string `json:"key"`
+}
+
+type CreateInvitationInput struct {
+	// The role it gives; an admin cannot invite an owner (INSUFFICIENT_ROLE).
+	Role apikey.Role `json:"role"`
+	// Optional: with built-in accounts, only the account with this email (any
+	// case) may accept it. null or absent: anyone holding the token.
+	Email *string `json:"email,omitempty"`
+}
+
+type CreateInvitationPayload struct {
+	Invitation org.Invitation `json:"invitation"`
+	// The invitation's token (inv_ and 32 characters): returned here once,
+	// never again. Valid 7 days, for one acceptInvitation.
+	Token string `json:"token"`
+}
+
+type CreateOrganizationInput struct {
+	// Trimmed; 1 to 100 characters, no control characters.
+	Name string `json:"name"`
 }
 
 // A balance to set (it replaces the current one): see Credits.
@@ -137,6 +163,14 @@ type UpdateAPIKeyInput struct {
 	AllowedIps graphql.Omittable[[]string] `json:"allowedIps,omitempty"`
 	// As on create, a JSON object as text; null removes it.
 	Meta graphql.Omittable[*string] `json:"meta,omitempty"`
+}
+
+// A change to an organisation: a field left out is left as it is.
+type UpdateOrganizationInput struct {
+	// As on create; null is INVALID_REQUEST.
+	Name graphql.Omittable[*string] `json:"name,omitempty"`
+	// 1 to 315360000 (10 years); null: no limit. Applies to keys created from now on.
+	MaxKeyLifetimeSeconds graphql.Omittable[*int64] `json:"maxKeyLifetimeSeconds,omitempty"`
 }
 
 type AuthMethod string
