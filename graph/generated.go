@@ -1718,7 +1718,10 @@ type Organization {
   apiKeys: [ApiKey!]!
   "Its members, oldest first. NOT_FOUND in identity-provider mode, where the provider owns membership."
   members: [Member!]!
-  "Its pending invitations, oldest first (never their tokens). Requires an admin."
+  """
+  Its pending invitations, oldest first (never their tokens). Requires an
+  admin; NOT_FOUND in identity-provider mode.
+  """
   invitations: [Invitation!]!
   """
   Its audit log, newest first: the organisation's events and those of its
@@ -1813,22 +1816,29 @@ extend type Mutation {
   on every server within a second. Requires the owner.
   """
   deleteOrganization(id: ID!): ID!
-  "Invites someone: the token it returns is shown once. Requires an admin."
+  """
+  Invites someone: the token it returns is shown once. Requires an admin;
+  NOT_FOUND in identity-provider mode.
+  """
   createInvitation(organizationId: ID!, input: CreateInvitationInput!): CreateInvitationPayload!
   """
   Joins the organisation of the invitation token, with its role (or keeps
   a higher one), and returns it. An expired, used or withdrawn invitation is
   NOT_FOUND; one naming another account's email is
-  INVITATION_EMAIL_MISMATCH.
+  INVITATION_EMAIL_MISMATCH. NOT_FOUND in identity-provider mode.
   """
   acceptInvitation(token: String!): Organization!
-  "Withdraws a pending invitation and returns its id. Requires an admin."
+  """
+  Withdraws a pending invitation and returns its id. Requires an admin;
+  NOT_FOUND in identity-provider mode.
+  """
   revokeInvitation(organizationId: ID!, id: ID!): ID!
-  "Changes a member's role. Requires the owner."
+  "Changes a member's role. Requires the owner; NOT_FOUND in identity-provider mode."
   updateMember(organizationId: ID!, userId: ID!, role: OrganizationRole!): Member!
   """
   Removes a member and returns their user id: the owner removes anyone,
   any member themself. They lose access at once; keys are untouched.
+  NOT_FOUND in identity-provider mode.
   """
   removeMember(organizationId: ID!, userId: ID!): ID!
 }
