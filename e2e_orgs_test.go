@@ -102,8 +102,16 @@ func (e *testEnv) accept(tok, token string) response {
 // inviter.
 func (e *testEnv) join(inviter, orgID, role, newcomer string) {
 	e.t.Helper()
+	e.joinVia(e, inviter, orgID, role, newcomer)
+}
+
+// joinVia is join with the invitation accepted through the server to,
+// another server on the same database (or e).
+func (e *testEnv) joinVia(to *testEnv, inviter, orgID, role, newcomer string) {
+	e.t.Helper()
 	inv := e.invite(inviter, orgID, `{"role":"`+role+`"}`)
-	if o := decodeAs[orgAnswer](e.t, e.accept(newcomer, inv.Token), http.StatusOK); o.ID != orgID || o.Role != role {
+	to.remember(inv.Token)
+	if o := decodeAs[orgAnswer](e.t, to.accept(newcomer, inv.Token), http.StatusOK); o.ID != orgID || o.Role != role {
 		e.t.Fatalf("joined %+v, want %s as %s", o, orgID, role)
 	}
 }

@@ -26,6 +26,10 @@ type serverGroup struct {
 	procs   []serverProcess
 	servers []*testEnv // the harness's client for each process
 	tok     string     // alice's login token, valid on every server
+
+	bin, secret string
+	env         []string
+	transport   *http.Transport
 }
 
 // startServerGroup starts n apikeyd processes, built from this tree, on a
@@ -33,20 +37,32 @@ type serverGroup struct {
 func startServerGroup(t *testing.T, n int, redisURL string) *serverGroup {
 	t.Helper()
 	dsn := dbtest.DSN(t, "postgres")
-	bin := buildServer(t)
 	secret := strings.Repeat("p", 40)
-	env := []string{"DATABASE_URL=" + dsn, "JWT_SECRET=" + secret, "REDIS_URL=" + redisURL}
-	// Enough idle connections for a burst to every server at once.
-	transport := &http.Transport{MaxIdleConnsPerHost: 256}
-	t.Cleanup(transport.CloseIdleConnections)
-	g := &serverGroup{t: t}
+	g := &serverGroup{
+		t:      t,
+		bin:    buildServer(t),
+		secret: secret,
+		env:    []string{"DATABASE_URL=" + dsn, "JWT_SECRET=" + secret, "REDIS_URL=" + redisURL},
+		// Enough idle connections for a burst to every server at once.
+		transport: &http.Transport{MaxIdleConnsPerHost: 256},
+	}
+	t.Cleanup(g.transport.CloseIdleConnections)
 	for range n {
-		p := startServer(t, bin, env...)
-		g.procs = append(g.procs, p)
-		g.servers = append(g.servers, &testEnv{t: t, URL: p.URL, Secret: []byte(secret), Clock: clocktest.Running(), client: contractClient(t, transport)})
+		g.add()
 	}
 	g.tok = g.servers[0].token("alice")
 	return g
+}
+
+// add starts one more process in g and returns the harness's client for
+// it.
+func (g *serverGroup) add() *testEnv {
+	g.t.Helper()
+	p := startServer(g.t, g.bin, g.env...)
+	e := &testEnv{t: g.t, URL: p.URL, Secret: []byte(g.secret), Clock: clocktest.Running(), client: contractClient(g.t, g.transport)}
+	g.procs = append(g.procs, p)
+	g.servers = append(g.servers, e)
+	return e
 }
 
 // create makes a key through server 0 with body and returns it.
