@@ -21,6 +21,13 @@
 // tokens.txt, each with the scopes of the seeded keys and a usage policy,
 // and writes one file of keys per policy (see policyKeys).
 //
+//	seed -orgs http://127.0.0.1:PORT -out DIR
+//
+// creates, through the server's REST API, an organisation for each user of
+// tokens.txt, owned by that user, and two keys alike but for their owner:
+// an organisation key and a personal key (see orgKeys), and writes them to
+// keys_org.txt and keys_personal.txt, in the users' order.
+//
 // It is a benchmark tool: never point it at a database that matters.
 package main
 
@@ -67,12 +74,15 @@ func run(ctx context.Context) error {
 	warm := flag.String("warm", "", "verify every key of -keys-file once against the server at this URL, and do nothing else")
 	keysFile := flag.String("keys-file", "keys.txt", "the keys -warm verifies, in -out")
 	policies := flag.String("policies", "", "create the keys with usage policies through the server at this URL, and do nothing else")
+	orgs := flag.String("orgs", "", "create an organisation per user, with an organisation key and a personal key alike, through the server at this URL, and do nothing else")
 	flag.Parse()
 	switch {
 	case *warm != "":
 		return warmUp(ctx, *warm, filepath.Join(*out, *keysFile))
 	case *policies != "":
 		return createPolicyKeys(ctx, *policies, *out)
+	case *orgs != "":
+		return createOrgKeys(ctx, *orgs, *out)
 	}
 	jwtSecret := os.Getenv("JWT_SECRET")
 	switch {
@@ -247,25 +257,70 @@ var policyKeys = []struct{ file, body string }{
 }
 
 // createPolicyKeys creates the policyKeys of every user of tokens.txt
-// through the server at base, over 64 connections, and writes each kind's
-// keys to its file in dir, in the users' order.
+// through the server at base, and writes each kind's keys to its file in
+// dir, in the users' order.
 func createPolicyKeys(ctx context.Context, base, dir string) error {
+	files := make([]string, len(policyKeys))
+	for i, p := range policyKeys {
+		files[i] = p.file
+	}
+	return eachUser(ctx, dir, files, "keys with policies", func(client *http.Client, _ int, tok string) ([]string, error) {
+		keys := make([]string, len(policyKeys))
+		for i, p := range policyKeys {
+			key, err := post(ctx, client, base+"/auth/api-keys", tok, p.body, "key")
+			if err != nil {
+				return nil, err
+			}
+			keys[i] = key
+		}
+		return keys, nil
+	})
+}
+
+// orgKeyBody is the create request of both keys createOrgKeys makes for a
+// user: the seeded keys' scopes, and one name, so that the two differ in
+// their owner alone.
+const orgKeyBody = `{"name":"bench owner","scopes":["orders:read","reports:read"]}`
+
+// createOrgKeys creates, for every user of tokens.txt, through the server
+// at base, an organisation (the user is its owner), an organisation key and
+// a personal key, both with orgKeyBody, and writes the keys to
+// keys_org.txt and keys_personal.txt in dir, in the users' order.
+func createOrgKeys(ctx context.Context, base, dir string) error {
+	return eachUser(ctx, dir, []string{"keys_org.txt", "keys_personal.txt"}, "keys of organisations and of their owners", func(client *http.Client, user int, tok string) ([]string, error) {
+		org, err := post(ctx, client, base+"/auth/orgs", tok, fmt.Sprintf(`{"name":"bench org %05d"}`, user), "id")
+		if err != nil {
+			return nil, err
+		}
+		orgKey, err := post(ctx, client, base+"/auth/orgs/"+org+"/api-keys", tok, orgKeyBody, "key")
+		if err != nil {
+			return nil, err
+		}
+		personal, err := post(ctx, client, base+"/auth/api-keys", tok, orgKeyBody, "key")
+		if err != nil {
+			return nil, err
+		}
+		return []string{orgKey, personal}, nil
+	})
+}
+
+// eachUser calls makeKeys for every user of tokens.txt in dir, over 64
+// connections, with the user's number and login token; makeKeys returns one key for each
+// of files. It writes each file's keys to it in dir, in the users' order,
+// once every user has them; what names them in the summary it prints.
+func eachUser(ctx context.Context, dir string, files []string, what string, makeKeys func(client *http.Client, user int, tok string) ([]string, error)) error {
 	b, err := os.ReadFile(filepath.Join(dir, "tokens.txt"))
 	if err != nil {
 		return err
 	}
 	tokens := strings.Fields(string(b))
-	keys := make([][]string, len(policyKeys))
-	for i := range keys {
-		keys[i] = make([]string, len(tokens))
-	}
+	made := make([][]string, len(tokens))
 	const conns = 64
 	client := &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: conns},
 	}
-	type job struct{ kind, user int }
-	work := make(chan job)
+	work := make(chan int)
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -273,8 +328,11 @@ func createPolicyKeys(ctx context.Context, base, dir string) error {
 	)
 	for range conns {
 		wg.Go(func() {
-			for j := range work {
-				key, err := createKey(ctx, client, base, tokens[j.user], policyKeys[j.kind].body)
+			for user := range work {
+				keys, err := makeKeys(client, user, tokens[user])
+				if err == nil && len(keys) != len(files) {
+					err = fmt.Errorf("%d keys made for %d files", len(keys), len(files))
+				}
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -283,34 +341,36 @@ func createPolicyKeys(ctx context.Context, base, dir string) error {
 					mu.Unlock()
 					continue
 				}
-				keys[j.kind][j.user] = key
+				made[user] = keys
 			}
 		})
 	}
 	start := time.Now()
-	for kind := range policyKeys {
-		for user := range tokens {
-			work <- job{kind, user}
-		}
+	for user := range tokens {
+		work <- user
 	}
 	close(work)
 	wg.Wait()
 	if firstErr != nil {
 		return fmt.Errorf("create: %w", firstErr)
 	}
-	for kind, p := range policyKeys {
-		if err := os.WriteFile(filepath.Join(dir, p.file), []byte(strings.Join(keys[kind], "\n")+"\n"), 0o600); err != nil {
+	for i, file := range files {
+		var out strings.Builder
+		for _, keys := range made {
+			out.WriteString(keys[i] + "\n")
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(out.String()), 0o600); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("created %d keys with policies in %s\n", len(policyKeys)*len(tokens), time.Since(start).Round(time.Millisecond))
+	fmt.Printf("created %d %s in %s\n", len(files)*len(tokens), what, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// createKey creates a key with body, as the owner of the login token tok,
-// and returns the key.
-func createKey(ctx context.Context, client *http.Client, base, tok, body string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/auth/api-keys", strings.NewReader(body))
+// post sends body to url as the owner of the login token tok, and returns
+// the string field of the 201 answer.
+func post(ctx context.Context, client *http.Client, url, tok, body, field string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return "", err
 	}
@@ -321,17 +381,19 @@ func createKey(ctx context.Context, client *http.Client, base, tok, body string)
 		return "", err
 	}
 	defer res.Body.Close()
-	var created struct {
-		Key string `json:"key"`
-	}
 	if res.StatusCode != http.StatusCreated {
 		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return "", fmt.Errorf("status %d: %s", res.StatusCode, msg)
+		return "", fmt.Errorf("POST %s: status %d: %s", req.URL.Path, res.StatusCode, msg)
 	}
-	if err := json.NewDecoder(res.Body).Decode(&created); err != nil || created.Key == "" {
-		return "", fmt.Errorf("the answer holds no key (%v)", err)
+	var created map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&created); err != nil {
+		return "", fmt.Errorf("POST %s: %w", req.URL.Path, err)
 	}
-	return created.Key, nil
+	v, _ := created[field].(string)
+	if v == "" {
+		return "", fmt.Errorf("POST %s: the answer holds no %q", req.URL.Path, field)
+	}
+	return v, nil
 }
 
 func verify(ctx context.Context, client *http.Client, base, key string) error {
