@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,6 +266,18 @@ func (n *nginxFront) send(t *testing.T, c *http.Client, method, path string, h h
 // client got.
 func (n *nginxFront) passes(t *testing.T, c *http.Client, method, path string, h http.Header, body, user, keyID string) (seenRequest, response) {
 	t.Helper()
+	return n.reaches(t, c, method, path, h, body, caller{user: user, key: keyID})
+}
+
+// caller is who the service must see a request come from: the values of
+// X-Auth-User-Id, X-Auth-Org-Id and X-Auth-Key-Id, "" for a header that
+// must be absent.
+type caller struct{ user, org, key string }
+
+// reaches sends a request that must reach the service from who and returns
+// what the service received and what the client got.
+func (n *nginxFront) reaches(t *testing.T, c *http.Client, method, path string, h http.Header, body string, who caller) (seenRequest, response) {
+	t.Helper()
 	before := n.up.count()
 	res := n.send(t, c, method, path, h, body)
 	if res.Status != http.StatusOK || !strings.HasPrefix(string(res.Body), "upstream saw "+method+" "+path) {
@@ -274,22 +287,23 @@ func (n *nginxFront) passes(t *testing.T, c *http.Client, method, path string, h
 		t.Fatalf("the service got %d requests, want 1", n.up.count()-before)
 	}
 	got := n.up.last()
-	if v := got.Header.Values("X-Auth-User-Id"); len(v) != 1 || v[0] != user {
-		t.Errorf("the service saw X-Auth-User-Id %q, want [%q]", v, user)
-	}
-	wantKey := []string{keyID}
-	if keyID == "" {
-		wantKey = nil
-	}
-	if v := got.Header.Values("X-Auth-Key-Id"); strings.Join(v, ",") != strings.Join(wantKey, ",") {
-		t.Errorf("the service saw X-Auth-Key-Id %q, want %q", v, wantKey)
+	for _, w := range []struct{ name, value string }{
+		{"X-Auth-User-Id", who.user}, {"X-Auth-Org-Id", who.org}, {"X-Auth-Key-Id", who.key},
+	} {
+		var want []string
+		if w.value != "" {
+			want = []string{w.value}
+		}
+		if v := got.Header.Values(w.name); !slices.Equal(v, want) {
+			t.Errorf("the service saw %s %q, want %q", w.name, v, want)
+		}
 	}
 	for name := range got.Header {
 		n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
 		if n == "authorization" || n == "x-api-key" {
 			t.Errorf("the service saw the credential header %s", name)
 		}
-		if (n == "x-auth-user-id" || n == "x-auth-key-id") && name != http.CanonicalHeaderKey(n) {
+		if (n == "x-auth-user-id" || n == "x-auth-org-id" || n == "x-auth-key-id") && name != http.CanonicalHeaderKey(n) {
 			t.Errorf("the service saw the client's header %s: %q", name, got.Header[name])
 		}
 	}
@@ -533,6 +547,48 @@ func TestNginxUsagePolicy(t *testing.T) {
 		// claim the allowed one: nginx appends the real address.
 		n.refused(t, client, path, hdr("X-Api-Key", k.Key), http.StatusForbidden, "IP_NOT_ALLOWED")
 		n.refused(t, other, path, hdr("X-Api-Key", k.Key, "X-Forwarded-For", "127.0.0.2"), http.StatusForbidden, "IP_NOT_ALLOWED")
+	})
+}
+
+// TestNginxOrgKey runs examples/nginx/apikeyd.conf in a real nginx and
+// shows that an organisation's key reaches the service with X-Auth-Org-Id
+// and without X-Auth-User-Id, on both locations, and that no client can
+// claim an organisation: its own X-Auth-Org-Id never reaches the service,
+// whatever credential it brings.
+func TestNginxOrgKey(t *testing.T) {
+	e := newEnv(t, "sqlite", trustNginx)
+	n := startNginxFront(t, e)
+	tok := e.token("alice")
+	client := clientFrom("127.0.0.1")
+	const path = "/private/data"
+
+	org := e.createOrg(tok, "Acme").ID
+	orgKey := e.orgKey(tok, org, str(`{"name":"CI"}`))
+	personal := e.create(tok, nil)
+
+	t.Run("OrgKey", func(t *testing.T) {
+		who := caller{org: org, key: orgKey.ID}
+		n.reaches(t, client, "GET", path, hdr("X-Api-Key", orgKey.Key), "", who)
+		n.reaches(t, client, "GET", path, bearer(orgKey.Key), "", who)
+		// A key without scopes passes the scope check of /reports/, with
+		// the same headers.
+		n.reaches(t, client, "GET", "/reports/q1", bearer(orgKey.Key), "", who)
+	})
+	t.Run("ClientCannotClaimOrg", func(t *testing.T) {
+		n.reaches(t, client, "GET", path, hdr("X-Api-Key", orgKey.Key,
+			"X-Auth-User-Id", "alice", "X-Auth-Org-Id", "another-org", "X_Auth_Org_Id", "another-org"), "",
+			caller{org: org, key: orgKey.ID})
+		n.reaches(t, client, "GET", path, hdr("X-Api-Key", personal.Key, "X-Auth-Org-Id", org), "",
+			caller{user: "alice", key: personal.ID})
+		n.reaches(t, client, "GET", "/reports/q1", hdr("Authorization", "Bearer "+tok, "X-Auth-Org-Id", org), "",
+			caller{user: "alice"})
+		n.refused(t, client, path, hdr("X-Auth-Org-Id", org), http.StatusUnauthorized, "MISSING_AUTH")
+	})
+	t.Run("Revoked", func(t *testing.T) {
+		if res := e.do("DELETE", orgURL(org, "api-keys", orgKey.ID), bearer(tok), nil); res.Status != http.StatusNoContent {
+			t.Fatalf("revoke: %d %s", res.Status, res.Body)
+		}
+		n.refused(t, client, path, hdr("X-Api-Key", orgKey.Key), http.StatusUnauthorized, "INVALID_OR_EXPIRED_TOKEN")
 	})
 }
 
