@@ -205,9 +205,10 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*App, error) {
 	var keys *apikey.Service
 	accounts, _ := builtInAccounts(cfg)
 	orgs := org.NewService(st, org.Config{
-		Accounts:      accounts,
-		Now:           now,
-		OnKeysRevoked: func(hashes []string) { keys.ForgetHashes(hashes) },
+		IdentityProvider: cfg.OrgClaim != nil,
+		Accounts:         accounts,
+		Now:              now,
+		OnKeysRevoked:    func(hashes []string) { keys.ForgetHashes(hashes) },
 	})
 	keys = apikey.NewService(keyStore, apikey.Config{
 		Prefix:           cfg.KeyPrefix,
