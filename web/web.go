@@ -1,8 +1,9 @@
 // Package web serves apikeyd's browser pages from files embedded in the
 // binary: the dashboard at / (sign in, then create, list and revoke API keys
-// over GraphQL, and chart their usage in SVG drawn by its script) and the
-// GraphQL playground at /playground (GraphiQL, its JavaScript and CSS
-// vendored under static/vendor, so no CDN is needed).
+// over GraphQL, your own or an organisation's, manage an organisation's
+// members and invitations, and chart the keys' usage in SVG drawn by its
+// script) and the GraphQL playground at /playground (GraphiQL, its
+// JavaScript and CSS vendored under static/vendor, so no CDN is needed).
 //
 // Nothing is built: the pages are plain HTML, CSS and JavaScript as written.
 package web

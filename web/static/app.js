@@ -1,25 +1,36 @@
 // The apikeyd dashboard: sign in, then create (optionally limited to
 // scopes, and with limits of use), list, rename, roll, disable, limit and
-// revoke API keys over the GraphQL API. Plain JavaScript, run as written: no
-// framework, no build. The usage charts are usage.js's: this module calls
-// its hooks.
+// revoke API keys over the GraphQL API, your own or an organisation's (a
+// switcher chooses; docs/organisations.md), and manage an organisation's
+// members and invitations. Plain JavaScript, run as written: no framework,
+// no build. The usage charts are usage.js's: this module calls its hooks.
 //
 // The login token lives in sessionStorage (this tab only, gone when it
 // closes), never in a URL or a cookie. The playground page reads it from
-// there to fill in its Authorization header.
+// there to fill in its Authorization header. An invitation link
+// (#invite/TOKEN) leaves the address bar at once: its token waits in
+// sessionStorage until the invitation is accepted, after a sign-in if need be.
 
 import { forgetUsage, loadUsage, usageCell } from './usage.js';
 
 const SESSION_KEY = 'apikeyd.session';
+const ORG_KEY = 'apikeyd.org'; // the organisation in view: { id, name }
+const INVITE_KEY = 'apikeyd.invite'; // an invitation's token, until accepted
 
 const KEY_FIELDS = `id keyPrefix name createdAt lastUsedAt lastUsedIp lastUsedUserAgent expiresAt scopes replacedBy
-  enabled rateLimit { limit periodSeconds } credits { remaining refill { amount interval dayOfMonth } } allowedIps`;
+  enabled rateLimit { limit periodSeconds } credits { remaining refill { amount interval dayOfMonth } } allowedIps createdBy`;
+const LEAKS = 'leakedApiKeys { id keyPrefix name url source revokedAt }';
 // Keys revoked by a leak report come with the list, so their notice shows
 // on every load until dismissed.
 const LIST_KEYS = `query ApiKeys {
   apiKeys { ${KEY_FIELDS} }
   availableScopes
-  leakedApiKeys { id keyPrefix name url source revokedAt }
+  ${LEAKS}
+}`;
+const ORG_KEYS = `query OrganizationKeys($id: ID!) {
+  organization(id: $id) { id name role apiKeys { ${KEY_FIELDS} } }
+  availableScopes
+  ${LEAKS}
 }`;
 const DISMISS_LEAK = `mutation DismissLeakNotice($id: ID!) { dismissLeakNotice(id: $id) }`;
 const CREATE_KEY = `mutation CreateApiKey($input: CreateApiKeyInput) {
@@ -34,12 +45,38 @@ const UPDATE_KEY = `mutation UpdateApiKey($id: ID!, $input: UpdateApiKeyInput!) 
 }`;
 const VIEWER = `query Viewer { viewer { userId authMethod } }`;
 const ACTIVITY_PAGE = 20;
+const EVENTS_PAGE = `edges { node { id action occurredAt actor { type id } keyId keyPrefix ip userAgent details } }
+    pageInfo { hasNextPage endCursor }`;
 const AUDIT_EVENTS = `query AuditEvents($first: Int, $after: String) {
-  auditEvents(first: $first, after: $after) {
-    edges { node { id action occurredAt actor { type id } keyId keyPrefix ip userAgent details } }
-    pageInfo { hasNextPage endCursor }
-  }
+  auditEvents(first: $first, after: $after) { ${EVENTS_PAGE} }
 }`;
+const ORG_AUDIT_EVENTS = `query OrganizationAuditEvents($id: ID!, $first: Int, $after: String) {
+  organization(id: $id) { id auditEvents(first: $first, after: $after) { ${EVENTS_PAGE} } }
+}`;
+
+const ORG_FIELDS = 'id name role';
+const MEMBER_FIELDS = 'userId email role joinedAt';
+const INVITATION_FIELDS = 'id role email expiresAt createdAt';
+const ORGANIZATIONS = `query Organizations { organizations { ${ORG_FIELDS} } }`;
+const ORG_MEMBERS = `query OrganizationMembers($id: ID!) {
+  organization(id: $id) { ${ORG_FIELDS} members { ${MEMBER_FIELDS} } }
+}`;
+const ORG_INVITATIONS = `query OrganizationInvitations($id: ID!) {
+  organization(id: $id) { id invitations { ${INVITATION_FIELDS} } }
+}`;
+const CREATE_ORG = `mutation CreateOrganization($input: CreateOrganizationInput!) {
+  createOrganization(input: $input) { ${ORG_FIELDS} }
+}`;
+const DELETE_ORG = `mutation DeleteOrganization($id: ID!) { deleteOrganization(id: $id) }`;
+const CREATE_INVITATION = `mutation CreateInvitation($org: ID!, $input: CreateInvitationInput!) {
+  createInvitation(organizationId: $org, input: $input) { token invitation { ${INVITATION_FIELDS} } }
+}`;
+const REVOKE_INVITATION = `mutation RevokeInvitation($org: ID!, $id: ID!) { revokeInvitation(organizationId: $org, id: $id) }`;
+const ACCEPT_INVITATION = `mutation AcceptInvitation($token: String!) { acceptInvitation(token: $token) { ${ORG_FIELDS} } }`;
+const UPDATE_MEMBER = `mutation UpdateMember($org: ID!, $user: ID!, $role: OrganizationRole!) {
+  updateMember(organizationId: $org, userId: $user, role: $role) { ${MEMBER_FIELDS} }
+}`;
+const REMOVE_MEMBER = `mutation RemoveMember($org: ID!, $user: ID!) { removeMember(organizationId: $org, userId: $user) }`;
 
 // Codes that mean the login token is no good any more.
 const SESSION_ENDED = new Set(['INVALID_OR_EXPIRED_TOKEN', 'MISSING_AUTH']);
@@ -100,11 +137,17 @@ function endSession(message) {
   keys = [];
   activity = [];
   leaks = [];
+  orgs = [];
+  org = null;
+  names = new Map();
   forgetUsage();
   sessionStorage.clear();
   for (const d of document.querySelectorAll('dialog[open]')) d.close();
   $('keys-body').replaceChildren();
   $('activity-body').replaceChildren();
+  $('members-body').replaceChildren();
+  $('invitations-body').replaceChildren();
+  hideInviteLink();
   renderLeaks();
   route({ focus: true });
   if (message) showPageError(message);
@@ -288,23 +331,29 @@ async function busy(button, fn) {
 // ---------------------------------------------------------------------------
 // Views
 
-const VIEWS = ['loading', 'signin', 'register', 'keys', 'activity'];
+const VIEWS = ['loading', 'signin', 'register', 'keys', 'members', 'activity'];
 
 function show(view, { focus = false } = {}) {
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
-  const signedIn = view === 'keys' || view === 'activity';
-  for (const [v, link] of [['keys', 'keys-link'], ['activity', 'activity-link']]) {
+  const signedIn = view === 'keys' || view === 'members' || view === 'activity';
+  for (const [v, link] of [['keys', 'keys-link'], ['members', 'members-link'], ['activity', 'activity-link']]) {
     if (v === view) $(link).setAttribute('aria-current', 'page');
     else $(link).removeAttribute('aria-current');
   }
   $('nav').hidden = !signedIn;
+  $('members-link').hidden = !org;
+  $('workspace').hidden = !signedIn;
   $('account').hidden = !signedIn;
   $('account-name').textContent = signedIn && session ? session.name : '';
+  if (view !== 'members') hideInviteLink();
+  showScope();
+  const where = org ? ` · ${org.name || 'Organisation'}` : '';
   document.title = {
     signin: 'Sign in · apikeyd',
     register: 'Create an account · apikeyd',
-    keys: 'API Keys · apikeyd',
-    activity: 'Activity · apikeyd',
+    keys: `API Keys${where} · apikeyd`,
+    members: `Members${where} · apikeyd`,
+    activity: `Activity${where} · apikeyd`,
   }[view] || 'apikeyd';
   if (focus) {
     const heading = $(`view-${view}`).querySelector('h1');
@@ -316,9 +365,23 @@ function show(view, { focus = false } = {}) {
 }
 
 function route({ focus = false } = {}) {
+  takeInvitation();
+  const invited = Boolean(sessionStorage.getItem(INVITE_KEY));
+  $('signin-lead').textContent = invited
+    ? 'Sign in, or create an account, to accept your invitation to an organisation.'
+    : 'Sign in to manage your API keys.';
+  $('register-lead').hidden = !invited;
+  if (session && invited) {
+    acceptInvitation({ focus });
+    return;
+  }
+  if (session) loadOrgs();
   if (session && location.hash === '#activity') {
     show('activity', { focus });
     loadActivity();
+  } else if (session && location.hash === '#members' && org) {
+    show('members', { focus });
+    loadMembers();
   } else if (session) {
     show('keys', { focus });
     loadKeys();
@@ -339,10 +402,14 @@ $('sign-out').addEventListener('click', () => {
   announce('You are signed out.');
 });
 
-/** Reports err: a dead session signs out, anything else is shown by show. */
+/**
+ * Reports err: a dead session signs out, anything else is shown by show.
+ * Several requests may find the session dead: the first signs out and says
+ * why, the others say nothing more.
+ */
 function handle(err, showError) {
-  if (session && SESSION_ENDED.has(err.code)) {
-    endSession(`Your session is no longer valid (${err.message.replace(/\.$/, '')}). Sign in again.`);
+  if (SESSION_ENDED.has(err.code)) {
+    if (session) endSession(`Your session is no longer valid (${err.message.replace(/\.$/, '')}). Sign in again.`);
     return;
   }
   showError(err.message);
@@ -422,18 +489,35 @@ let catalogue;
 async function loadKeys() {
   const seq = ++loadSeq;
   $('keys-loading').hidden = keys.length > 0;
+  const scope = org;
   try {
-    const data = await graphql(LIST_KEYS, {});
-    if (seq !== loadSeq || !session) return;
-    keys = data.apiKeys;
+    let data;
+    if (scope) {
+      // Who created each key: the members' emails, when the server has them.
+      [data] = await Promise.all([graphql(ORG_KEYS, { id: scope.id }), loadNames(scope)]);
+    } else {
+      data = await graphql(LIST_KEYS, {});
+    }
+    if (seq !== loadSeq || !session || scope !== org) return;
+    if (scope) {
+      updateOrg(data.organization);
+      keys = data.organization.apiKeys;
+    } else {
+      keys = data.apiKeys;
+    }
     catalogue = data.availableScopes;
     leaks = data.leakedApiKeys;
+    showScope();
     renderKeys();
     renderLeaks();
   } catch (err) {
     if (seq !== loadSeq) return;
+    if (scope && scope === org && err.code === 'NOT_FOUND') {
+      lostOrg(scope);
+      return;
+    }
     handle(err, (msg) => {
-      showPageError(`Could not load your API keys. ${msg}`);
+      showPageError(`Could not load ${scope ? `the API keys of ${scope.name || 'the organisation'}` : 'your API keys'}. ${msg}`);
       const retry = h('button', { type: 'button', class: 'button', onclick: () => { showPageError(''); loadKeys(); } }, 'Try again');
       $('page-error').append(' ', retry);
     });
@@ -558,17 +642,19 @@ function keyRow(k) {
     'aria-label': `Edit limits of ${labelOf(k)}`,
     onclick: () => askLimits(k),
   }, 'Edit limits');
+  const buttons = canManage() ? [rename, roll, toggle, limit, revoke] : [];
   return h('tr', { 'data-key-id': k.id, class: k.enabled ? null : 'key-disabled' },
     h('th', { scope: 'row', 'data-label': 'Name' }, k.name ? k.name : h('span', { class: 'muted' }, 'Unnamed key'),
       k.enabled ? null : h('span', { class: 'badge badge-disabled' }, 'Disabled')),
     h('td', { 'data-label': 'Key' }, h('code', { class: 'prefix' }, `${k.keyPrefix}…`)),
     h('td', { 'data-label': 'Scopes' }, scopesCell(k)),
     h('td', { 'data-label': 'Limits' }, limitsCell(k)),
-    h('td', { 'data-label': 'Created' }, timeEl(k.createdAt)),
+    h('td', { 'data-label': 'Created' }, h('span', { class: 'created' }, timeEl(k.createdAt),
+      org ? h('span', { class: 'muted small created-by' }, `by ${nameOf(k.createdBy)}`) : null)),
     h('td', { 'data-label': 'Last used' }, k.lastUsedAt ? lastUse(k) : never()),
     h('td', { 'data-label': 'Last 7 days' }, usageCell(k)),
     h('td', { 'data-label': 'Expires' }, expires),
-    h('td', { class: 'row-actions' }, h('div', { class: 'row-buttons' }, rename, roll, toggle, limit, revoke)),
+    h('td', { class: 'row-actions' }, h('div', { class: 'row-buttons' }, ...buttons)),
   );
 }
 
@@ -836,6 +922,7 @@ createForm.addEventListener('submit', async (e) => {
   e.preventDefault();
   showFormError('create-error', '');
   const input = {};
+  if (org) input.organizationId = org.id;
   const name = $('key-name').value.trim();
   if (name) input.name = name;
   try {
@@ -874,22 +961,27 @@ function showNewKey(secret, apiKey, note = `Created ${labelOf(apiKey)}.`) {
   $('key-copy').focus();
 }
 
-$('key-copy').addEventListener('click', async () => {
-  const secret = $('key-value').textContent;
+$('key-copy').addEventListener('click', () => copySecret($('key-value'), $('key-copy'), $('key-copy-status'), 'The key'));
+
+/**
+ * Copies the text of el (a secret shown once) to the clipboard, saying so in
+ * status; where that is refused, selects it for the user to copy.
+ */
+async function copySecret(el, button, status, what) {
   try {
     if (!navigator.clipboard) throw new Error('no clipboard API');
-    await navigator.clipboard.writeText(secret);
-    $('key-copy').textContent = 'Copied';
-    $('key-copy-status').textContent = 'The key is on your clipboard.';
+    await navigator.clipboard.writeText(el.textContent);
+    button.textContent = 'Copied';
+    status.textContent = `${what} is on your clipboard.`;
   } catch {
     const range = document.createRange();
-    range.selectNodeContents($('key-value'));
+    range.selectNodeContents(el);
     const sel = getSelection();
     sel.removeAllRanges();
     sel.addRange(range);
-    $('key-copy-status').textContent = 'Could not copy automatically. The key is selected: press Ctrl+C (⌘C on a Mac) to copy it.';
+    status.textContent = `Could not copy automatically. ${what} is selected: press Ctrl+C (⌘C on a Mac) to copy it.`;
   }
-});
+}
 
 $('key-done').addEventListener('click', () => keyDialog.close());
 
@@ -1084,6 +1176,567 @@ for (const b of document.querySelectorAll('[data-close]')) {
 }
 
 // ---------------------------------------------------------------------------
+// Workspaces: your personal keys, or an organisation's (docs/organisations.md)
+
+let orgs = []; // the caller's organisations: { id, name, role }
+// The organisation in view, null for personal keys. Its id and name outlive
+// a reload; the caller's role comes with the next answer about it.
+let org = savedOrg();
+// The members' emails (null without built-in accounts) by user id: who
+// created a key, who did what.
+let names = new Map();
+let orgsSeq = 0;
+
+const ROLE_TITLES = { OWNER: 'Owner', ADMIN: 'Admin', MEMBER: 'Member' };
+
+function savedOrg() {
+  try {
+    const o = JSON.parse(sessionStorage.getItem(ORG_KEY) || 'null');
+    if (session && o && typeof o.id === 'string' && o.id !== '') return { id: o.id, name: String(o.name || ''), role: '' };
+  } catch {
+    // unreadable: personal keys
+  }
+  return null;
+}
+
+function saveOrg() {
+  if (org) sessionStorage.setItem(ORG_KEY, JSON.stringify({ id: org.id, name: org.name }));
+  else sessionStorage.removeItem(ORG_KEY);
+}
+
+/** "an admin", "a member": role in a sentence. */
+function aRole(role) {
+  const name = (ROLE_TITLES[role] || String(role)).toLowerCase();
+  return `${/^[aeiou]/.test(name) ? 'an' : 'a'} ${name}`;
+}
+
+/** The id of the organisation in view, null for personal keys. */
+function orgInView() {
+  return org ? org.id : null;
+}
+
+/** Whether the caller may create, roll, change and revoke the keys in view. */
+function canManage() {
+  return !org || org.role === 'OWNER' || org.role === 'ADMIN';
+}
+
+/** Who user id is, for "created by" and the activity. */
+function nameOf(id) {
+  if (!id) return 'someone';
+  if (session && id === session.userId) return 'you';
+  if (names.has(id)) return names.get(id) || id;
+  return names.size > 0 ? 'a former member' : id;
+}
+
+/** Loads the members' names of scope (none when the server keeps no members). */
+async function loadNames(scope) {
+  try {
+    const data = await graphql(ORG_MEMBERS, { id: scope.id });
+    if (scope === org) names = new Map(data.organization.members.map((m) => [m.userId, m.email]));
+  } catch {
+    // An identity provider's organisation has no member list here: ids stand in.
+  }
+}
+
+/** Puts the texts of the organisation in view (or of none) on the pages. */
+function showScope() {
+  const named = org ? org.name || 'the organisation' : '';
+  $('keys-lead').hidden = Boolean(org);
+  $('keys-lead-org').hidden = !org;
+  $('keys-org-name').textContent = named;
+  $('keys-role-note').textContent = !org || !org.role ? '' : org.role === 'MEMBER'
+    ? 'As a member you see its keys and their usage; its admins and owners create, roll and revoke them.'
+    : `As ${aRole(org.role)} you create, roll and revoke them.`;
+  $('keys-empty-personal').hidden = Boolean(org);
+  $('keys-empty-org').hidden = !org;
+  $('keys-caption').textContent = org ? `API keys of ${named}, newest first` : 'Your API keys, newest first';
+  $('create-open').hidden = !canManage();
+  $('usage-whose').textContent = org ? 'the organisation’s keys' : 'your keys';
+  $('members-org-name').textContent = named;
+  $('activity-lead').hidden = Boolean(org);
+  $('activity-lead-org').hidden = !org;
+  $('activity-org-name').textContent = named;
+}
+
+/** Fills the switcher: Personal, then each organisation. */
+function renderWorkspaces() {
+  const select = $('workspace-select');
+  const list = org && !orgs.some((o) => o.id === org.id) ? [...orgs, org] : orgs;
+  const options = [['', 'Personal'], ...list.map((o) => [o.id, o.name || 'Organisation'])];
+  const same = options.length === select.options.length &&
+    options.every(([value, text], i) => select.options[i].value === value && select.options[i].text === text);
+  if (!same) select.replaceChildren(...options.map(([value, text]) => h('option', { value }, text)));
+  select.value = org ? org.id : '';
+}
+
+/** Takes o's name and the caller's role from an answer about it. */
+function updateOrg(o) {
+  if (!o) return;
+  if (org && org.id === o.id) {
+    Object.assign(org, { name: o.name, role: o.role });
+    saveOrg();
+  }
+  orgs = orgs.map((x) => (x.id === o.id ? { ...x, name: o.name, role: o.role } : x));
+  renderWorkspaces();
+  showScope();
+}
+
+/** Shows the keys of o (null: the personal ones) from now on. */
+function setOrg(o) {
+  org = o ? { ...o } : null;
+  saveOrg();
+  keys = [];
+  names = new Map();
+  memberList = [];
+  invitations = [];
+  forgetUsage();
+  $('keys-body').replaceChildren();
+  $('keys-list').hidden = true;
+  $('keys-empty').hidden = true;
+  $('members-body').replaceChildren();
+  $('invitations-body').replaceChildren();
+  hideInviteLink();
+  renderWorkspaces();
+  showScope();
+}
+
+async function loadOrgs() {
+  const seq = ++orgsSeq;
+  try {
+    const data = await graphql(ORGANIZATIONS, {});
+    if (seq !== orgsSeq || !session) return;
+    orgs = data.organizations;
+    const current = org && orgs.find((o) => o.id === org.id);
+    if (org && !current) lostOrg(org);
+    else if (current) updateOrg(current);
+    else renderWorkspaces();
+  } catch (err) {
+    if (seq === orgsSeq) handle(err, (msg) => showPageError(`Could not load your organisations. ${msg}`));
+  }
+}
+
+/** The caller left scope, was removed from it, or it was deleted: back to personal keys. */
+function lostOrg(scope) {
+  if (!org || org.id !== scope.id) return;
+  orgs = orgs.filter((o) => o.id !== scope.id);
+  setOrg(null);
+  if (location.hash === '#members') history.replaceState(null, '', '#keys');
+  route();
+  showPageError(`You are no longer a member of ${scope.name || 'that organisation'}: your personal keys are shown instead.`);
+}
+
+/** After leaving or deleting scope: the personal keys, with message. */
+function leftOrg(scope, message) {
+  orgs = orgs.filter((o) => o.id !== scope.id);
+  setOrg(null);
+  history.pushState(null, '', '#keys');
+  route({ focus: true });
+  announce(message);
+}
+
+$('workspace-select').addEventListener('change', (e) => {
+  const o = orgs.find((x) => x.id === e.currentTarget.value) || null;
+  showPageError('');
+  setOrg(o);
+  if (!o && location.hash === '#members') history.replaceState(null, '', '#keys');
+  route();
+  announce(o ? `Showing ${o.name}, where you are ${aRole(o.role)}.` : 'Showing your personal keys.');
+});
+
+// Create an organisation
+
+const orgCreateDialog = $('org-create-dialog');
+
+$('org-create-open').addEventListener('click', () => {
+  $('org-create-form').reset();
+  showFormError('org-create-error', '');
+  orgCreateDialog.showModal();
+  $('org-name').focus();
+});
+
+$('org-create-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const form = e.currentTarget;
+  showFormError('org-create-error', '');
+  try {
+    const data = await busy(form.querySelector('[type=submit]'),
+      () => graphql(CREATE_ORG, { input: { name: $('org-name').value.trim() } }));
+    const o = data.createOrganization;
+    orgs = [...orgs.filter((x) => x.id !== o.id), o];
+    setOrg(o);
+    orgCreateDialog.close();
+    history.pushState(null, '', '#members');
+    route({ focus: true });
+    announce(`Created ${o.name}. You are its owner: invite the others from this page.`);
+  } catch (err) {
+    // The one NOT_FOUND here: organisations come from an identity provider.
+    handle(err, (msg) => showFormError('org-create-error', err.code === 'NOT_FOUND'
+      ? 'Your identity provider makes the organisations on this server: they cannot be created here.'
+      : msg));
+  }
+});
+
+// Invitation links: #invite/TOKEN
+
+/** Moves an invitation's token from the address bar to this tab's storage. */
+function takeInvitation() {
+  const m = /^#invite\/([^/?#]+)$/.exec(location.hash);
+  if (!m) return;
+  let token = m[1];
+  try {
+    token = decodeURIComponent(token);
+  } catch {
+    // kept as it is: the server says what is wrong with it
+  }
+  sessionStorage.setItem(INVITE_KEY, token);
+  history.replaceState(null, '', `${location.pathname}${location.search}`);
+}
+
+let accepting = false;
+
+/** Accepts the waiting invitation and shows the organisation joined. */
+async function acceptInvitation({ focus = false } = {}) {
+  if (accepting) return;
+  accepting = true;
+  const token = sessionStorage.getItem(INVITE_KEY);
+  show('loading');
+  try {
+    const data = await graphql(ACCEPT_INVITATION, { token });
+    sessionStorage.removeItem(INVITE_KEY);
+    const o = data.acceptInvitation;
+    orgs = [...orgs.filter((x) => x.id !== o.id), o];
+    setOrg(o);
+    history.replaceState(null, '', '#keys');
+    route({ focus: true });
+    announce(`You joined ${o.name} as ${aRole(o.role)}.`);
+  } catch (err) {
+    // Tried once: a link that failed is not tried again on each page.
+    sessionStorage.removeItem(INVITE_KEY);
+    if (session && SESSION_ENDED.has(err.code)) {
+      handle(err, showPageError);
+      return;
+    }
+    route({ focus });
+    showPageError(err.code === 'NOT_FOUND'
+      ? 'This invitation link does not work any more: it was used or withdrawn, or it expired. Ask for a new one.'
+      : `Could not accept the invitation. ${err.message}`);
+  } finally {
+    accepting = false;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Members and invitations of the organisation in view
+
+let memberList = [];
+let invitations = [];
+let membersSeq = 0;
+
+async function loadMembers() {
+  const seq = ++membersSeq;
+  const scope = org;
+  $('members-loading').hidden = memberList.length > 0;
+  renderMembers();
+  try {
+    const data = await graphql(ORG_MEMBERS, { id: scope.id });
+    if (seq !== membersSeq || scope !== org || !session) return;
+    updateOrg(data.organization);
+    memberList = data.organization.members;
+    names = new Map(memberList.map((m) => [m.userId, m.email]));
+    renderMembers();
+    if (canManage()) {
+      const inv = await graphql(ORG_INVITATIONS, { id: scope.id });
+      if (seq !== membersSeq || scope !== org) return;
+      invitations = inv.organization.invitations;
+    } else {
+      invitations = [];
+    }
+    renderInvitations();
+  } catch (err) {
+    if (seq !== membersSeq) return;
+    if (err.code === 'NOT_FOUND' && orgs.some((o) => o.id === scope.id)) {
+      // Listed, yet no members here: an identity provider's organisation.
+      showPageError('Your identity provider manages the members of this organisation: they are not listed here.');
+      return;
+    }
+    handle(err, (msg) => showPageError(`Could not load the members of ${scope.name || 'the organisation'}. ${msg}`));
+  } finally {
+    if (seq === membersSeq) $('members-loading').hidden = true;
+  }
+}
+
+function renderMembers() {
+  const owner = Boolean(org) && org.role === 'OWNER';
+  $('members-body').replaceChildren(...memberList.map(memberRow));
+  $('members-list').hidden = memberList.length === 0;
+  $('invite-section').hidden = !canManage() || !org || !org.role;
+  // An admin cannot make owners.
+  const ownerOption = $('invite-role').querySelector('option[value="OWNER"]');
+  ownerOption.disabled = !owner;
+  ownerOption.hidden = !owner;
+  if (!owner && $('invite-role').value === 'OWNER') $('invite-role').value = 'MEMBER';
+  $('org-delete').hidden = !owner;
+  $('org-leave-title').textContent = owner ? 'Leave or delete' : 'Leave';
+  renderInvitations();
+}
+
+/** A member's label: their email, else their user id. */
+const memberLabel = (m) => m.email || m.userId;
+
+function memberRow(m) {
+  const self = Boolean(session) && m.userId === session.userId;
+  const label = memberLabel(m);
+  const owner = org && org.role === 'OWNER';
+  const change = owner ? h('button', {
+    type: 'button',
+    class: 'button button-quiet',
+    'data-action': 'role',
+    'aria-label': `Change the role of ${label}`,
+    onclick: () => askRole(m),
+  }, 'Change role') : null;
+  const remove = owner && !self ? h('button', {
+    type: 'button',
+    class: 'button button-danger-quiet',
+    'data-action': 'remove',
+    'aria-label': `Remove ${label}`,
+    onclick: () => askRemove(m),
+  }, trashIcon(), h('span', { class: 'button-text' }, 'Remove')) : null;
+  return h('tr', { 'data-user-id': m.userId },
+    h('th', { scope: 'row', 'data-label': 'Member' }, h('span', { class: 'member-name' }, label),
+      self ? h('span', { class: 'badge badge-you' }, 'You') : null),
+    h('td', { 'data-label': 'Role' }, ROLE_TITLES[m.role] || m.role),
+    h('td', { 'data-label': 'Joined' }, timeEl(m.joinedAt)),
+    h('td', { class: 'row-actions' }, h('div', { class: 'row-buttons' }, change, remove)),
+  );
+}
+
+/** Moves the focus to a button of a member's row, else to the page's heading. */
+function focusMember(userId, action) {
+  const button = $('members-body').querySelector(`tr[data-user-id="${CSS.escape(userId)}"] [data-action="${action}"]`);
+  const el = button || $('members-title');
+  if (!button) el.tabIndex = -1;
+  el.focus();
+}
+
+// Change a role
+
+const roleDialog = $('role-dialog');
+let roleOf = null;
+
+function askRole(m) {
+  roleOf = m;
+  $('role-name').textContent = memberLabel(m);
+  $('role-select').value = m.role;
+  showFormError('role-error', '');
+  roleDialog.showModal();
+  $('role-select').focus();
+}
+
+$('role-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const m = roleOf;
+  const scope = org;
+  if (!m || !scope) return;
+  showFormError('role-error', '');
+  const role = $('role-select').value;
+  if (role === m.role) {
+    roleDialog.close();
+    return;
+  }
+  try {
+    const data = await busy(e.currentTarget.querySelector('[type=submit]'),
+      () => graphql(UPDATE_MEMBER, { org: scope.id, user: m.userId, role }));
+    const updated = data.updateMember;
+    memberList = memberList.map((x) => (x.userId === updated.userId ? updated : x));
+    if (session && updated.userId === session.userId) updateOrg({ ...scope, role: updated.role });
+    renderMembers();
+    roleOf = null;
+    roleDialog.close();
+    focusMember(m.userId, 'role');
+    announce(`${memberLabel(m)} is now ${aRole(updated.role)}.`);
+  } catch (err) {
+    handle(err, (msg) => showFormError('role-error', msg));
+  }
+});
+
+roleDialog.addEventListener('close', () => {
+  roleOf = null;
+});
+
+// Remove, leave, delete, withdraw: one confirmation dialog
+
+const confirmDialog = $('confirm-dialog');
+let confirming = null;
+
+/**
+ * Asks to confirm an action: run does it (its error stays in the dialog),
+ * then done updates the page once the dialog has closed.
+ */
+function confirmAction({ title, text, ok, run, done }) {
+  confirming = { run, done };
+  $('confirm-title').textContent = title;
+  $('confirm-desc').textContent = text;
+  $('confirm-ok').textContent = ok;
+  showFormError('confirm-error', '');
+  confirmDialog.showModal();
+}
+
+$('confirm-ok').addEventListener('click', async (e) => {
+  const c = confirming;
+  if (!c) return;
+  showFormError('confirm-error', '');
+  try {
+    await busy(e.currentTarget, c.run);
+  } catch (err) {
+    handle(err, (msg) => showFormError('confirm-error', msg));
+    return;
+  }
+  confirming = null;
+  confirmDialog.close();
+  c.done();
+});
+
+confirmDialog.addEventListener('close', () => {
+  confirming = null;
+});
+
+function askRemove(m) {
+  const scope = org;
+  const label = memberLabel(m);
+  confirmAction({
+    title: `Remove ${label}?`,
+    text: `${label} loses access to ${scope.name} and its keys at once. The keys they created keep working.`,
+    ok: 'Remove member',
+    run: () => graphql(REMOVE_MEMBER, { org: scope.id, user: m.userId }),
+    done: () => {
+      memberList = memberList.filter((x) => x.userId !== m.userId);
+      renderMembers();
+      focusMember('', '');
+      announce(`Removed ${label} from ${scope.name}.`);
+    },
+  });
+}
+
+$('org-leave').addEventListener('click', () => {
+  const scope = org;
+  confirmAction({
+    title: `Leave ${scope.name}?`,
+    text: 'You lose access to the organisation and its keys at once. Its keys, those you created too, keep working. ' +
+      'To come back you need a new invitation.',
+    ok: 'Leave organisation',
+    run: () => graphql(REMOVE_MEMBER, { org: scope.id, user: session.userId }),
+    done: () => leftOrg(scope, `You left ${scope.name}.`),
+  });
+});
+
+$('org-delete').addEventListener('click', () => {
+  const scope = org;
+  confirmAction({
+    title: `Delete ${scope.name}?`,
+    text: 'Every key of the organisation is revoked and stops working at once, everywhere, and every member loses access. ' +
+      'This cannot be undone.',
+    ok: 'Delete organisation',
+    run: () => graphql(DELETE_ORG, { id: scope.id }),
+    done: () => leftOrg(scope, `Deleted ${scope.name}: its keys no longer work.`),
+  });
+});
+
+// Invite
+
+const inviteURL = (token) => `${location.origin}${location.pathname}#invite/${encodeURIComponent(token)}`;
+
+$('invite-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const scope = org;
+  showFormError('invite-error', '');
+  const input = { role: $('invite-role').value };
+  const email = $('invite-email').value.trim();
+  if (email) input.email = email;
+  try {
+    const data = await busy(form.querySelector('[type=submit]'),
+      () => graphql(CREATE_INVITATION, { org: scope.id, input }));
+    if (scope !== org) return;
+    const { token, invitation } = data.createInvitation;
+    form.reset();
+    renderMembers();
+    invitations = [invitation, ...invitations.filter((x) => x.id !== invitation.id)];
+    renderInvitations();
+    showInviteLink(token, invitation);
+  } catch (err) {
+    handle(err, (msg) => showFormError('invite-error', msg));
+  }
+});
+
+function showInviteLink(token, inv) {
+  const until = dateFormat.format(new Date(inv.expiresAt));
+  $('invite-link-terms').textContent = `Send it to the person you invite: it works once, until ${until}, ` +
+    `and makes them ${aRole(inv.role)} of ${org.name}.` +
+    (inv.email ? ` Only the account with the email ${inv.email} can use it.` : ' Whoever opens it first can use it.');
+  $('invite-link-value').textContent = inviteURL(token);
+  $('invite-copy').textContent = 'Copy link';
+  $('invite-copy-status').textContent = '';
+  $('invite-link').hidden = false;
+  $('invite-copy').focus();
+  announce('Invitation link created. Copy it now: it is shown once.');
+}
+
+/** Forgets the link shown: it is not shown again. */
+function hideInviteLink() {
+  $('invite-link').hidden = true;
+  $('invite-link-value').textContent = '';
+  $('invite-copy-status').textContent = '';
+}
+
+$('invite-copy').addEventListener('click', () => copySecret($('invite-link-value'), $('invite-copy'),
+  $('invite-copy-status'), 'The link'));
+
+$('invite-done').addEventListener('click', () => {
+  hideInviteLink();
+  getSelection().removeAllRanges();
+  $('invite-role').focus();
+});
+
+function renderInvitations() {
+  const shown = canManage() && invitations.length > 0;
+  $('invitations-body').replaceChildren(...(shown ? invitations : []).map(invitationRow));
+  $('invitations-section').hidden = !shown;
+}
+
+function invitationRow(inv) {
+  const who = inv.email || 'anyone with the link';
+  return h('tr', { 'data-invitation-id': inv.id },
+    h('th', { scope: 'row', 'data-label': 'For' }, inv.email || h('span', { class: 'muted' }, 'Anyone with the link')),
+    h('td', { 'data-label': 'Role' }, ROLE_TITLES[inv.role] || inv.role),
+    h('td', { 'data-label': 'Expires' }, timeEl(inv.expiresAt)),
+    h('td', { class: 'row-actions' }, h('div', { class: 'row-buttons' }, h('button', {
+      type: 'button',
+      class: 'button button-danger-quiet',
+      'aria-label': `Withdraw the invitation for ${who} as ${aRole(inv.role).replace(/^an? /, '')}`,
+      onclick: () => askWithdraw(inv, who),
+    }, trashIcon(), h('span', { class: 'button-text' }, 'Withdraw')))),
+  );
+}
+
+function askWithdraw(inv, who) {
+  const scope = org;
+  confirmAction({
+    title: 'Withdraw the invitation?',
+    text: `The link for ${who} stops working. You can invite them again later.`,
+    ok: 'Withdraw invitation',
+    run: () => graphql(REVOKE_INVITATION, { org: scope.id, id: inv.id }).catch((err) => {
+      if (err.code !== 'NOT_FOUND') throw err; // used or withdrawn meanwhile: gone all the same
+    }),
+    done: () => {
+      invitations = invitations.filter((x) => x.id !== inv.id);
+      renderInvitations();
+      $('invite-role').focus();
+      announce(`Withdrew the invitation for ${who}.`);
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------
 // Activity
 
 let activity = [];
@@ -1099,6 +1752,15 @@ const ACTIONS = {
   'user.registered': 'Account created',
   'user.login': 'Signed in',
   'user.login_failed': 'Failed sign-in',
+  'org.created': 'Created the organisation',
+  'org.updated': 'Changed the organisation',
+  'org.deleted': 'Deleted the organisation',
+  'org.member.added': 'Member joined',
+  'org.member.removed': 'Member left or removed',
+  'org.member.role_changed': 'Changed a role',
+  'org.invitation.created': 'Invited someone',
+  'org.invitation.accepted': 'Accepted an invitation',
+  'org.invitation.revoked': 'Withdrew an invitation',
 };
 
 /** Loads the first page of the activity (more: the next one). */
@@ -1109,16 +1771,23 @@ async function loadActivity({ more = false } = {}) {
     activityCursor = null;
   }
   $('activity-loading').hidden = more;
+  const scope = org;
   try {
-    const data = await graphql(AUDIT_EVENTS, { first: ACTIVITY_PAGE, after: activityCursor });
-    if (seq !== activitySeq || !session) return;
-    const conn = data.auditEvents;
+    let conn;
+    if (scope) {
+      const vars = { id: scope.id, first: ACTIVITY_PAGE, after: activityCursor };
+      const [data] = await Promise.all([graphql(ORG_AUDIT_EVENTS, vars), more ? null : loadNames(scope)]);
+      conn = data.organization.auditEvents;
+    } else {
+      conn = (await graphql(AUDIT_EVENTS, { first: ACTIVITY_PAGE, after: activityCursor })).auditEvents;
+    }
+    if (seq !== activitySeq || !session || scope !== org) return;
     activity = [...activity, ...conn.edges.map((e) => e.node)];
     activityCursor = conn.pageInfo.hasNextPage ? conn.pageInfo.endCursor : null;
     renderActivity();
   } catch (err) {
     if (seq !== activitySeq) return;
-    handle(err, (msg) => showPageError(`Could not load your activity. ${msg}`));
+    handle(err, (msg) => showPageError(`Could not load ${scope ? `the activity of ${scope.name || 'the organisation'}` : 'your activity'}. ${msg}`));
   } finally {
     if (seq === activitySeq) $('activity-loading').hidden = true;
   }
@@ -1143,9 +1812,12 @@ function activityRow(ev) {
   if (ev.action === 'api_key.created' && details.name) what += ` “${details.name}”`;
   if (ev.action === 'api_key.updated') what = updateText(details);
   if (ev.actor && ev.actor.type === 'leak_report') what += ' (leak report)';
+  // In an organisation several people act: say who.
+  const by = org && ev.actor && ev.actor.type === 'user'
+    ? h('span', { class: 'muted small by' }, `by ${nameOf(ev.actor.id)}`) : null;
   const from = [ev.ip, ev.userAgent].filter(Boolean).join(' · ');
   return h('tr', { 'data-event-id': ev.id },
-    h('th', { scope: 'row', 'data-label': 'What' }, what),
+    h('th', { scope: 'row', 'data-label': 'What' }, what, by),
     h('td', { 'data-label': 'Key' }, ev.keyPrefix ? h('code', { class: 'prefix' }, `${ev.keyPrefix}…`) : muted('—')),
     h('td', { 'data-label': 'When' }, timeEl(ev.occurredAt)),
     h('td', { 'data-label': 'From', class: 'from' }, from || muted('unknown')),
@@ -1171,4 +1843,4 @@ route();
 
 // The helpers usage.js uses. Its module imports this one in turn, so it
 // calls none of them while the modules load.
-export { graphql, h, handle, labelOf, num, restGet };
+export { graphql, h, handle, labelOf, num, orgInView, restGet };

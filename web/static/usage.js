@@ -8,11 +8,12 @@
 // viewer's time zone; days are UTC days, as apikeyd counts them.
 //
 // app.js calls the hooks exported here (usageCell for each key row,
-// loadUsage whenever the list changes, forgetUsage on sign-out), and this
-// module uses app.js's helpers in turn; neither calls the other while the
-// modules load.
+// loadUsage whenever the list changes, forgetUsage on sign-out and when the
+// workspace changes), and this module uses app.js's helpers in turn; neither
+// calls the other while the modules load. The keys are the personal ones, or
+// an organisation's when app.js has one in view (orgInView).
 
-import { graphql, h, handle, labelOf, num, restGet } from './app.js';
+import { graphql, h, handle, labelOf, num, orgInView, restGet } from './app.js';
 
 // The outcomes of an authentication, in stacking order (bottom first): key
 // is the REST field (GraphQL answers are aliased to the same names), field
@@ -41,6 +42,23 @@ const LIST_USAGE = `query ListUsage($weekFrom: Time!, $weekTo: Time!, $granulari
 const USAGE_SUMMARY = `query UsageSummary($granularity: UsageGranularity!, $from: Time!, $to: Time!) {
   ${SUMMARY}
 }`;
+// The same of an organisation's keys.
+const ORG_LIST_USAGE = `query OrganizationListUsage($org: ID!, $weekFrom: Time!, $weekTo: Time!, $granularity: UsageGranularity!, $from: Time!, $to: Time!) {
+  organization(id: $org) {
+    apiKeys { id usage(granularity: DAY, from: $weekFrom, to: $weekTo) { ${BUCKET} } }
+    ${SUMMARY}
+  }
+}`;
+const ORG_USAGE_SUMMARY = `query OrganizationUsageSummary($org: ID!, $granularity: UsageGranularity!, $from: Time!, $to: Time!) {
+  organization(id: $org) { ${SUMMARY} }
+}`;
+
+/** Runs the personal query, or the organisation's (org) with its answer unwrapped. */
+async function keysQuery(personal, ofOrg, vars) {
+  const org = orgInView();
+  if (!org) return graphql(personal, vars);
+  return (await graphql(ofOrg, { org, ...vars })).organization;
+}
 
 const HOUR = 3600e3;
 const DAY = 24 * HOUR;
@@ -259,7 +277,8 @@ let panels = 0;
 /**
  * A usage panel in container: load(rangeId) fetches { buckets } (and
  * anything else onData wants) for a range; to says whose requests the
- * summary counts (" to your keys"; none: the key's).
+ * summary counts (" to your keys", or a function that says it when asked;
+ * none: the key's).
  */
 function usagePanel(container, { load, to = '', onData = () => {} }) {
   const id = `usage-panel-${++panels}`;
@@ -315,9 +334,10 @@ function usagePanel(container, { load, to = '', onData = () => {} }) {
     buckets = data.buckets;
     const c = sum(buckets);
     const n = total(c);
+    const whose = typeof to === 'function' ? to() : to;
     summary.textContent = n === 0
-      ? `No requests${to} ${RANGES[rid].text}.`
-      : `${plural(n, 'request', 'requests')}${to} ${RANGES[rid].text}: ${breakdown(c)}.`;
+      ? `No requests${whose} ${RANGES[rid].text}.`
+      : `${plural(n, 'request', 'requests')}${whose} ${RANGES[rid].text}: ${breakdown(c)}.`;
     tableBox.replaceChildren(table(buckets, rid));
     draw();
     onData(rid, data);
@@ -434,8 +454,8 @@ let keyPanel = null;
 
 function overview() {
   overviewPanel ??= usagePanel(document.getElementById('usage-overview-chart'), {
-    to: ' to your keys',
-    load: async (rid) => (await graphql(USAGE_SUMMARY, rangeVars(rid))).usage,
+    to: () => (orgInView() ? ' to the organisation’s keys' : ' to your keys'),
+    load: async (rid) => (await keysQuery(USAGE_SUMMARY, ORG_USAGE_SUMMARY, rangeVars(rid))).usage,
     onData: (rid, data) => {
       document.getElementById('usage-overview').hidden = data.keys.length === 0;
       renderTopKeys(rid, data.keys);
@@ -489,7 +509,7 @@ export async function loadUsage() {
   const seq = ++loadSeq;
   const rid = overview().rangeId;
   const week = span(WEEK);
-  const request = graphql(LIST_USAGE, { weekFrom: week.from, weekTo: week.to, ...rangeVars(rid) });
+  const request = keysQuery(LIST_USAGE, ORG_LIST_USAGE, { weekFrom: week.from, weekTo: week.to, ...rangeVars(rid) });
   overview().show(rid, request.then((data) => data.usage));
   try {
     const data = await request;
@@ -527,7 +547,9 @@ function openKeyUsage(k) {
   keyPanel ??= usagePanel(document.getElementById('usage-key-chart'), {
     load: (rid) => {
       const q = new URLSearchParams({ granularity: RANGES[rid].granularity, ...span(RANGES[rid]) });
-      return restGet(`/auth/api-keys/${encodeURIComponent(shownKey.id)}/usage?${q}`);
+      const org = orgInView();
+      const keys = org ? `/auth/orgs/${encodeURIComponent(org)}/api-keys` : '/auth/api-keys';
+      return restGet(`${keys}/${encodeURIComponent(shownKey.id)}/usage?${q}`);
     },
   });
   document.getElementById('usage-name').textContent = labelOf(k);
