@@ -24,8 +24,9 @@ import (
 // TestBrowser runs the browser tests of web/e2e (node:test driving Debian's
 // chromium through playwright-core) against a real apikeyd on a loopback
 // port over a fresh SQLite database: register, sign in, create, copy, list
-// and revoke a key on the dashboard, and the playground offline. Screenshots
-// of each screen land in artifacts/screenshots/.
+// and revoke a key on the dashboard, organisations walked by two people (an
+// invitation, an organisation key, a member removed), and the playground
+// offline. Screenshots of each screen land in artifacts/screenshots/.
 //
 // It needs node, chromium (CHROMIUM_PATH, else chromium on PATH) and
 // web/e2e/node_modules (npm ci in web/e2e); ./scripts/test installs them.

@@ -49,14 +49,15 @@ export function isLocal(url) {
 
 /**
  * Launches chromium (playwright gives each launch a fresh, temporary
- * user-data directory) and opens a context, in the time zone timezoneId
+ * user-data directory), or takes browser, one already launched, and opens a
+ * context (a separate person: its own storage), in the time zone timezoneId
  * (default UTC), whose requests beyond localhost are aborted. Returns
  * { browser, context, page, offsite, problems }: offsite lists the refused
  * URLs, problems the page errors and CSP violations seen; both should stay
  * empty.
  */
-export async function open({ timezoneId = 'UTC' } = {}) {
-  const browser = await chromium.launch({
+export async function open({ timezoneId = 'UTC', browser = null } = {}) {
+  browser ??= await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     headless: true,
     args: FLAGS,
