@@ -70,7 +70,8 @@ var idpShapes = []idpTokenShape{
 // organisation is created the first time a token names it; the role is
 // the token's (mapped by ORG_ROLE_MAP; anything unmapped is member); a
 // token of another organisation, or of none, gets 404; the provider owns
-// membership, so the members and invitations routes answer 404; and an
+// membership, so the members and invitations routes answer 404 (and
+// NOT_FOUND in GraphQL); and an
 // organisation's key keeps verifying, with its org_id, when the member who
 // made it is gone from the organisation.
 func TestOrgsIdentityProvider(t *testing.T) {
@@ -182,6 +183,46 @@ func testOrgsIdentityProvider(t *testing.T, db string, shape idpTokenShape) {
 					wantError(t, e.do(r.method, r.path, bearer(tok), r.body), 404, "NOT_FOUND")
 				})
 			}
+		}
+	})
+
+	t.Run("GraphQL", func(t *testing.T) {
+		e := e.subEnv(t)
+		status, out := e.gql(bearer(member), `{ organizations { `+gqlOrgFields+` } }`, nil)
+		var orgs []gqlOrg
+		if status != http.StatusOK || len(out.Errors) > 0 {
+			t.Fatalf("organizations: %d %+v", status, out)
+		}
+		out.decodeField(t, "organizations", &orgs)
+		if len(orgs) != 1 || orgs[0].ID != org || orgs[0].Role != "MEMBER" {
+			t.Errorf("organizations %+v, want %s as MEMBER", orgs, org)
+		}
+		status, out = e.gql(bearer(member), gqlOrgKeys, map[string]any{"id": org})
+		if status != http.StatusOK || len(out.Errors) > 0 {
+			t.Fatalf("the organisation's keys: %d %+v", status, out)
+		}
+		var o struct {
+			APIKeys []struct{ ID, CreatedBy string } `json:"apiKeys"`
+		}
+		out.decodeField(t, "organization", &o)
+		if len(o.APIKeys) != 1 || o.APIKeys[0].ID != key.ID || o.APIKeys[0].CreatedBy != "user_ada" {
+			t.Errorf("the organisation's keys %+v, want %s made by user_ada", o.APIKeys, key.ID)
+		}
+		for name, op := range map[string]struct {
+			query string
+			vars  map[string]any
+		}{
+			"members":            {gqlMembers, map[string]any{"id": org}},
+			"invitations":        {gqlInvitations, map[string]any{"id": org}},
+			"createOrganization": {gqlCreateOrg, map[string]any{"input": map[string]any{"name": "Made here"}}},
+			"createInvitation":   {gqlInvite, map[string]any{"org": org, "input": map[string]any{"role": "MEMBER"}}},
+			"updateMember":       {gqlUpdateMember, map[string]any{"org": org, "user": "user_bob", "role": "ADMIN"}},
+			"removeMember":       {gqlRemoveMember, map[string]any{"org": org, "user": "user_bob"}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				status, out := e.gql(bearer(admin), op.query, op.vars)
+				wantGQLError(t, status, out, "NOT_FOUND")
+			})
 		}
 	})
 
