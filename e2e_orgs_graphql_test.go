@@ -712,3 +712,52 @@ func TestGraphQLOrganizationKeysInFixedQueries(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphQLOrganizationsIdentityProvider: in identity-provider mode the
+// token's organisation is the caller's, with the token's role; the
+// provider owns membership, so members, invitations and their mutations,
+// and createOrganization, answer NOT_FOUND, while the organisation's keys
+// work as anywhere else.
+func TestGraphQLOrganizationsIdentityProvider(t *testing.T) {
+	for _, db := range dbtest.Names {
+		t.Run(db, func(t *testing.T) {
+			shape := idpShapes[1] // the nested o.id and o.rol
+			idp := newIdentityProvider(t)
+			e := newEnv(t, db, idpOrgMode(t, idp, shape.flags...))
+			const org = "org_gql_7Yq"
+			admin := idp.sign(e, "user_ada", shape.org(org, shape.admin))
+			member := idp.sign(e, "user_bob", shape.org(org, shape.member))
+			outsider := idp.sign(e, "user_eve", shape.org("org_gql_other", shape.owner))
+
+			orgs := e.gqlOrgsOf(admin)
+			if len(orgs) != 1 || orgs[0].ID != org || orgs[0].Role != "ADMIN" {
+				t.Fatalf("organizations %+v, want %s as ADMIN", orgs, org)
+			}
+			k, key := e.gqlNewOrgKey(admin, org, "ci")
+			if k.Owner.Type != "ORG" || k.Owner.ID != org || k.CreatedBy != "user_ada" || !e.keyVerifies(key) {
+				t.Errorf("organisation key %+v", k)
+			}
+			if keys := e.gqlKeysOf(member, org); len(keys) != 1 || keys[0] != k {
+				t.Errorf("the member lists %+v, want [%+v]", keys, k)
+			}
+			e.gqlFails(member, gqlCreateOrgKey, map[string]any{"input": map[string]any{"organizationId": org}}, "INSUFFICIENT_ROLE")
+			e.gqlFails(outsider, gqlOrgKeys, map[string]any{"id": org}, "NOT_FOUND")
+
+			for _, tc := range []struct {
+				query string
+				vars  map[string]any
+			}{
+				{gqlMembers, map[string]any{"id": org}},
+				{gqlInvitations, map[string]any{"id": org}},
+				{gqlInvite, map[string]any{"org": org, "input": map[string]any{"role": "MEMBER"}}},
+				{gqlRevokeInvite, map[string]any{"org": org, "id": "00000000-0000-0000-0000-000000000000"}},
+				{gqlAccept, map[string]any{"token": "inv_" + strings.Repeat("A", 32)}},
+				{gqlUpdateMember, map[string]any{"org": org, "user": "user_bob", "role": "ADMIN"}},
+				{gqlRemoveMember, map[string]any{"org": org, "user": "user_bob"}},
+				{gqlCreateOrg, map[string]any{"input": map[string]any{"name": "Mine"}}},
+			} {
+				e.gqlFails(admin, tc.query, tc.vars, "NOT_FOUND")
+			}
+		})
+	}
+}
