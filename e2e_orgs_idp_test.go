@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apikeyd/apikeyd/internal/config"
@@ -218,6 +219,8 @@ func testOrgsIdentityProvider(t *testing.T, db string, shape idpTokenShape) {
 			"createInvitation":   {gqlInvite, map[string]any{"org": org, "input": map[string]any{"role": "MEMBER"}}},
 			"updateMember":       {gqlUpdateMember, map[string]any{"org": org, "user": "user_bob", "role": "ADMIN"}},
 			"removeMember":       {gqlRemoveMember, map[string]any{"org": org, "user": "user_bob"}},
+			"revokeInvitation":   {gqlRevokeInvite, map[string]any{"org": org, "id": "00000000-0000-0000-0000-000000000000"}},
+			"acceptInvitation":   {gqlAccept, map[string]any{"token": "inv_" + strings.Repeat("A", 32)}},
 		} {
 			t.Run(name, func(t *testing.T) {
 				status, out := e.gql(bearer(admin), op.query, op.vars)
