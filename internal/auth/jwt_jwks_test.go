@@ -540,8 +540,10 @@ func TestJWTJWKSFailingServer(t *testing.T) {
 
 			start := time.Now()
 			p, err := v.Verify(context.Background(), token)
-			if d, limit := time.Since(start), max(tc.maxTime, 2*time.Second); d > limit {
-				t.Errorf("Verify took %v, want under %v", d, limit)
+			// Only the hanging server is about time: it must not hold the
+			// verification much past the fetch timeout.
+			if d := time.Since(start); tc.maxTime > 0 && d > tc.maxTime {
+				t.Errorf("Verify took %v, want under %v", d, tc.maxTime)
 			}
 			if tc.wantOK {
 				if err != nil || p.UserID != "user-1" {
