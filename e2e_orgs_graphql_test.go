@@ -436,6 +436,21 @@ func TestGraphQLOrganizations(t *testing.T) {
 			if !e.keyVerifies(key) {
 				t.Fatal("the organisation key does not verify")
 			}
+			// The key's viewer is the organisation, as verify answers:
+			// no user, the organisation and the member who made it.
+			var viewer struct {
+				UserID    *string `json:"userId"`
+				OrgID     *string `json:"orgId"`
+				CreatedBy *string `json:"createdBy"`
+			}
+			status, res := e.gql(hdr("X-Api-Key", key), `{ viewer { userId orgId createdBy } }`, nil)
+			if status != http.StatusOK || len(res.Errors) > 0 {
+				t.Fatalf("viewer of an organisation key: %d %+v", status, res)
+			}
+			res.decodeField(t, "viewer", &viewer)
+			if viewer.UserID != nil || viewer.OrgID == nil || *viewer.OrgID != o.ID || viewer.CreatedBy == nil || *viewer.CreatedBy != "key-bob" {
+				t.Errorf("viewer of an organisation key: %+v, want no user, org %s, created by key-bob", viewer, o.ID)
+			}
 			// Every member lists it; it is nobody's personal key.
 			for _, tok := range []string{alice, bob, carol} {
 				if keys := e.gqlKeysOf(tok, o.ID); len(keys) != 1 || keys[0] != k {

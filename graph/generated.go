@@ -237,6 +237,8 @@ type ComplexityRoot struct {
 	Viewer struct {
 		APIKey     func(childComplexity int) int
 		AuthMethod func(childComplexity int) int
+		CreatedBy  func(childComplexity int) int
+		OrgID      func(childComplexity int) int
 		Scopes     func(childComplexity int) int
 		UserID     func(childComplexity int) int
 	}
@@ -293,6 +295,9 @@ type RateLimitResolver interface {
 	PeriodSeconds(ctx context.Context, obj *apikey.RateLimit) (int, error)
 }
 type ViewerResolver interface {
+	UserID(ctx context.Context, obj *apikey.Principal) (*string, error)
+	OrgID(ctx context.Context, obj *apikey.Principal) (*string, error)
+	CreatedBy(ctx context.Context, obj *apikey.Principal) (*string, error)
 	AuthMethod(ctx context.Context, obj *apikey.Principal) (model.AuthMethod, error)
 	APIKey(ctx context.Context, obj *apikey.Principal) (*apikey.APIKey, error)
 }
@@ -1172,6 +1177,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Viewer.AuthMethod(childComplexity), true
+	case "Viewer.createdBy":
+		if e.ComplexityRoot.Viewer.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.CreatedBy(childComplexity), true
+	case "Viewer.orgId":
+		if e.ComplexityRoot.Viewer.OrgID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Viewer.OrgID(childComplexity), true
 	case "Viewer.scopes":
 		if e.ComplexityRoot.Viewer.Scopes == nil {
 			break
@@ -1479,7 +1496,16 @@ enum AuthMethod {
 
 "Who is calling."
 type Viewer {
-  userId: ID!
+  """
+  The signed-in user, or the owner of a personal key; null for an
+  organisation's key, which acts for its organisation (orgId), as
+  GET /auth/verify answers user_id null.
+  """
+  userId: ID
+  "The organisation that owns the key the caller authenticated with; null but for an organisation key."
+  orgId: ID
+  "The member who made the organisation key the caller authenticated with; null but for an organisation key."
+  createdBy: ID
   authMethod: AuthMethod!
   "The key the caller authenticated with, when it used one."
   apiKey: ApiKey
@@ -2180,6 +2206,10 @@ func (ec *executionContext) childFields_Viewer(ctx context.Context, field graphq
 	switch field.Name {
 	case "userId":
 		return ec.fieldContext_Viewer_userId(ctx, field)
+	case "orgId":
+		return ec.fieldContext_Viewer_orgId(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Viewer_createdBy(ctx, field)
 	case "authMethod":
 		return ec.fieldContext_Viewer_authMethod(ctx, field)
 	case "apiKey":
@@ -6244,18 +6274,64 @@ func (ec *executionContext) _Viewer_userId(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Viewer_userId(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.UserID, nil
+			return ec.Resolvers.Viewer().UserID(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNID2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Viewer_userId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Viewer", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("Viewer", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Viewer_orgId(ctx context.Context, field graphql.CollectedField, obj *apikey.Principal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_orgId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Viewer().OrgID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_orgId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Viewer_createdBy(ctx context.Context, field graphql.CollectedField, obj *apikey.Principal) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Viewer_createdBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Viewer().CreatedBy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Viewer_createdBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Viewer", field, true, true, "ID")
 }
 
 func (ec *executionContext) _Viewer_authMethod(ctx context.Context, field graphql.CollectedField, obj *apikey.Principal) (ret graphql.Marshaler) {
@@ -9223,10 +9299,23 @@ func (ec *executionContext) _Viewer(ctx context.Context, sel ast.SelectionSet, o
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Viewer")
 		case "userId":
-			out.Values[i] = ec._Viewer_userId(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Viewer_userId(ctx, field, obj)
+				})
+		case "orgId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Viewer_orgId(ctx, field, obj)
+				})
+		case "createdBy":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Viewer_createdBy(ctx, field, obj)
+				})
 		case "authMethod":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,

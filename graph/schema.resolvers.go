@@ -162,6 +162,18 @@ func (r *rateLimitResolver) PeriodSeconds(ctx context.Context, obj *apikey.RateL
 	return model.PeriodSeconds(obj), nil
 }
 
+func (r *viewerResolver) UserID(ctx context.Context, obj *apikey.Principal) (*string, error) {
+	return model.OptionalID(obj.UserID), nil
+}
+
+func (r *viewerResolver) OrgID(ctx context.Context, obj *apikey.Principal) (*string, error) {
+	return model.OptionalID(obj.OrgID), nil
+}
+
+func (r *viewerResolver) CreatedBy(ctx context.Context, obj *apikey.Principal) (*string, error) {
+	return model.OptionalID(obj.CreatedBy), nil
+}
+
 func (r *viewerResolver) AuthMethod(ctx context.Context, obj *apikey.Principal) (model.AuthMethod, error) {
 	if obj.Method == apikey.MethodAPIKey {
 		return model.AuthMethodAPIKey, nil

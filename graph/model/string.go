@@ -21,3 +21,11 @@ func UnmarshalString(v any) (string, error) {
 	}
 	return s, nil
 }
+
+// OptionalID is id as a nullable ID: nil when empty.
+func OptionalID(id string) *string {
+	if id == "" {
+		return nil
+	}
+	return &id
+}
