@@ -162,8 +162,9 @@ func (e *testEnv) sendRaw(r rawRequest) response {
 }
 
 // rememberMinted remembers every secret an answer hands out: an API key
-// ("key", from REST or GraphQL) or a login token ("access_token", from
-// /auth/login), wherever it sits in a JSON body. Every answer the harness
+// ("key", from REST or GraphQL), a login token ("access_token", from
+// /auth/login) or an invitation's token ("token", from REST or GraphQL),
+// wherever it sits in a JSON body. Every answer the harness
 // reads passes through it, so no key or token a test has the server mint
 // can reach the log unnoticed, however the test asked for it.
 func (e *testEnv) rememberMinted(body []byte) {
@@ -176,7 +177,7 @@ func (e *testEnv) rememberMinted(body []byte) {
 		switch v := v.(type) {
 		case map[string]any:
 			for name, m := range v {
-				if s, ok := m.(string); ok && (name == "key" || name == "access_token") {
+				if s, ok := m.(string); ok && (name == "key" || name == "access_token" || name == "token") {
 					e.remember(s)
 				}
 				walk(m)
@@ -225,6 +226,12 @@ func TestHarnessRemembersMintedSecrets(t *testing.T) {
 	session, _ := res.JSON(t)["session"].(map[string]any)
 	access, _ := session["access_token"].(string)
 	remembered("a login token", access)
+
+	res = e.do("POST", "/auth/orgs", bearer(tok), str(`{"name":"Harness"}`))
+	org, _ := res.JSON(t)["id"].(string)
+	res = e.do("POST", "/auth/orgs/"+org+"/invitations", bearer(tok), str(`{"role":"member"}`))
+	invitation, _ := res.JSON(t)["token"].(string)
+	remembered("an invitation's token", invitation)
 }
 
 // listedRaw returns the key id as GET /auth/api-keys lists it, raw.
