@@ -78,6 +78,18 @@ func Authenticated(authn *auth.Authenticator, log *slog.Logger) func(http.Handle
 	return func(h http.Handler) http.Handler { return authn.Optional(h, refuse) }
 }
 
+// requireJWT answers JWT_REQUIRED (or the authentication's error) and
+// returns false unless the request signed in with a login token. A route
+// that reads a body checks it first, so that a key learns nothing from the
+// body's validation.
+func requireJWT(w http.ResponseWriter, r *http.Request, log *slog.Logger) bool {
+	if _, err := apikey.RequireJWT(r.Context()); err != nil {
+		httpx.WriteError(w, r, log, err)
+		return false
+	}
+	return true
+}
+
 // ownCredential is the authentication of a route that checks its own
 // credential: none before its handler.
 func ownCredential(h http.Handler) http.Handler { return h }
@@ -165,8 +177,7 @@ type createdJSON struct {
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	// Permission is checked before the body is read, so a caller who may
 	// not create keys learns nothing from body validation.
-	if _, err := apikey.RequireJWT(r.Context()); err != nil {
-		httpx.WriteError(w, r, a.log, err)
+	if !requireJWT(w, r, a.log) {
 		return
 	}
 	in, err := decodeCreate(w, r)

@@ -131,20 +131,8 @@ func (o *Orgs) fail(w http.ResponseWriter, r *http.Request, err error) {
 	httpx.WriteError(w, r, o.log, err)
 }
 
-// requireJWT answers JWT_REQUIRED (or the authentication's error) and
-// returns false unless the request signed in with a login token: checked
-// before a body is read, as on keys, so that a key learns nothing from
-// body validation.
-func (o *Orgs) requireJWT(w http.ResponseWriter, r *http.Request) bool {
-	if _, err := apikey.RequireJWT(r.Context()); err != nil {
-		o.fail(w, r, err)
-		return false
-	}
-	return true
-}
-
 func (o *Orgs) create(w http.ResponseWriter, r *http.Request) {
-	if !o.requireJWT(w, r) {
+	if !requireJWT(w, r, o.log) {
 		return
 	}
 	name, err := decodeStringField(w, r, "name", errOrgName)
@@ -194,7 +182,7 @@ func (o *Orgs) get(w http.ResponseWriter, r *http.Request) {
 // update answers PATCH /auth/orgs/{org}: name, max_key_lifetime_seconds or
 // both; other fields are ignored.
 func (o *Orgs) update(w http.ResponseWriter, r *http.Request) {
-	if !o.requireJWT(w, r) {
+	if !requireJWT(w, r, o.log) {
 		return
 	}
 	var in org.UpdateInput
@@ -259,7 +247,7 @@ func (o *Orgs) members(w http.ResponseWriter, r *http.Request) {
 // updateMember answers PATCH /auth/orgs/{org}/members/{user_id}: the
 // member's new role.
 func (o *Orgs) updateMember(w http.ResponseWriter, r *http.Request) {
-	if !o.requireJWT(w, r) {
+	if !requireJWT(w, r, o.log) {
 		return
 	}
 	role, err := decodeStringField(w, r, "role", errRoleRequired)
@@ -288,7 +276,7 @@ func (o *Orgs) removeMember(w http.ResponseWriter, r *http.Request) {
 // invite answers POST /auth/orgs/{org}/invitations {"role", "email"}: 201
 // with the invitation's token, shown this once.
 func (o *Orgs) invite(w http.ResponseWriter, r *http.Request) {
-	if !o.requireJWT(w, r) {
+	if !requireJWT(w, r, o.log) {
 		return
 	}
 	var in org.InvitationInput
@@ -340,7 +328,7 @@ func (o *Orgs) revokeInvitation(w http.ResponseWriter, r *http.Request) {
 // accept answers POST /auth/invitations/accept {"token"}: the caller joins
 // the organisation, which the answer shows as GET /auth/orgs/{org} would.
 func (o *Orgs) accept(w http.ResponseWriter, r *http.Request) {
-	if !o.requireJWT(w, r) {
+	if !requireJWT(w, r, o.log) {
 		return
 	}
 	token, err := decodeStringField(w, r, "token", errTokenRequired)

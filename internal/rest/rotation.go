@@ -14,8 +14,7 @@ import (
 // roll answers POST /auth/api-keys/{id}/roll: 201 with the new key, as a
 // create does, plus rolled_from.
 func (a *API) roll(w http.ResponseWriter, r *http.Request) {
-	if _, err := apikey.RequireJWT(r.Context()); err != nil {
-		httpx.WriteError(w, r, a.log, err)
+	if !requireJWT(w, r, a.log) {
 		return
 	}
 	grace, err := decodeRoll(w, r)
@@ -62,8 +61,7 @@ func decodeRoll(w http.ResponseWriter, r *http.Request) (time.Duration, error) {
 // update answers PATCH /auth/api-keys/{id}: any subset of the fields a
 // key's owner may change (docs/usage-policy.md).
 func (a *API) update(w http.ResponseWriter, r *http.Request) {
-	if _, err := apikey.RequireJWT(r.Context()); err != nil {
-		httpx.WriteError(w, r, a.log, err)
+	if !requireJWT(w, r, a.log) {
 		return
 	}
 	in, err := decodeUpdate(w, r)
