@@ -998,41 +998,30 @@ keyDialog.addEventListener('close', () => {
 
 // Revoke
 
-const revokeDialog = $('revoke-dialog');
-let revoking = null;
-
+// Revoking a key is confirmed in the one confirmation dialog (confirmAction).
 function askRevoke(k) {
-  revoking = k;
-  $('revoke-name').textContent = labelOf(k);
-  showFormError('revoke-error', '');
-  revokeDialog.showModal();
+  const label = labelOf(k);
+  let note = `Revoked ${label}.`;
+  confirmAction({
+    title: `Revoke ${label}?`,
+    text: 'Anything that uses this key stops working at once. This cannot be undone.',
+    ok: 'Revoke key',
+    run: async () => {
+      try {
+        await graphql(REVOKE_KEY, { id: k.id });
+      } catch (err) {
+        if (err.code !== 'NOT_FOUND') throw err;
+        note = `${label} was already revoked.`;
+      }
+    },
+    done: () => {
+      keys = keys.filter((x) => x.id !== k.id);
+      renderKeys();
+      $('create-open').focus();
+      announce(note);
+    },
+  });
 }
-
-$('revoke-confirm').addEventListener('click', async (e) => {
-  const k = revoking;
-  if (!k) return;
-  showFormError('revoke-error', '');
-  let note = `Revoked ${labelOf(k)}.`;
-  try {
-    await busy(e.currentTarget, () => graphql(REVOKE_KEY, { id: k.id }));
-  } catch (err) {
-    if (err.code !== 'NOT_FOUND') {
-      handle(err, (msg) => showFormError('revoke-error', msg));
-      return;
-    }
-    note = `${labelOf(k)} was already revoked.`;
-  }
-  keys = keys.filter((x) => x.id !== k.id);
-  renderKeys();
-  revoking = null;
-  revokeDialog.close();
-  $('create-open').focus();
-  announce(note);
-});
-
-revokeDialog.addEventListener('close', () => {
-  revoking = null;
-});
 
 // Roll
 
@@ -1563,7 +1552,7 @@ roleDialog.addEventListener('close', () => {
   roleOf = null;
 });
 
-// Remove, leave, delete, withdraw: one confirmation dialog
+// Revoke, remove, leave, delete, withdraw: one confirmation dialog
 
 const confirmDialog = $('confirm-dialog');
 let confirming = null;
