@@ -235,7 +235,8 @@ func TestUsageRanges(t *testing.T) {
 				{"to=2026-13-01T00:00:00Z", "to"},
 				{"from=" + ts(hour.Add(-time.Hour+time.Second)), "from"},
 				{"to=" + ts(hour.Add(30*time.Minute)), "to"},
-				{"granularity=day&from=" + ts(hour.Add(-24*time.Hour)) + "&to=" + ts(hour.Truncate(24*time.Hour).Add(24*time.Hour)), "from"},
+				// From 01:00 UTC: never a day's start, whatever the hour of the run.
+				{"granularity=day&from=" + ts(hour.Truncate(24*time.Hour).Add(-23*time.Hour)) + "&to=" + ts(hour.Truncate(24*time.Hour).Add(24*time.Hour)), "from"},
 				{"from=" + ts(hour) + "&to=" + ts(hour.Add(-time.Hour)), "from"},
 				{"from=" + ts(hour.Add(-745*time.Hour)) + "&to=" + ts(hour), "744"},
 				{"granularity=day&from=" + ts(hour.Truncate(24*time.Hour).AddDate(0, 0, -367)), "366"},
